@@ -1,0 +1,152 @@
+/*
+ * conf.h: the configuration of every tempomx process.
+ *
+ * One table (conf_keys[] in src/common/conf.c) lists every key: its name,
+ * type, default, limits, the process that uses it and a one-line
+ * description. The parser, "tempomxd -n" and the check that tempomx.conf(5)
+ * documents every key all read that table. Adding a key = one field in
+ * struct config + one row in the table + one entry in the man page.
+ *
+ * File syntax: "key = value" lines, '#' starts a comment (at line start or
+ * after white space), blank lines ignored, a line that starts with white
+ * space continues the previous value. List keys take white-space or comma
+ * separated items; "listen" may be given on several lines (they add up).
+ * An unknown key or a bad value is an error "file:line: message".
+ */
+#ifndef TEMPOMX_CONF_H
+#define TEMPOMX_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+
+struct strlist {
+	char **v;
+	size_t n;
+};
+
+struct cidrlist {
+	struct cidr *v;
+	size_t n;
+};
+
+/* One "listen" line: "ADDR:PORT [option ...]". Options: "timing=off"
+ * (exempt from the timing classifier, e.g. a submission port). */
+struct listen_conf {
+	char *text; /* as written, for logs and -n */
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	int timing; /* 1 = classifier on (default), 0 = off */
+};
+
+struct listenlist {
+	struct listen_conf *v;
+	size_t n;
+};
+
+enum bare_lf_mode { BARE_LF_REJECT = 0, BARE_LF_NORMALIZE = 1 };
+
+struct config {
+	/* general */
+	char *hostname;      /* default: the system's host name */
+	char *user;          /* unprivileged user the children run as */
+	char *spool_directory;
+	char *pid_file;       /* default: <spool_directory>/tempomxd.pid */
+	char *syslog_facility;
+	int64_t shutdown_grace; /* seconds */
+
+	/* smtpd: listeners, domains, relay control */
+	struct listenlist listen;
+	char *banner; /* text after "220 hostname " */
+	struct strlist local_domains;
+	struct strlist relay_domains;
+	struct cidrlist mynetworks;
+	int allow_address_literals;
+
+	/* smtpd: limits */
+	uint64_t message_size_limit;
+	int64_t line_length_limit;
+	uint64_t header_size_limit;
+	int64_t max_recipients;
+	int64_t max_connections;
+	int64_t max_connections_per_client;
+	int64_t max_errors;
+	int64_t command_timeout; /* seconds */
+	int64_t data_timeout;    /* seconds */
+	int bare_lf;             /* enum bare_lf_mode */
+
+	/* smtpd: TLS */
+	int smtp_tls;
+	char *tls_cert_file; /* "" = self-signed in <spool>/tls/ */
+	char *tls_key_file;
+
+	/* spool */
+	int64_t spool_writers;
+	int64_t queue_rescan_interval; /* seconds */
+
+	/* scanner */
+	int scan;
+
+	/* delivery */
+	char *maildir;      /* template: %u local part, %d domain, %% */
+	int maildir_crlf;   /* keep CRLF line ends in Maildir files */
+	int64_t retry_min;  /* seconds */
+	int64_t delivery_threads;
+};
+
+enum conf_type {
+	CONF_STRING,
+	CONF_PATH,     /* string; must be absolute when non-empty */
+	CONF_INT,      /* int64_t within [min, max] */
+	CONF_SIZE,     /* uint64_t bytes, k/M/G suffixes */
+	CONF_DURATION, /* int64_t seconds, s/m/h/d/w suffixes */
+	CONF_BOOL,     /* int */
+	CONF_ENUM,     /* int, index into enum_values */
+	CONF_DOMAINS,  /* struct strlist of valid domains, lower-cased */
+	CONF_CIDRS,    /* struct cidrlist */
+	CONF_LISTEN,   /* struct listenlist; repeated lines add up */
+};
+
+struct conf_key {
+	const char *name;
+	enum conf_type type;
+	size_t offset; /* offsetof(struct config, field) */
+	const char *def; /* default, as it would be written in the file */
+	int64_t min, max; /* CONF_INT, CONF_DURATION, CONF_SIZE limits */
+	const char *const *enum_values; /* CONF_ENUM, NULL-terminated */
+	const char *process; /* "all", "smtpd", "scanner", "delivery", "master" */
+	const char *description;
+};
+
+extern const struct conf_key conf_keys[];
+extern const size_t conf_nkeys;
+
+/* Fill *cf with the built-in defaults. */
+void conf_defaults(struct config *cf);
+/* Read path over the defaults. Returns 0, or -1 with "path:line: message"
+ * (or "path: strerror") in err. On error *cf is freed and zeroed. */
+int conf_load(const char *path, struct config *cf, char *err, size_t errlen);
+/* Parse configuration text (for tests and fuzzing); name is used in
+ * messages. Same contract as conf_load(). */
+int conf_parse_buffer(const char *name, const char *text, size_t len, struct config *cf,
+		      char *err, size_t errlen);
+/* Apply one "key=value" override (tempomxd -o). Same error contract; the
+ * error names "-o". Call after conf_load(). */
+int conf_set(struct config *cf, const char *assignment, char *err, size_t errlen);
+/* Checks across keys (e.g. listen must not be empty) after all overrides. */
+int conf_finish(struct config *cf, char *err, size_t errlen);
+/* Write "key = value" for every key whose value differs from its default. */
+void conf_print_changed(const struct config *cf, FILE *fp);
+/* Write every key with its current value (tempomxd -nn). */
+void conf_print_all(const struct config *cf, FILE *fp);
+void conf_free(struct config *cf);
+
+/* Helpers used by every process. */
+int conf_is_local_domain(const struct config *cf, const char *domain);
+int conf_is_relay_domain(const struct config *cf, const char *domain);
+int conf_in_mynetworks(const struct config *cf, const struct sockaddr *sa);
+
+#endif

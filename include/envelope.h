@@ -1,0 +1,106 @@
+/*
+ * envelope.h: the envelope block at the head of every spool file.
+ *
+ * A spool file is the envelope block followed by the message exactly as
+ * received (dot-unstuffed, CRLF line ends, our Received: header first).
+ * The block is text, one "key value" line each, ending with a line "end":
+ *
+ *   tempomx-envelope 1
+ *   id 0692A5B3C0001F00A1001
+ *   arrival 1795673962.123456
+ *   ...
+ *   rcpt pending 0 0 0 alice@example.test
+ *   rcpt-reply 250 2.0.0 ok            (optional, follows its rcpt line)
+ *   size 00000000000000002048
+ *   end
+ *
+ * Values are escaped so that a line never holds CR, LF, NUL or other
+ * control octets ("%XX", and "%" itself as "%25"). The size field has a
+ * fixed width so it can be patched in place once the body is complete,
+ * before the file is fsync'd and becomes visible (see spool.c).
+ * Unknown keys are an error for the same major version: a file we cannot
+ * fully understand is moved to corrupt/, never guessed at.
+ */
+#ifndef TEMPOMX_ENVELOPE_H
+#define TEMPOMX_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queueid.h"
+
+#define ENVELOPE_VERSION 1
+#define ENVELOPE_SIZE_WIDTH 20
+
+enum rcpt_status { RCPT_PENDING = 0, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED };
+
+struct rcpt {
+	char *addr;          /* "local@domain" as received, no brackets */
+	char *orcpt;         /* DSN ORCPT parameter, or NULL */
+	enum rcpt_status status;
+	int attempts;
+	int64_t last_attempt; /* seconds since the epoch, 0 = never */
+	int64_t next_retry;   /* seconds since the epoch, 0 = now */
+	char *last_reply;    /* last reply text (e.g. remote "550 5.1.1 ..."), or NULL */
+};
+
+enum msg_class { CLASS_HI = 0, CLASS_LO = 1 };
+
+struct envelope {
+	int version;
+	char id[QUEUEID_SIZE];
+	int64_t arrival_usec;   /* wall clock, microseconds since the epoch */
+	char *client_addr;      /* numeric; "" for locally generated mail */
+	unsigned client_port;
+	char *client_name;      /* reverse name or "unknown" */
+	char *helo;
+	char *protocol;         /* SMTP, ESMTP, ESMTPS, LOCAL */
+	char *tls;              /* "TLSv1.3 TLS_AES_256_GCM_SHA384 256/256" or NULL */
+	char *sender;           /* "" for the null sender */
+	char *body_type;        /* "7BIT", "8BITMIME" or NULL */
+	int smtputf8;
+	char *envid;            /* DSN ENVID or NULL */
+	char *ret;              /* DSN RET (FULL/HDRS) or NULL */
+	struct rcpt *rcpts;
+	size_t nrcpt;
+	uint64_t size;          /* octets of the message after the block */
+	enum msg_class class;
+	char *verdict;          /* "unclassified", "good", "suspect", "junk" */
+	int score;
+	char *reasons;          /* plain words, "; " separated, or NULL */
+	char *history;          /* history prediction: "new", "good", "junk" or NULL */
+	int attempts;           /* delivery attempts of the message */
+	int64_t next_retry;     /* seconds since the epoch, 0 = as soon as possible */
+	char *scan_result;      /* "clean", "infected NAME", "off", or NULL */
+	char *bounce_of;        /* queue ID this bounce reports on, or NULL */
+};
+
+/* Zero-initialise *env (version, verdict "unclassified", class hi). */
+void envelope_init(struct envelope *env);
+void envelope_free(struct envelope *env);
+/* Append a recipient with status pending. Returns its index. */
+size_t envelope_add_rcpt(struct envelope *env, const char *addr, const char *orcpt);
+/* Deep copy. */
+void envelope_copy(struct envelope *dst, const struct envelope *src);
+
+/* Render the block. Returns a malloc'd buffer of *lenp octets; *size_off
+ * (if not NULL) receives the offset of the fixed-width size digits. */
+char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off);
+/* Write the fixed-width decimal of size into buf (ENVELOPE_SIZE_WIDTH). */
+void envelope_format_size(char *buf, uint64_t size);
+
+/* Parse a block at the start of buf. On success returns 0, fills *env and
+ * sets *body_off to the offset of the first message octet. On failure
+ * returns -1 with a message in err ("line 3: unknown key 'foo'"). */
+int envelope_parse(const char *buf, size_t len, struct envelope *env, size_t *body_off, char *err,
+		   size_t errlen);
+/* Read and parse the block from an open spool file (reads only as much as
+ * needed). Same contract; *body_off is the file offset of the message. */
+int envelope_read_fd(int fd, struct envelope *env, size_t *body_off, char *err, size_t errlen);
+
+const char *rcpt_status_name(enum rcpt_status s);
+const char *msg_class_name(enum msg_class c);
+/* Number of recipients still pending or deferred. */
+size_t envelope_pending(const struct envelope *env);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * spool.h: the on-disk queue shared by all stages.
+ *
+ * Every hand-off between stages is a rename of an fsync'd file followed by
+ * an fsync of the destination directory; only src/spool/ calls rename() or
+ * unlink() on spool files. See src/spool/spool.c for the crash-safety
+ * argument.
+ *
+ *   spool.c   directory layout, create/commit/move/update/remove, listing
+ *   commit.c  writer thread pool: fsyncs off the event loop (smtpd)
+ *   watch.c   inotify + periodic rescan of queue directories (libevent)
+ */
+#ifndef TEMPOMX_SPOOL_H
+#define TEMPOMX_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "envelope.h"
+#include "queueid.h"
+
+struct event_base;
+
+enum spool_queue {
+	Q_INCOMING = 0,
+	Q_HI,
+	Q_LO,
+	Q_OUT,
+	Q_DEFERRED,
+	Q_HOLD,
+	Q_QUARANTINE,
+	Q_CORRUPT,
+	Q_COUNT
+};
+
+/* Open handles on one spool; one per process (or per thread that needs
+ * its own; the struct is read-only after spool_open and may be shared). */
+struct spool {
+	char *path;
+	int dirfd[Q_COUNT]; /* O_DIRECTORY descriptors of each queue */
+	int rootfd;
+};
+
+/* "incoming", "hi", ... */
+const char *spool_queue_name(enum spool_queue q);
+/* Reverse of spool_queue_name(); -1 if unknown. */
+int spool_queue_from_name(const char *name);
+
+/* Master, at start-up, as root: create the spool root and every queue
+ * directory (and db/, tls/) with mode 0700 owned by uid/gid; check that
+ * existing ones are not group/world writable. Returns 0 or -1 with err. */
+int spool_prepare(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen);
+/* Open the queue directories. Returns 0 or -1 (errno set). */
+int spool_open(struct spool *sp, const char *path);
+void spool_close(struct spool *sp);
+/* Remove files left in incoming/ (they never got a 250). Returns count. */
+int spool_clean_incoming(struct spool *sp);
+
+/* A message being received. */
+struct spool_file {
+	int fd;
+	char id[QUEUEID_SIZE];
+	off_t size_off;   /* file offset of the fixed-width size field */
+	off_t body_start; /* file offset of the first message octet */
+};
+
+/* Create incoming/<new id> (O_EXCL, 0600) and write the envelope block.
+ * env->id is set to the new ID. Returns 0 or -1 (errno set, nothing left). */
+int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf);
+/* Append message octets (blocking write to the page cache). */
+int spool_write(struct spool_file *sf, const void *buf, size_t len);
+/* Finish: patch the size, fsync the file, close it, rename it into dest
+ * and fsync dest. Blocking: run it off the event loop (commit.c). Returns 0,
+ * or -1 with errno set and the incoming file removed. */
+int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum spool_queue dest);
+/* Give up on a message being received: close and unlink. */
+void spool_abort(struct spool *sp, struct spool_file *sf);
+
+/* Move a file between queues: rename, then fsync the destination (and the
+ * source) directory. Returns 0, or -1 with errno (ENOENT: someone else
+ * took it). */
+int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to);
+/* Read the envelope of q/id. Returns 0, -1 with errno (ENOENT), or -2 when
+ * the file cannot be parsed: it has then been moved to corrupt/ with a log
+ * line. *body_off receives the message offset. */
+int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+	       size_t *body_off);
+/* Open q/id read-only and parse its envelope; on success the caller owns
+ * *fdp, positioned nowhere in particular. Same return values as
+ * spool_read(). */
+int spool_open_message(struct spool *sp, enum spool_queue q, const char *id,
+		       struct envelope *env, size_t *body_off, int *fdp);
+/* Rewrite q/id with a new envelope and the same message, optionally with
+ * extra header text (CRLF-terminated lines) put before the message, into
+ * queue dest (dest may equal q): new file in incoming/, fsync, rename over,
+ * fsync. Returns 0 or -1 (errno set; the old file is untouched). */
+int spool_update(struct spool *sp, enum spool_queue q, const char *id,
+		 const struct envelope *env, const char *prepend, enum spool_queue dest);
+/* Remove q/id durably (unlink + fsync dir). */
+int spool_remove(struct spool *sp, enum spool_queue q, const char *id);
+/* Move a file that cannot be parsed to corrupt/ and log why. */
+void spool_corrupt(struct spool *sp, enum spool_queue q, const char *id, const char *why);
+
+/* List the queue IDs in q, sorted (= by arrival). Returns the count and a
+ * malloc'd array of QUEUEID_SIZE strings in *ids (free with free()).
+ * Names that are not queue IDs are ignored. */
+size_t spool_list(struct spool *sp, enum spool_queue q, char (**ids)[QUEUEID_SIZE]);
+/* Count files in q without sorting. */
+size_t spool_count(struct spool *sp, enum spool_queue q);
+
+/*
+ * commit.c: a pool of writer threads that run spool_commit() so the smtpd
+ * event loop never waits for a disk flush; parallel fsyncs are what make a
+ * durable spool fast. The completion callback runs in the event loop.
+ */
+struct commit_pool;
+typedef void (*commit_done_fn)(void *arg, int error); /* error: 0 or errno */
+
+struct commit_pool *commit_pool_new(struct event_base *base, struct spool *sp, int nthreads);
+/* Takes over sf (its descriptor is closed by the pool). */
+void commit_pool_submit(struct commit_pool *pool, struct spool_file *sf, uint64_t size,
+			enum spool_queue dest, commit_done_fn done, void *arg);
+/* Cancel the callback for arg (the session went away); the commit itself
+ * still completes, so the mail is not lost. */
+void commit_pool_forget(struct commit_pool *pool, void *arg);
+/* Wait for every queued commit, then stop the threads. */
+void commit_pool_free(struct commit_pool *pool);
+size_t commit_pool_pending(struct commit_pool *pool);
+
+/*
+ * watch.c: learn of new files in queue directories by inotify (files
+ * renamed in), with a periodic full rescan as a safety net. The callback
+ * runs in the event loop, once per file seen (possibly more than once for
+ * the same file: callers must tolerate ENOENT and duplicates).
+ */
+struct spool_watch;
+typedef void (*watch_fn)(void *arg, enum spool_queue q, const char *id);
+
+/* Watch the queues whose bits (1 << q) are set in mask. A rescan of all
+ * of them happens at once (start-up) and then every interval seconds. */
+struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, unsigned mask,
+				    int64_t interval, watch_fn fn, void *arg);
+/* Force a rescan now (e.g. after SIGHUP or a flush request). */
+void spool_watch_rescan(struct spool_watch *w);
+void spool_watch_free(struct spool_watch *w);
+
+#endif
