@@ -91,7 +91,7 @@ struct config {
 	int scan;
 
 	/* delivery */
-	char *maildir;      /* template: %u local part, %d domain, %% */
+	char *maildir;      /* template: %u local part, %d domain, %a address, %% */
 	int maildir_crlf;   /* keep CRLF line ends in Maildir files */
 	int64_t retry_min;  /* seconds */
 	int64_t delivery_threads;
@@ -124,25 +124,38 @@ struct conf_key {
 extern const struct conf_key conf_keys[];
 extern const size_t conf_nkeys;
 
-/* Fill *cf with the built-in defaults. */
+/* Fill *cf with the built-in defaults (*cf need not be initialised). */
 void conf_defaults(struct config *cf);
-/* Read path over the defaults. Returns 0, or -1 with "path:line: message"
- * (or "path: strerror") in err. On error *cf is freed and zeroed. */
+/* Read path over the defaults: *cf need not be initialised, it is filled
+ * with the defaults first. Returns 0, or -1 with "path:line: message"
+ * (or "path: strerror") in err. On error *cf is freed and zeroed.
+ * The first "listen" line of the file replaces the built-in listeners. */
 int conf_load(const char *path, struct config *cf, char *err, size_t errlen);
 /* Parse configuration text (for tests and fuzzing); name is used in
  * messages. Same contract as conf_load(). */
 int conf_parse_buffer(const char *name, const char *text, size_t len, struct config *cf,
 		      char *err, size_t errlen);
 /* Apply one "key=value" override (tempomxd -o). Same error contract; the
- * error names "-o". Call after conf_load(). */
+ * error names "-o". Call after conf_load(). The value is taken as is (no
+ * comments), unless it is one double-quoted string; it replaces the old
+ * value, for listen too. */
 int conf_set(struct config *cf, const char *assignment, char *err, size_t errlen);
-/* Checks across keys (e.g. listen must not be empty) after all overrides. */
+/* Checks across keys (e.g. listen must not be empty) after all overrides;
+ * fills in the derived defaults (hostname, pid_file). Same error contract:
+ * on error *cf is freed and zeroed. */
 int conf_finish(struct config *cf, char *err, size_t errlen);
 /* Write "key = value" for every key whose value differs from its default. */
 void conf_print_changed(const struct config *cf, FILE *fp);
 /* Write every key with its current value (tempomxd -nn). */
 void conf_print_all(const struct config *cf, FILE *fp);
+/* Free everything *cf holds and zero it; safe on a zeroed config. */
 void conf_free(struct config *cf);
+/* The key named name, or NULL. */
+const struct conf_key *conf_find_key(const char *name);
+/* The value of one key as it would be written in the file, unquoted
+ * (allocated; the caller frees it). Two configs hold the same value for a
+ * key when these strings are equal. */
+char *conf_value_string(const struct config *cf, const struct conf_key *k);
 
 /* Helpers used by every process. */
 int conf_is_local_domain(const struct config *cf, const char *domain);
