@@ -21,7 +21,13 @@
  * - Limits: message size (octets written), line length (including CR LF),
  *   header section size. Exceeding one marks the message for rejection;
  *   the parser keeps consuming to the end of the data so the session stays
- *   in step with the client, but writes nothing more to the sink.
+ *   in step with the client, but writes nothing more to the sink. The same
+ *   holds for every other cause (bare CR/LF in reject mode, sink failure).
+ * - Sizes count the octets written out (an unstuffed dot does not count, a
+ *   normalised bare CR/LF counts as CR LF). The header section is the
+ *   leading run of "name:" field lines and their continuations; it ends at
+ *   the empty line or the first line that is neither. Received: fields are
+ *   counted only there.
  */
 #ifndef TEMPOMX_DATA_H
 #define TEMPOMX_DATA_H
@@ -41,33 +47,35 @@ struct data_limits {
 /* Why a message must be refused once the data has ended (first cause wins). */
 enum data_error {
 	DATA_OK = 0,
-	DATA_ERR_SIZE,    /* 552 5.3.4 */
-	DATA_ERR_LINE,    /* line longer than max_line */
-	DATA_ERR_HEADER,  /* header section larger than max_header */
-	DATA_ERR_BARE,    /* bare CR or LF in reject mode */
-	DATA_ERR_SINK,    /* the sink returned -1 (e.g. ENOSPC): 451 4.3.0 */
+	DATA_ERR_SIZE,   /* 552 5.3.4 */
+	DATA_ERR_LINE,   /* line longer than max_line */
+	DATA_ERR_HEADER, /* header section larger than max_header */
+	DATA_ERR_BARE,   /* bare CR or LF in reject mode */
+	DATA_ERR_SINK,   /* the sink returned -1 (e.g. ENOSPC): 451 4.3.0 */
 };
 
 struct data_parser {
 	struct data_limits lim;
 	data_sink_fn sink;
 	void *sink_arg;
-	/* state (private) */
-	int state;
-	size_t line_len;
-	int in_header;
-	int seg_start;
-	char pending[8];
-	size_t npending;
+	/* state (private, data.c) */
+	int state;         /* position in the CR LF line structure */
+	int hstate;        /* position in the header section */
+	int seen_field;    /* a header field was seen, so a continuation may follow */
+	int name_received; /* the field name so far matches "Received" */
+	unsigned name_len; /* octets of the field name so far (stops at 9) */
+	size_t line_len;   /* octets of the current line, without its CR LF */
+	uint64_t hpending; /* octets of a line not yet known to be a header field */
+	uint64_t total;    /* octets of the message, written to the sink or not */
 	/* results (read after data_feed() reports done) */
 	enum data_error error;
-	uint64_t size;       /* octets written to the sink */
+	uint64_t size; /* octets written to the sink */
 	uint64_t header_size;
-	unsigned received;   /* Received: header lines seen (loop detection) */
-	unsigned bare_lf;    /* bare LF octets seen */
-	unsigned bare_cr;    /* bare CR octets seen */
-	unsigned nul;        /* NUL octets seen */
-	int eightbit;        /* an octet >= 0x80 was seen */
+	unsigned received; /* Received: header lines seen (loop detection) */
+	unsigned bare_lf;  /* bare LF octets seen */
+	unsigned bare_cr;  /* bare CR octets seen */
+	unsigned nul;      /* NUL octets seen */
+	int eightbit;      /* an octet >= 0x80 was seen */
 };
 
 void data_init(struct data_parser *dp, const struct data_limits *lim, data_sink_fn sink, void *arg);

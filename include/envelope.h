@@ -6,7 +6,7 @@
  * The block is text, one "key value" line each, ending with a line "end":
  *
  *   tempomx-envelope 1
- *   id 0692A5B3C0001F00A1001
+ *   id 06B07CF6A1E2400012F000
  *   arrival 1795673962.123456
  *   ...
  *   rcpt pending 0 0 0 alice@example.test
@@ -20,6 +20,12 @@
  * before the file is fsync'd and becomes visible (see spool.c).
  * Unknown keys are an error for the same major version: a file we cannot
  * fully understand is moved to corrupt/, never guessed at.
+ *
+ * Numbers (client-port, smtputf8, score, attempts, next-retry, the rcpt
+ * fields), id, arrival, class, sender and size are always written and
+ * required; any other string line is absent when the field is NULL. A NULL
+ * sender is written as the null sender "". The block, "end" line
+ * included, is at most ENVELOPE_MAX_BLOCK octets.
  */
 #ifndef TEMPOMX_ENVELOPE_H
 #define TEMPOMX_ENVELOPE_H
@@ -31,17 +37,18 @@
 
 #define ENVELOPE_VERSION 1
 #define ENVELOPE_SIZE_WIDTH 20
+#define ENVELOPE_MAX_BLOCK (1024 * 1024)
 
 enum rcpt_status { RCPT_PENDING = 0, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED };
 
 struct rcpt {
-	char *addr;          /* "local@domain" as received, no brackets */
-	char *orcpt;         /* DSN ORCPT parameter, or NULL */
+	char *addr;  /* "local@domain" as received, no brackets */
+	char *orcpt; /* DSN ORCPT parameter, or NULL */
 	enum rcpt_status status;
 	int attempts;
 	int64_t last_attempt; /* seconds since the epoch, 0 = never */
 	int64_t next_retry;   /* seconds since the epoch, 0 = now */
-	char *last_reply;    /* last reply text (e.g. remote "550 5.1.1 ..."), or NULL */
+	char *last_reply;     /* last reply text (e.g. remote "550 5.1.1 ..."), or NULL */
 };
 
 enum msg_class { CLASS_HI = 0, CLASS_LO = 1 };
@@ -49,30 +56,30 @@ enum msg_class { CLASS_HI = 0, CLASS_LO = 1 };
 struct envelope {
 	int version;
 	char id[QUEUEID_SIZE];
-	int64_t arrival_usec;   /* wall clock, microseconds since the epoch */
-	char *client_addr;      /* numeric; "" for locally generated mail */
+	int64_t arrival_usec; /* wall clock, microseconds since the epoch */
+	char *client_addr;    /* numeric; "" for locally generated mail */
 	unsigned client_port;
-	char *client_name;      /* reverse name or "unknown" */
+	char *client_name; /* reverse name or "unknown" */
 	char *helo;
-	char *protocol;         /* SMTP, ESMTP, ESMTPS, LOCAL */
-	char *tls;              /* "TLSv1.3 TLS_AES_256_GCM_SHA384 256/256" or NULL */
-	char *sender;           /* "" for the null sender */
-	char *body_type;        /* "7BIT", "8BITMIME" or NULL */
+	char *protocol;  /* SMTP, ESMTP, ESMTPS, LOCAL */
+	char *tls;       /* "TLSv1.3 TLS_AES_256_GCM_SHA384 256/256" or NULL */
+	char *sender;    /* "" for the null sender */
+	char *body_type; /* "7BIT", "8BITMIME" or NULL */
 	int smtputf8;
-	char *envid;            /* DSN ENVID or NULL */
-	char *ret;              /* DSN RET (FULL/HDRS) or NULL */
+	char *envid; /* DSN ENVID or NULL */
+	char *ret;   /* DSN RET (FULL/HDRS) or NULL */
 	struct rcpt *rcpts;
 	size_t nrcpt;
-	uint64_t size;          /* octets of the message after the block */
+	uint64_t size; /* octets of the message after the block */
 	enum msg_class class;
-	char *verdict;          /* "unclassified", "good", "suspect", "junk" */
+	char *verdict; /* "unclassified", "good", "suspect", "junk" */
 	int score;
-	char *reasons;          /* plain words, "; " separated, or NULL */
-	char *history;          /* history prediction: "new", "good", "junk" or NULL */
-	int attempts;           /* delivery attempts of the message */
-	int64_t next_retry;     /* seconds since the epoch, 0 = as soon as possible */
-	char *scan_result;      /* "clean", "infected NAME", "off", or NULL */
-	char *bounce_of;        /* queue ID this bounce reports on, or NULL */
+	char *reasons;      /* plain words, "; " separated, or NULL */
+	char *history;      /* history prediction: "new", "good", "junk" or NULL */
+	int attempts;       /* delivery attempts of the message */
+	int64_t next_retry; /* seconds since the epoch, 0 = as soon as possible */
+	char *scan_result;  /* "clean", "infected NAME", "off", or NULL */
+	char *bounce_of;    /* queue ID this bounce reports on, or NULL */
 };
 
 /* Zero-initialise *env (version, verdict "unclassified", class hi). */
@@ -91,12 +98,25 @@ void envelope_format_size(char *buf, uint64_t size);
 
 /* Parse a block at the start of buf. On success returns 0, fills *env and
  * sets *body_off to the offset of the first message octet. On failure
- * returns -1 with a message in err ("line 3: unknown key 'foo'"). */
+ * returns -1 with errno EBADMSG and a message in err ("line 3: unknown
+ * key 'foo'"); *env is then all zero, owning nothing (envelope_free() on
+ * it is harmless). */
 int envelope_parse(const char *buf, size_t len, struct envelope *env, size_t *body_off, char *err,
-		   size_t errlen);
+                   size_t errlen);
 /* Read and parse the block from an open spool file (reads only as much as
- * needed). Same contract; *body_off is the file offset of the message. */
+ * needed, from offset 0 with pread). Same contract; *body_off is the file
+ * offset of the message. A read error also returns -1, with the read's
+ * errno (never EBADMSG) and "read: ..." in err: only EBADMSG means the
+ * file itself is bad. */
 int envelope_read_fd(int fd, struct envelope *env, size_t *body_off, char *err, size_t errlen);
+
+/* The value escaping, exposed for tools that show raw values: every octet
+ * below 0x20, 0x7f and '%' becomes "%XX"; reversible for any byte string.
+ * envelope_escape() returns a malloc'd string. envelope_unescape() returns
+ * 0 and a malloc'd, NUL-terminated copy of the len decoded octets in *out
+ * (which may contain NUL), or -1 on a bad escape or a raw control octet. */
+char *envelope_escape(const void *data, size_t len);
+int envelope_unescape(const char *s, size_t len, char **out, size_t *outlen);
 
 const char *rcpt_status_name(enum rcpt_status s);
 const char *msg_class_name(enum msg_class c);

@@ -72,7 +72,10 @@ int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf);
 int spool_write(struct spool_file *sf, const void *buf, size_t len);
 /* Finish: patch the size, fsync the file, close it, rename it into dest
  * and fsync dest. Blocking: run it off the event loop (commit.c). Returns 0,
- * or -1 with errno set and the incoming file removed. */
+ * or -1 with errno set and the incoming file removed (EIO if the file's
+ * length is not body_start + size; EEXIST if dest already has the name).
+ * Only if the final directory fsync fails is the file left in dest with -1
+ * returned: no 250 is sent, so the worst case is a duplicate. */
 int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum spool_queue dest);
 /* Give up on a message being received: close and unlink. */
 void spool_abort(struct spool *sp, struct spool_file *sf);
@@ -83,20 +86,27 @@ void spool_abort(struct spool *sp, struct spool_file *sf);
 int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to);
 /* Read the envelope of q/id. Returns 0, -1 with errno (ENOENT), or -2 when
  * the file cannot be parsed: it has then been moved to corrupt/ with a log
- * line. *body_off receives the message offset. */
+ * line. *body_off (if not NULL) receives the message offset. A file is
+ * also corrupt when its envelope names another ID or its length differs
+ * from the size field. On failure *env is all zero, owning nothing. */
 int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
-	       size_t *body_off);
+               size_t *body_off);
 /* Open q/id read-only and parse its envelope; on success the caller owns
  * *fdp, positioned nowhere in particular. Same return values as
  * spool_read(). */
-int spool_open_message(struct spool *sp, enum spool_queue q, const char *id,
-		       struct envelope *env, size_t *body_off, int *fdp);
+int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+                       size_t *body_off, int *fdp);
 /* Rewrite q/id with a new envelope and the same message, optionally with
  * extra header text (CRLF-terminated lines) put before the message, into
- * queue dest (dest may equal q): new file in incoming/, fsync, rename over,
- * fsync. Returns 0 or -1 (errno set; the old file is untouched). */
-int spool_update(struct spool *sp, enum spool_queue q, const char *id,
-		 const struct envelope *env, const char *prepend, enum spool_queue dest);
+ * queue dest (dest may equal q): new file in incoming/, fsync, rename over
+ * q/id, then (if dest != q) rename on into dest, fsync. The id and size
+ * written come from the file, not from env. Returns 0 or -1 (errno set;
+ * EBADMSG if the old file cannot be parsed). A failure before the first
+ * rename leaves the old file untouched; after a crash or failure between
+ * the two renames the updated file is in q. The caller must own q/id (no
+ * other process moving it at the same time). */
+int spool_update(struct spool *sp, enum spool_queue q, const char *id, const struct envelope *env,
+                 const char *prepend, enum spool_queue dest);
 /* Remove q/id durably (unlink + fsync dir). */
 int spool_remove(struct spool *sp, enum spool_queue q, const char *id);
 /* Move a file that cannot be parsed to corrupt/ and log why. */
@@ -120,11 +130,13 @@ typedef void (*commit_done_fn)(void *arg, int error); /* error: 0 or errno */
 struct commit_pool *commit_pool_new(struct event_base *base, struct spool *sp, int nthreads);
 /* Takes over sf (its descriptor is closed by the pool). */
 void commit_pool_submit(struct commit_pool *pool, struct spool_file *sf, uint64_t size,
-			enum spool_queue dest, commit_done_fn done, void *arg);
+                        enum spool_queue dest, commit_done_fn done, void *arg);
 /* Cancel the callback for arg (the session went away); the commit itself
  * still completes, so the mail is not lost. */
 void commit_pool_forget(struct commit_pool *pool, void *arg);
-/* Wait for every queued commit, then stop the threads. */
+/* Wait for every queued commit, then stop the threads. The callbacks not
+ * forgotten run before it returns, in the caller's thread. Never call it
+ * from inside a completion callback. */
 void commit_pool_free(struct commit_pool *pool);
 size_t commit_pool_pending(struct commit_pool *pool);
 
@@ -140,7 +152,7 @@ typedef void (*watch_fn)(void *arg, enum spool_queue q, const char *id);
 /* Watch the queues whose bits (1 << q) are set in mask. A rescan of all
  * of them happens at once (start-up) and then every interval seconds. */
 struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, unsigned mask,
-				    int64_t interval, watch_fn fn, void *arg);
+                                    int64_t interval, watch_fn fn, void *arg);
 /* Force a rescan now (e.g. after SIGHUP or a flush request). */
 void spool_watch_rescan(struct spool_watch *w);
 void spool_watch_free(struct spool_watch *w);

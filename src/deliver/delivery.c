@@ -1,0 +1,789 @@
+/*
+ * delivery.c: the delivery child: takes messages from out/, delivers each
+ * recipient, and removes the message or defers it for a retry.
+ *
+ * Owns the delivery event loop, its worker threads and the retry of
+ * deferred mail. Called by the master (src/tempomxd/child.c) through
+ * delivery_main() in a forked child that has already dropped privileges.
+ *
+ * Local recipients (conf_is_local_domain, and the bare "postmaster", which
+ * goes to postmaster@<first local domain>) are written to their Maildir
+ * (maildir.c). Other domains have no transport yet (outbound SMTP comes
+ * later): they stay pending and the message waits in deferred/.
+ *
+ * The loop never blocks on the disk: Maildir writes, envelope updates,
+ * removals and deferred-queue scans run in a small pool of threads
+ * (delivery_threads), and each result is handed back to the loop through
+ * an eventfd. The loop alone touches the message state.
+ *
+ * Crash safety (at-least-once): a recipient is marked sent in the
+ * envelope only after its Maildir file is durable (maildir_deliver()
+ * returned), and the envelope is rewritten by spool_update() (new file,
+ * fsync, rename) or the file removed only once every delivery of the
+ * message has finished. A crash in between delivers a recipient again,
+ * never loses one.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "maildir.h"
+#include "spool.h"
+#include "tempomx.h"
+#include "util.h"
+
+/* Messages open at once, per worker thread (each holds a descriptor). */
+#define DELIVERY_ACTIVE_PER_THREAD 4
+/* Wait before retrying an envelope update that failed (e.g. ENOSPC). */
+#define DELIVERY_FINISH_RETRY 10
+
+/* ---- worker threads ---- */
+
+struct task;
+typedef void (*task_fn)(struct task *);
+
+/* A unit of blocking work: work() runs in a worker thread, then done()
+ * runs in the event loop. Embedded in a larger struct. */
+struct task {
+	task_fn work;
+	task_fn done;
+	struct task *next;
+};
+
+struct pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct task *todo, **todo_tail;
+	struct task *done, **done_tail;
+	int stop;
+	int efd;
+	struct event *ev;
+	pthread_t *threads;
+	size_t nthreads;
+	size_t busy; /* submitted and not yet done() */
+};
+
+static void *pool_thread(void *arg)
+{
+	struct pool *p = arg;
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->todo == NULL && !p->stop)
+			pthread_cond_wait(&p->cv, &p->mu);
+		struct task *t = p->todo;
+		if (t == NULL) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		p->todo = t->next;
+		if (p->todo == NULL)
+			p->todo_tail = &p->todo;
+		pthread_mutex_unlock(&p->mu);
+
+		t->work(t);
+
+		pthread_mutex_lock(&p->mu);
+		t->next = NULL;
+		*p->done_tail = t;
+		p->done_tail = &t->next;
+		pthread_mutex_unlock(&p->mu);
+		uint64_t one = 1;
+		while (write(p->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* The loop side: run done() of every finished task. */
+static void pool_on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	uint64_t n;
+	while (read(p->efd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&p->mu);
+	struct task *t = p->done;
+	p->done = NULL;
+	p->done_tail = &p->done;
+	pthread_mutex_unlock(&p->mu);
+	while (t) {
+		struct task *next = t->next;
+		p->busy--;
+		t->done(t);
+		t = next;
+	}
+}
+
+static void pool_init(struct pool *p, struct event_base *base, size_t nthreads)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->todo_tail = &p->todo;
+	p->done_tail = &p->done;
+	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->efd < 0)
+		fatal("eventfd");
+	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, pool_on_done, p);
+	if (p->ev == NULL || event_add(p->ev, NULL) < 0)
+		fatalx("cannot add the worker event");
+	p->threads = xcalloc(nthreads, sizeof(*p->threads));
+	for (size_t i = 0; i < nthreads; i++) {
+		int e = pthread_create(&p->threads[i], NULL, pool_thread, p);
+		if (e != 0) {
+			errno = e;
+			fatal("pthread_create");
+		}
+	}
+	p->nthreads = nthreads;
+}
+
+static void pool_submit(struct pool *p, struct task *t)
+{
+	t->next = NULL;
+	p->busy++;
+	pthread_mutex_lock(&p->mu);
+	*p->todo_tail = t;
+	p->todo_tail = &t->next;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Join the threads; queued tasks are run first. */
+static void pool_free(struct pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	event_free(p->ev);
+	close(p->efd);
+	free(p->threads);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+/* ---- queue of waiting messages: sorted IDs, oldest first ---- */
+
+struct idq {
+	char (*v)[QUEUEID_SIZE];
+	size_t head, n, cap;
+};
+
+static size_t idq_search(const struct idq *q, const char *id, int *found)
+{
+	size_t lo = q->head, hi = q->head + q->n;
+	*found = 0;
+	if (q->n == 0 || strcmp(q->v[hi - 1], id) < 0)
+		return hi;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(q->v[mid], id);
+		if (c == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int idq_insert(struct idq *q, const char *id)
+{
+	int found;
+	size_t pos = idq_search(q, id, &found);
+	if (found)
+		return 0;
+	if (q->head + q->n == q->cap) {
+		if (q->head > 0) {
+			memmove(q->v, q->v + q->head, q->n * sizeof(*q->v));
+			pos -= q->head;
+			q->head = 0;
+		} else {
+			q->cap = q->cap ? q->cap * 2 : 64;
+			q->v = xreallocarray(q->v, q->cap, sizeof(*q->v));
+		}
+	}
+	size_t end = q->head + q->n;
+	if (pos < end)
+		memmove(q->v + pos + 1, q->v + pos, (end - pos) * sizeof(*q->v));
+	memcpy(q->v[pos], id, QUEUEID_SIZE);
+	q->n++;
+	return 1;
+}
+
+static int idq_pop(struct idq *q, char *id)
+{
+	if (q->n == 0)
+		return 0;
+	memcpy(id, q->v[q->head], QUEUEID_SIZE);
+	q->head++;
+	if (--q->n == 0)
+		q->head = 0;
+	return 1;
+}
+
+/* ---- delivery state ---- */
+
+struct delivery;
+
+/* One message taken from out/, while its recipients are delivered. */
+struct msg {
+	struct delivery *d;
+	struct msg *next; /* active list */
+	char id[QUEUEID_SIZE];
+	struct envelope env;
+	size_t body_off;
+	int fd;
+	int64_t picked; /* wall clock, usec */
+	size_t jobs_left;
+	int tried; /* a delivery was attempted */
+	/* Settings copied at pick-up: a reload may free the old ones. */
+	char *hostname;
+	int crlf;
+	/* The final envelope update or removal. */
+	struct task fin;
+	int fin_remove;
+	int fin_rc, fin_errno;
+	struct event *retry_ev;
+};
+
+/* One recipient's Maildir delivery. */
+struct job {
+	struct task t; /* first: the task pointer is the job pointer */
+	struct msg *m;
+	size_t ri;
+	char *rcpt; /* address delivered to (postmaster mapped) */
+	char *dir;
+	int64_t queued, started, finished;
+	int rc;
+	char err[512];
+	char path[PATH_MAX];
+};
+
+/* A pass over deferred/: move due (or, for a flush, all) messages to out/. */
+struct sweep {
+	struct task t;
+	struct delivery *d;
+	int force;
+	size_t moved, seen;
+};
+
+struct delivery {
+	struct runtime *rt;
+	struct event_base *base;
+	struct spool sp;
+	struct spool_watch *watch;
+	int64_t interval;
+	struct pool pool;
+	struct idq waiting;
+	struct msg *active;
+	size_t nactive, max_active;
+	struct event *work_ev;
+	struct event *sweep_ev;
+	struct event *sig_ev[3];
+	int sweeping, sweep_again, sweep_force;
+	int stopping;
+};
+
+static void delivery_kick(struct delivery *d)
+{
+	if (!d->stopping)
+		event_active(d->work_ev, EV_TIMEOUT, 0);
+}
+
+static void delivery_maybe_exit(struct delivery *d)
+{
+	if (d->stopping && d->nactive == 0 && d->pool.busy == 0)
+		event_base_loopexit(d->base, NULL);
+}
+
+static struct msg *delivery_find(struct delivery *d, const char *id)
+{
+	for (struct msg *m = d->active; m; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static void delivery_seen(void *arg, enum spool_queue q, const char *id)
+{
+	struct delivery *d = arg;
+	if (q != Q_OUT || delivery_find(d, id) != NULL)
+		return;
+	if (idq_insert(&d->waiting, id))
+		delivery_kick(d);
+}
+
+static void msg_free(struct msg *m)
+{
+	struct delivery *d = m->d;
+	for (struct msg **pp = &d->active; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	d->nactive--;
+	if (m->fd >= 0)
+		close(m->fd);
+	if (m->retry_ev)
+		event_free(m->retry_ev);
+	envelope_free(&m->env);
+	free(m->hostname);
+	free(m);
+	if (!d->stopping && d->waiting.n > 0)
+		delivery_kick(d);
+	delivery_maybe_exit(d);
+}
+
+static double secs(int64_t usec)
+{
+	return usec > 0 ? (double)usec / 1e6 : 0.0;
+}
+
+static void set_reply(struct rcpt *r, const char *text)
+{
+	free(r->last_reply);
+	r->last_reply = xstrdup(text);
+}
+
+/* ---- finishing a message: remove it, or defer it ---- */
+
+static void fin_work(struct task *t)
+{
+	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
+	struct delivery *d = m->d;
+	if (m->fin_remove)
+		m->fin_rc = spool_remove(&d->sp, Q_OUT, m->id);
+	else
+		m->fin_rc = spool_update(&d->sp, Q_OUT, m->id, &m->env, NULL, Q_DEFERRED);
+	m->fin_errno = errno;
+}
+
+static void fin_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct msg *m = arg;
+	pool_submit(&m->d->pool, &m->fin);
+}
+
+static void fin_done(struct task *t)
+{
+	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
+	struct delivery *d = m->d;
+
+	if (m->fin_rc == 0 || (m->fin_remove && m->fin_errno == ENOENT)) {
+		if (m->fin_remove)
+			log_info("%s: removed", m->id);
+		else
+			log_info("%s: deferred, %zu recipient%s pending, next retry in %llds",
+			         m->id, envelope_pending(&m->env),
+			         envelope_pending(&m->env) == 1 ? "" : "s",
+			         (long long)d->rt->cf->retry_min);
+		msg_free(m);
+		return;
+	}
+	/* The deliveries are done; only their record failed. Re-reading the
+	 * file would deliver them again, so keep the message in memory and
+	 * retry the update. On shutdown it stays in out/ as it was: the
+	 * next start delivers it again (at least once). */
+	errno = m->fin_errno;
+	if (d->stopping) {
+		log_warn("%s: cannot %s; left in out/", m->id,
+		         m->fin_remove ? "remove the delivered message" : "record the deliveries");
+		msg_free(m);
+		return;
+	}
+	log_warn("%s: cannot %s, retrying in %ds", m->id,
+	         m->fin_remove ? "remove the delivered message" : "record the deliveries",
+	         DELIVERY_FINISH_RETRY);
+	if (m->retry_ev == NULL)
+		m->retry_ev = evtimer_new(d->base, fin_retry, m);
+	struct timeval tv = {DELIVERY_FINISH_RETRY, 0};
+	if (m->retry_ev == NULL || evtimer_add(m->retry_ev, &tv) < 0)
+		fatalx("cannot add a timer");
+}
+
+static void msg_finish(struct msg *m)
+{
+	struct delivery *d = m->d;
+	int64_t now = wall_usec() / 1000000;
+
+	if (m->fd >= 0) {
+		close(m->fd);
+		m->fd = -1;
+	}
+	m->fin_remove = envelope_pending(&m->env) == 0;
+	if (!m->fin_remove) {
+		if (m->tried)
+			m->env.attempts++;
+		m->env.next_retry = now + d->rt->cf->retry_min;
+	}
+	m->fin.work = fin_work;
+	m->fin.done = fin_done;
+	pool_submit(&d->pool, &m->fin);
+}
+
+/* ---- one recipient ---- */
+
+static void job_work(struct task *t)
+{
+	struct job *j = (struct job *)t;
+	struct msg *m = j->m;
+	struct maildir_delivery md = {
+	    .dir = j->dir,
+	    .sender = m->env.sender ? m->env.sender : "",
+	    .rcpt = j->rcpt,
+	    .hostname = m->hostname,
+	    .fd = m->fd,
+	    .body_off = (off_t)m->body_off,
+	    .crlf = m->crlf,
+	};
+	j->started = wall_usec();
+	j->rc = maildir_deliver(&md, j->path, sizeof(j->path), j->err, sizeof(j->err));
+	j->finished = wall_usec();
+}
+
+static void job_done(struct task *t)
+{
+	struct job *j = (struct job *)t;
+	struct msg *m = j->m;
+	struct rcpt *r = &m->env.rcpts[j->ri];
+	int64_t arrival = m->env.arrival_usec;
+	char orig[ADDR_PATH_MAX * 2 + 32] = "";
+
+	r->attempts++;
+	r->last_attempt = j->finished / 1000000;
+	if (strcmp(r->addr, j->rcpt) != 0)
+		snprintf(orig, sizeof(orig), ", orig_to=<%s>", r->addr);
+	if (j->rc == 0) {
+		r->status = RCPT_SENT;
+		r->next_retry = 0;
+		set_reply(r, "delivered to maildir");
+		log_info("%s: to=<%s>%s, relay=local, delay=%.2f, delays=%.2f/%.2f/%.2f, "
+		         "status=sent (delivered to maildir)",
+		         m->id, j->rcpt, orig, secs(j->finished - arrival),
+		         secs(m->picked - arrival), secs(j->started - m->picked),
+		         secs(j->finished - j->started));
+		log_debug("%s: to=<%s>, file %s", m->id, j->rcpt, j->path);
+	} else {
+		char reply[600];
+		snprintf(reply, sizeof(reply), "maildir: %s", j->err);
+		r->status = RCPT_DEFERRED;
+		r->next_retry = r->last_attempt + m->d->rt->cf->retry_min;
+		set_reply(r, reply);
+		log_info("%s: to=<%s>%s, relay=local, delay=%.2f, delays=%.2f/%.2f/%.2f, "
+		         "status=deferred (%s)",
+		         m->id, j->rcpt, orig, secs(j->finished - arrival),
+		         secs(m->picked - arrival), secs(j->started - m->picked),
+		         secs(j->finished - j->started), reply);
+	}
+	free(j->rcpt);
+	free(j->dir);
+	free(j);
+	if (--m->jobs_left == 0)
+		msg_finish(m);
+}
+
+/* Decide what to do with recipient i: a Maildir job, or a deferral. */
+static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t now)
+{
+	struct rcpt *r = &m->env.rcpts[i];
+	const char *at = strrchr(r->addr, '@');
+	char *target = NULL, reason[600], dir[PATH_MAX], err[512];
+
+	if (at == NULL) {
+		/* RFC 5321 4.5.1: <postmaster> without a domain must be
+		 * accepted; it reaches the first local domain's postmaster. */
+		if (ascii_strcasecmp(r->addr, "postmaster") == 0 && cf->local_domains.n > 0) {
+			const char *dom = cf->local_domains.v[0];
+			xasprintf(&target, "postmaster@%s", dom[0] == '.' ? dom + 1 : dom);
+		} else {
+			snprintf(reason, sizeof(reason), "no local domain for <%s>", r->addr);
+		}
+	} else if (conf_is_local_domain(cf, at + 1)) {
+		target = xstrdup(r->addr);
+	} else {
+		snprintf(reason, sizeof(reason), "no transport for domain %s yet", at + 1);
+	}
+	if (target && maildir_expand(cf->maildir, target, dir, sizeof(dir), err, sizeof(err)) < 0) {
+		snprintf(reason, sizeof(reason), "maildir: %s", err);
+		free(target);
+		target = NULL;
+	}
+	if (target == NULL) {
+		/* Not attempted: the recipient keeps its status and waits. */
+		r->next_retry = now + cf->retry_min;
+		set_reply(r, reason);
+		log_info("%s: to=<%s>, relay=none, delay=%.2f, status=deferred (%s)", m->id,
+		         r->addr, secs(m->picked - m->env.arrival_usec), reason);
+		return;
+	}
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->t.work = job_work;
+	j->t.done = job_done;
+	j->m = m;
+	j->ri = i;
+	j->rcpt = target;
+	j->dir = xstrdup(dir);
+	j->queued = wall_usec();
+	m->jobs_left++;
+	m->tried = 1;
+	pool_submit(&m->d->pool, &j->t);
+}
+
+/* Take one message from out/. */
+static void msg_start(struct delivery *d, const char *id)
+{
+	struct msg *m = xcalloc(1, sizeof(*m));
+	const struct config *cf = d->rt->cf;
+
+	m->d = d;
+	m->fd = -1;
+	memcpy(m->id, id, QUEUEID_SIZE);
+	int r = spool_open_message(&d->sp, Q_OUT, id, &m->env, &m->body_off, &m->fd);
+	if (r < 0) {
+		/* ENOENT: taken by someone else (or a duplicate report);
+		 * -2: moved to corrupt/ by the spool library, with a log. */
+		if (r == -1 && errno != ENOENT)
+			log_warn("%s: cannot open out/%s", id, id);
+		envelope_free(&m->env);
+		free(m);
+		return;
+	}
+	m->picked = wall_usec();
+	m->hostname = xstrdup(cf->hostname);
+	m->crlf = cf->maildir_crlf;
+	m->next = d->active;
+	d->active = m;
+	d->nactive++;
+
+	int64_t now = m->picked / 1000000;
+	for (size_t i = 0; i < m->env.nrcpt; i++) {
+		enum rcpt_status st = m->env.rcpts[i].status;
+		if (st == RCPT_PENDING || st == RCPT_DEFERRED)
+			msg_route(m, i, cf, now);
+	}
+	if (m->jobs_left == 0)
+		msg_finish(m);
+}
+
+static void delivery_work(evutil_socket_t fd, short what, void *arg)
+{
+	struct delivery *d = arg;
+	char id[QUEUEID_SIZE];
+	while (!d->stopping && d->nactive < d->max_active && idq_pop(&d->waiting, id)) {
+		if (delivery_find(d, id) == NULL)
+			msg_start(d, id);
+	}
+}
+
+/* ---- deferred/ ---- */
+
+static void sweep_work(struct task *t)
+{
+	struct sweep *s = (struct sweep *)t;
+	struct delivery *d = s->d;
+	char(*ids)[QUEUEID_SIZE];
+	int64_t now = wall_usec() / 1000000;
+	size_t n = spool_list(&d->sp, Q_DEFERRED, &ids);
+
+	for (size_t i = 0; i < n; i++) {
+		struct envelope env;
+		s->seen++;
+		if (!s->force) {
+			if (spool_read(&d->sp, Q_DEFERRED, ids[i], &env, NULL) < 0)
+				continue; /* gone, or moved to corrupt/ */
+			int due = env.next_retry <= now;
+			envelope_free(&env);
+			if (!due)
+				continue;
+		}
+		if (spool_move(&d->sp, ids[i], Q_DEFERRED, Q_OUT) == 0)
+			s->moved++;
+		else if (errno != ENOENT)
+			log_warn("%s: cannot move from deferred to out", ids[i]);
+	}
+	free(ids);
+}
+
+static void sweep_start(struct delivery *d, int force);
+
+static void sweep_done(struct task *t)
+{
+	struct sweep *s = (struct sweep *)t;
+	struct delivery *d = s->d;
+	if (s->force)
+		log_info("flush: %zu deferred message%s moved to out", s->moved,
+		         s->moved == 1 ? "" : "s");
+	else if (s->moved > 0)
+		log_info("retry: %zu of %zu deferred messages due, moved to out", s->moved,
+		         s->seen);
+	free(s);
+	d->sweeping = 0;
+	if (d->sweep_again && !d->stopping) {
+		int force = d->sweep_force;
+		d->sweep_again = d->sweep_force = 0;
+		sweep_start(d, force);
+	}
+	delivery_maybe_exit(d);
+}
+
+static void sweep_start(struct delivery *d, int force)
+{
+	if (d->stopping)
+		return;
+	if (d->sweeping) {
+		/* One pass at a time; remember the request for after it. */
+		d->sweep_again = 1;
+		d->sweep_force |= force;
+		return;
+	}
+	struct sweep *s = xcalloc(1, sizeof(*s));
+	s->t.work = sweep_work;
+	s->t.done = sweep_done;
+	s->d = d;
+	s->force = force;
+	d->sweeping = 1;
+	pool_submit(&d->pool, &s->t);
+}
+
+static void sweep_timer(evutil_socket_t fd, short what, void *arg)
+{
+	sweep_start(arg, 0);
+}
+
+/* ---- set-up, signals ---- */
+
+static int delivery_watch(struct delivery *d)
+{
+	int64_t interval = d->rt->cf->queue_rescan_interval;
+	struct timeval tv = {(time_t)interval, 0};
+
+	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
+	if (d->watch == NULL) {
+		log_warn("cannot watch the out queue");
+		return -1;
+	}
+	if (d->sweep_ev == NULL)
+		d->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_timer, d);
+	if (d->sweep_ev == NULL || event_add(d->sweep_ev, &tv) < 0)
+		fatalx("cannot add the retry timer");
+	d->interval = interval;
+	return 0;
+}
+
+static void delivery_stop(struct delivery *d)
+{
+	if (d->stopping)
+		return;
+	log_info("stopping: %zu message%s in progress, %zu waiting in out", d->nactive,
+	         d->nactive == 1 ? "" : "s", d->waiting.n);
+	d->stopping = 1;
+	spool_watch_free(d->watch);
+	d->watch = NULL;
+	event_del(d->sweep_ev);
+	/* Finish-retry timers would wait; give those messages up now. */
+	for (struct msg *m = d->active, *next; m; m = next) {
+		next = m->next;
+		if (m->retry_ev && evtimer_pending(m->retry_ev, NULL)) {
+			log_warnx("%s: deliveries not recorded; left in out/", m->id);
+			msg_free(m);
+		}
+	}
+	delivery_maybe_exit(d);
+}
+
+static void delivery_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct delivery *d = arg;
+
+	switch (sig) {
+	case SIGTERM:
+		delivery_stop(d);
+		break;
+	case SIGHUP:
+		if (d->stopping || runtime_reload(d->rt) < 0)
+			break;
+		if (d->rt->cf->queue_rescan_interval != d->interval) {
+			spool_watch_free(d->watch);
+			d->watch = NULL;
+			if (delivery_watch(d) < 0)
+				delivery_stop(d);
+		} else {
+			spool_watch_rescan(d->watch);
+		}
+		break;
+	case SIGUSR1:
+		/* Flush: every deferred message is retried now. */
+		sweep_start(d, 1);
+		break;
+	}
+}
+
+int delivery_main(struct runtime *rt)
+{
+	static const int sigs[] = {SIGTERM, SIGHUP, SIGUSR1};
+	struct delivery d;
+	int status = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.rt = rt;
+	if (spool_open(&d.sp, rt->cf->spool_directory) < 0) {
+		log_warn("cannot open spool %s", rt->cf->spool_directory);
+		return 1;
+	}
+	d.base = event_base_new();
+	if (d.base == NULL)
+		fatalx("event_base_new failed");
+	size_t nthreads = (size_t)rt->cf->delivery_threads;
+	pool_init(&d.pool, d.base, nthreads);
+	d.max_active = nthreads * DELIVERY_ACTIVE_PER_THREAD;
+	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
+	if (d.work_ev == NULL)
+		fatalx("event_new failed");
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		d.sig_ev[i] = evsignal_new(d.base, sigs[i], delivery_signal, &d);
+		if (d.sig_ev[i] == NULL || evsignal_add(d.sig_ev[i], NULL) < 0)
+			fatalx("cannot handle signal %d", sigs[i]);
+	}
+	if (delivery_watch(&d) < 0) {
+		status = 1;
+	} else {
+		log_info("started: %zu delivery threads, rescan every %llds", nthreads,
+		         (long long)d.interval);
+		sweep_start(&d, 0);
+		if (event_base_dispatch(d.base) < 0) {
+			log_warnx("event loop failed");
+			status = 1;
+		}
+	}
+
+	/* Every task has finished (the loop only exits when none is
+	 * left), so the threads are idle. */
+	pool_free(&d.pool);
+	while (d.active)
+		msg_free(d.active);
+	spool_watch_free(d.watch);
+	if (d.sweep_ev)
+		event_free(d.sweep_ev);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		event_free(d.sig_ev[i]);
+	event_free(d.work_ev);
+	event_base_free(d.base);
+	free(d.waiting.v);
+	spool_close(&d.sp);
+	return status;
+}

@@ -1,0 +1,50 @@
+/*
+ * maildir.h: local delivery into a Maildir (src/deliver/maildir.c).
+ *
+ * The delivery child calls maildir_expand() in its event loop to find a
+ * recipient's Maildir from the "maildir" template, then maildir_deliver()
+ * from a worker thread: the write ends with two fsyncs and must never
+ * block the loop. Every function here is thread-safe.
+ */
+#ifndef TEMPOMX_MAILDIR_H
+#define TEMPOMX_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* One message for one recipient. */
+struct maildir_delivery {
+	const char *dir;      /* the Maildir (expanded template), absolute */
+	const char *sender;   /* envelope sender; "" for the null sender <> */
+	const char *rcpt;     /* recipient address, for Delivered-To: */
+	const char *hostname; /* this host, for the unique file name */
+	int fd;               /* spool file, read with pread() only */
+	off_t body_off;       /* offset of the first message octet in fd */
+	int crlf;             /* 1: keep CRLF line ends; 0: write LF */
+};
+
+/* Expand template tmpl for address addr ("local@domain", or a bare local
+ * part). %u is the local part and %d the domain, both lower-cased; %a is
+ * the whole address lower-cased; %% is a '%'. In what an address puts
+ * into the path, '/' becomes '_' and a leading '.' becomes '_', so an
+ * address can never climb out of its directory or name a hidden folder.
+ * Returns 0 with the path in out (trailing '/' removed), or -1 with a
+ * reason in err. */
+int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, char *err,
+                   size_t errlen);
+
+/* Make a file name that is unique on this host, per the Maildir
+ * convention: "<seconds>.M<usec>P<pid>Q<counter>.<host>", with '/' and ':'
+ * in the host name written as \057 and \072. */
+void maildir_unique(const char *hostname, char *buf, size_t size);
+
+/* Deliver: create the Maildir (tmp, new, cur; mode 0700) if missing, write
+ * "Return-Path:" and "Delivered-To:" lines and the message into tmp/,
+ * fsync, link it into new/, fsync new/. On success return 0 and, when path
+ * is not NULL, the delivered file's path. On failure return -1 with errno
+ * set, nothing left in tmp/ and a reason ("write /x/tmp/y: No space left
+ * on device") in err. */
+int maildir_deliver(const struct maildir_delivery *md, char *path, size_t pathsize, char *err,
+                    size_t errlen);
+
+#endif

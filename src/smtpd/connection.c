@@ -1,0 +1,532 @@
+/*
+ * connection.c: the transport under a session: the socket's bufferevent,
+ * the session timer, the switch to TLS after STARTTLS, closing, and the
+ * session's life cycle (session_new, shutdown, destroy).
+ *
+ * One timer per session; what it means follows the state: command or
+ * data timeout, TLS handshake timeout, greeting pause, flush deadline,
+ * linger deadline, deferred free.
+ *
+ * Closing: the final reply is flushed, then the write side is shut down
+ * and input is read and discarded for a short while before close(), so
+ * that unread client data does not make the kernel reset the connection
+ * and destroy the reply in flight. Freeing is always deferred to a timer
+ * callback so no bufferevent (nor its SSL) is freed from inside its own
+ * callback.
+ *
+ * Called by server.c (session_new, session_shutdown_all,
+ * session_abort_all) and by session.c/receive.c for timers and closing.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "log.h"
+#include "session.h"
+#include "smtpd.h"
+#include "tls.h"
+#include "util.h"
+
+static const char *const state_names[] = {
+    "GREETING", "INIT",     "HELO", "MAIL",    "RCPT",   "DATA",
+    "COMMIT",   "STARTTLS", "TLS",  "CLOSING", "LINGER", "DEAD",
+};
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+const struct sockaddr *session_peer(const struct session *s)
+{
+	return (const struct sockaddr *)&s->peer;
+}
+
+const char *session_client_addr(const struct session *s)
+{
+	return s->addr;
+}
+
+int session_fd(const struct session *s)
+{
+	return s->fd;
+}
+
+int session_timing_enabled(const struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	return s->listen_index < cf->listen.n ? cf->listen.v[s->listen_index].timing : 1;
+}
+
+const char *session_helo(const struct session *s)
+{
+	return s->helo;
+}
+
+int64_t session_connect_usec(const struct session *s)
+{
+	return s->connect_usec;
+}
+
+int64_t session_last_reply_usec(const struct session *s)
+{
+	return s->last_reply_usec;
+}
+
+int64_t session_last_command_usec(const struct session *s)
+{
+	return s->last_cmd_usec;
+}
+
+/* Timers: one per session; its meaning follows the state. */
+
+void session_timer(struct session *s, int64_t seconds)
+{
+	struct timeval tv = {.tv_sec = (time_t)seconds, .tv_usec = 0};
+	evtimer_del(s->timer);
+	evtimer_add(s->timer, &tv);
+}
+
+/* The timeout that applies while waiting for the client in this state. */
+void session_arm(struct session *s)
+{
+	switch (s->state) {
+	case S_INIT:
+	case S_HELO:
+	case S_MAIL:
+	case S_RCPT:
+	case S_TLS:
+	case S_STARTTLS:
+		session_timer(s, session_cf(s)->command_timeout);
+		break;
+	case S_DATA:
+		session_timer(s, session_cf(s)->data_timeout);
+		break;
+	default:
+		evtimer_del(s->timer);
+		break;
+	}
+}
+
+/* Queue the final reply, then flush, shut down and linger. */
+void session_close(struct session *s)
+{
+	if (s->state >= S_CLOSING)
+		return;
+	s->state = S_CLOSING;
+	s->stalled = 0;
+	if (s->bev == NULL) {
+		session_kill(s);
+		return;
+	}
+	evbuffer_drain(bufferevent_get_input(s->bev),
+	               evbuffer_get_length(bufferevent_get_input(s->bev)));
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		session_timer(s, 0);
+	else
+		session_timer(s, SESSION_FLUSH_TIMEOUT);
+}
+
+/* TLS: switch the socket once the 220 is out, then start over. */
+
+static void session_setup_bev(struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	struct timeval wt = {.tv_sec = (time_t)cf->command_timeout, .tv_usec = 0};
+	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_MAX);
+	/* A client that stops reading our replies is cut off. */
+	bufferevent_set_timeouts(s->bev, NULL, &wt);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+void session_tls_prepare(struct session *s)
+{
+	s->state = S_STARTTLS;
+	/* RFC 3207 4.2 and CVE-2011-0411: nothing the client sent after
+	 * STARTTLS in the clear may be taken as a command. Drop it, and read
+	 * nothing more on the plain socket: what follows belongs to TLS. */
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	size_t junk = evbuffer_get_length(in);
+	if (junk > 0) {
+		log_info("unknown[%s]:%u: discarded %zu octets sent after STARTTLS", s->addr,
+		         s->port, junk);
+		evbuffer_drain(in, junk);
+	}
+	bufferevent_disable(s->bev, EV_READ);
+	session_arm(s);
+}
+
+static void session_tls_switch(struct session *s)
+{
+	bufferevent_free(s->bev);
+	s->bev = tls_start(s->srv->base, s->srv->tls_ctx, s->fd);
+	if (s->bev == NULL) {
+		char err[256];
+		tls_error(NULL, err, sizeof(err));
+		log_warnx("STARTTLS from unknown[%s]:%u: cannot start TLS: %s", s->addr, s->port,
+		          err);
+		session_kill(s);
+		return;
+	}
+	s->bev_tls = 1;
+	s->state = S_TLS;
+	session_setup_bev(s);
+	session_arm(s);
+}
+
+static void session_tls_done(struct session *s)
+{
+	char desc[256];
+	tls_describe(s->bev, desc, sizeof(desc));
+	free(s->tls_desc);
+	s->tls_desc = xstrdup(desc);
+	s->tls_active = 1;
+	log_info("STARTTLS: %s with cipher %s from unknown[%s]:%u", tls_protocol(s->bev),
+	         tls_cipher(s->bev), s->addr, s->port);
+	session_notify_type(s, SEV_TLS);
+	/* RFC 3207 4.2: forget everything learnt in the clear. */
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	s->state = S_INIT;
+	session_reset_transaction(s);
+	session_idle(s);
+}
+
+/* Teardown. */
+
+static void session_destroy(struct session *s)
+{
+	struct smtpd *srv = s->srv;
+	session_release_message(s);
+	if (s->obs && s->obs->close)
+		s->obs->close(s->obs_ctx, s, s->quit);
+	if (s->linger)
+		event_free(s->linger);
+	if (s->bev) {
+		if (s->bev_tls)
+			tls_free(s->bev, 0);
+		else
+			bufferevent_free(s->bev);
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	event_free(s->timer);
+	log_info("disconnect from unknown[%s]:%u commands=%u errors=%u messages=%u%s", s->addr,
+	         s->port, s->ncommands, s->errors, s->nmessages, s->quit ? " quit" : "");
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	smtpd_session_gone(srv, s->addr);
+
+	session_reset_transaction(s);
+	free(s->rcpts);
+	free(s->helo);
+	free(s->tls_desc);
+	free(s);
+}
+
+/* Stop all I/O now and free from the next loop iteration. */
+void session_kill(struct session *s)
+{
+	if (s->state == S_DEAD)
+		return;
+	s->state = S_DEAD;
+	session_release_message(s);
+	if (s->bev) {
+		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	}
+	if (s->linger)
+		event_del(s->linger);
+	session_timer(s, 0);
+}
+
+static void on_linger(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	char buf[2048];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break; /* FIN or error: done */
+	}
+	session_kill(s);
+}
+
+/* The last reply is out: stop sending, then read until the client
+ * closes (see the header comment), at most SESSION_LINGER_TIMEOUT. */
+static void session_linger(struct session *s)
+{
+	if (s->bev) {
+		if (s->bev_tls)
+			tls_free(s->bev, s->tls_active);
+		else
+			bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	s->state = S_LINGER;
+	if (shutdown(s->fd, SHUT_WR) != 0) {
+		session_kill(s);
+		return;
+	}
+	s->linger = event_new(s->srv->base, s->fd, EV_READ | EV_PERSIST, on_linger, s);
+	if (s->linger == NULL || event_add(s->linger, NULL) != 0)
+		fatalx("session: cannot add the linger event");
+	session_timer(s, SESSION_LINGER_TIMEOUT);
+}
+
+/* Callbacks. */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+	size_t unsent = s->bev ? evbuffer_get_length(bufferevent_get_output(s->bev)) : 0;
+	switch (s->state) {
+	case S_GREETING:
+		session_greet_final(s);
+		break;
+	case S_INIT:
+	case S_HELO:
+	case S_MAIL:
+	case S_RCPT:
+		log_info("timeout after %s from unknown[%s]:%u",
+		         s->cur_what ? s->cur_what : "CONNECT", s->addr, s->port);
+		session_reply(s, RPL_TIMEOUT, NULL);
+		break;
+	case S_DATA:
+		log_info("%s: timeout after DATA (%" PRIu64 " octets) from unknown[%s]:%u", s->id,
+		         s->dp.size, s->addr, s->port);
+		session_release_message(s);
+		s->state = S_HELO;
+		session_reset_transaction(s);
+		session_reply(s, RPL_TIMEOUT, NULL);
+		break;
+	case S_STARTTLS:
+		if (unsent == 0) {
+			session_tls_switch(s);
+		} else {
+			log_info("timeout sending the STARTTLS reply to unknown[%s]:%u", s->addr,
+			         s->port);
+			session_kill(s);
+		}
+		break;
+	case S_TLS:
+		log_info("TLS handshake timeout from unknown[%s]:%u", s->addr, s->port);
+		session_kill(s);
+		break;
+	case S_CLOSING:
+		if (unsent == 0)
+			session_linger(s);
+		else
+			session_kill(s);
+		break;
+	case S_LINGER:
+		session_kill(s);
+		break;
+	case S_DEAD:
+		session_destroy(s);
+		break;
+	case S_COMMIT:
+		break;
+	}
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	s->last_read_usec = mono_usec();
+	switch (s->state) {
+	case S_GREETING: {
+		/* Talking before the greeting: kept for after it, and noted. */
+		size_t have = evbuffer_get_length(in);
+		if (have > s->pregreet_seen) {
+			struct session_event ev = {.type = SEV_PREGREET,
+			                           .usec = s->last_read_usec,
+			                           .octets = have - s->pregreet_seen};
+			s->pregreet_seen = have;
+			session_notify(s, &ev);
+		}
+		break;
+	}
+	case S_DATA:
+		session_arm(s);
+		session_process(s);
+		break;
+	case S_INIT:
+	case S_HELO:
+	case S_MAIL:
+	case S_RCPT:
+		if (!s->stalled)
+			session_process(s);
+		break;
+	case S_CLOSING:
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	default:
+		/* COMMIT: kept for later (bounded by the read watermark). */
+		break;
+	}
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct session *s = arg;
+	s->last_flush_usec = mono_usec();
+	struct session_event ev = {.type = SEV_FLUSHED, .usec = s->last_flush_usec};
+	session_notify(s, &ev);
+	switch (s->state) {
+	case S_CLOSING:
+	case S_STARTTLS:
+		/* Continue from the timer, outside this bufferevent. */
+		session_timer(s, 0);
+		break;
+	default:
+		if (s->stalled && (ST(s->state) & ST_CMD)) {
+			s->stalled = 0;
+			session_process(s);
+		}
+		break;
+	}
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct session *s = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (s->state == S_TLS)
+			session_tls_done(s);
+		return;
+	}
+	int eof = (what & BEV_EVENT_EOF) != 0;
+	if (s->state == S_TLS) {
+		char err[256];
+		tls_error(bev, err, sizeof(err));
+		log_info("TLS handshake failed from unknown[%s]:%u: %s", s->addr, s->port,
+		         eof ? "connection closed" : err);
+		session_kill(s);
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		log_info("timeout sending to unknown[%s]:%u", s->addr, s->port);
+		session_kill(s);
+		return;
+	}
+	if (eof && s->state == S_CLOSING) {
+		/* The client half-closed after its last command (QUIT, often):
+		 * it still reads, so the final reply goes out as planned. */
+		return;
+	}
+	if (eof && s->state == S_COMMIT) {
+		/* Half-closed after the end of data: the reply is still
+		 * written when the commit completes. */
+		s->peer_eof = 1;
+		return;
+	}
+	if (eof && (ST(s->state) & ST_CMD) && s->bev &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		/* Pipelined commands and then a half close: answer them. */
+		s->peer_eof = 1;
+		session_close(s);
+		return;
+	}
+	if (s->state < S_CLOSING && !s->quit)
+		log_info("lost connection after %s from unknown[%s]:%u",
+		         s->state == S_DATA ? "DATA"
+		         : s->cur_what      ? s->cur_what
+		                            : "CONNECT",
+		         s->addr, s->port);
+	session_kill(s);
+}
+
+/* Life cycle, called by server.c. */
+
+struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *peer,
+                            socklen_t peerlen, size_t listen_index)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	s->fd = fd;
+	s->state = S_GREETING;
+	s->listen_index = listen_index;
+	if (peerlen > sizeof(s->peer))
+		peerlen = sizeof(s->peer);
+	memcpy(&s->peer, peer, peerlen);
+	s->peerlen = peerlen;
+	sockaddr_host(peer, s->addr, sizeof(s->addr));
+	s->port = sockaddr_port(peer);
+	s->connect_usec = mono_usec();
+	s->sf.fd = -1;
+
+	s->timer = evtimer_new(srv->base, on_timer, s);
+	s->bev = bufferevent_socket_new(srv->base, fd, 0);
+	if (s->timer == NULL || s->bev == NULL)
+		fatalx("session: cannot allocate events");
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	session_setup_bev(s);
+
+	log_info("connect from unknown[%s]:%u", s->addr, s->port);
+	s->obs = srv->obs;
+	if (s->obs && s->obs->open)
+		s->obs_ctx = s->obs->open(srv->obs_arg, s);
+	session_greet(s, 0);
+	return s;
+}
+
+void session_shutdown_all(struct smtpd *srv)
+{
+	struct session *s, *next;
+	for (s = srv->sessions; s; s = next) {
+		next = s->next;
+		switch (s->state) {
+		case S_GREETING:
+		case S_INIT:
+		case S_HELO:
+		case S_MAIL:
+		case S_RCPT:
+			s->cur_what = "SHUTDOWN";
+			session_reply(s, RPL_SHUTDOWN, NULL);
+			break;
+		case S_STARTTLS:
+		case S_TLS:
+			session_kill(s);
+			break;
+		default:
+			/* DATA and COMMIT finish first (session_idle). */
+			break;
+		}
+	}
+}
+
+void session_abort_all(struct smtpd *srv)
+{
+	for (struct session *s = srv->sessions; s; s = s->next) {
+		if (s->state == S_DATA || s->state == S_COMMIT)
+			log_info("%s: shutdown: dropping the session of unknown[%s]:%u in %s",
+			         s->id, s->addr, s->port, state_names[s->state]);
+		session_kill(s);
+	}
+}

@@ -1,0 +1,215 @@
+/*
+ * receive.c: the message of a session: from the DATA command to the
+ * "250 Ok: queued as" reply.
+ *
+ * At DATA the envelope is filled in and the spool file created in
+ * incoming/ (spool_create), our Received: header written first, then the
+ * octets after 354 go through the DATA parser (data.h), which finds the
+ * end of data, undoes dot-stuffing, applies the limits and writes through
+ * the sink into the file. At the end of data a refused message is
+ * unlinked and answered at once; an accepted one is handed to the commit
+ * pool, and the 250 is sent only from the commit callback, once the file
+ * is fsync'd and renamed into hi/ (never before: a 250 is a promise).
+ *
+ * If the client goes away while the commit is pending, the callback is
+ * forgotten but the commit completes: the client saw no 250 and will
+ * retry, so a duplicate is possible and a loss is not.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "conf.h"
+#include "data.h"
+#include "log.h"
+#include "session.h"
+#include "spool.h"
+#include "tls.h"
+#include "util.h"
+
+/* Drop a message being received; let a pending commit finish unseen. */
+void session_release_message(struct session *s)
+{
+	if (s->sf_open) {
+		spool_abort(&s->srv->spool, &s->sf);
+		s->sf_open = 0;
+	}
+	if (s->commit_pending) {
+		commit_pool_forget(s->srv->commits, s);
+		s->commit_pending = 0;
+		log_info("%s: client unknown[%s]:%u left before the commit completed; the message "
+		         "is kept",
+		         s->id, s->addr, s->port);
+	}
+}
+
+static int session_sink(void *arg, const char *buf, size_t len)
+{
+	struct session *s = arg;
+	return spool_write(&s->sf, buf, len) == 0 ? 0 : -1;
+}
+
+/* RFC 5321 4.4 trace header; "for" only with a single recipient, so a
+ * list of recipients is never disclosed to the others. */
+static int session_received(struct session *s, char **out)
+{
+	const struct config *cf = session_cf(s);
+	char date[64], tls[160] = "", forpart[ADDR_PATH_MAX * 2 + 16];
+	rfc5322_date(wall_usec() / 1000000, date, sizeof(date));
+	if (s->tls_active)
+		snprintf(tls, sizeof(tls), " (%s %s)", tls_protocol(s->bev), tls_cipher(s->bev));
+	if (s->nrcpt == 1)
+		snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>; ", s->rcpts[0]);
+	else
+		snprintf(forpart, sizeof(forpart), ";\r\n\t");
+	return xasprintf(out,
+	                 "Received: from %s (unknown [%s%s])\r\n"
+	                 "\tby %s (tempomx) with %s%s id %s%s%s\r\n",
+	                 s->helo, strchr(s->addr, ':') ? "IPv6:" : "", s->addr, cf->hostname,
+	                 session_protocol(s), tls, s->id, forpart, date);
+}
+
+void session_data_start(struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	struct envelope env;
+	envelope_init(&env);
+	env.arrival_usec = wall_usec();
+	env.client_addr = xstrdup(s->addr);
+	env.client_port = s->port;
+	env.client_name = xstrdup("unknown");
+	env.helo = xstrdup(s->helo);
+	env.protocol = xstrdup(session_protocol(s));
+	env.tls = s->tls_desc ? xstrdup(s->tls_desc) : NULL;
+	env.sender = xstrdup(s->sender);
+	if (s->body != CMD_BODY_NONE)
+		env.body_type = xstrdup(s->body == CMD_BODY_8BITMIME ? "8BITMIME" : "7BIT");
+	for (size_t i = 0; i < s->nrcpt; i++)
+		envelope_add_rcpt(&env, s->rcpts[i], NULL);
+	env.class = CLASS_HI;
+	int rc = spool_create(&s->srv->spool, &env, &s->sf);
+	if (rc == 0)
+		memcpy(s->id, env.id, sizeof(s->id));
+	envelope_free(&env);
+	if (rc != 0) {
+		log_warn("cannot create a queue file for unknown[%s]:%u", s->addr, s->port);
+		session_reply(s, RPL_LOCAL_ERROR, "cannot create queue file");
+		return;
+	}
+	s->sf_open = 1;
+	log_info("%s: client=unknown[%s]:%u", s->id, s->addr, s->port);
+
+	char *hdr;
+	int n = session_received(s, &hdr);
+	int wrc = spool_write(&s->sf, hdr, (size_t)n);
+	free(hdr);
+	if (wrc != 0) {
+		log_warn("%s: cannot write the queue file", s->id);
+		session_release_message(s);
+		session_reply(s, RPL_LOCAL_ERROR, "cannot write queue file");
+		return;
+	}
+	s->hdrlen = (uint64_t)n;
+
+	struct data_limits lim = {
+	    .max_size = cf->message_size_limit,
+	    .max_line = (size_t)cf->line_length_limit,
+	    .max_header = cf->header_size_limit,
+	    .normalize_bare = cf->bare_lf == BARE_LF_NORMALIZE,
+	};
+	data_init(&s->dp, &lim, session_sink, s);
+	s->state = S_DATA;
+	static const char go[] = "354 End data with <CR><LF>.<CR><LF>\r\n";
+	session_emit(s, 354, go, sizeof(go) - 1);
+	session_arm(s);
+}
+
+static void session_commit_done(void *arg, int error)
+{
+	struct session *s = arg;
+	s->commit_pending = 0;
+	s->cur_what = "END-OF-DATA";
+	s->cur_rcpt = NULL;
+	s->state = S_HELO;
+	if (error != 0) {
+		log_warnx("%s: commit failed: %s", s->id, strerror(error));
+		session_reply(s, RPL_LOCAL_ERROR, "queue file write error");
+	} else {
+		s->nmessages++;
+		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queued in %s)", s->id,
+		         s->sender, s->hdrlen + s->dp.size, s->nrcpt, spool_queue_name(Q_HI));
+		session_reply(s, RPL_QUEUED, s->id);
+	}
+	if (s->state == S_HELO)
+		session_reset_transaction(s);
+	session_idle(s);
+}
+
+static void session_data_end(struct session *s)
+{
+	enum reply_id r = RPL_NONE;
+	switch (s->dp.error) {
+	case DATA_OK:
+		break;
+	case DATA_ERR_SIZE:
+		r = RPL_DATA_TOO_BIG;
+		break;
+	case DATA_ERR_LINE:
+		r = RPL_DATA_LINE;
+		break;
+	case DATA_ERR_HEADER:
+		r = RPL_DATA_HEADER;
+		break;
+	case DATA_ERR_BARE:
+		r = RPL_DATA_BARE;
+		break;
+	case DATA_ERR_SINK:
+		log_warn("%s: cannot write the queue file", s->id);
+		r = RPL_LOCAL_ERROR;
+		break;
+	}
+	s->cur_what = "END-OF-DATA";
+	s->cur_rcpt = NULL;
+	if (r != RPL_NONE) {
+		session_release_message(s);
+		s->state = S_HELO;
+		session_reply(s, r, "queue file write error");
+		if (s->state == S_HELO)
+			session_reset_transaction(s);
+		/* session_process(), our caller, goes on with the input. */
+		session_ready(s);
+		return;
+	}
+	s->state = S_COMMIT;
+	s->sf_open = 0;
+	s->commit_pending = 1;
+	evtimer_del(s->timer);
+	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->dp.size, Q_HI,
+	                   session_commit_done, s);
+}
+
+/* Feed what arrived to the DATA parser. Returns 1 when the end of the
+ * data was reached. */
+int session_data_input(struct session *s, struct evbuffer *in)
+{
+	while (evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		int done = 0;
+		size_t used = data_feed(&s->dp, v.iov_base, v.iov_len, &done);
+		evbuffer_drain(in, used);
+		if (done) {
+			session_data_end(s);
+			return 1;
+		}
+		if (used == 0)
+			fatalx("%s: the DATA parser consumed nothing", s->id);
+	}
+	return 0;
+}

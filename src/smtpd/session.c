@@ -1,0 +1,621 @@
+/*
+ * session.c: the SMTP state machine of one client's session (RFC 5321
+ * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES and STARTTLS).
+ *
+ * The dialogue is an explicit state machine (states in session.h): a
+ * command table gives, for each verb, the states where it is allowed and
+ * its handler, and the state is checked in one place, session_command().
+ * Every complete command line enters through session_command() and every
+ * reply leaves through session_emit(); both report to the observer
+ * (smtpd.h), which is how the timing classifier will watch the dialogue.
+ *
+ * Input is taken one line at a time from the input buffer, in order;
+ * replies accumulate in the output buffer, which libevent writes once the
+ * read callback returns, i.e. when no complete line is left (RFC 2920).
+ * While a message is being committed the input stays buffered and
+ * unprocessed, so replies never overtake each other.
+ *
+ * Relay control lives here too (rcpt_allowed): it is the RCPT handler's
+ * decision. The message itself is receive.c's, the socket connection.c's.
+ */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "addr.h"
+#include "command.h"
+#include "conf.h"
+#include "log.h"
+#include "reply.h"
+#include "session.h"
+#include "util.h"
+
+/* Observer hooks. */
+
+void session_notify(struct session *s, struct session_event *ev)
+{
+	if (s->obs == NULL || s->obs->event == NULL)
+		return;
+	if (ev->usec == 0)
+		ev->usec = mono_usec();
+	s->obs->event(s->obs_ctx, s, ev);
+}
+
+void session_notify_type(struct session *s, enum session_event_type type)
+{
+	struct session_event ev = {.type = type};
+	session_notify(s, &ev);
+}
+
+/* Transaction state. */
+
+void session_reset_transaction(struct session *s)
+{
+	free(s->sender);
+	s->sender = NULL;
+	for (size_t i = 0; i < s->nrcpt; i++)
+		free(s->rcpts[i]);
+	s->nrcpt = 0;
+	s->body = CMD_BODY_NONE;
+	if (ST(s->state) & ST_CMD)
+		s->state = s->helo ? S_HELO : S_INIT;
+}
+
+/* Output: the one place every reply leaves from. */
+
+void session_emit(struct session *s, int code, const char *text, size_t len)
+{
+	if (s->bev == NULL || s->state >= S_CLOSING)
+		return;
+	evbuffer_add(bufferevent_get_output(s->bev), text, len);
+	s->last_reply_usec = mono_usec();
+	struct session_event ev = {.type = SEV_REPLY, .usec = s->last_reply_usec, .code = code};
+	session_notify(s, &ev);
+	if (!log_verbose())
+		return;
+	for (const char *p = text, *e = text + len; p < e;) {
+		const char *nl = memchr(p, '\n', (size_t)(e - p));
+		const char *end = nl ? nl : e;
+		size_t n = (size_t)(end - p);
+		if (n > 0 && p[n - 1] == '\r')
+			n--;
+		log_debug("unknown[%s]:%u: > %.*s", s->addr, s->port, (int)n, p);
+		p = nl ? nl + 1 : e;
+	}
+}
+
+void session_reply(struct session *s, enum reply_id id, const char *arg)
+{
+	char buf[REPLY_LINE_MAX];
+	const struct reply *r = reply_get(id);
+	size_t n = reply_format(id, arg, buf, sizeof(buf));
+	if (r == NULL || n == 0)
+		fatalx("session: no reply for id %d", (int)id);
+	session_emit(s, r->code, buf, n);
+
+	if (r->code >= 400 && r->code != 421 && id != RPL_NON_SMTP) {
+		log_info("reject: %s from unknown[%s]:%u: %.*s;%s%s%s%s%s%s helo=<%s>",
+		         s->cur_what ? s->cur_what : "CONNECT", s->addr, s->port, (int)(n - 2), buf,
+		         s->sender ? " from=<" : "", s->sender ? s->sender : "",
+		         s->sender ? ">" : "", s->cur_rcpt ? " to=<" : "",
+		         s->cur_rcpt ? s->cur_rcpt : "", s->cur_rcpt ? ">" : "",
+		         s->helo ? s->helo : "");
+	}
+	if (r->code >= 400 && !(r->flags & REPLY_F_NOT_ERROR))
+		s->errors++;
+	if (r->flags & REPLY_F_CLOSE) {
+		session_close(s);
+		return;
+	}
+	if (s->errors > (unsigned)session_cf(s)->max_errors && s->state < S_CLOSING) {
+		log_info("too many errors (%u) from unknown[%s]:%u", s->errors, s->addr, s->port);
+		session_reply(s, RPL_TOO_MANY_ERRORS, NULL);
+	}
+}
+
+/* The greeting. RFC 5321 4.2: "220 SP domain SP text". It goes out in one
+ * piece now; session_greet() can send a "220-" line first and the final
+ * line after a pause, which is how a later pregreet test will use it. */
+
+static size_t greeting_line(struct session *s, int final, char *buf, size_t size)
+{
+	const struct config *cf = session_cf(s);
+	int n = snprintf(buf, size, "220%c%s%s%s\r\n", final ? ' ' : '-', cf->hostname,
+	                 cf->banner[0] ? " " : "", cf->banner);
+	if (n < 0 || (size_t)n >= size)
+		n = snprintf(buf, size, "220%c%s\r\n", final ? ' ' : '-', cf->hostname);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+void session_greet_final(struct session *s)
+{
+	char buf[REPLY_LINE_MAX];
+	size_t n = greeting_line(s, 1, buf, sizeof(buf));
+	s->state = S_INIT;
+	session_emit(s, 220, buf, n);
+	session_notify_type(s, SEV_GREETING);
+	session_idle(s);
+}
+
+void session_greet(struct session *s, int64_t pause_seconds)
+{
+	if (pause_seconds > 0) {
+		char buf[REPLY_LINE_MAX];
+		size_t n = greeting_line(s, 0, buf, sizeof(buf));
+		session_emit(s, 220, buf, n);
+		session_timer(s, pause_seconds);
+		return;
+	}
+	session_greet_final(s);
+}
+
+/* Back in a command state: say 421 when shutting down, else arm the
+ * command timeout. Returns 1 when commands may be taken. */
+int session_ready(struct session *s)
+{
+	if (!(ST(s->state) & ST_CMD))
+		return 0;
+	if (s->srv->stopping) {
+		session_reply(s, RPL_SHUTDOWN, NULL);
+		return 0;
+	}
+	session_arm(s);
+	return 1;
+}
+
+/* As session_ready(), then run what the client already sent. Only for
+ * callers outside session_process() (greeting, commit, TLS), so the
+ * processing loop never recurses. */
+void session_idle(struct session *s)
+{
+	if (!session_ready(s))
+		return;
+	session_process(s);
+	/* The client half-closed: its last commands are answered above. */
+	if (s->peer_eof && (ST(s->state) & ST_CMD))
+		session_close(s);
+}
+
+/* Command handlers: the state has been checked, the argument count too. */
+
+const char *session_protocol(const struct session *s)
+{
+	return s->tls_active ? "ESMTPS" : s->esmtp ? "ESMTP" : "SMTP";
+}
+
+static void proceed_helo(struct session *s, const struct cmd_line *cmd)
+{
+	const struct config *cf = session_cf(s);
+	if (cmd_check_helo(cmd->arg, cmd->arglen) != RPL_NONE) {
+		session_reply(s, RPL_BAD_HELO, NULL);
+		return;
+	}
+	free(s->helo);
+	s->helo = xstrndup(cmd->arg, cmd->arglen);
+	s->esmtp = cmd->verb == CMD_EHLO;
+	/* RFC 5321 4.1.4: HELO/EHLO resets the transaction like RSET. */
+	session_reset_transaction(s);
+	s->state = S_HELO;
+
+	char buf[1024];
+	if (!s->esmtp) {
+		int n = snprintf(buf, sizeof(buf), "250 %s\r\n", cf->hostname);
+		session_emit(s, 250, buf, (size_t)n);
+		return;
+	}
+	char size[40];
+	snprintf(size, sizeof(size), "SIZE %" PRIu64, cf->message_size_limit);
+	const char *lines[8];
+	size_t k = 0;
+	lines[k++] = cf->hostname;
+	lines[k++] = "PIPELINING";
+	lines[k++] = size;
+	lines[k++] = "8BITMIME";
+	lines[k++] = "ENHANCEDSTATUSCODES";
+	if (s->srv->tls_ctx && !s->tls_active)
+		lines[k++] = "STARTTLS";
+	size_t off = 0;
+	for (size_t i = 0; i < k; i++) {
+		int n = snprintf(buf + off, sizeof(buf) - off, "250%c%s\r\n", i + 1 < k ? '-' : ' ',
+		                 lines[i]);
+		if (n < 0 || (size_t)n >= sizeof(buf) - off)
+			fatalx("session: EHLO reply does not fit");
+		off += (size_t)n;
+	}
+	session_emit(s, 250, buf, off);
+}
+
+static int addr_flags(const struct session *s)
+{
+	return session_cf(s)->allow_address_literals ? ADDR_ALLOW_LITERAL : 0;
+}
+
+static void proceed_mail(struct session *s, const struct cmd_line *cmd)
+{
+	const struct config *cf = session_cf(s);
+	struct cmd_mail m;
+	enum reply_id r = cmd_parse_mail(cmd->arg, cmd->arglen, addr_flags(s), &m);
+	if (r == RPL_NONE && !s->esmtp && (m.has_size || m.body != CMD_BODY_NONE)) {
+		/* Service extensions exist only after EHLO (RFC 5321 4.1.1.1). */
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(m.param, sizeof(m.param), "%s", m.has_size ? "SIZE" : "BODY");
+	}
+	if (r == RPL_BAD_SENDER) {
+		session_reply(s, r, addr_strerror(m.addr_err));
+		return;
+	}
+	if (r != RPL_NONE) {
+		session_reply(s, r, m.param);
+		return;
+	}
+	if (m.has_size && cf->message_size_limit > 0 && m.size > cf->message_size_limit) {
+		session_reply(s, RPL_SIZE_EXCEEDED, NULL);
+		return;
+	}
+	char buf[ADDR_PATH_MAX * 2 + 8];
+	addr_format(&m.addr, buf, sizeof(buf));
+	s->sender = xstrdup(buf);
+	s->body = m.body;
+	s->state = S_MAIL;
+	session_reply(s, RPL_MAIL_OK, NULL);
+}
+
+/* An address literal names us when it is the address the client
+ * connected to, or one of the configured listen addresses. */
+static int literal_is_ours(const struct session *s, const char *lit)
+{
+	char text[ADDR_DOMAIN_MAX + 1], want[64], have[64];
+	size_t len = strlen(lit);
+	if (len < 3 || lit[0] != '[' || lit[len - 1] != ']')
+		return 0;
+	snprintf(text, sizeof(text), "%.*s", (int)(len - 2), lit + 1);
+	const char *p = text;
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (ascii_strncasecmp(p, "IPv6:", 5) == 0) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+		sin6->sin6_family = AF_INET6;
+		if (inet_pton(AF_INET6, p + 5, &sin6->sin6_addr) != 1)
+			return 0;
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		if (inet_pton(AF_INET, p, &sin->sin_addr) != 1)
+			return 0;
+	}
+	sockaddr_host((struct sockaddr *)&ss, want, sizeof(want));
+
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	if (getsockname(s->fd, (struct sockaddr *)&local, &llen) == 0) {
+		sockaddr_host((struct sockaddr *)&local, have, sizeof(have));
+		if (strcmp(have, want) == 0)
+			return 1;
+	}
+	const struct config *cf = session_cf(s);
+	for (size_t i = 0; i < cf->listen.n; i++) {
+		sockaddr_host((const struct sockaddr *)&cf->listen.v[i].ss, have, sizeof(have));
+		if (strcmp(have, want) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Relay control (the open-relay rule): local and relay domains from
+ * anyone, anything from mynetworks, <postmaster> always. */
+static int rcpt_allowed(const struct session *s, const struct mailaddr *a)
+{
+	const struct config *cf = session_cf(s);
+	if (a->is_postmaster)
+		return 1;
+	if (conf_in_mynetworks(cf, session_peer(s)))
+		return 1;
+	if (a->is_literal)
+		return cf->allow_address_literals && literal_is_ours(s, a->domain);
+	return conf_is_local_domain(cf, a->domain) || conf_is_relay_domain(cf, a->domain);
+}
+
+/* <postmaster> is delivered as postmaster@ our first local domain. */
+static void postmaster_address(const struct session *s, char *buf, size_t size)
+{
+	const struct config *cf = session_cf(s);
+	const char *dom = cf->hostname;
+	for (size_t i = 0; i < cf->local_domains.n; i++) {
+		if (cf->local_domains.v[i][0] != '.') {
+			dom = cf->local_domains.v[i];
+			break;
+		}
+	}
+	snprintf(buf, size, "postmaster@%s", dom);
+}
+
+static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
+{
+	const struct config *cf = session_cf(s);
+	struct cmd_rcpt rc;
+	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, addr_flags(s), &rc);
+	if (r == RPL_BAD_RCPT) {
+		session_reply(s, r, addr_strerror(rc.addr_err));
+		return;
+	}
+	if (r != RPL_NONE) {
+		session_reply(s, r, rc.param);
+		return;
+	}
+	char buf[ADDR_PATH_MAX * 2 + 8], quoted[ADDR_PATH_MAX * 2 + 12];
+	if (rc.addr.is_postmaster)
+		postmaster_address(s, buf, sizeof(buf));
+	else
+		addr_format(&rc.addr, buf, sizeof(buf));
+	s->cur_rcpt = buf;
+	if (!rcpt_allowed(s, &rc.addr)) {
+		snprintf(quoted, sizeof(quoted), "<%s>", buf);
+		session_reply(s, RPL_RELAY_DENIED, quoted);
+		s->cur_rcpt = NULL;
+		return;
+	}
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		if (strcmp(s->rcpts[i], buf) == 0) {
+			/* Accepted again, stored once. */
+			s->cur_rcpt = NULL;
+			session_reply(s, RPL_RCPT_OK, NULL);
+			return;
+		}
+	}
+	if (s->nrcpt >= (size_t)cf->max_recipients) {
+		session_reply(s, RPL_TOO_MANY_RCPT, NULL);
+		s->cur_rcpt = NULL;
+		return;
+	}
+	if (s->nrcpt == s->rcptcap) {
+		s->rcptcap = s->rcptcap ? s->rcptcap * 2 : 4;
+		s->rcpts = xreallocarray(s->rcpts, s->rcptcap, sizeof(*s->rcpts));
+	}
+	s->rcpts[s->nrcpt++] = xstrdup(buf);
+	s->cur_rcpt = NULL;
+	s->state = S_RCPT;
+	session_reply(s, RPL_RCPT_OK, NULL);
+}
+
+static void proceed_data(struct session *s, const struct cmd_line *cmd)
+{
+	session_data_start(s);
+}
+
+static void proceed_rset(struct session *s, const struct cmd_line *cmd)
+{
+	session_reset_transaction(s);
+	session_reply(s, RPL_OK, NULL);
+}
+
+static void proceed_noop(struct session *s, const struct cmd_line *cmd)
+{
+	session_reply(s, RPL_OK, NULL);
+}
+
+static void proceed_vrfy(struct session *s, const struct cmd_line *cmd)
+{
+	/* RFC 5321 3.5.3: 252 neither confirms nor denies the address. */
+	session_reply(s, RPL_VRFY, NULL);
+}
+
+static void proceed_help(struct session *s, const struct cmd_line *cmd)
+{
+	session_reply(s, RPL_HELP, NULL);
+}
+
+static void proceed_quit(struct session *s, const struct cmd_line *cmd)
+{
+	s->quit = 1;
+	session_reply(s, RPL_BYE, NULL);
+}
+
+static void proceed_not_implemented(struct session *s, const struct cmd_line *cmd)
+{
+	session_reply(s, RPL_NOT_IMPL, NULL);
+}
+
+static void proceed_starttls(struct session *s, const struct cmd_line *cmd)
+{
+	if (s->tls_active) {
+		session_reply(s, RPL_TLS_ACTIVE, NULL);
+		return;
+	}
+	if (s->srv->tls_ctx == NULL) {
+		session_reply(s, session_cf(s)->smtp_tls ? RPL_TLS_UNAVAIL : RPL_NOT_IMPL, NULL);
+		return;
+	}
+	if (!s->esmtp) {
+		session_reply(s, RPL_NEED_EHLO, NULL);
+		return;
+	}
+	session_reply(s, RPL_TLS_READY, NULL);
+	if (s->state >= S_CLOSING)
+		return;
+	session_tls_prepare(s);
+}
+
+struct cmd_def {
+	enum cmd_verb verb;
+	unsigned states;
+	void (*handler)(struct session *s, const struct cmd_line *cmd);
+};
+
+static const struct cmd_def cmd_table[] = {
+    {CMD_HELO, ST_CMD, proceed_helo},
+    {CMD_EHLO, ST_CMD, proceed_helo},
+    {CMD_MAIL, ST(S_HELO), proceed_mail},
+    {CMD_RCPT, ST(S_MAIL) | ST(S_RCPT), proceed_rcpt},
+    {CMD_DATA, ST(S_RCPT), proceed_data},
+    {CMD_RSET, ST_CMD, proceed_rset},
+    {CMD_NOOP, ST_CMD, proceed_noop},
+    {CMD_QUIT, ST_CMD, proceed_quit},
+    {CMD_VRFY, ST_CMD, proceed_vrfy},
+    {CMD_HELP, ST_CMD, proceed_help},
+    {CMD_STARTTLS, ST(S_HELO), proceed_starttls},
+    {CMD_EXPN, ST_CMD, proceed_not_implemented},
+    {CMD_BDAT, ST_CMD, proceed_not_implemented},
+    {CMD_AUTH, ST_CMD, proceed_not_implemented},
+    {CMD_ETRN, ST_CMD, proceed_not_implemented},
+    {CMD_TURN, ST_CMD, proceed_not_implemented},
+};
+
+/* The reply for a verb given in a state where it is not allowed. */
+static enum reply_id bad_sequence(const struct session *s, enum cmd_verb verb)
+{
+	switch (verb) {
+	case CMD_MAIL:
+		return s->state == S_INIT ? RPL_NEED_HELO : RPL_NESTED_MAIL;
+	case CMD_RCPT:
+		return s->state == S_INIT ? RPL_NEED_HELO : RPL_NEED_MAIL;
+	case CMD_DATA:
+		return s->state == S_INIT ? RPL_NEED_HELO : RPL_NEED_RCPT;
+	case CMD_STARTTLS:
+		if (s->tls_active)
+			return RPL_TLS_ACTIVE;
+		if (s->srv->tls_ctx == NULL)
+			return session_cf(s)->smtp_tls ? RPL_TLS_UNAVAIL : RPL_NOT_IMPL;
+		return s->state == S_INIT ? RPL_NEED_EHLO : RPL_TLS_IN_MAIL;
+	default:
+		return RPL_BAD_SEQUENCE;
+	}
+}
+
+static void session_non_smtp(struct session *s, const char *what)
+{
+	log_notice("non-SMTP input from unknown[%s]:%u: %s", s->addr, s->port, what);
+	session_notify_type(s, SEV_NON_SMTP);
+	session_reply(s, RPL_NON_SMTP, NULL);
+}
+
+/* The one entry point of complete command lines. */
+static void session_command(struct session *s, const char *line, size_t len, int bare_lf)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	s->ncommands++;
+	s->last_cmd_usec = mono_usec();
+	/* Pipelined: the previous reply was still unsent when this line
+	 * was read (queued behind it, or read before the last flush). */
+	int early = evbuffer_get_length(out) > 0 || s->last_read_usec < s->last_flush_usec;
+
+	struct cmd_line cmd;
+	enum reply_id r = cmd_parse(line, len, &cmd);
+	struct session_event ev = {.type = SEV_COMMAND,
+	                           .usec = s->last_cmd_usec,
+	                           .verb = cmd.verb,
+	                           .early = early,
+	                           .bare_lf = bare_lf,
+	                           .pipelining = s->esmtp};
+	session_notify(s, &ev);
+	s->cur_what = cmd_verb_name(cmd.verb);
+	s->cur_rcpt = NULL;
+	if (log_verbose())
+		log_debug("unknown[%s]:%u: < %.*s%s%s", s->addr, s->port, (int)len, line,
+		          bare_lf ? " (bare LF)" : "", early ? " (pipelined)" : "");
+
+	if (r == RPL_NON_SMTP) {
+		char what[80];
+		snprintf(what, sizeof(what), "%.*s", (int)(len < 60 ? len : 60), line);
+		session_non_smtp(s, what);
+		return;
+	}
+	if (r != RPL_NONE) {
+		session_reply(s, r, NULL);
+		return;
+	}
+	const struct cmd_def *d = NULL;
+	for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
+		if (cmd_table[i].verb == cmd.verb)
+			d = &cmd_table[i];
+	if (d == NULL)
+		fatalx("session: verb %s has no handler", cmd_verb_name(cmd.verb));
+	if (!(d->states & ST(s->state))) {
+		session_reply(s, bad_sequence(s, cmd.verb), NULL);
+		return;
+	}
+	r = cmd_check_args(&cmd);
+	if (r != RPL_NONE) {
+		session_reply(s, r, cmd_verb_name(cmd.verb));
+		return;
+	}
+	session_arm(s);
+	d->handler(s, &cmd);
+}
+
+/* Take one command line from the input. Returns 0 when more input is
+ * needed. */
+static int session_next_line(struct session *s, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	if (avail == 0)
+		return 0;
+	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
+	if (p == NULL)
+		fatalx("session: evbuffer_pullup failed");
+	if (!s->discarding && cmd_is_tls_record((const unsigned char *)p, window)) {
+		evbuffer_drain(in, avail);
+		session_non_smtp(s, "TLS handshake record");
+		return 0;
+	}
+	struct cmd_frame f;
+	char line[CMD_LINE_MAX + 1];
+	switch (cmd_frame(p, window, s->discarding, &f)) {
+	case CMD_FRAME_MORE:
+		return 0;
+	case CMD_FRAME_DISCARD:
+		/* Dropped now, answered at its end: never silently. */
+		evbuffer_drain(in, f.consumed);
+		s->discarding = 1;
+		return 1;
+	case CMD_FRAME_TOO_LONG: {
+		evbuffer_drain(in, f.consumed);
+		s->discarding = 0;
+		s->ncommands++;
+		struct session_event ev = {.type = SEV_COMMAND, .verb = CMD_NONE};
+		session_notify(s, &ev);
+		s->cur_what = "UNKNOWN";
+		s->cur_rcpt = NULL;
+		session_reply(s, RPL_LINE_TOO_LONG, NULL);
+		return 1;
+	}
+	case CMD_FRAME_LINE:
+		memcpy(line, p, f.len);
+		line[f.len] = '\0';
+		evbuffer_drain(in, f.consumed);
+		session_command(s, line, f.len, f.bare_lf);
+		return 1;
+	}
+	return 0;
+}
+
+void session_process(struct session *s)
+{
+	if (s->bev == NULL)
+		return;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	for (;;) {
+		if (s->state == S_DATA) {
+			if (!session_data_input(s, in))
+				return;
+			continue;
+		}
+		if (!(ST(s->state) & ST_CMD))
+			return;
+		if (evbuffer_get_length(out) > SESSION_OUTPUT_MAX) {
+			/* The client does not read its replies: wait. */
+			s->stalled = 1;
+			return;
+		}
+		if (!session_next_line(s, in))
+			return;
+	}
+}

@@ -1,0 +1,119 @@
+/*
+ * smtpd.h: the smtpd child's internal interfaces.
+ *
+ * server.c owns struct smtpd (listeners, connection limits, signals, the
+ * spool and its commit pool, the TLS context) and calls session_new() for
+ * each accepted connection. session.c owns struct session (one client's
+ * SMTP dialogue) and keeps the list of live sessions.
+ *
+ * The session reports what happens on the wire to an optional observer
+ * (struct session_observer): this is how the timing classifier sees reply
+ * times, command arrivals, pipelining and bytes sent before the banner
+ * without reaching into the session. Every reply passes through one
+ * function in session.c and every complete command line through another;
+ * both report here.
+ */
+#ifndef TEMPOMX_SMTPD_SMTPD_H
+#define TEMPOMX_SMTPD_SMTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "command.h"
+#include "spool.h"
+#include "tempomx.h"
+
+struct event;
+struct event_base;
+struct evconnlistener;
+struct session;
+struct smtpd_client;
+struct smtpd_listener;
+
+/* What the observer is told. */
+enum session_event_type {
+	SEV_PREGREET, /* octets arrived before the greeting was complete */
+	SEV_GREETING, /* the final "220 " greeting line was queued */
+	SEV_COMMAND,  /* a complete command line was taken from the input */
+	SEV_REPLY,    /* a reply was queued for sending */
+	SEV_FLUSHED,  /* every queued reply has been written to the socket */
+	SEV_TLS,      /* the TLS handshake completed */
+	SEV_NON_SMTP, /* HTTP request or TLS record on the plain port */
+};
+
+struct session_event {
+	enum session_event_type type;
+	int64_t usec; /* mono_usec() when it happened */
+	/* SEV_COMMAND */
+	enum cmd_verb verb; /* CMD_NONE: too long or not a command */
+	int early;          /* it arrived before the previous reply was sent */
+	int bare_lf;        /* the line ended in LF without CR */
+	int pipelining;     /* our EHLO reply offered PIPELINING (RFC 2920) */
+	/* SEV_REPLY */
+	int code;
+	/* SEV_PREGREET: octets newly seen */
+	size_t octets;
+};
+
+struct session_observer {
+	/* A session starts; the return value is passed back below. */
+	void *(*open)(void *arg, struct session *s);
+	void (*event)(void *ctx, struct session *s, const struct session_event *ev);
+	/* The session ends; quit is 1 when the client said QUIT. */
+	void (*close)(void *ctx, struct session *s, int quit);
+};
+
+/* The smtpd process. */
+struct smtpd {
+	struct runtime *rt; /* rt->cf: current settings, swapped in place on SIGHUP */
+	struct event_base *base;
+	struct spool spool;
+	struct commit_pool *commits;
+	SSL_CTX *tls_ctx; /* NULL: STARTTLS not offered */
+
+	struct smtpd_listener *listeners;
+	size_t nlisteners;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
+
+	struct session *sessions; /* live sessions (session.c) */
+	size_t nsessions;
+	struct smtpd_client **clients; /* connections per client address */
+	size_t nbuckets;
+
+	int stopping; /* SIGTERM seen */
+	const struct session_observer *obs;
+	void *obs_arg;
+};
+
+/* server.c */
+/* Attach an observer (NULL to detach); sessions opened afterwards use it. */
+void smtpd_set_observer(struct smtpd *srv, const struct session_observer *obs, void *arg);
+/* A session was destroyed: release its connection slot. */
+void smtpd_session_gone(struct smtpd *srv, const char *client_addr);
+
+/* session.c */
+/* Start a session on an accepted, non-blocking socket; sends the
+ * greeting. Takes over fd. listen_index selects cf->listen.v[i]. */
+struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *peer,
+                            socklen_t peerlen, size_t listen_index);
+/* SIGTERM: idle sessions get "421 4.3.2" and close; those in DATA or
+ * waiting for a commit finish first. */
+void session_shutdown_all(struct smtpd *srv);
+/* Grace period over: end every session now (a message being received is
+ * dropped, a pending commit still completes). */
+void session_abort_all(struct smtpd *srv);
+
+/* Read-only facts for observers. */
+const struct sockaddr *session_peer(const struct session *s);
+const char *session_client_addr(const struct session *s);
+int session_fd(const struct session *s);
+int session_timing_enabled(const struct session *s);
+const char *session_helo(const struct session *s);
+int64_t session_connect_usec(const struct session *s);
+int64_t session_last_reply_usec(const struct session *s);
+int64_t session_last_command_usec(const struct session *s);
+
+#endif

@@ -1,0 +1,786 @@
+/*
+ * spool.c: the on-disk queue: directory layout and every file operation
+ * on it (create, commit, move, update, remove, listing).
+ *
+ * Owns all renames and unlinks of spool files; no other file in tempomx
+ * calls rename() or unlink() on the spool. Called by the master
+ * (spool_prepare, spool_clean_incoming at start-up), smtpd (create, write,
+ * commit through commit.c), the scanner and delivery (read, update, move,
+ * remove) and tempomxctl (list, read, move).
+ *
+ * Crash-safety argument. The promise is: once a client got its 250, the
+ * message survives a kill -9 of any process and a power failure, and it is
+ * delivered at least once. It rests on four rules.
+ *
+ * 1. A file becomes visible to another stage only by a rename into a
+ *    queue directory, and only after its content is complete and fsync'd.
+ *    A message is written under its queue ID in incoming/, the size field
+ *    is patched, the file is fsync'd, then renamed into hi/ or lo/ and the
+ *    directory is fsync'd; only then does spool_commit() return and smtpd
+ *    send the 250. Because rename is atomic, a reader sees either no file
+ *    or a complete one; because the data was flushed before the rename, a
+ *    name that survives a power failure points at complete data; because
+ *    the directory was flushed before the 250, the name survives too.
+ * 2. incoming/ is private to the writer. Nothing in it was ever
+ *    acknowledged, so the master removes whatever it finds there at
+ *    start-up (spool_clean_incoming): a half-received message is simply
+ *    not accepted and the client, which got no 250, sends it again.
+ * 3. A file is never modified in place once visible. spool_update() writes
+ *    a new file in incoming/ (new envelope, then the message octets copied
+ *    unchanged), fsyncs it and renames it over the old name, so a reader
+ *    or a crash sees the old file or the new one, never a mix. When the
+ *    update also changes queue, the new file first replaces the old one in
+ *    its queue and is then renamed on: at every instant the message has
+ *    exactly one name, and a crash between the two steps leaves the
+ *    updated file in the old queue, where its stage finds it again.
+ * 4. Moves between queues are renames followed by an fsync of the
+ *    destination and then of the source directory. The destination comes
+ *    first: if the power fails in between, the worst case is a file that
+ *    reappears in its old queue as well, which is handled again (at least
+ *    once), never a file that is nowhere.
+ *
+ * Delivery is therefore at-least-once: after a crash a recipient may get a
+ * message twice (delivered, but the envelope update recording it was
+ * lost), never zero times.
+ *
+ * New names are created with O_EXCL and committed with RENAME_NOREPLACE,
+ * so even a queue ID collision cannot overwrite an accepted message.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+static const char *const queue_names[Q_COUNT] = {
+    [Q_INCOMING] = "incoming",
+    [Q_HI] = "hi",
+    [Q_LO] = "lo",
+    [Q_OUT] = "out",
+    [Q_DEFERRED] = "deferred",
+    [Q_HOLD] = "hold",
+    [Q_QUARANTINE] = "quarantine",
+    [Q_CORRUPT] = "corrupt",
+};
+
+/* Directories below the spool root that are not queues. */
+static const char *const extra_dirs[] = {"db", "tls"};
+
+#define CORRUPT_SUFFIX_MAX 1000
+
+static _Atomic unsigned spool_tmp_seq;
+
+const char *spool_queue_name(enum spool_queue q)
+{
+	if ((unsigned)q < Q_COUNT)
+		return queue_names[q];
+	return "unknown";
+}
+
+int spool_queue_from_name(const char *name)
+{
+	for (int q = 0; q < Q_COUNT; q++) {
+		if (strcmp(queue_names[q], name) == 0)
+			return q;
+	}
+	return -1;
+}
+
+static int valid_queue(enum spool_queue q)
+{
+	return (unsigned)q < Q_COUNT;
+}
+
+/* ---- preparing and opening ---- */
+
+static int prepare_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int prepare_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	if (errlen > 0)
+		vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Check (and when root, set) owner and mode of one spool directory. */
+static int prepare_check(int fd, const char *path, int created, uid_t uid, gid_t gid, char *err,
+                         size_t errlen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return prepare_fail(err, errlen, "%s: %s", path, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return prepare_fail(err, errlen, "%s: not a directory", path);
+	if (created && fchmod(fd, 0700) < 0)
+		return prepare_fail(err, errlen, "%s: chmod: %s", path, strerror(errno));
+	if (!created && (st.st_mode & (S_IWGRP | S_IWOTH)))
+		return prepare_fail(err, errlen,
+		                    "%s: group or world writable (mode %04o); "
+		                    "the spool must be writable by its owner only",
+		                    path, (unsigned)(st.st_mode & 07777));
+	if (geteuid() == 0 && (st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		return prepare_fail(err, errlen, "%s: chown: %s", path, strerror(errno));
+	return 0;
+}
+
+int spool_prepare(const char *path, uid_t uid, gid_t gid, char *err, size_t errlen)
+{
+	int created = 0;
+	if (mkdir(path, 0700) == 0) {
+		created = 1;
+	} else if (errno == ENOENT) {
+		/* Parents are ordinary system directories: 0755. */
+		char *parent = xstrdup(path);
+		char *slash = strrchr(parent, '/');
+		if (slash && slash != parent) {
+			*slash = '\0';
+			if (mkdir_p(parent, 0755) < 0) {
+				int e = errno;
+				free(parent);
+				return prepare_fail(err, errlen, "%s: %s", path, strerror(e));
+			}
+		}
+		free(parent);
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return prepare_fail(err, errlen, "%s: mkdir: %s", path, strerror(errno));
+		created = 1;
+	} else if (errno != EEXIST) {
+		return prepare_fail(err, errlen, "%s: mkdir: %s", path, strerror(errno));
+	}
+
+	int rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return prepare_fail(err, errlen, "%s: %s", path, strerror(errno));
+	if (prepare_check(rootfd, path, created, uid, gid, err, errlen) < 0)
+		goto fail;
+
+	size_t nnames = Q_COUNT + sizeof(extra_dirs) / sizeof(extra_dirs[0]);
+	for (size_t i = 0; i < nnames; i++) {
+		const char *name = i < Q_COUNT ? queue_names[i] : extra_dirs[i - Q_COUNT];
+		char sub[4096];
+		snprintf(sub, sizeof(sub), "%s/%s", path, name);
+		int made = 0;
+		if (mkdirat(rootfd, name, 0700) == 0)
+			made = 1;
+		else if (errno != EEXIST) {
+			prepare_fail(err, errlen, "%s: mkdir: %s", sub, strerror(errno));
+			goto fail;
+		}
+		/* The spool owner must not be able to point a queue at
+		 * another directory for root to chown: no symbolic links. */
+		struct stat lst;
+		if (fstatat(rootfd, name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+			prepare_fail(err, errlen, "%s: is a symbolic link", sub);
+			goto fail;
+		}
+		int fd = openat(rootfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			prepare_fail(err, errlen, "%s: %s", sub,
+			             errno == ELOOP ? "is a symbolic link" : strerror(errno));
+			goto fail;
+		}
+		int r = prepare_check(fd, sub, made, uid, gid, err, errlen);
+		close(fd);
+		if (r < 0)
+			goto fail;
+		created |= made;
+	}
+	if (created && fsync_dirfd(rootfd) < 0) {
+		prepare_fail(err, errlen, "%s: fsync: %s", path, strerror(errno));
+		goto fail;
+	}
+	close(rootfd);
+	return 0;
+fail:
+	close(rootfd);
+	return -1;
+}
+
+int spool_open(struct spool *sp, const char *path)
+{
+	sp->path = NULL;
+	sp->rootfd = -1;
+	for (int q = 0; q < Q_COUNT; q++)
+		sp->dirfd[q] = -1;
+	sp->rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->rootfd < 0)
+		return -1;
+	for (int q = 0; q < Q_COUNT; q++) {
+		sp->dirfd[q] =
+		    openat(sp->rootfd, queue_names[q], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (sp->dirfd[q] < 0) {
+			int e = errno;
+			spool_close(sp);
+			errno = e;
+			return -1;
+		}
+	}
+	sp->path = xstrdup(path);
+	return 0;
+}
+
+void spool_close(struct spool *sp)
+{
+	for (int q = 0; q < Q_COUNT; q++) {
+		if (sp->dirfd[q] >= 0)
+			close(sp->dirfd[q]);
+		sp->dirfd[q] = -1;
+	}
+	if (sp->rootfd >= 0)
+		close(sp->rootfd);
+	sp->rootfd = -1;
+	free(sp->path);
+	sp->path = NULL;
+}
+
+/* ---- low-level helpers ---- */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		off += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int fsync_fd(int fd)
+{
+	while (fsync(fd) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	return 0;
+}
+
+/* Rename that fails with EEXIST instead of replacing. Falls back to
+ * link + unlink on file systems without RENAME_NOREPLACE; a crash between
+ * the two leaves an extra name in incoming/, which start-up removes. */
+static int rename_noreplace(int fromfd, const char *from, int tofd, const char *to)
+{
+	if (renameat2(fromfd, from, tofd, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP)
+		return -1;
+	if (linkat(fromfd, from, tofd, to, 0) < 0)
+		return -1;
+	if (unlinkat(fromfd, from, 0) < 0 && errno != ENOENT)
+		log_warn("spool: unlink %s after link", from);
+	return 0;
+}
+
+static void unlink_keep_errno(int dirfd, const char *name)
+{
+	int e = errno;
+	unlinkat(dirfd, name, 0);
+	errno = e;
+}
+
+static void close_keep_errno(int fd)
+{
+	int e = errno;
+	close(fd);
+	errno = e;
+}
+
+/* ---- receiving a message ---- */
+
+int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf)
+{
+	int incfd = sp->dirfd[Q_INCOMING];
+	int fd = -1;
+	sf->fd = -1;
+	/* A collision is possible only between two processes whose IDs
+	 * share the 5-digit process field; a fresh ID resolves it. */
+	for (int tries = 0; tries < 16 && fd < 0; tries++) {
+		queueid_new(env->id);
+		fd = openat(incfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST)
+			return -1;
+	}
+	if (fd < 0)
+		return -1;
+
+	size_t len, size_off;
+	char *block = envelope_format(env, &len, &size_off);
+	if (write_all(fd, block, len) < 0) {
+		free(block);
+		unlink_keep_errno(incfd, env->id);
+		close_keep_errno(fd);
+		return -1;
+	}
+	free(block);
+	sf->fd = fd;
+	memcpy(sf->id, env->id, QUEUEID_SIZE);
+	sf->size_off = (off_t)size_off;
+	sf->body_start = (off_t)len;
+	return 0;
+}
+
+int spool_write(struct spool_file *sf, const void *buf, size_t len)
+{
+	return write_all(sf->fd, buf, len);
+}
+
+int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum spool_queue dest)
+{
+	int incfd = sp->dirfd[Q_INCOMING];
+	char digits[ENVELOPE_SIZE_WIDTH];
+	struct stat st;
+
+	if (!valid_queue(dest) || dest == Q_INCOMING) {
+		errno = EINVAL;
+		goto fail;
+	}
+	envelope_format_size(digits, size);
+	if (pwrite_all(sf->fd, digits, sizeof(digits), sf->size_off) < 0)
+		goto fail;
+	/* The caller counted what it wrote; if the file disagrees, something
+	 * is badly wrong and the file must not become visible. */
+	if (fstat(sf->fd, &st) < 0)
+		goto fail;
+	if ((uint64_t)st.st_size != (uint64_t)sf->body_start + size) {
+		log_warnx("%s: commit refused: file has %lld octets, expected %llu", sf->id,
+		          (long long)st.st_size, (unsigned long long)sf->body_start + size);
+		errno = EIO;
+		goto fail;
+	}
+	if (fsync_fd(sf->fd) < 0)
+		goto fail;
+	int fd = sf->fd;
+	sf->fd = -1;
+	if (close(fd) < 0 && errno != EINTR)
+		goto fail;
+	if (rename_noreplace(incfd, sf->id, sp->dirfd[dest], sf->id) < 0)
+		goto fail;
+	/* Past this point the file is in dest. If the directory flush fails
+	 * we still report failure, so no 250 is sent and the client retries:
+	 * a possible duplicate, never a loss. */
+	if (fsync_dirfd(sp->dirfd[dest]) < 0) {
+		log_warn("%s: fsync of %s/", sf->id, queue_names[dest]);
+		return -1;
+	}
+	return 0;
+fail:
+	unlink_keep_errno(incfd, sf->id);
+	if (sf->fd >= 0)
+		close_keep_errno(sf->fd);
+	sf->fd = -1;
+	return -1;
+}
+
+void spool_abort(struct spool *sp, struct spool_file *sf)
+{
+	if (sf->fd >= 0)
+		close(sf->fd);
+	sf->fd = -1;
+	if (queueid_valid(sf->id))
+		unlinkat(sp->dirfd[Q_INCOMING], sf->id, 0);
+}
+
+int spool_clean_incoming(struct spool *sp)
+{
+	int fd = openat(sp->dirfd[Q_INCOMING], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("spool: open incoming/");
+		return 0;
+	}
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		log_warn("spool: open incoming/");
+		close(fd);
+		return 0;
+	}
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(sp->dirfd[Q_INCOMING], de->d_name, 0) < 0) {
+			if (errno != ENOENT)
+				log_warn("spool: remove incoming/%s", de->d_name);
+			continue;
+		}
+		/* A name there was never acknowledged with a 250. */
+		log_info("%.*s: removed from incoming/ (never accepted)", 64, de->d_name);
+		n++;
+	}
+	closedir(d);
+	if (n > 0 && fsync_dirfd(sp->dirfd[Q_INCOMING]) < 0)
+		log_warn("spool: fsync incoming/");
+	return n;
+}
+
+/* ---- moving, reading, updating ---- */
+
+int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to)
+{
+	if (!queueid_valid(id) || !valid_queue(from) || !valid_queue(to)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (from == to)
+		return 0;
+	if (renameat(sp->dirfd[from], id, sp->dirfd[to], id) < 0)
+		return -1;
+	if (fsync_dirfd(sp->dirfd[to]) < 0)
+		return -1;
+	if (fsync_dirfd(sp->dirfd[from]) < 0)
+		return -1;
+	return 0;
+}
+
+int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+                       size_t *body_off, int *fdp)
+{
+	char err[300];
+	size_t off;
+	struct stat st;
+
+	memset(env, 0, sizeof(*env));
+	if (!queueid_valid(id) || !valid_queue(q)) {
+		errno = EINVAL;
+		return -1;
+	}
+	/* O_NONBLOCK so a FIFO planted under a queue name cannot hang us;
+	 * O_NOFOLLOW so a symbolic link is never followed out of the spool. */
+	int fd = openat(sp->dirfd[q], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		if (errno == ELOOP) {
+			spool_corrupt(sp, q, id, "symbolic link");
+			return -2;
+		}
+		return -1;
+	}
+	if (fstat(fd, &st) < 0) {
+		close_keep_errno(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		spool_corrupt(sp, q, id, "not a regular file");
+		return -2;
+	}
+	if (envelope_read_fd(fd, env, &off, err, sizeof(err)) < 0) {
+		if (errno != EBADMSG) {
+			log_warnx("%s: %s/: %s", id, queue_names[q], err);
+			close_keep_errno(fd);
+			return -1;
+		}
+		close(fd);
+		spool_corrupt(sp, q, id, err);
+		return -2;
+	}
+	if (strcmp(env->id, id) != 0) {
+		snprintf(err, sizeof(err), "envelope id %s does not match the file name", env->id);
+		goto corrupt;
+	}
+	if ((uint64_t)st.st_size != (uint64_t)off + env->size) {
+		snprintf(err, sizeof(err),
+		         "size mismatch: envelope says %llu octets, file has %llu",
+		         (unsigned long long)env->size, (unsigned long long)(st.st_size - off));
+		goto corrupt;
+	}
+	int flags = fcntl(fd, F_GETFL);
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	if (body_off)
+		*body_off = off;
+	*fdp = fd;
+	return 0;
+corrupt:
+	close(fd);
+	envelope_free(env);
+	memset(env, 0, sizeof(*env));
+	spool_corrupt(sp, q, id, err);
+	return -2;
+}
+
+int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+               size_t *body_off)
+{
+	int fd;
+	int r = spool_open_message(sp, q, id, env, body_off, &fd);
+	if (r == 0)
+		close(fd);
+	return r;
+}
+
+/* Copy len octets of src from offset off to the end of dst. */
+static int copy_octets(int src, off_t off, int dst, uint64_t len)
+{
+	int use_cfr = 1;
+	char *buf = NULL;
+	while (len > 0) {
+		size_t chunk = len > (1u << 30) ? (1u << 30) : (size_t)len;
+		ssize_t n;
+		if (use_cfr) {
+			n = copy_file_range(src, &off, dst, NULL, chunk, 0);
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL ||
+			              errno == EOPNOTSUPP)) {
+				use_cfr = 0;
+				continue;
+			}
+		} else {
+			if (buf == NULL)
+				buf = xmalloc(65536);
+			if (chunk > 65536)
+				chunk = 65536;
+			n = pread(src, buf, chunk, off);
+			if (n > 0 && write_all(dst, buf, (size_t)n) < 0)
+				n = -1;
+			if (n > 0)
+				off += n;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			free(buf);
+			return -1;
+		}
+		if (n == 0) {
+			/* The source is shorter than its envelope said. */
+			free(buf);
+			errno = EIO;
+			return -1;
+		}
+		len -= (uint64_t)n;
+	}
+	free(buf);
+	return 0;
+}
+
+int spool_update(struct spool *sp, enum spool_queue q, const char *id, const struct envelope *env,
+                 const char *prepend, enum spool_queue dest)
+{
+	struct envelope old, e;
+	char tmp[QUEUEID_SIZE + 32], err[300];
+	size_t old_off;
+	struct stat st;
+	int incfd = sp->dirfd[Q_INCOMING], dst = -1;
+
+	if (!queueid_valid(id) || !valid_queue(q) || !valid_queue(dest) || q == Q_INCOMING ||
+	    dest == Q_INCOMING) {
+		errno = EINVAL;
+		return -1;
+	}
+	int src = openat(sp->dirfd[q], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (src < 0)
+		return -1;
+	if (fstat(src, &st) < 0) {
+		close_keep_errno(src);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(src);
+		errno = EBADMSG;
+		return -1;
+	}
+	if (envelope_read_fd(src, &old, &old_off, err, sizeof(err)) < 0) {
+		close_keep_errno(src);
+		return -1;
+	}
+	envelope_free(&old);
+	if ((uint64_t)st.st_size < old_off) {
+		close(src);
+		errno = EBADMSG;
+		return -1;
+	}
+	uint64_t body_len = (uint64_t)st.st_size - old_off;
+	size_t plen = prepend ? strlen(prepend) : 0;
+
+	/* The name and the size always describe the file being written,
+	 * whatever the caller's copy says. */
+	e = *env;
+	memcpy(e.id, id, QUEUEID_SIZE);
+	e.size = plen + body_len;
+	size_t blen;
+	char *block = envelope_format(&e, &blen, NULL);
+
+	snprintf(tmp, sizeof(tmp), "%s.u%ld.%u", id, (long)getpid(),
+	         atomic_fetch_add(&spool_tmp_seq, 1));
+	dst = openat(incfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (dst < 0)
+		goto fail;
+	if (write_all(dst, block, blen) < 0 || (plen > 0 && write_all(dst, prepend, plen) < 0) ||
+	    copy_octets(src, (off_t)old_off, dst, body_len) < 0)
+		goto fail_unlink;
+	if (fstat(dst, &st) < 0)
+		goto fail_unlink;
+	if ((uint64_t)st.st_size != blen + plen + body_len) {
+		errno = EIO;
+		goto fail_unlink;
+	}
+	if (fsync_fd(dst) < 0)
+		goto fail_unlink;
+	if (close(dst) < 0 && errno != EINTR) {
+		dst = -1;
+		goto fail_unlink;
+	}
+	dst = -1;
+	/* Replace in place first (rule 3), then move on if asked. */
+	if (renameat(incfd, tmp, sp->dirfd[q], id) < 0)
+		goto fail_unlink;
+	free(block);
+	close(src);
+	if (dest != q) {
+		if (renameat(sp->dirfd[q], id, sp->dirfd[dest], id) < 0)
+			return -1;
+		if (fsync_dirfd(sp->dirfd[dest]) < 0)
+			return -1;
+	}
+	return fsync_dirfd(sp->dirfd[q]);
+
+fail_unlink:
+	unlink_keep_errno(incfd, tmp);
+fail:
+	if (dst >= 0)
+		close_keep_errno(dst);
+	free(block);
+	close_keep_errno(src);
+	return -1;
+}
+
+int spool_remove(struct spool *sp, enum spool_queue q, const char *id)
+{
+	if (!queueid_valid(id) || !valid_queue(q)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (unlinkat(sp->dirfd[q], id, 0) < 0)
+		return -1;
+	return fsync_dirfd(sp->dirfd[q]);
+}
+
+void spool_corrupt(struct spool *sp, enum spool_queue q, const char *id, const char *why)
+{
+	char name[QUEUEID_SIZE + 16];
+	if (!queueid_valid(id) || !valid_queue(q)) {
+		log_warnx("spool: refusing to move a bad name to corrupt/");
+		return;
+	}
+	if (q == Q_CORRUPT) {
+		log_warnx("%s: in corrupt/: %s", id, why);
+		return;
+	}
+	snprintf(name, sizeof(name), "%s", id);
+	int r = -1;
+	for (int i = 1; i <= CORRUPT_SUFFIX_MAX; i++) {
+		r = rename_noreplace(sp->dirfd[q], id, sp->dirfd[Q_CORRUPT], name);
+		if (r == 0 || errno != EEXIST)
+			break;
+		snprintf(name, sizeof(name), "%s.%d", id, i);
+	}
+	if (r < 0) {
+		log_warn("%s: cannot move %s/%s to corrupt/ (%s)", id, queue_names[q], id, why);
+		return;
+	}
+	if (fsync_dirfd(sp->dirfd[Q_CORRUPT]) < 0 || fsync_dirfd(sp->dirfd[q]) < 0)
+		log_warn("%s: fsync after move to corrupt/", id);
+	if (strcmp(name, id) == 0)
+		log_warnx("%s: moved to corrupt/: %s", id, why);
+	else
+		log_warnx("%s: moved to corrupt/ as %s: %s", id, name, why);
+}
+
+/* ---- listing ---- */
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static DIR *open_queue_dir(struct spool *sp, enum spool_queue q)
+{
+	if (!valid_queue(q))
+		return NULL;
+	/* A fresh descriptor: the stored one is shared and its position must
+	 * not move under another thread. */
+	int fd = openat(sp->dirfd[q], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		log_warn("spool: open %s/", queue_names[q]);
+		return NULL;
+	}
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		log_warn("spool: open %s/", queue_names[q]);
+		close(fd);
+	}
+	return d;
+}
+
+size_t spool_list(struct spool *sp, enum spool_queue q, char (**ids)[QUEUEID_SIZE])
+{
+	char(*v)[QUEUEID_SIZE] = NULL;
+	size_t n = 0, cap = 0;
+	*ids = NULL;
+	DIR *d = open_queue_dir(sp, q);
+	if (d == NULL)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!queueid_valid(de->d_name))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			v = xreallocarray(v, cap, sizeof(*v));
+		}
+		memcpy(v[n++], de->d_name, QUEUEID_SIZE);
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_id);
+	*ids = v;
+	return n;
+}
+
+size_t spool_count(struct spool *sp, enum spool_queue q)
+{
+	size_t n = 0;
+	DIR *d = open_queue_dir(sp, q);
+	if (d == NULL)
+		return 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (queueid_valid(de->d_name))
+			n++;
+	}
+	closedir(d);
+	return n;
+}

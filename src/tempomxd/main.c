@@ -1,0 +1,465 @@
+/*
+ * main.c: the tempomxd master process.
+ *
+ * Owns start-up (options, configuration, the spool, its lock, the
+ * listening sockets, the pid file), the supervision of the children and
+ * the master's signals. The children (smtpd, scanner, delivery) are forked
+ * and restarted by child.c; each runs its module's *_main().
+ *
+ * Start-up order matters: everything that needs root (spool ownership,
+ * the TLS key, privileged ports) happens here before any child exists, and
+ * every check that can fail does so before the daemon detaches, so the
+ * admin sees the reason on the terminal.
+ *
+ * Signals: SIGTERM/SIGINT stop the children (SIGTERM, then SIGKILL after
+ * shutdown_grace) and exit; SIGHUP reloads the configuration and, when it
+ * is valid, forwards SIGHUP to the children; SIGUSR1 asks delivery to
+ * flush its deferred queue. The master's loop is plain libevent: the
+ * control socket of tempomxctl will be one more event on m->base.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "child.h"
+#include "conf.h"
+#include "log.h"
+#include "spool.h"
+#include "tempomx.h"
+#include "util.h"
+#include "../smtpd/tls.h"
+
+#define LISTEN_BACKLOG 1024
+#define LOCK_NAME "tempomxd.lock"
+#define SCAN_UNAVAILABLE "scan = yes: libclamav scanning is not implemented yet"
+
+struct master {
+	struct runtime rt;
+	struct config cf;
+	struct event_base *base;
+	struct child_set children;
+	struct event *sig_ev[5];
+	struct event *grace_ev;
+	int lock_fd;
+	int stopping;
+	int pid_written;
+	char *pid_file;
+	/* The control socket (tempomxctl) will add its event here. */
+};
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: tempomxd [-dnv] [-f file] [-o key=value] ...\n");
+	exit(1);
+}
+
+/* A start-up failure: logged, and the daemon does not start. */
+static void __attribute__((format(printf, 1, 2), noreturn)) startup_fail(const char *fmt, ...)
+{
+	char msg[1200];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warnx("%s; not starting", msg);
+	exit(1);
+}
+
+/* ---- start-up steps ---- */
+
+static void master_resolve_user(struct master *m, int *drop, uid_t *uid, gid_t *gid)
+{
+	if (geteuid() != 0) {
+		struct passwd *me = getpwuid(geteuid());
+		log_warnx("not running as root: ignoring user = %s, the children run as %s",
+		          m->cf.user, me ? me->pw_name : "the current user");
+		*drop = 0;
+		*uid = geteuid();
+		*gid = getegid();
+		return;
+	}
+	errno = 0;
+	struct passwd *pw = getpwnam(m->cf.user);
+	if (pw == NULL)
+		startup_fail("user = %s: %s", m->cf.user, errno ? strerror(errno) : "no such user");
+	if (pw->pw_uid == 0)
+		startup_fail("user = %s: refusing to run the children as root", m->cf.user);
+	*drop = 1;
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+}
+
+/* One daemon per spool: an exclusive lock on <spool>/tempomxd.lock, held
+ * for the life of the master (and of its children, which inherit it). */
+static void master_lock(struct master *m)
+{
+	char path[PATH_MAX], buf[32];
+	snprintf(path, sizeof(path), "%s/%s", m->cf.spool_directory, LOCK_NAME);
+	m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (m->lock_fd < 0)
+		startup_fail("%s: %s", path, strerror(errno));
+	if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			startup_fail("%s: lock: %s", path, strerror(errno));
+		ssize_t n = pread(m->lock_fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		startup_fail("another tempomxd%s%s%s is already running on spool %s",
+		             buf[0] ? " (pid " : "", buf, buf[0] ? ")" : "", m->cf.spool_directory);
+	}
+}
+
+static void master_write_lock_pid(struct master *m)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (ftruncate(m->lock_fd, 0) < 0 || pwrite(m->lock_fd, buf, (size_t)n, 0) != n)
+		log_warn("cannot write the pid into the lock file");
+}
+
+static void master_clean_spool(struct master *m)
+{
+	struct spool sp;
+	if (spool_open(&sp, m->cf.spool_directory) < 0)
+		startup_fail("cannot open spool %s: %s", m->cf.spool_directory, strerror(errno));
+	int n = spool_clean_incoming(&sp);
+	log_info("spool %s: %d unfinished file%s removed from incoming/", m->cf.spool_directory, n,
+	         n == 1 ? "" : "s");
+	spool_close(&sp);
+}
+
+static void master_tls(struct master *m, int drop, uid_t uid, gid_t gid)
+{
+	char dir[PATH_MAX], err[512];
+	if (!m->cf.smtp_tls || m->cf.tls_cert_file[0] != '\0')
+		return;
+	snprintf(dir, sizeof(dir), "%s/%s", m->cf.spool_directory, TLS_SELFSIGNED_DIR);
+	if (tls_ensure_selfsigned(dir, m->cf.hostname, drop ? uid : (uid_t)-1,
+	                          drop ? gid : (gid_t)-1, err, sizeof(err)) < 0) {
+		/* Mail still flows without STARTTLS; say so and go on. */
+		log_warnx("TLS: %s; STARTTLS will not be offered", err);
+		m->cf.smtp_tls = 0;
+	}
+}
+
+static void master_listen(struct master *m)
+{
+	struct runtime *rt = &m->rt;
+	rt->nlisten = m->cf.listen.n;
+	rt->listen_fds = xcalloc(rt->nlisten ? rt->nlisten : 1, sizeof(int));
+	for (size_t i = 0; i < rt->nlisten; i++) {
+		const struct listen_conf *l = &m->cf.listen.v[i];
+		int one = 1;
+		int fd = socket(l->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			startup_fail("cannot listen on %s: socket: %s", l->text, strerror(errno));
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+			startup_fail("cannot listen on %s: SO_REUSEADDR: %s", l->text,
+			             strerror(errno));
+		/* A v6 wildcard must not take the v4 port too: "*:25" and
+		 * "[::]:25" are separate lines. */
+		if (l->ss.ss_family == AF_INET6 &&
+		    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+			startup_fail("cannot listen on %s: IPV6_V6ONLY: %s", l->text,
+			             strerror(errno));
+		if (bind(fd, (const struct sockaddr *)&l->ss, l->sslen) < 0)
+			startup_fail("cannot listen on %s: %s", l->text, strerror(errno));
+		if (listen(fd, LISTEN_BACKLOG) < 0)
+			startup_fail("cannot listen on %s: %s", l->text, strerror(errno));
+		rt->listen_fds[i] = fd;
+		log_debug("listening on %s", l->text);
+	}
+}
+
+static void master_detach(struct master *m)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		startup_fail("fork: %s", strerror(errno));
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		fatal("setsid");
+	int fd = open("/dev/null", O_RDWR);
+	if (fd < 0)
+		fatal("/dev/null");
+	dup2(fd, STDIN_FILENO);
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+	/* From here on the log goes to syslog. */
+	log_init("tempomxd", 0, m->rt.verbose);
+	log_set_facility(m->cf.syslog_facility);
+}
+
+static void master_write_pid(struct master *m)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	int fd = open(m->pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	/* Readable by all, whatever the umask: scripts send signals by it. */
+	if (fd < 0 || fchmod(fd, 0644) < 0 || write(fd, buf, (size_t)n) != n) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		startup_fail("pid file %s: %s", m->pid_file, strerror(e));
+	}
+	close(fd);
+	m->pid_written = 1;
+}
+
+/* ---- running ---- */
+
+static void master_finish(struct master *m)
+{
+	if (m->pid_written && unlink(m->pid_file) < 0 && errno != ENOENT)
+		log_warn("cannot remove %s", m->pid_file);
+	m->pid_written = 0;
+	log_info("daemon stopped");
+	event_base_loopexit(m->base, NULL);
+}
+
+static void master_grace_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	for (size_t i = 0; i < m->children.n; i++) {
+		struct child *c = &m->children.v[i];
+		if (c->pid > 0) {
+			log_warnx("child %s pid %ld did not stop within %llds: killing it", c->name,
+			          (long)c->pid, (long long)m->cf.shutdown_grace);
+			kill(c->pid, SIGKILL);
+		}
+	}
+}
+
+static void master_stop(struct master *m, int sig)
+{
+	if (m->stopping) {
+		/* A second request (Ctrl-C again): do not wait any longer. */
+		log_notice("received signal %d again: killing the children now", sig);
+		child_kill_all(&m->children, SIGKILL);
+		return;
+	}
+	m->stopping = 1;
+	log_info("received %s: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	child_set_stop(&m->children);
+	child_kill_all(&m->children, SIGTERM);
+	if (child_running(&m->children) == 0) {
+		master_finish(m);
+		return;
+	}
+	struct timeval tv = {(time_t)m->cf.shutdown_grace, 0};
+	m->grace_ev = evtimer_new(m->base, master_grace_cb, m);
+	if (m->grace_ev == NULL || evtimer_add(m->grace_ev, &tv) < 0)
+		fatalx("cannot add the shutdown timer");
+}
+
+/* SIGHUP: the new file must be valid for the master too before the
+ * children are told to read it; otherwise everyone keeps the old one. */
+static void master_reload(struct master *m)
+{
+	struct config ncf;
+	char err[1024];
+
+	log_info("received SIGHUP: reloading the configuration");
+	if (runtime_load_config(&m->rt, &ncf, err, sizeof(err)) < 0) {
+		log_warnx("reload: %s; keeping the current configuration", err);
+		return;
+	}
+	int scan = ncf.scan;
+	conf_free(&ncf);
+	if (scan) {
+		log_warnx("reload: %s; keeping the current configuration", SCAN_UNAVAILABLE);
+		return;
+	}
+	int tls_off = !m->cf.smtp_tls;
+	if (runtime_reload(&m->rt) < 0)
+		return;
+	if (tls_off && m->cf.smtp_tls)
+		log_info("reload: smtp_tls = yes takes effect in smtpd if its certificate loads");
+	child_kill_all(&m->children, SIGHUP);
+}
+
+static void master_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct master *m = arg;
+
+	switch (sig) {
+	case SIGCHLD:
+		if (child_reap(&m->children) == 0 && m->stopping)
+			master_finish(m);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		master_stop(m, (int)sig);
+		break;
+	case SIGHUP:
+		if (!m->stopping)
+			master_reload(m);
+		break;
+	case SIGUSR1:
+		if (child_kill(&m->children, "delivery", SIGUSR1) == 0)
+			log_info("received SIGUSR1: flush requested");
+		else
+			log_warnx("received SIGUSR1, but the delivery child is not running");
+		break;
+	}
+}
+
+/* ---- options and configuration ---- */
+
+static void master_config(struct master *m, const char *file, int check)
+{
+	char err[1024], abspath[PATH_MAX];
+
+	if (file != NULL) {
+		/* Absolute, so SIGHUP finds it after the chdir("/"). */
+		m->rt.conf_path = realpath(file, abspath) ? xstrdup(abspath) : xstrdup(file);
+	} else if (access(DEFAULT_CONFIG_FILE, F_OK) == 0) {
+		m->rt.conf_path = xstrdup(DEFAULT_CONFIG_FILE);
+	} else {
+		m->rt.conf_path = NULL;
+	}
+	if (runtime_load_config(&m->rt, &m->cf, err, sizeof(err)) < 0) {
+		if (check)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_warnx("%s", err);
+		exit(1);
+	}
+	m->rt.cf = &m->cf;
+	if (check)
+		return;
+	if (m->rt.conf_path)
+		log_info("configuration: %s", m->rt.conf_path);
+	else
+		log_info("configuration: built-in defaults (%s not found)", DEFAULT_CONFIG_FILE);
+}
+
+int main(int argc, char **argv)
+{
+	static struct master m;
+	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+	const char *file = NULL;
+	int check = 0, ch, drop;
+	uid_t uid;
+	gid_t gid;
+
+	m.lock_fd = -1;
+	while ((ch = getopt(argc, argv, "f:o:dnv")) != -1) {
+		switch (ch) {
+		case 'f':
+			file = optarg;
+			break;
+		case 'o':
+			m.rt.overrides =
+			    xreallocarray(m.rt.overrides, m.rt.noverrides + 1, sizeof(char *));
+			m.rt.overrides[m.rt.noverrides++] = optarg;
+			break;
+		case 'd':
+			m.rt.foreground = 1;
+			break;
+		case 'n':
+			check++;
+			break;
+		case 'v':
+			m.rt.verbose++;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	/* Until the daemon detaches, everything goes to the terminal. */
+	log_init("tempomxd", 1, m.rt.verbose);
+	umask(077);
+	master_config(&m, file, check);
+	if (check) {
+		if (check == 1)
+			conf_print_changed(&m.cf, stdout);
+		else
+			conf_print_all(&m.cf, stdout);
+		if (m.cf.scan) {
+			fprintf(stderr, "%s\n", SCAN_UNAVAILABLE);
+			return 1;
+		}
+		return 0;
+	}
+	if (m.cf.scan)
+		startup_fail("%s", SCAN_UNAVAILABLE);
+	if (log_set_facility(m.cf.syslog_facility) < 0)
+		log_warnx("syslog facility %s not supported", m.cf.syslog_facility);
+	m.pid_file = xstrdup(m.cf.pid_file);
+
+	master_resolve_user(&m, &drop, &uid, &gid);
+	char err[1024];
+	if (spool_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err)) < 0)
+		startup_fail("%s", err);
+	master_lock(&m);
+	master_clean_spool(&m);
+	master_tls(&m, drop, uid, gid);
+	master_listen(&m);
+	if (chdir("/") < 0)
+		startup_fail("chdir /: %s", strerror(errno));
+	if (!m.rt.foreground)
+		master_detach(&m);
+	master_write_lock_pid(&m);
+	master_write_pid(&m);
+	signal(SIGPIPE, SIG_IGN);
+
+	m.base = event_base_new();
+	if (m.base == NULL)
+		fatalx("event_base_new failed");
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		m.sig_ev[i] = evsignal_new(m.base, sigs[i], master_signal, &m);
+		if (m.sig_ev[i] == NULL || evsignal_add(m.sig_ev[i], NULL) < 0)
+			fatalx("cannot handle signal %d", sigs[i]);
+	}
+	log_info("daemon started: version %s, %zu listener%s", PACKAGE_VERSION, m.rt.nlisten,
+	         m.rt.nlisten == 1 ? "" : "s");
+
+	/* Signal handlers first: a child that dies at once is still seen. */
+	child_set_init(&m.children, &m.rt, m.base, drop, uid, gid);
+	child_add(&m.children, "smtpd", smtpd_main, 1);
+	child_add(&m.children, "scanner", scanner_main, 0);
+	child_add(&m.children, "delivery", delivery_main, 0);
+	child_start_all(&m.children);
+
+	int rc = event_base_dispatch(m.base) < 0 ? 1 : 0;
+
+	if (m.pid_written)
+		unlink(m.pid_file);
+	child_set_free(&m.children);
+	if (m.grace_ev)
+		event_free(m.grace_ev);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		event_free(m.sig_ev[i]);
+	event_base_free(m.base);
+	for (size_t i = 0; i < m.rt.nlisten; i++)
+		close(m.rt.listen_fds[i]);
+	free(m.rt.listen_fds);
+	free(m.rt.overrides);
+	free((char *)m.rt.conf_path);
+	free(m.pid_file);
+	conf_free(&m.cf);
+	close(m.lock_fd);
+	return rc;
+}

@@ -1,0 +1,494 @@
+/*
+ * test_command.c: unit tests for src/smtpd/command.c (command-line
+ * framing and parsing, MAIL/RCPT arguments and ESMTP parameters) and for
+ * the reply table of src/smtpd/reply.c that its results index.
+ *
+ * Table-driven: each table row is one input and the reply a client would
+ * get (code and enhanced code), so a failure names the command line.
+ */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "command.h"
+#include "reply.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* "500 5.5.1" for a reply id, "none" for RPL_NONE. */
+static const char *code_of(enum reply_id id, char *buf, size_t size)
+{
+	const struct reply *r = reply_get(id);
+	if (r == NULL)
+		snprintf(buf, size, "none");
+	else
+		snprintf(buf, size, "%d %s", r->code, r->enh);
+	return buf;
+}
+
+#define EXPECT_REPLY(got, want, fmt, ...)                                                          \
+	do {                                                                                       \
+		char g_[32], w_[32];                                                               \
+		cr_expect_str_eq(code_of(got, g_, sizeof(g_)), code_of(want, w_, sizeof(w_)), fmt, \
+		                 __VA_ARGS__);                                                     \
+	} while (0)
+
+/* Framing: RFC 5321 4.5.3.1.4, 512 octets including CR LF. */
+
+struct frame_case {
+	const char *what;
+	size_t textlen; /* octets of 'a' */
+	const char *end;
+	int discarding;
+	enum cmd_frame_status want;
+	size_t consumed;
+	size_t len;
+	int bare_lf;
+};
+
+static const struct frame_case frame_cases[] = {
+    {"empty input", 0, "", 0, CMD_FRAME_MORE, 0, 0, 0},
+    {"partial", 10, "", 0, CMD_FRAME_MORE, 0, 0, 0},
+    {"partial with CR", 10, "\r", 0, CMD_FRAME_MORE, 0, 0, 0},
+    {"CRLF", 4, "\r\n", 0, CMD_FRAME_LINE, 6, 4, 0},
+    {"bare LF", 4, "\n", 0, CMD_FRAME_LINE, 5, 4, 1},
+    {"empty line", 0, "\r\n", 0, CMD_FRAME_LINE, 2, 0, 0},
+    {"510 + CRLF = 512", 510, "\r\n", 0, CMD_FRAME_LINE, 512, 510, 0},
+    {"511 + LF = 512", 511, "\n", 0, CMD_FRAME_LINE, 512, 511, 1},
+    {"511 + CRLF = 513", 511, "\r\n", 0, CMD_FRAME_DISCARD, 512, 0, 0},
+    {"512 + LF", 512, "\n", 0, CMD_FRAME_DISCARD, 512, 0, 0},
+    {"511 no end yet", 511, "", 0, CMD_FRAME_MORE, 0, 0, 0},
+    {"512 no end", 512, "", 0, CMD_FRAME_DISCARD, 512, 0, 0},
+    {"discarding, no end", 100, "", 1, CMD_FRAME_DISCARD, 100, 0, 0},
+    {"discarding, end", 100, "\r\n", 1, CMD_FRAME_TOO_LONG, 102, 0, 0},
+    {"discarding, bare LF end", 3, "\n", 1, CMD_FRAME_TOO_LONG, 4, 0, 0},
+};
+
+Test(command, frame_table)
+{
+	for (size_t i = 0; i < N(frame_cases); i++) {
+		const struct frame_case *c = &frame_cases[i];
+		char buf[2048];
+		memset(buf, 'a', c->textlen);
+		memcpy(buf + c->textlen, c->end, strlen(c->end));
+		size_t avail = c->textlen + strlen(c->end);
+		/* The session passes at most CMD_LINE_MAX octets. */
+		size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+		struct cmd_frame f;
+		enum cmd_frame_status st = cmd_frame(buf, window, c->discarding, &f);
+		cr_expect_eq(st, c->want, "%s: status %d, want %d", c->what, st, c->want);
+		cr_expect_eq(f.consumed, c->consumed, "%s: consumed %zu, want %zu", c->what,
+		             f.consumed, c->consumed);
+		if (st == CMD_FRAME_LINE) {
+			cr_expect_eq(f.len, c->len, "%s: len %zu", c->what, f.len);
+			cr_expect_eq(f.bare_lf, c->bare_lf, "%s: bare_lf %d", c->what, f.bare_lf);
+		}
+	}
+}
+
+Test(command, frame_pipelined_lines)
+{
+	const char *in = "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\nDATA\r\n";
+	const char *want[] = {"MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA"};
+	const int bare[] = {0, 1, 0};
+	size_t off = 0, len = strlen(in);
+	for (size_t i = 0; i < N(want); i++) {
+		struct cmd_frame f;
+		cr_assert_eq(cmd_frame(in + off, len - off, 0, &f), CMD_FRAME_LINE);
+		cr_expect_eq(f.len, strlen(want[i]));
+		cr_expect(memcmp(in + off, want[i], f.len) == 0, "line %zu", i);
+		cr_expect_eq(f.bare_lf, bare[i], "line %zu", i);
+		off += f.consumed;
+	}
+	cr_expect_eq(off, len);
+}
+
+/* Verbs. */
+
+struct parse_case {
+	const char *line;
+	size_t len; /* 0: strlen(line) */
+	enum reply_id want;
+	enum cmd_verb verb;
+	const char *arg;
+};
+
+static const struct parse_case parse_cases[] = {
+    {"HELO mx.example", 0, RPL_NONE, CMD_HELO, "mx.example"},
+    {"helo mx.example", 0, RPL_NONE, CMD_HELO, "mx.example"},
+    {"EhLo mx.example", 0, RPL_NONE, CMD_EHLO, "mx.example"},
+    {"EHLO   mx.example  ", 0, RPL_NONE, CMD_EHLO, "mx.example"},
+    {"MAIL FROM:<a@b.example>", 0, RPL_NONE, CMD_MAIL, "FROM:<a@b.example>"},
+    {"mail from:<>", 0, RPL_NONE, CMD_MAIL, "from:<>"},
+    {"RCPT TO:<u@example.test>", 0, RPL_NONE, CMD_RCPT, "TO:<u@example.test>"},
+    {"DATA", 0, RPL_NONE, CMD_DATA, ""},
+    {"data", 0, RPL_NONE, CMD_DATA, ""},
+    {"DATA ", 0, RPL_NONE, CMD_DATA, ""},
+    {"DATA\t", 0, RPL_NONE, CMD_DATA, ""},
+    {"RSET", 0, RPL_NONE, CMD_RSET, ""},
+    {"NOOP", 0, RPL_NONE, CMD_NOOP, ""},
+    {"noop anything at all", 0, RPL_NONE, CMD_NOOP, "anything at all"},
+    {"QUIT", 0, RPL_NONE, CMD_QUIT, ""},
+    {"VRFY root", 0, RPL_NONE, CMD_VRFY, "root"},
+    {"HELP", 0, RPL_NONE, CMD_HELP, ""},
+    {"help mail", 0, RPL_NONE, CMD_HELP, "mail"},
+    {"STARTTLS", 0, RPL_NONE, CMD_STARTTLS, ""},
+    {"starttls", 0, RPL_NONE, CMD_STARTTLS, ""},
+    {"EXPN staff", 0, RPL_NONE, CMD_EXPN, "staff"},
+    {"BDAT 100 LAST", 0, RPL_NONE, CMD_BDAT, "100 LAST"},
+    {"AUTH PLAIN", 0, RPL_NONE, CMD_AUTH, "PLAIN"},
+    {"ETRN example.test", 0, RPL_NONE, CMD_ETRN, "example.test"},
+    {"TURN", 0, RPL_NONE, CMD_TURN, ""},
+    {"FOO", 0, RPL_UNKNOWN_CMD, CMD_UNKNOWN, ""},
+    {"HELOmx.example", 0, RPL_UNKNOWN_CMD, CMD_UNKNOWN, ""},
+    {"MAILFROM:<a@b>", 0, RPL_UNKNOWN_CMD, CMD_UNKNOWN, ""},
+    {"HELO\tmx.example", 0, RPL_UNKNOWN_CMD, CMD_UNKNOWN, ""},
+    {"SEND FROM:<a@b>", 0, RPL_UNKNOWN_CMD, CMD_UNKNOWN, ""},
+    {"", 0, RPL_UNKNOWN_CMD, CMD_NONE, ""},
+    {" HELO mx.example", 0, RPL_UNKNOWN_CMD, CMD_NONE, ""},
+    {"get / HTTP/1.1", 0, RPL_UNKNOWN_CMD, CMD_UNKNOWN, ""},
+    {"NOOP\0x", 6, RPL_BAD_CHAR, CMD_NONE, ""},
+    {"\0", 1, RPL_BAD_CHAR, CMD_NONE, ""},
+    {"NOOP a\rb", 0, RPL_BAD_CHAR, CMD_NONE, ""},
+    {"QUIT\r", 0, RPL_BAD_CHAR, CMD_NONE, ""},
+    {"GET / HTTP/1.1", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"POST /cgi-bin/x HTTP/1.0", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"CONNECT mx.example:25 HTTP/1.1", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"HEAD / HTTP/1.1", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"PUT /x HTTP/1.1", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"\x16\x03\x01\x02\x00", 5, RPL_NON_SMTP, CMD_NONE, ""},
+};
+
+Test(command, parse_table)
+{
+	for (size_t i = 0; i < N(parse_cases); i++) {
+		const struct parse_case *c = &parse_cases[i];
+		size_t len = c->len ? c->len : strlen(c->line);
+		struct cmd_line cmd;
+		enum reply_id r = cmd_parse(c->line, len, &cmd);
+		EXPECT_REPLY(r, c->want, "cmd_parse(\"%s\")", c->line);
+		cr_expect_eq(cmd.verb, c->verb, "cmd_parse(\"%s\"): verb %s, want %s", c->line,
+		             cmd_verb_name(cmd.verb), cmd_verb_name(c->verb));
+		if (r == RPL_NONE) {
+			cr_expect_eq(cmd.arglen, strlen(c->arg), "cmd_parse(\"%s\"): arglen %zu",
+			             c->line, cmd.arglen);
+			cr_expect(memcmp(cmd.arg, c->arg, cmd.arglen) == 0,
+			          "cmd_parse(\"%s\"): arg \"%.*s\"", c->line, (int)cmd.arglen,
+			          cmd.arg);
+		}
+	}
+}
+
+Test(command, verb_names)
+{
+	cr_expect_str_eq(cmd_verb_name(CMD_MAIL), "MAIL");
+	cr_expect_str_eq(cmd_verb_name(CMD_STARTTLS), "STARTTLS");
+	cr_expect_str_eq(cmd_verb_name(CMD_UNKNOWN), "UNKNOWN");
+	cr_expect_str_eq(cmd_verb_name(CMD_NONE), "NONE");
+}
+
+struct args_case {
+	const char *line;
+	enum reply_id want;
+};
+
+static const struct args_case args_cases[] = {
+    {"DATA", RPL_NONE},        {"DATA x", RPL_NO_ARGS},
+    {"RSET", RPL_NONE},        {"RSET now", RPL_NO_ARGS},
+    {"QUIT", RPL_NONE},        {"QUIT bye", RPL_NO_ARGS},
+    {"STARTTLS", RPL_NONE},    {"STARTTLS now", RPL_NO_ARGS},
+    {"HELO", RPL_BAD_HELO},    {"EHLO", RPL_BAD_HELO},
+    {"EHLO   ", RPL_BAD_HELO}, {"HELO x.example", RPL_NONE},
+    {"MAIL", RPL_NEED_ARG},    {"RCPT", RPL_NEED_ARG},
+    {"VRFY", RPL_NEED_ARG},    {"VRFY x", RPL_NONE},
+    {"NOOP", RPL_NONE},        {"NOOP x y z", RPL_NONE},
+    {"HELP", RPL_NONE},        {"HELP DATA", RPL_NONE},
+    {"EXPN", RPL_NONE},        {"AUTH LOGIN", RPL_NONE},
+};
+
+Test(command, argument_counts)
+{
+	for (size_t i = 0; i < N(args_cases); i++) {
+		struct cmd_line cmd;
+		cr_assert_eq(cmd_parse(args_cases[i].line, strlen(args_cases[i].line), &cmd),
+		             RPL_NONE, "%s", args_cases[i].line);
+		EXPECT_REPLY(cmd_check_args(&cmd), args_cases[i].want, "args of \"%s\"",
+		             args_cases[i].line);
+	}
+}
+
+struct helo_case {
+	const char *arg;
+	int ok;
+};
+
+static const struct helo_case helo_cases[] = {
+    {"mx.example.com", 1},
+    {"MX.Example.COM", 1},
+    {"localhost", 1},
+    {"mail-1.example", 1},
+    {"[192.0.2.1]", 1},
+    {"[IPv6:2001:db8::1]", 1},
+    {"", 0},
+    {"bad_host.example", 0},
+    {"two words", 0},
+    {"tab\there", 0},
+    {"-lead.example", 0},
+    {"dots..example", 0},
+    {"[192.0.2.1", 0},
+    {"host!", 0},
+    {"h\xc3\xa9llo.example", 0},
+};
+
+Test(command, helo_table)
+{
+	for (size_t i = 0; i < N(helo_cases); i++) {
+		enum reply_id r = cmd_check_helo(helo_cases[i].arg, strlen(helo_cases[i].arg));
+		EXPECT_REPLY(r, helo_cases[i].ok ? RPL_NONE : RPL_BAD_HELO, "HELO \"%s\"",
+		             helo_cases[i].arg);
+	}
+	char big[300];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	EXPECT_REPLY(cmd_check_helo(big, strlen(big)), RPL_BAD_HELO, "%s", "300-octet HELO");
+	EXPECT_REPLY(cmd_check_helo("a\0b", 3), RPL_BAD_HELO, "%s", "HELO with NUL");
+}
+
+/* MAIL FROM: RFC 5321 4.1.1.2, SIZE (RFC 1870), BODY (RFC 6152). */
+
+struct mail_case {
+	const char *arg;
+	int flags;
+	enum reply_id want;
+	const char *addr; /* formatted, when accepted */
+	int has_size;
+	uint64_t size;
+	enum cmd_body body;
+	const char *param; /* keyword named in the error reply */
+	enum addr_error addr_err;
+};
+
+static const struct mail_case mail_cases[] = {
+    {"FROM:<a@b.example>", 0, RPL_NONE, "a@b.example", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"from:<a@B.Example>", 0, RPL_NONE, "a@b.example", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM: <a@b.example>", 0, RPL_NONE, "a@b.example", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<>", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> SIZE=100", 0, RPL_NONE, "", 1, 100, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> size=0", 0, RPL_NONE, "", 1, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<a@b.example> SIZE=1000 BODY=8BITMIME", 0, RPL_NONE, "a@b.example", 1, 1000,
+     CMD_BODY_8BITMIME, "", ADDR_OK},
+    {"FROM:<a@b.example>  body=7bit   size=5", 0, RPL_NONE, "a@b.example", 1, 5, CMD_BODY_7BIT, "",
+     ADDR_OK},
+    {"FROM:<> SIZE=18446744073709551615", 0, RPL_NONE, "", 1, UINT64_MAX, CMD_BODY_NONE, "",
+     ADDR_OK},
+    {"FROM:<> SIZE=99999999999999999999", 0, RPL_NONE, "", 1, UINT64_MAX, CMD_BODY_NONE, "",
+     ADDR_OK},
+    {"FROM:<@r1.example,@r2.example:a@b.example>", 0, RPL_NONE, "a@b.example", 0, 0, CMD_BODY_NONE,
+     "", ADDR_OK},
+    {"FROM:<a@[192.0.2.1]>", ADDR_ALLOW_LITERAL, RPL_NONE, "a@[192.0.2.1]", 0, 0, CMD_BODY_NONE, "",
+     ADDR_OK},
+    {"FROM:<\"a b\"@b.example>", 0, RPL_NONE, "\"a b\"@b.example", 0, 0, CMD_BODY_NONE, "",
+     ADDR_OK},
+    /* syntax of the command */
+    {"FROM <a@b.example>", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
+    {"FROM:", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
+    {"FROM:   ", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
+    {"TO:<a@b.example>", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
+    {"FRO:<a@b.example>", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
+    /* the address */
+    {"FROM:a@b.example", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_NOBRACKET},
+    {"FROM:<a@b.example", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_NOBRACKET},
+    {"FROM:<a@[192.0.2.1]>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_LITERAL},
+    {"FROM:<a@b.example>SIZE=1", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_SYNTAX},
+    {"FROM:<postmaster>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_DOMAIN},
+    {"FROM:<a\xc3\xa9@b.example>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_8BIT},
+    {"FROM:<a..b@b.example>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_LOCAL},
+    /* parameters: malformed -> 501 */
+    {"FROM:<> SIZE=abc", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE", ADDR_OK},
+    {"FROM:<> SIZE=", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE=", ADDR_OK},
+    {"FROM:<> SIZE", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE", ADDR_OK},
+    {"FROM:<> SIZE=-1", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE", ADDR_OK},
+    {"FROM:<> SIZE=123456789012345678901", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE", ADDR_OK},
+    {"FROM:<> SIZE=1=2", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE=1=2", ADDR_OK},
+    {"FROM:<> =1", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "=1", ADDR_OK},
+    {"FROM:<> -X=1", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "-X=1", ADDR_OK},
+    {"FROM:<> BODY=9BIT", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "BODY", ADDR_OK},
+    {"FROM:<> BODY", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "BODY", ADDR_OK},
+    {"FROM:<> SIZE=1 SIZE=2", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "SIZE", ADDR_OK},
+    {"FROM:<> BODY=7BIT body=8bitmime", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "body", ADDR_OK},
+    /* parameters we do not advertise -> 555 */
+    {"FROM:<> SMTPUTF8", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "SMTPUTF8", ADDR_OK},
+    {"FROM:<> BODY=BINARYMIME", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "BODY", ADDR_OK},
+    {"FROM:<> RET=HDRS", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "RET", ADDR_OK},
+    {"FROM:<> ENVID=abc", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    {"FROM:<> AUTH=<>", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "AUTH", ADDR_OK},
+    {"FROM:<> X-UNKNOWN=1", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "X-UNKNOWN", ADDR_OK},
+    {"FROM:<> SIZE=10 XYZ", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "XYZ", ADDR_OK},
+};
+
+Test(command, mail_table)
+{
+	for (size_t i = 0; i < N(mail_cases); i++) {
+		const struct mail_case *c = &mail_cases[i];
+		struct cmd_mail m;
+		enum reply_id r = cmd_parse_mail(c->arg, strlen(c->arg), c->flags, &m);
+		EXPECT_REPLY(r, c->want, "MAIL %s", c->arg);
+		if (r != c->want)
+			continue;
+		if (r == RPL_NONE) {
+			char buf[ADDR_PATH_MAX * 2 + 8];
+			addr_format(&m.addr, buf, sizeof(buf));
+			cr_expect_str_eq(buf, c->addr, "MAIL %s: address", c->arg);
+			cr_expect_eq(m.has_size, c->has_size, "MAIL %s: has_size", c->arg);
+			if (c->has_size)
+				cr_expect_eq(m.size, c->size, "MAIL %s: size %llu", c->arg,
+				             (unsigned long long)m.size);
+			cr_expect_eq(m.body, c->body, "MAIL %s: body", c->arg);
+		} else if (r == RPL_BAD_SENDER) {
+			cr_expect_eq(m.addr_err, c->addr_err, "MAIL %s: %s", c->arg,
+			             addr_strerror(m.addr_err));
+		} else if (r != RPL_MAIL_SYNTAX) {
+			cr_expect_str_eq(m.param, c->param, "MAIL %s: param", c->arg);
+		}
+	}
+}
+
+/* RCPT TO: RFC 5321 4.1.1.3. */
+
+struct rcpt_case {
+	const char *arg;
+	int flags;
+	enum reply_id want;
+	const char *addr;
+	int postmaster;
+	const char *param;
+};
+
+static const struct rcpt_case rcpt_cases[] = {
+    {"TO:<u@example.test>", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"to:<U@Example.TEST>", 0, RPL_NONE, "U@example.test", 0, ""},
+    {"TO: <u@example.test>", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<postmaster>", 0, RPL_NONE, "postmaster", 1, ""},
+    {"TO:<PostMaster>", 0, RPL_NONE, "postmaster", 1, ""},
+    {"TO:<postmaster@example.test>", 0, RPL_NONE, "postmaster@example.test", 0, ""},
+    {"TO:<@hop.example:u@example.test>", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@[192.0.2.1]>", ADDR_ALLOW_LITERAL, RPL_NONE, "u@[192.0.2.1]", 0, ""},
+    {"TO:<u@[192.0.2.1]>", 0, RPL_BAD_RCPT, NULL, 0, ""},
+    {"TO:<>", 0, RPL_BAD_RCPT, NULL, 0, ""},
+    {"TO:u@example.test", 0, RPL_BAD_RCPT, NULL, 0, ""},
+    {"TO:<u@>", 0, RPL_BAD_RCPT, NULL, 0, ""},
+    {"TO:<u>", 0, RPL_BAD_RCPT, NULL, 0, ""},
+    {"TO:<u@example.test>x", 0, RPL_BAD_RCPT, NULL, 0, ""},
+    {"TO:", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
+    {"TO", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
+    {"FROM:<u@example.test>", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
+    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_PARAM_UNKNOWN, NULL, 0, "NOTIFY"},
+    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_PARAM_UNKNOWN, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> FOO", 0, RPL_PARAM_UNKNOWN, NULL, 0, "FOO"},
+    {"TO:<u@example.test> =x", 0, RPL_PARAM_SYNTAX, NULL, 0, "=x"},
+};
+
+Test(command, rcpt_table)
+{
+	for (size_t i = 0; i < N(rcpt_cases); i++) {
+		const struct rcpt_case *c = &rcpt_cases[i];
+		struct cmd_rcpt rc;
+		enum reply_id r = cmd_parse_rcpt(c->arg, strlen(c->arg), c->flags, &rc);
+		EXPECT_REPLY(r, c->want, "RCPT %s", c->arg);
+		if (r != c->want)
+			continue;
+		if (r == RPL_NONE) {
+			char buf[ADDR_PATH_MAX * 2 + 8];
+			addr_format(&rc.addr, buf, sizeof(buf));
+			cr_expect_str_eq(buf, c->addr, "RCPT %s: address", c->arg);
+			cr_expect_eq(rc.addr.is_postmaster, c->postmaster, "RCPT %s", c->arg);
+		} else if (r == RPL_PARAM_UNKNOWN || r == RPL_PARAM_SYNTAX) {
+			cr_expect_str_eq(rc.param, c->param, "RCPT %s: param", c->arg);
+		}
+	}
+}
+
+Test(command, parameter_name_is_cut)
+{
+	char arg[200];
+	snprintf(arg, sizeof(arg), "FROM:<> %0120d=1", 7);
+	struct cmd_mail m;
+	cr_expect_eq(cmd_parse_mail(arg, strlen(arg), 0, &m), RPL_PARAM_UNKNOWN);
+	cr_expect_eq(strlen(m.param), CMD_PARAM_NAME_MAX - 1);
+}
+
+/* The reply table those results index. */
+
+struct code_case {
+	enum reply_id id;
+	int code;
+	const char *enh;
+};
+
+static const struct code_case code_cases[] = {
+    {RPL_UNKNOWN_CMD, 500, "5.5.1"},   {RPL_LINE_TOO_LONG, 500, "5.5.2"},
+    {RPL_BAD_CHAR, 500, "5.5.2"},      {RPL_NON_SMTP, 500, "5.5.1"},
+    {RPL_SYNTAX, 501, "5.5.4"},        {RPL_NO_ARGS, 501, "5.5.4"},
+    {RPL_BAD_HELO, 501, "5.5.2"},      {RPL_BAD_SENDER, 501, "5.1.7"},
+    {RPL_BAD_RCPT, 501, "5.1.3"},      {RPL_PARAM_SYNTAX, 501, "5.5.4"},
+    {RPL_NOT_IMPL, 502, "5.5.1"},      {RPL_BAD_SEQUENCE, 503, "5.5.1"},
+    {RPL_NEED_RCPT, 503, "5.5.1"},     {RPL_PARAM_UNKNOWN, 555, "5.5.4"},
+    {RPL_SIZE_EXCEEDED, 552, "5.3.4"}, {RPL_RELAY_DENIED, 554, "5.7.1"},
+    {RPL_DATA_BARE, 554, "5.6.0"},     {RPL_TOO_MANY_RCPT, 452, "4.5.3"},
+    {RPL_LOCAL_ERROR, 451, "4.3.0"},   {RPL_SHUTDOWN, 421, "4.3.2"},
+    {RPL_TIMEOUT, 421, "4.4.2"},       {RPL_TOO_MANY_CONN, 421, "4.7.0"},
+    {RPL_VRFY, 252, "2.5.2"},          {RPL_HELP, 214, "2.0.0"},
+    {RPL_TLS_READY, 220, "2.0.0"},     {RPL_BYE, 221, "2.0.0"},
+};
+
+Test(reply, codes_table)
+{
+	for (size_t i = 0; i < N(code_cases); i++) {
+		const struct reply *r = reply_get(code_cases[i].id);
+		cr_assert_not_null(r, "id %d", (int)code_cases[i].id);
+		cr_expect_eq(r->code, code_cases[i].code, "id %d", (int)code_cases[i].id);
+		cr_expect_str_eq(r->enh, code_cases[i].enh, "id %d", (int)code_cases[i].id);
+	}
+}
+
+Test(reply, every_reply_is_consistent)
+{
+	cr_expect_null(reply_get(RPL_NONE));
+	cr_expect_null(reply_get(RPL_COUNT));
+	for (int id = RPL_NONE + 1; id < RPL_COUNT; id++) {
+		const struct reply *r = reply_get((enum reply_id)id);
+		cr_assert_not_null(r, "id %d has no row", id);
+		cr_expect(r->code >= 200 && r->code <= 599, "id %d code %d", id, r->code);
+		/* RFC 3463: the class digit matches the reply's first digit. */
+		cr_expect_eq(r->enh[0] - '0', r->code / 100, "id %d: %d %s", id, r->code, r->enh);
+		char buf[REPLY_LINE_MAX];
+		size_t n = reply_format((enum reply_id)id, "x", buf, sizeof(buf));
+		cr_expect(n > 12 && buf[n - 2] == '\r' && buf[n - 1] == '\n', "id %d", id);
+		cr_expect(memchr(buf, '\n', n - 1) == NULL, "id %d: one line", id);
+	}
+}
+
+Test(reply, format_substitutes_and_cleans)
+{
+	char buf[REPLY_LINE_MAX];
+	size_t n = reply_format(RPL_RELAY_DENIED, "<u@remote.example>", buf, sizeof(buf));
+	cr_expect_eq(n, strlen("554 5.7.1 <u@remote.example>: Relay access denied\r\n"));
+	cr_expect(memcmp(buf, "554 5.7.1 <u@remote.example>: Relay access denied\r\n", n) == 0);
+
+	n = reply_format(RPL_QUEUED, "ABC\r\n250 fake", buf, sizeof(buf));
+	buf[n] = '\0';
+	cr_expect_str_eq(buf, "250 2.0.0 Ok: queued as ABC??250 fake\r\n");
+
+	n = reply_format(RPL_OK, NULL, buf, sizeof(buf));
+	buf[n] = '\0';
+	cr_expect_str_eq(buf, "250 2.0.0 Ok\r\n");
+
+	char big[2000];
+	memset(big, 'z', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	n = reply_format(RPL_RELAY_DENIED, big, buf, sizeof(buf));
+	cr_expect_eq(n, REPLY_LINE_MAX, "long argument cut to one reply line");
+	cr_expect(memcmp(buf + n - 23, ": Relay access denied\r\n", 23) == 0, "fixed text kept");
+}
