@@ -60,7 +60,7 @@ enum addr_error {
  * the first octet after the closing '>' (ESMTP parameters follow) and return
  * ADDR_OK. On failure return the error; *out is undefined. */
 enum addr_error addr_parse_path(const char *s, size_t len, int flags, struct mailaddr *out,
-				const char **end);
+                                const char **end);
 /* Short text for an error, for SMTP replies and logs. */
 const char *addr_strerror(enum addr_error e);
 

@@ -51,10 +51,10 @@ enum bare_lf_mode { BARE_LF_REJECT = 0, BARE_LF_NORMALIZE = 1 };
 
 struct config {
 	/* general */
-	char *hostname;      /* default: the system's host name */
-	char *user;          /* unprivileged user the children run as */
+	char *hostname; /* default: the system's host name */
+	char *user;     /* unprivileged user the children run as */
 	char *spool_directory;
-	char *pid_file;       /* default: <spool_directory>/tempomxd.pid */
+	char *pid_file; /* default: <spool_directory>/tempomxd.pid */
 	char *syslog_facility;
 	int64_t shutdown_grace; /* seconds */
 
@@ -91,9 +91,9 @@ struct config {
 	int scan;
 
 	/* delivery */
-	char *maildir;      /* template: %u local part, %d domain, %a address, %% */
-	int maildir_crlf;   /* keep CRLF line ends in Maildir files */
-	int64_t retry_min;  /* seconds */
+	char *maildir;     /* template: %u local part, %d domain, %a address, %% */
+	int maildir_crlf;  /* keep CRLF line ends in Maildir files */
+	int64_t retry_min; /* seconds */
 	int64_t delivery_threads;
 };
 
@@ -113,11 +113,11 @@ enum conf_type {
 struct conf_key {
 	const char *name;
 	enum conf_type type;
-	size_t offset; /* offsetof(struct config, field) */
-	const char *def; /* default, as it would be written in the file */
-	int64_t min, max; /* CONF_INT, CONF_DURATION, CONF_SIZE limits */
+	size_t offset;                  /* offsetof(struct config, field) */
+	const char *def;                /* default, as it would be written in the file */
+	int64_t min, max;               /* CONF_INT, CONF_DURATION, CONF_SIZE limits */
 	const char *const *enum_values; /* CONF_ENUM, NULL-terminated */
-	const char *process; /* "all", "smtpd", "scanner", "delivery", "master" */
+	const char *process;            /* "all", "smtpd", "scanner", "delivery", "master" */
 	const char *description;
 };
 
@@ -133,8 +133,8 @@ void conf_defaults(struct config *cf);
 int conf_load(const char *path, struct config *cf, char *err, size_t errlen);
 /* Parse configuration text (for tests and fuzzing); name is used in
  * messages. Same contract as conf_load(). */
-int conf_parse_buffer(const char *name, const char *text, size_t len, struct config *cf,
-		      char *err, size_t errlen);
+int conf_parse_buffer(const char *name, const char *text, size_t len, struct config *cf, char *err,
+                      size_t errlen);
 /* Apply one "key=value" override (tempomxd -o). Same error contract; the
  * error names "-o". Call after conf_load(). The value is taken as is (no
  * comments), unless it is one double-quoted string; it replaces the old

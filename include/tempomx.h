@@ -19,10 +19,10 @@ struct runtime {
 	const char *conf_path; /* NULL: built-in defaults only */
 	char **overrides;      /* "key=value" from -o, applied after the file */
 	size_t noverrides;
-	struct config *cf;     /* current settings (owned) */
-	int foreground;        /* -d: log to stderr, do not detach */
-	int verbose;           /* -v */
-	int *listen_fds;       /* bound sockets, index i matches cf->listen.v[i] */
+	struct config *cf; /* current settings (owned) */
+	int foreground;    /* -d: log to stderr, do not detach */
+	int verbose;       /* -v */
+	int *listen_fds;   /* bound sockets, index i matches cf->listen.v[i] */
 	size_t nlisten;
 	const char *child_name; /* "smtpd", "scanner", "delivery" in a child */
 };

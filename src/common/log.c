@@ -97,9 +97,9 @@ static void log_emit(int pri, const char *fmt, va_list ap, const char *suffix)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	localtime_r(&ts.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
-	int len = snprintf(line, sizeof(line), "%s.%03ld %s[%ld]: %s%s%s\n", stamp,
-			   ts.tv_nsec / 1000000, log_ident, (long)getpid(), msg,
-			   suffix ? ": " : "", suffix ? suffix : "");
+	int len =
+	    snprintf(line, sizeof(line), "%s.%03ld %s[%ld]: %s%s%s\n", stamp, ts.tv_nsec / 1000000,
+	             log_ident, (long)getpid(), msg, suffix ? ": " : "", suffix ? suffix : "");
 	if (len < 0)
 		return;
 	if ((size_t)len >= sizeof(line)) {

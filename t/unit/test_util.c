@@ -18,10 +18,14 @@ struct dur_case {
 };
 
 static const struct dur_case dur_cases[] = {
-    {"0", 1, 0},       {"30", 1, 30},       {"30s", 1, 30},     {"5m", 1, 300},
-    {"4h", 1, 14400},  {"2d", 1, 172800},   {"1w", 1, 604800},  {"12h", 1, 43200},
-    {"", 0, 0},        {"s", 0, 0},         {"-1", 0, 0},       {"5x", 0, 0},
-    {"5mm", 0, 0},     {" 5", 0, 0},        {"5 ", 0, 0},       {"99999999999999999999", 0, 0},
+    {"0", 1, 0},       {"30", 1, 30},
+    {"30s", 1, 30},    {"5m", 1, 300},
+    {"4h", 1, 14400},  {"2d", 1, 172800},
+    {"1w", 1, 604800}, {"12h", 1, 43200},
+    {"", 0, 0},        {"s", 0, 0},
+    {"-1", 0, 0},      {"5x", 0, 0},
+    {"5mm", 0, 0},     {" 5", 0, 0},
+    {"5 ", 0, 0},      {"99999999999999999999", 0, 0},
     {"1.5h", 0, 0},    {"9223372036854775807w", 0, 0},
 };
 
@@ -31,10 +35,10 @@ Test(util, parse_duration_table)
 		int64_t v = -42;
 		int r = parse_duration(dur_cases[i].in, &v);
 		cr_expect_eq(r == 0, dur_cases[i].ok, "parse_duration(\"%s\") returned %d",
-			     dur_cases[i].in, r);
+		             dur_cases[i].in, r);
 		if (dur_cases[i].ok)
 			cr_expect_eq(v, dur_cases[i].want, "parse_duration(\"%s\") = %lld",
-				     dur_cases[i].in, (long long)v);
+			             dur_cases[i].in, (long long)v);
 	}
 }
 
@@ -45,10 +49,20 @@ struct size_case {
 };
 
 static const struct size_case size_cases[] = {
-    {"0", 1, 0},          {"1024", 1, 1024}, {"10k", 1, 10240},   {"10K", 1, 10240},
-    {"10M", 1, 10485760}, {"1G", 1, 1073741824ULL}, {"1T", 0, 0}, {"k", 0, 0},
-    {"", 0, 0},           {"-5", 0, 0},      {"5kb", 0, 0},       {"18446744073709551615", 1, 18446744073709551615ULL},
-    {"18446744073709551616", 0, 0}, {"17179869184G", 0, 0},
+    {"0", 1, 0},
+    {"1024", 1, 1024},
+    {"10k", 1, 10240},
+    {"10K", 1, 10240},
+    {"10M", 1, 10485760},
+    {"1G", 1, 1073741824ULL},
+    {"1T", 0, 0},
+    {"k", 0, 0},
+    {"", 0, 0},
+    {"-5", 0, 0},
+    {"5kb", 0, 0},
+    {"18446744073709551615", 1, 18446744073709551615ULL},
+    {"18446744073709551616", 0, 0},
+    {"17179869184G", 0, 0},
 };
 
 Test(util, parse_size_table)
@@ -57,7 +71,7 @@ Test(util, parse_size_table)
 		uint64_t v = 42;
 		int r = parse_size(size_cases[i].in, &v);
 		cr_expect_eq(r == 0, size_cases[i].ok, "parse_size(\"%s\") returned %d",
-			     size_cases[i].in, r);
+		             size_cases[i].in, r);
 		if (size_cases[i].ok)
 			cr_expect_eq(v, size_cases[i].want, "parse_size(\"%s\")", size_cases[i].in);
 	}
