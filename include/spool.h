@@ -36,10 +36,15 @@ enum spool_queue {
 
 /* Open handles on one spool; one per process (or per thread that needs
  * its own; the struct is read-only after spool_open and may be shared). */
+struct spool_dirsync;
+
 struct spool {
 	char *path;
 	int dirfd[Q_COUNT]; /* O_DIRECTORY descriptors of each queue */
 	int rootfd;
+	/* Group commit of directory flushes (spool.c): threads of one process
+	 * that renamed into the same directory share one fsync of it. */
+	struct spool_dirsync *dsync;
 };
 
 /* "incoming", "hi", ... */
