@@ -89,6 +89,11 @@ void spool_abort(struct spool *sp, struct spool_file *sf);
  * source) directory. Returns 0, or -1 with errno (ENOENT: someone else
  * took it). */
 int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to);
+/* Move without flushing any directory, for a hand-off whose loss in a
+ * crash only means the message is handled again by the earlier stage
+ * (e.g. the scanner passing an unchanged file on to out/). The file's
+ * content must already be durable. Same return values as spool_move(). */
+int spool_handoff(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to);
 /* Read the envelope of q/id. Returns 0, -1 with errno (ENOENT), or -2 when
  * the file cannot be parsed: it has then been moved to corrupt/ with a log
  * line. *body_off (if not NULL) receives the message offset. A file is
@@ -114,6 +119,10 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
                  const char *prepend, enum spool_queue dest);
 /* Remove q/id durably (unlink + fsync dir). */
 int spool_remove(struct spool *sp, enum spool_queue q, const char *id);
+/* Remove q/id once every recipient is durably delivered elsewhere: unlink
+ * without flushing the directory. If a crash undoes the unlink, the
+ * message is delivered again (at-least-once), never lost. */
+int spool_release(struct spool *sp, enum spool_queue q, const char *id);
 /* Move a file that cannot be parsed to corrupt/ and log why. */
 void spool_corrupt(struct spool *sp, enum spool_queue q, const char *id, const char *why);
 

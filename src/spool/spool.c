@@ -534,6 +534,17 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spo
 	return 0;
 }
 
+int spool_handoff(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to)
+{
+	if (!queueid_valid(id) || !valid_queue(from) || !valid_queue(to)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (from == to)
+		return 0;
+	return renameat(sp->dirfd[from], id, sp->dirfd[to], id);
+}
+
 int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                        size_t *body_off, int *fdp)
 {
@@ -754,6 +765,15 @@ int spool_remove(struct spool *sp, enum spool_queue q, const char *id)
 	if (unlinkat(sp->dirfd[q], id, 0) < 0)
 		return -1;
 	return dirsync(sp, q);
+}
+
+int spool_release(struct spool *sp, enum spool_queue q, const char *id)
+{
+	if (!queueid_valid(id) || !valid_queue(q)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return unlinkat(sp->dirfd[q], id, 0);
 }
 
 void spool_corrupt(struct spool *sp, enum spool_queue q, const char *id, const char *why)

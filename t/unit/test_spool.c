@@ -376,6 +376,25 @@ Test(spool, move_and_remove)
 	envelope_free(&env);
 }
 
+Test(spool, handoff_and_release)
+{
+	char id[QUEUEID_SIZE];
+	commit_message(300, Q_HI, id);
+	cr_assert_eq(spool_handoff(&sp, id, Q_HI, Q_OUT), 0);
+	cr_expect(!exists_in(Q_HI, id));
+	cr_expect(exists_in(Q_OUT, id));
+	cr_expect_eq(spool_handoff(&sp, id, Q_HI, Q_OUT), -1);
+	cr_expect_eq(errno, ENOENT);
+	cr_expect_eq(spool_handoff(&sp, "../x", Q_OUT, Q_HOLD), -1);
+	cr_expect_eq(errno, EINVAL);
+	cr_expect_eq(spool_release(&sp, Q_OUT, "not-an-id"), -1);
+	cr_expect_eq(errno, EINVAL);
+	cr_assert_eq(spool_release(&sp, Q_OUT, id), 0);
+	cr_expect(!exists_in(Q_OUT, id));
+	cr_expect_eq(spool_release(&sp, Q_OUT, id), -1);
+	cr_expect_eq(errno, ENOENT);
+}
+
 Test(spool, update_in_place_and_to_other_queue)
 {
 	char id[QUEUEID_SIZE];
