@@ -62,6 +62,13 @@ void spool_close(struct spool *sp);
 /* Remove files left in incoming/ (they never got a 250). Returns count. */
 int spool_clean_incoming(struct spool *sp);
 
+/* Remove the files in incoming/ that process pid left behind when it died
+ * (the master calls this before restarting a child): messages it was
+ * receiving (their queue ID carries its pid) and its unfinished envelope
+ * updates. None of them was acknowledged or replaced anything. Returns
+ * the count. */
+int spool_clean_incoming_pid(struct spool *sp, pid_t pid);
+
 /* A message being received. */
 struct spool_file {
 	int fd;

@@ -513,6 +513,51 @@ int spool_clean_incoming(struct spool *sp)
 	return n;
 }
 
+/* 1 if name in incoming/ was created by process pid: a queue ID whose pid
+ * digits match (see queueid.h), or an update's temporary "ID.uPID.N". */
+static int incoming_owned_by(const char *name, pid_t pid)
+{
+	char id[QUEUEID_SIZE], hex[8];
+	if (strlen(name) < QUEUEID_LEN)
+		return 0;
+	memcpy(id, name, QUEUEID_LEN);
+	id[QUEUEID_LEN] = '\0';
+	if (!queueid_valid(id))
+		return 0;
+	if (name[QUEUEID_LEN] == '\0') {
+		snprintf(hex, sizeof(hex), "%05lX", (unsigned long)pid & 0xfffff);
+		return memcmp(name + 14, hex, 5) == 0;
+	}
+	char want[32];
+	int n = snprintf(want, sizeof(want), ".u%ld.", (long)pid);
+	return strncmp(name + QUEUEID_LEN, want, (size_t)n) == 0;
+}
+
+int spool_clean_incoming_pid(struct spool *sp, pid_t pid)
+{
+	int fd = openat(sp->dirfd[Q_INCOMING], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		close(fd);
+		return 0;
+	}
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (!incoming_owned_by(de->d_name, pid))
+			continue;
+		if (unlinkat(sp->dirfd[Q_INCOMING], de->d_name, 0) == 0) {
+			log_info("%.*s: removed from incoming/ (left by pid %ld, never accepted)",
+			         64, de->d_name, (long)pid);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
 /* ---- moving, reading, updating ---- */
 
 int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to)

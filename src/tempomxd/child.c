@@ -220,6 +220,8 @@ size_t child_reap(struct child_set *cs)
 			log_warnx("child %s pid %ld exited with status %d after %llds", c->name,
 			          (long)pid, WEXITSTATUS(status), (long long)ran);
 		}
+		if (cs->on_exit != NULL)
+			cs->on_exit(pid, cs->on_exit_arg);
 		if (cs->stopping)
 			continue;
 		/* A child that ran a while was healthy: start over at the

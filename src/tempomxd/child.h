@@ -46,6 +46,9 @@ struct child_set {
 	gid_t gid;
 	pid_t master;
 	int stopping; /* no more restarts */
+	/* Called for every child that died, before it is restarted. */
+	void (*on_exit)(pid_t pid, void *arg);
+	void *on_exit_arg;
 	struct child v[CHILD_MAX];
 	size_t n;
 };

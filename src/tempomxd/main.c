@@ -143,6 +143,20 @@ static void master_clean_spool(struct master *m)
 	spool_close(&sp);
 }
 
+/* A child died: what it was receiving or rewriting in incoming/ was never
+ * acknowledged, so remove it now rather than at the next start. */
+static void master_child_exited(pid_t pid, void *arg)
+{
+	struct master *m = arg;
+	struct spool sp;
+	if (spool_open(&sp, m->cf.spool_directory) < 0) {
+		log_warn("spool %s", m->cf.spool_directory);
+		return;
+	}
+	spool_clean_incoming_pid(&sp, pid);
+	spool_close(&sp);
+}
+
 static void master_tls(struct master *m, int drop, uid_t uid, gid_t gid)
 {
 	char dir[PATH_MAX], err[512];
@@ -438,6 +452,8 @@ int main(int argc, char **argv)
 
 	/* Signal handlers first: a child that dies at once is still seen. */
 	child_set_init(&m.children, &m.rt, m.base, drop, uid, gid);
+	m.children.on_exit = master_child_exited;
+	m.children.on_exit_arg = &m;
 	child_add(&m.children, "smtpd", smtpd_main, 1);
 	child_add(&m.children, "scanner", scanner_main, 0);
 	child_add(&m.children, "delivery", delivery_main, 0);

@@ -352,6 +352,31 @@ Test(spool, clean_incoming)
 	cr_expect_eq(spool_clean_incoming(&sp), 0);
 }
 
+Test(spool, clean_incoming_of_one_process)
+{
+	struct spool_file sf;
+	char mine[QUEUEID_SIZE];
+	start_message(&sf, 10, mine);
+	close(sf.fd);
+	/* Another process's message: same ID with other pid digits. */
+	char other[QUEUEID_SIZE];
+	memcpy(other, mine, QUEUEID_SIZE);
+	other[18] = other[18] == '0' ? '1' : '0';
+	write_raw(Q_INCOMING, other, "x", 1);
+	char upd_mine[64], upd_other[64];
+	snprintf(upd_mine, sizeof(upd_mine), "%s.u%ld.7", mine, (long)getpid());
+	snprintf(upd_other, sizeof(upd_other), "%s.u%ld.7", mine, (long)getpid() + 1);
+	write_raw(Q_INCOMING, upd_mine, "x", 1);
+	write_raw(Q_INCOMING, upd_other, "x", 1);
+	write_raw(Q_INCOMING, "README", "x", 1);
+	cr_expect_eq(spool_clean_incoming_pid(&sp, getpid()), 2);
+	cr_expect(!exists_in(Q_INCOMING, mine));
+	cr_expect(!exists_in(Q_INCOMING, upd_mine));
+	cr_expect(exists_in(Q_INCOMING, other), "another process's message kept");
+	cr_expect(exists_in(Q_INCOMING, upd_other), "another process's update kept");
+	cr_expect(exists_in(Q_INCOMING, "README"));
+}
+
 /* ---- moving, updating, removing ---- */
 
 Test(spool, move_and_remove)
