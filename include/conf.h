@@ -48,6 +48,11 @@ struct listenlist {
 };
 
 enum bare_lf_mode { BARE_LF_REJECT = 0, BARE_LF_NORMALIZE = 1 };
+/* scan_error_action: what happens to a message that could not be fully
+ * scanned (a limit was hit, an encrypted archive, an engine error). */
+enum scan_error_action { ERROR_ACTION_DELIVER = 0, ERROR_ACTION_HOLD, ERROR_ACTION_QUARANTINE };
+/* schedule: the order in which the scanner takes mail from hi/ and lo/. */
+enum schedule_mode { SCHEDULE_ABSOLUTE = 0, SCHEDULE_WEIGHTED, SCHEDULE_FIFO };
 
 struct config {
 	/* general */
@@ -89,6 +94,17 @@ struct config {
 
 	/* scanner */
 	int scan;
+	char *clamav_database;   /* directory of the signature databases */
+	int64_t scan_threads;    /* 0: one per core */
+	uint64_t scan_max_scansize;
+	uint64_t scan_max_filesize;
+	int64_t scan_max_recursion;
+	int64_t scan_max_files;
+	int scan_error_action; /* enum scan_error_action */
+	char *scan_tmpdir;     /* "" = $TMPDIR or /tmp */
+	int schedule;          /* enum schedule_mode */
+	int64_t weight;        /* weighted: hi messages per lo message */
+	int64_t lo_max_wait;   /* seconds; 0 = lo mail is never promoted */
 
 	/* delivery */
 	char *maildir;     /* template: %u local part, %d domain, %a address, %% */

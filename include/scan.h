@@ -15,8 +15,13 @@
  * engine_release() when that scan is done; a reload swaps the holder's
  * pointer and the old engine is freed by whoever drops the last reference.
  *
- * The scheduler (hi/lo order) and the worker threads get their own
- * section below the engine's when they are added.
+ *   scheduler.c      the ordered work lists of hi/ and lo/ and the rule
+ *                    that picks the next message (absolute, weighted,
+ *                    fifo, promotion of old lo mail); pure, no I/O
+ *   worker.c         the worker threads: scan one message and hand it on
+ *                    (out/, quarantine/, hold/), record virus hits
+ *   scanner.c        the scanner child: event loop, spool watch, engine
+ *                    reloads, dispatch of the scheduler's picks to workers
  */
 #ifndef TEMPOMX_SCAN_H
 #define TEMPOMX_SCAN_H
@@ -25,6 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "envelope.h"
+#include "queueid.h"
 
 /* ---- engine.c ---------------------------------------------------------- */
 
@@ -186,5 +194,95 @@ int engine_reload_start(struct engine_holder *h, const char *dbdir,
 /* Wait until no reload is running or queued. timeout_usec < 0: no limit.
  * Returns 0, or -1 on timeout. */
 int engine_reload_wait(struct engine_holder *h, int64_t timeout_usec);
+
+/* ---- scheduler.c -------------------------------------------------------- */
+
+/*
+ * The scheduler of the paper's SCHEDULE stage, as a pure module: it knows
+ * queue IDs and the clock it is given, nothing else. IDs sort by arrival
+ * (queueid.h), so each class is a sorted set and "oldest first" is the
+ * head. A pick is final: a started message is never put back
+ * (non-preemptive); the caller forgets or re-adds IDs as files come and go.
+ */
+struct sched_list {
+	char (*v)[QUEUEID_SIZE];
+	size_t head, n, cap;
+};
+
+struct scheduler {
+	int mode;                  /* enum schedule_mode (conf.h) */
+	unsigned weight;           /* weighted: hi picks per lo pick, >= 1 */
+	int64_t lo_max_wait_usec;  /* 0: no promotion */
+	struct sched_list list[2]; /* indexed by enum msg_class */
+	unsigned hi_run;           /* weighted: hi picks since the last lo pick
+	                            * made while lo mail was waiting */
+	uint64_t picks;            /* picks so far; the next pick is picks + 1 */
+};
+
+struct sched_pick {
+	char id[QUEUEID_SIZE];
+	enum msg_class queue; /* the directory it is in */
+	int promoted;         /* a lo message picked as hi (lo_max_wait) */
+	uint64_t order;       /* 1 for the first pick, then 2, 3 ... */
+};
+
+void sched_init(struct scheduler *s, int mode, unsigned weight, int64_t lo_max_wait_usec);
+/* Change the rules (configuration reload); the lists stay. */
+void sched_configure(struct scheduler *s, int mode, unsigned weight, int64_t lo_max_wait_usec);
+void sched_free(struct scheduler *s);
+/* Add a waiting message. Returns 1 when added, 0 when it was already
+ * there, -1 when id is not a queue ID. */
+int sched_add(struct scheduler *s, enum msg_class c, const char *id);
+/* Drop a waiting message (its file went away). Returns 1 if it was there. */
+int sched_remove(struct scheduler *s, enum msg_class c, const char *id);
+size_t sched_waiting(const struct scheduler *s, enum msg_class c);
+/* Pick the next message to start at wall time now_usec and remove it from
+ * its list. Returns 1 with *p filled, 0 when nothing waits. */
+int sched_next(struct scheduler *s, int64_t now_usec, struct sched_pick *p);
+const char *sched_mode_name(int mode);
+
+/* ---- worker.c ------------------------------------------------------------ */
+
+struct spool;
+struct history;
+
+/* What the worker threads share: read-only while they run, except the
+ * holder (its own lock) and the history handle (thread-safe). */
+struct worker_env {
+	struct spool *sp;
+	struct engine_holder *holder;
+	struct history *hist; /* NULL: no history (logged once) */
+	int scan;             /* scan = yes */
+	int error_action;     /* enum scan_error_action */
+	char hostname[256];
+};
+
+/* One message handed to a worker. */
+struct worker_job {
+	struct sched_pick pick;
+	int64_t picked_usec; /* wall clock when it was picked */
+};
+
+struct worker_pool;
+/* Called in the worker thread after each job; the scanner's loop learns
+ * of it through its own pipe. */
+typedef void (*worker_done_fn)(void *arg, const struct worker_job *job);
+
+/* Start n threads. env must outlive the pool; it may be changed only
+ * while no job runs (worker_pool_idle()). */
+struct worker_pool *worker_pool_new(unsigned n, const struct worker_env *env, worker_done_fn done,
+                                    void *arg);
+/* Replace the settings the next jobs see (configuration reload). */
+void worker_pool_set_env(struct worker_pool *wp, const struct worker_env *env);
+/* Number of threads without a job. */
+unsigned worker_pool_idle(struct worker_pool *wp);
+/* Give a job to an idle thread. Returns 0, or -1 when none is idle. */
+int worker_pool_submit(struct worker_pool *wp, const struct worker_job *job);
+/* Let the running jobs finish, then stop and join the threads. */
+void worker_pool_free(struct worker_pool *wp);
+
+/* Process one message synchronously (what a worker thread does): open it,
+ * scan it, move it on. Exposed for tests and benchmarks. */
+void worker_process(const struct worker_env *env, const struct worker_job *job);
 
 #endif

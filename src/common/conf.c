@@ -43,6 +43,8 @@
 #define BANNER_MAX 200
 
 static const char *const bare_lf_values[] = {"reject", "normalize", NULL};
+static const char *const scan_error_values[] = {"deliver", "hold", "quarantine", NULL};
+static const char *const schedule_values[] = {"absolute", "weighted", "fifo", NULL};
 
 const struct conf_key conf_keys[] = {
     /* general */
@@ -109,7 +111,29 @@ const struct conf_key conf_keys[] = {
      "period of the queue directory rescan that backs up inotify"},
 
     /* scanner */
-    {"scan", CONF_BOOL, F(scan), "no", 0, 0, NULL, "scanner", "scan messages with libclamav"},
+    {"scan", CONF_BOOL, F(scan), "yes", 0, 0, NULL, "scanner", "scan messages with libclamav"},
+    {"clamav_database", CONF_PATH, F(clamav_database), "/var/lib/clamav", 0, 0, NULL, "scanner",
+     "directory of the libclamav signature databases"},
+    {"scan_threads", CONF_INT, F(scan_threads), "0", 0, 256, NULL, "scanner",
+     "scanner worker threads; 0: one per core"},
+    {"scan_max_scansize", CONF_SIZE, F(scan_max_scansize), "104857600", 1 * KB, 4 * GB, NULL,
+     "scanner", "octets scanned per message, all parts and archive members together"},
+    {"scan_max_filesize", CONF_SIZE, F(scan_max_filesize), "26214400", 1 * KB, 4 * GB - 1, NULL,
+     "scanner", "largest single part or archive member scanned"},
+    {"scan_max_recursion", CONF_INT, F(scan_max_recursion), "16", 1, 100, NULL, "scanner",
+     "deepest nesting of parts and archives scanned"},
+    {"scan_max_files", CONF_INT, F(scan_max_files), "10000", 1, 1000000, NULL, "scanner",
+     "most parts and archive members scanned per message"},
+    {"scan_error_action", CONF_ENUM, F(scan_error_action), "deliver", 0, 0, scan_error_values,
+     "scanner", "message not fully scanned: deliver (with a header), hold or quarantine"},
+    {"scan_tmpdir", CONF_PATH, F(scan_tmpdir), "", 0, 0, NULL, "scanner",
+     "directory for parts extracted while scanning; empty: $TMPDIR or /tmp"},
+    {"schedule", CONF_ENUM, F(schedule), "absolute", 0, 0, schedule_values, "scanner",
+     "order of scanning: absolute (hi first), weighted or fifo"},
+    {"weight", CONF_INT, F(weight), "4", 1, 1000, NULL, "scanner",
+     "schedule = weighted: hi messages scanned per lo message"},
+    {"lo_max_wait", CONF_DURATION, F(lo_max_wait), "3600s", 0, 7 * 86400, NULL, "scanner",
+     "a lo message waiting longer is scanned as hi; 0: never"},
 
     /* delivery */
     {"maildir", CONF_STRING, F(maildir), "/var/mail/%d/%u/", 0, 0, NULL, "delivery",

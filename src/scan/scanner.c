@@ -1,19 +1,30 @@
 /*
- * scanner.c: the scanner child: takes accepted mail from hi/ and lo/ and
- * hands it to delivery through out/.
+ * scanner.c: the scanner child: the SCHEDULE and SCAN stages of the
+ * paper's model, between hi/ + lo/ and out/.
  *
- * Owns the scheduling of the two queues of the paper's model: every
- * message waiting in hi/ goes before any in lo/, oldest first within a
- * queue (queue IDs sort by arrival). The child learns of new files through
- * spool_watch (inotify, plus a rescan every queue_rescan_interval), keeps
- * one ordered in-memory list per queue and works through them in its
- * libevent loop, a few messages per turn so new hi/ mail and signals are
- * noticed between messages.
+ * Owns the child's event loop and wires the parts together:
+ *   - spool_watch (inotify + periodic rescan) reports files in hi/ and
+ *     lo/; they go into the scheduler's lists (scheduler.c), which the
+ *     start-up rescan fills from the spool;
+ *   - whenever a worker thread is free, the scheduler picks the next
+ *     message and a worker (worker.c) scans it and moves it on;
+ *   - one libclamav engine, loaded here at start-up and held in an
+ *     engine_holder, is shared by all workers; SIGHUP and changes in the
+ *     database directory (inotify, settled for a moment because freshclam
+ *     writes several files) compile a new one in the background
+ *     (engine_reload.c) while scans go on.
  *
- * Scanning itself (libclamav) is not part of this build: with "scan = no"
- * a message is moved to out/ unchanged. The scan step belongs in
- * scanner_process(), between picking the message and moving it. The master
- * refuses "scan = yes"; the check in scanner_main() is a safety net.
+ * The loop runs with three event priorities: the dispatch of work to
+ * workers has the lowest, so every file notice and worker completion that
+ * is ready is taken in before the next pick. That is what makes "a hi
+ * message arriving while lo mail waits is the next one started" hold.
+ * A message being scanned is remembered (in flight) so that a rescan
+ * reporting its file again does not start it twice.
+ *
+ * If the database cannot be loaded when the child starts, it exits with
+ * status 78 (EX_CONFIG); the master has already test-loaded the database
+ * before forking, so at daemon start-up this is reported on the terminal
+ * and the daemon does not start (see src/tempomxd/main.c).
  *
  * Called by the master (src/tempomxd/child.c) through scanner_main() in a
  * forked child that has already dropped its privileges.
@@ -23,96 +34,25 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/inotify.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
+#include "conf.h"
+#include "history.h"
 #include "log.h"
+#include "scan.h"
 #include "spool.h"
 #include "tempomx.h"
 #include "util.h"
 
 /* sysexits.h EX_CONFIG: the master logs it; its back-off applies. */
 #define SCANNER_EX_CONFIG 78
-/* Messages handled per loop turn before other events get a look in. */
-#define SCANNER_BATCH 16
-
-/*
- * A sorted set of queue IDs, oldest first: a sorted array with a moving
- * head. New IDs almost always sort last (inotify reports them in arrival
- * order) and are appended; a rescan reports known IDs again, which binary
- * search recognises without copying anything.
- */
-struct idq {
-	char (*v)[QUEUEID_SIZE];
-	size_t head, n, cap;
-};
-
-static size_t idq_search(const struct idq *q, const char *id, int *found)
-{
-	size_t lo = q->head, hi = q->head + q->n;
-	*found = 0;
-	/* Fast path: newer than everything queued. */
-	if (q->n == 0 || strcmp(q->v[hi - 1], id) < 0)
-		return hi;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(q->v[mid], id);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Returns 1 when id was added, 0 when it was already queued. */
-static int idq_insert(struct idq *q, const char *id)
-{
-	int found;
-	size_t pos = idq_search(q, id, &found);
-	if (found)
-		return 0;
-	if (q->head + q->n == q->cap) {
-		if (q->head > 0) {
-			memmove(q->v, q->v + q->head, q->n * sizeof(*q->v));
-			pos -= q->head;
-			q->head = 0;
-		} else {
-			q->cap = q->cap ? q->cap * 2 : 64;
-			q->v = xreallocarray(q->v, q->cap, sizeof(*q->v));
-		}
-	}
-	size_t end = q->head + q->n;
-	if (pos < end)
-		memmove(q->v + pos + 1, q->v + pos, (end - pos) * sizeof(*q->v));
-	memcpy(q->v[pos], id, QUEUEID_SIZE);
-	q->n++;
-	return 1;
-}
-
-static int idq_pop(struct idq *q, char *id)
-{
-	if (q->n == 0)
-		return 0;
-	memcpy(id, q->v[q->head], QUEUEID_SIZE);
-	q->head++;
-	q->n--;
-	if (q->n == 0)
-		q->head = 0;
-	return 1;
-}
-
-static void idq_free(struct idq *q)
-{
-	free(q->v);
-	memset(q, 0, sizeof(*q));
-}
+/* Quiet time after the last change in the database directory before the
+ * reload starts. */
+#define SCANNER_DB_SETTLE_SEC 2
+#define SCANNER_MAX_THREADS 256
 
 struct scanner {
 	struct runtime *rt;
@@ -120,97 +60,193 @@ struct scanner {
 	struct spool sp;
 	struct spool_watch *watch;
 	int64_t watch_interval;
-	struct idq hi, lo;
-	struct event *work_ev;
+	struct scheduler sched;
+	struct engine_holder holder;
+	struct history *hist;
+	struct worker_env wenv;
+	struct worker_pool *pool;
+	unsigned nthreads;
+	char (*inflight)[QUEUEID_SIZE]; /* nthreads slots, "" = free */
+	int pipefd[2];                  /* workers and reloads -> loop */
+	struct event *pipe_ev;
+	struct event *dispatch_ev;
+	int dbfd; /* inotify on clamav_database, -1: none */
+	struct event *db_ev, *db_timer;
 	struct event *sig_ev[3];
 	int stopping;
 };
 
 static void scanner_kick(struct scanner *s)
 {
-	if (!s->stopping && !event_pending(s->work_ev, EV_TIMEOUT, NULL))
-		event_active(s->work_ev, EV_TIMEOUT, 0);
+	if (!s->stopping)
+		event_active(s->dispatch_ev, EV_TIMEOUT, 0);
+}
+
+static int scanner_inflight_find(struct scanner *s, const char *id)
+{
+	for (unsigned i = 0; i < s->nthreads; i++)
+		if (strcmp(s->inflight[i], id) == 0)
+			return (int)i;
+	return -1;
 }
 
 static void scanner_seen(void *arg, enum spool_queue q, const char *id)
 {
 	struct scanner *s = arg;
-	if (q != Q_HI && q != Q_LO)
+	if ((q != Q_HI && q != Q_LO) || scanner_inflight_find(s, id) >= 0)
 		return;
-	if (idq_insert(q == Q_HI ? &s->hi : &s->lo, id))
+	if (sched_add(&s->sched, q == Q_HI ? CLASS_HI : CLASS_LO, id) == 1)
 		scanner_kick(s);
 }
 
-/* Seconds the message has waited in its queue: since the rename into it,
- * which set the file's ctime. */
-static double scanner_wait(struct scanner *s, enum spool_queue q, const char *id)
-{
-	struct stat st;
-	if (fstatat(s->sp.dirfd[q], id, &st, 0) < 0)
-		return 0.0;
-	int64_t now = wall_usec();
-	int64_t then = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
-	return now > then ? (double)(now - then) / 1e6 : 0.0;
-}
-
-/* One message: read its envelope, (scan it, when scanning exists), then
- * hand it to delivery. */
-static void scanner_process(struct scanner *s, enum spool_queue q, const char *id)
-{
-	struct envelope env;
-	size_t body_off;
-	int fd;
-	double wait = scanner_wait(s, q, id);
-
-	/* Reading the envelope here catches a damaged file at the first
-	 * stage that sees it (the spool library moves it to corrupt/). */
-	int r = spool_open_message(&s->sp, q, id, &env, &body_off, &fd);
-	if (r < 0) {
-		if (r == -1 && errno == ENOENT)
-			log_debug("%s: gone from %s", id, spool_queue_name(q));
-		else if (r == -1)
-			log_warn("%s: cannot read %s/%s", id, spool_queue_name(q), id);
-		envelope_free(&env);
-		return;
-	}
-
-	/* The libclamav scan goes here, on fd from body_off: clean mail
-	 * continues to out/, infected mail goes to quarantine/ instead. */
-	const char *scan = "off";
-	close(fd);
-	envelope_free(&env);
-
-	if (spool_move(&s->sp, id, q, Q_OUT) < 0) {
-		if (errno == ENOENT) {
-			/* Held, deleted or already moved: nothing to do. */
-			log_debug("%s: gone from %s", id, spool_queue_name(q));
-			return;
-		}
-		/* It stays in its queue; the next rescan brings it back. */
-		log_warn("%s: cannot move from %s to out", id, spool_queue_name(q));
-		return;
-	}
-	log_info("%s: class=%s, wait=%.3fs, scan=%s, moved to out", id, q == Q_HI ? "hi" : "lo",
-	         wait, scan);
-}
-
-static void scanner_work(evutil_socket_t fd, short what, void *arg)
+/* Lowest priority: runs after every notice that is ready. */
+static void scanner_dispatch(evutil_socket_t fd, short what, void *arg)
 {
 	struct scanner *s = arg;
-	char id[QUEUEID_SIZE];
+	struct worker_job job;
 
-	for (int i = 0; i < SCANNER_BATCH && !s->stopping; i++) {
-		/* Absolute priority (the paper's scheduler): lo/ mail only
-		 * when hi/ is empty. */
-		if (idq_pop(&s->hi, id))
-			scanner_process(s, Q_HI, id);
-		else if (idq_pop(&s->lo, id))
-			scanner_process(s, Q_LO, id);
-		else
-			return;
+	if (s->stopping)
+		return;
+	if (s->rt->cf->scan && s->wenv.holder != NULL) {
+		struct scan_engine *e = engine_holder_get(&s->holder);
+		if (e == NULL)
+			return; /* waiting for a reload; its end kicks us */
+		engine_release(e);
 	}
-	if (s->hi.n + s->lo.n > 0)
-		scanner_kick(s);
+	while (worker_pool_idle(s->pool) > 0) {
+		int slot = scanner_inflight_find(s, "");
+		if (slot < 0)
+			break;
+		memset(&job, 0, sizeof(job));
+		if (!sched_next(&s->sched, wall_usec(), &job.pick))
+			break;
+		job.picked_usec = wall_usec();
+		memcpy(s->inflight[slot], job.pick.id, QUEUEID_SIZE);
+		if (worker_pool_submit(s->pool, &job) < 0) {
+			/* Cannot happen with a free thread counted above; put it
+			 * back rather than lose track of it. */
+			s->inflight[slot][0] = '\0';
+			sched_add(&s->sched, job.pick.queue, job.pick.id);
+			break;
+		}
+	}
+}
+
+/* Worker thread: tell the loop that job is done. A record of this size is
+ * written atomically (below PIPE_BUF). */
+static void scanner_job_done(void *arg, const struct worker_job *job)
+{
+	struct scanner *s = arg;
+	ssize_t n;
+	do
+		n = write(s->pipefd[1], job, sizeof(*job));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(*job))
+		fatal("scanner: cannot notify the event loop");
+}
+
+/* Reload thread: an engine may now exist; order 0 marks "no job". */
+static void scanner_reloaded(void *arg, const struct engine_reload_report *r)
+{
+	struct worker_job none;
+	memset(&none, 0, sizeof(none));
+	if (r->ok)
+		scanner_job_done(arg, &none);
+}
+
+static void scanner_on_pipe(evutil_socket_t fd, short what, void *arg)
+{
+	struct scanner *s = arg;
+	struct worker_job job;
+
+	for (;;) {
+		ssize_t n = read(fd, &job, sizeof(job));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != (ssize_t)sizeof(job))
+			break;
+		if (job.pick.order == 0)
+			continue;
+		int slot = scanner_inflight_find(s, job.pick.id);
+		if (slot >= 0)
+			s->inflight[slot][0] = '\0';
+	}
+	scanner_kick(s);
+}
+
+static void scanner_limits(const struct config *cf, struct engine_limits *lim)
+{
+	engine_limits_default(lim);
+	lim->max_scansize = cf->scan_max_scansize;
+	lim->max_filesize = cf->scan_max_filesize;
+	lim->max_recursion = (uint32_t)cf->scan_max_recursion;
+	lim->max_files = (uint32_t)cf->scan_max_files;
+	/* What did not fit or could not be opened is reported, so that
+	 * scan_error_action decides instead of a silent "clean". */
+	lim->alert_exceeds_max = 1;
+	lim->alert_encrypted = 1;
+	lim->tmpdir = cf->scan_tmpdir[0] ? cf->scan_tmpdir : NULL;
+}
+
+static void scanner_reload_engine(struct scanner *s, const char *why)
+{
+	struct engine_limits lim;
+	scanner_limits(s->rt->cf, &lim);
+	log_info("reloading the virus database (%s)", why);
+	engine_reload_start(&s->holder, s->rt->cf->clamav_database, &lim);
+}
+
+static void scanner_db_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct scanner *s = arg;
+	if (s->rt->cf->scan)
+		scanner_reload_engine(s, "database directory changed");
+}
+
+static void scanner_on_db(evutil_socket_t fd, short what, void *arg)
+{
+	struct scanner *s = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int seen = 0;
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		seen = 1;
+	if (seen) {
+		struct timeval tv = {SCANNER_DB_SETTLE_SEC, 0};
+		evtimer_add(s->db_timer, &tv); /* re-arming restarts the wait */
+	}
+}
+
+/* Watch the database directory; without it, SIGHUP still reloads. */
+static void scanner_watch_db(struct scanner *s)
+{
+	if (s->db_ev) {
+		event_free(s->db_ev);
+		s->db_ev = NULL;
+	}
+	if (s->dbfd >= 0) {
+		close(s->dbfd);
+		s->dbfd = -1;
+	}
+	if (!s->rt->cf->scan)
+		return;
+	s->dbfd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->dbfd < 0) {
+		log_warn("inotify for %s", s->rt->cf->clamav_database);
+		return;
+	}
+	if (inotify_add_watch(s->dbfd, s->rt->cf->clamav_database,
+	                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+	                          IN_DELETE) < 0) {
+		log_warn("cannot watch %s; the database reloads on SIGHUP only",
+		         s->rt->cf->clamav_database);
+		close(s->dbfd);
+		s->dbfd = -1;
+		return;
+	}
+	s->db_ev = event_new(s->base, s->dbfd, EV_READ | EV_PERSIST, scanner_on_db, s);
+	if (s->db_ev == NULL || event_add(s->db_ev, NULL) < 0)
+		fatalx("cannot watch the database directory");
 }
 
 static int scanner_watch(struct scanner *s)
@@ -226,25 +262,40 @@ static int scanner_watch(struct scanner *s)
 	return 0;
 }
 
+static void scanner_configure(struct scanner *s)
+{
+	const struct config *cf = s->rt->cf;
+	sched_configure(&s->sched, cf->schedule, (unsigned)cf->weight, cf->lo_max_wait * 1000000);
+	s->wenv.scan = cf->scan;
+	s->wenv.error_action = cf->scan_error_action;
+	snprintf(s->wenv.hostname, sizeof(s->wenv.hostname), "%s", cf->hostname);
+	if (s->pool)
+		worker_pool_set_env(s->pool, &s->wenv);
+}
+
 static void scanner_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct scanner *s = arg;
 
 	switch (sig) {
 	case SIGTERM:
-		/* The message being moved is already done (moves are
-		 * synchronous); what is queued stays on disk for next time. */
-		log_info("stopping: %zu hi and %zu lo messages left in the queues", s->hi.n,
-		         s->lo.n);
+		/* Scans in flight finish (the pool is joined after the loop);
+		 * what waits stays on disk for next time. */
+		log_info("stopping: %zu hi and %zu lo messages left in the queues",
+		         sched_waiting(&s->sched, CLASS_HI), sched_waiting(&s->sched, CLASS_LO));
 		s->stopping = 1;
 		event_base_loopexit(s->base, NULL);
 		break;
-	case SIGHUP:
+	case SIGHUP: {
+		unsigned threads = s->nthreads;
 		if (runtime_reload(s->rt) < 0)
 			break;
+		scanner_configure(s);
+		if (s->rt->cf->scan_threads != 0 && (unsigned)s->rt->cf->scan_threads != threads)
+			log_info("scan_threads takes effect when the scanner restarts");
+		scanner_watch_db(s);
 		if (s->rt->cf->scan)
-			log_warnx("scan = yes: libclamav scanning is not implemented yet; "
-			          "messages still go to out unscanned");
+			scanner_reload_engine(s, "SIGHUP");
 		if (s->rt->cf->queue_rescan_interval != s->watch_interval) {
 			spool_watch_free(s->watch);
 			s->watch = NULL;
@@ -255,11 +306,93 @@ static void scanner_signal(evutil_socket_t sig, short what, void *arg)
 		} else {
 			spool_watch_rescan(s->watch);
 		}
+		scanner_kick(s);
 		break;
+	}
 	case SIGUSR1:
 		spool_watch_rescan(s->watch);
 		break;
 	}
+}
+
+static unsigned scanner_thread_count(const struct config *cf)
+{
+	if (cf->scan_threads > 0)
+		return (unsigned)cf->scan_threads;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	return n > SCANNER_MAX_THREADS ? SCANNER_MAX_THREADS : (unsigned)n;
+}
+
+/* Load the engine before any thread exists. Returns 0 or -1 (logged). */
+static int scanner_load_engine(struct scanner *s)
+{
+	char err[512], desc[512];
+	struct engine_limits lim;
+	struct scan_engine *e = NULL;
+
+	if (s->rt->cf->scan) {
+		if (engine_init(err, sizeof(err)) < 0) {
+			log_warnx("libclamav: %s", err);
+			return -1;
+		}
+		scanner_limits(s->rt->cf, &lim);
+		e = engine_load(s->rt->cf->clamav_database, &lim, err, sizeof(err));
+		if (e == NULL) {
+			log_warnx("cannot load the virus database: %s", err);
+			return -1;
+		}
+		engine_describe(e, desc, sizeof(desc));
+		log_info("virus database loaded: %s", desc);
+	}
+	engine_holder_init(&s->holder, e);
+	engine_holder_set_hook(&s->holder, scanner_reloaded, s);
+	s->wenv.holder = &s->holder;
+	return 0;
+}
+
+static void scanner_open_history(struct scanner *s)
+{
+	char path[4096], err[512];
+	snprintf(path, sizeof(path), "%s/db", s->rt->cf->spool_directory);
+	s->hist = history_open(path, 0, err, sizeof(err));
+	if (s->hist == NULL)
+		log_warnx("sender history unavailable, virus hits will not be recorded: %s", err);
+	s->wenv.hist = s->hist;
+}
+
+static void scanner_free(struct scanner *s)
+{
+	static const size_t nsig = sizeof(s->sig_ev) / sizeof(s->sig_ev[0]);
+	/* Workers first: they use the engine, the history and the spool. */
+	worker_pool_free(s->pool);
+	if (s->watch)
+		spool_watch_free(s->watch);
+	if (s->wenv.holder)
+		engine_holder_destroy(&s->holder);
+	for (size_t i = 0; i < nsig; i++)
+		if (s->sig_ev[i])
+			event_free(s->sig_ev[i]);
+	if (s->db_ev)
+		event_free(s->db_ev);
+	if (s->db_timer)
+		event_free(s->db_timer);
+	if (s->dbfd >= 0)
+		close(s->dbfd);
+	if (s->pipe_ev)
+		event_free(s->pipe_ev);
+	if (s->dispatch_ev)
+		event_free(s->dispatch_ev);
+	for (int i = 0; i < 2; i++)
+		if (s->pipefd[i] >= 0)
+			close(s->pipefd[i]);
+	if (s->base)
+		event_base_free(s->base);
+	history_close(s->hist);
+	sched_free(&s->sched);
+	free(s->inflight);
+	spool_close(&s->sp);
 }
 
 int scanner_main(struct runtime *rt)
@@ -270,44 +403,63 @@ int scanner_main(struct runtime *rt)
 
 	memset(&s, 0, sizeof(s));
 	s.rt = rt;
-	if (rt->cf->scan) {
-		log_warnx("scan = yes: libclamav scanning is not implemented yet");
-		return SCANNER_EX_CONFIG;
-	}
+	s.dbfd = -1;
+	s.pipefd[0] = s.pipefd[1] = -1;
 	if (spool_open(&s.sp, rt->cf->spool_directory) < 0) {
 		log_warn("cannot open spool %s", rt->cf->spool_directory);
 		return 1;
 	}
+	s.wenv.sp = &s.sp;
+	sched_init(&s.sched, rt->cf->schedule, (unsigned)rt->cf->weight,
+	           rt->cf->lo_max_wait * 1000000);
+	if (scanner_load_engine(&s) < 0) {
+		scanner_free(&s);
+		return SCANNER_EX_CONFIG;
+	}
+	scanner_open_history(&s);
+	scanner_configure(&s);
+
 	s.base = event_base_new();
-	if (s.base == NULL)
+	if (s.base == NULL || event_base_priority_init(s.base, 3) < 0)
 		fatalx("event_base_new failed");
-	s.work_ev = event_new(s.base, -1, 0, scanner_work, &s);
-	if (s.work_ev == NULL)
+	if (pipe2(s.pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
+		fatal("pipe");
+	/* The writers (workers, the reload thread) must not lose a notice:
+	 * blocking writes; the loop reads without blocking. */
+	if (fcntl(s.pipefd[1], F_SETFL, 0) < 0)
+		fatal("fcntl");
+	s.dispatch_ev = event_new(s.base, -1, 0, scanner_dispatch, &s);
+	s.pipe_ev = event_new(s.base, s.pipefd[0], EV_READ | EV_PERSIST, scanner_on_pipe, &s);
+	s.db_timer = evtimer_new(s.base, scanner_db_timer, &s);
+	if (s.dispatch_ev == NULL || s.pipe_ev == NULL || s.db_timer == NULL ||
+	    event_priority_set(s.dispatch_ev, 2) < 0 || event_add(s.pipe_ev, NULL) < 0)
 		fatalx("event_new failed");
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		s.sig_ev[i] = evsignal_new(s.base, sigs[i], scanner_signal, &s);
 		if (s.sig_ev[i] == NULL || evsignal_add(s.sig_ev[i], NULL) < 0)
 			fatalx("cannot handle signal %d", sigs[i]);
 	}
+	scanner_watch_db(&s);
+
+	s.nthreads = scanner_thread_count(rt->cf);
+	s.inflight = xcalloc(s.nthreads, sizeof(*s.inflight));
+	s.pool = worker_pool_new(s.nthreads, &s.wenv, scanner_job_done, &s);
+
 	if (scanner_watch(&s) < 0) {
 		status = 1;
 	} else {
-		log_info("started: scan=off, rescan every %llds",
-		         (long long)rt->cf->queue_rescan_interval);
+		log_info(
+		    "started: scan=%s, threads=%u, schedule=%s, weight=%lld, lo_max_wait=%llds, "
+		    "rescan every %llds",
+		    rt->cf->scan ? "on" : "off", s.nthreads, sched_mode_name(rt->cf->schedule),
+		    (long long)rt->cf->weight, (long long)rt->cf->lo_max_wait,
+		    (long long)rt->cf->queue_rescan_interval);
 		if (event_base_dispatch(s.base) < 0) {
 			log_warnx("event loop failed");
 			status = 1;
 		}
 	}
-
-	if (s.watch)
-		spool_watch_free(s.watch);
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		event_free(s.sig_ev[i]);
-	event_free(s.work_ev);
-	event_base_free(s.base);
-	idq_free(&s.hi);
-	idq_free(&s.lo);
-	spool_close(&s.sp);
+	s.stopping = 1;
+	scanner_free(&s);
 	return status;
 }

@@ -9,7 +9,10 @@
  * Start-up order matters: everything that needs root (spool ownership,
  * the TLS key, privileged ports) happens here before any child exists, and
  * every check that can fail does so before the daemon detaches, so the
- * admin sees the reason on the terminal.
+ * admin sees the reason on the terminal. That includes the virus database
+ * with scan = yes: it is test-loaded once in a short-lived process
+ * (master_check_database), so a database that cannot be loaded stops the
+ * daemon instead of leaving a scanner child failing in a restart loop.
  *
  * Signals: SIGTERM/SIGINT stop the children (SIGTERM, then SIGKILL after
  * shutdown_grace) and exit; SIGHUP reloads the configuration and, when it
@@ -20,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -31,6 +35,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -39,6 +44,7 @@
 #include "child.h"
 #include "conf.h"
 #include "log.h"
+#include "scan.h"
 #include "spool.h"
 #include "tempomx.h"
 #include "util.h"
@@ -46,7 +52,6 @@
 
 #define LISTEN_BACKLOG 1024
 #define LOCK_NAME "tempomxd.lock"
-#define SCAN_UNAVAILABLE "scan = yes: libclamav scanning is not implemented yet"
 
 struct master {
 	struct runtime rt;
@@ -81,6 +86,61 @@ static void __attribute__((format(printf, 1, 2), noreturn)) startup_fail(const c
 }
 
 /* ---- start-up steps ---- */
+
+/*
+ * With scan = yes, a database that cannot be loaded must stop the daemon
+ * with a clear error before it detaches, rather than leave a scanner
+ * child failing in a restart loop while mail piles up in hi/ and lo/.
+ * The load is tried once in a short-lived process, so that the master
+ * never holds libclamav's memory (about 1 GB for the full database) or
+ * its state across the forks of the children. It costs one extra load at
+ * start-up: milliseconds with a small database, tens of seconds with the
+ * full one. The loader runs as the children's user, so it sees the
+ * database directory as the scanner will. The scanner child loads its own
+ * engine after this.
+ */
+static void master_check_database(struct master *m, int drop, uid_t uid, gid_t gid)
+{
+	char err[512] = "";
+	int fds[2];
+
+	if (!m->cf.scan)
+		return;
+	if (pipe(fds) < 0)
+		startup_fail("pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		startup_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		close(fds[0]);
+		struct engine_limits lim;
+		struct scan_engine *e = NULL;
+		engine_limits_default(&lim);
+		if (drop && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+			snprintf(err, sizeof(err), "cannot become user %s: %s", m->cf.user,
+			         strerror(errno));
+		else if (engine_init(err, sizeof(err)) == 0)
+			e = engine_load(m->cf.clamav_database, &lim, err, sizeof(err));
+		if (e == NULL && write(fds[1], err, strlen(err)) < 0)
+			_exit(2);
+		_exit(e == NULL ? 1 : 0);
+	}
+	close(fds[1]);
+	size_t len = 0;
+	ssize_t n;
+	while (len + 1 < sizeof(err) && ((n = read(fds[0], err + len, sizeof(err) - 1 - len)) > 0 ||
+	                                 (n < 0 && errno == EINTR)))
+		if (n > 0)
+			len += (size_t)n;
+	err[len] = '\0';
+	close(fds[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		startup_fail("scan = yes: cannot load the virus database in %s: %s",
+		             m->cf.clamav_database, err[0] ? err : "the loader failed");
+}
 
 static void master_resolve_user(struct master *m, int *drop, uid_t *uid, gid_t *gid)
 {
@@ -296,12 +356,7 @@ static void master_reload(struct master *m)
 		log_warnx("reload: %s; keeping the current configuration", err);
 		return;
 	}
-	int scan = ncf.scan;
 	conf_free(&ncf);
-	if (scan) {
-		log_warnx("reload: %s; keeping the current configuration", SCAN_UNAVAILABLE);
-		return;
-	}
 	int tls_off = !m->cf.smtp_tls;
 	if (runtime_reload(&m->rt) < 0)
 		return;
@@ -411,19 +466,14 @@ int main(int argc, char **argv)
 			conf_print_changed(&m.cf, stdout);
 		else
 			conf_print_all(&m.cf, stdout);
-		if (m.cf.scan) {
-			fprintf(stderr, "%s\n", SCAN_UNAVAILABLE);
-			return 1;
-		}
 		return 0;
 	}
-	if (m.cf.scan)
-		startup_fail("%s", SCAN_UNAVAILABLE);
 	if (log_set_facility(m.cf.syslog_facility) < 0)
 		log_warnx("syslog facility %s not supported", m.cf.syslog_facility);
 	m.pid_file = xstrdup(m.cf.pid_file);
 
 	master_resolve_user(&m, &drop, &uid, &gid);
+	master_check_database(&m, drop, uid, gid);
 	char err[1024];
 	if (spool_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);

@@ -454,6 +454,18 @@ static int probe_greeting(int port, long long deadline)
 	return code == 220 ? 0 : -1;
 }
 
+/* 1 if the daemon's log holds needle after offset start (this run's part
+ * of a log that several runs append to). */
+static int log_has_since(struct h_daemon *d, off_t start, const char *needle)
+{
+	size_t len;
+	char *log = h_read_file(d->log, &len);
+	int found = log != NULL && (size_t)start <= len &&
+	            h_contains(log + start, len - (size_t)start, needle);
+	free(log);
+	return found;
+}
+
 int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
 {
 	long long deadline = h_now_ms() + timeout_ms;
@@ -464,6 +476,7 @@ int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
 	h_write_conf(d);
 	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	cr_assert(logfd >= 0, "%s: %s", d->log, strerror(errno));
+	off_t log_start = lseek(logfd, 0, SEEK_END);
 	d->status = 0;
 	d->killed = 0;
 	pid = fork();
@@ -488,6 +501,13 @@ int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
 	while (h_now_ms() < deadline) {
 		if (!h_daemon_alive(d))
 			return -1;
+		/* Only probe once our master has bound its listeners: before
+		 * that, a 220 on the port could come from another test's
+		 * daemon that took the same port first. */
+		if (!log_has_since(d, log_start, "daemon started")) {
+			h_sleep_ms(20);
+			continue;
+		}
 		if (probe_greeting(d->port, deadline) == 0)
 			return 0;
 		h_sleep_ms(50);

@@ -130,8 +130,12 @@ static const struct good_case good_cases[] = {
     {"message_size_limit = 20M\nheader_size_limit = 64k\n",
      "message_size_limit = 20971520\nheader_size_limit = 65536\n"},
     {"message_size_limit = 10240000\nheader_size_limit = 100K\n", ""},
-    {"scan = on\nsmtp_tls = false\nbare_lf = Normalize\nallow_address_literals = yes\n",
-     "allow_address_literals = yes\nbare_lf = normalize\nsmtp_tls = no\nscan = yes\n"},
+    {"scan = off\nsmtp_tls = false\nbare_lf = Normalize\nallow_address_literals = yes\n",
+     "allow_address_literals = yes\nbare_lf = normalize\nsmtp_tls = no\nscan = no\n"},
+    {"schedule = Weighted\nweight = 3\nlo_max_wait = 10m\nscan_error_action = hold\n"
+     "scan_threads = 2\nscan_max_filesize = 1M\nclamav_database = /srv/clamav\n",
+     "clamav_database = /srv/clamav\nscan_threads = 2\nscan_max_filesize = 1048576\n"
+     "scan_error_action = hold\nschedule = weighted\nweight = 3\nlo_max_wait = 600s\n"},
     {"hostname = mx.Example.org\nuser = _tempomx\nsyslog_facility = local3\n",
      "hostname = mx.Example.org\nuser = _tempomx\nsyslog_facility = local3\n"},
     {"spool_directory = /srv/spool\npid_file = /run/tempomxd.pid\n",
@@ -198,7 +202,9 @@ Test(conf, values_land_in_fields)
 	cr_expect_eq(cf.spool_writers, 8);
 	cr_expect_eq(cf.smtp_tls, 1);
 	cr_expect_eq(cf.maildir_crlf, 1);
-	cr_expect_eq(cf.scan, 0);
+	cr_expect_eq(cf.scan, 1);
+	cr_expect_eq(cf.schedule, SCHEDULE_ABSOLUTE);
+	cr_expect_eq(cf.lo_max_wait, 3600);
 	cr_expect_str_eq(cf.banner, "ESMTP tempomx");
 	conf_free(&cf);
 }
@@ -445,7 +451,7 @@ Test(conf, print_changed_small_file)
 	                   "mynetworks = 127.0.0.1/32 ::1/128 192.0.2.0/24\n"
 	                   "max_errors = 20   # the default, so not printed\n"
 	                   "message_size_limit = 25M\n"
-	                   "scan = yes\n";
+	                   "scan = no\n";
 	struct config cf;
 	char err[512];
 	cr_assert_eq(parse(text, &cf, err, sizeof(err)), 0, "%s", err);
@@ -455,7 +461,7 @@ Test(conf, print_changed_small_file)
 	                      "local_domains = example.org .example.org\n"
 	                      "mynetworks = 127.0.0.1/32 ::1/128 192.0.2.0/24\n"
 	                      "message_size_limit = 26214400\n"
-	                      "scan = yes\n");
+	                      "scan = no\n");
 	free(out);
 	conf_free(&cf);
 }

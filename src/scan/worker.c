@@ -1,0 +1,380 @@
+/*
+ * worker.c: the scanner's worker threads (the SCAN stage): each takes one
+ * message picked by the scheduler, scans it with the shared engine and
+ * hands it on.
+ *
+ * Owns what happens to one message: clean mail gets header fields
+ * recording the scan and its class and goes to out/; infected mail goes to
+ * quarantine/ with the virus name in its envelope and a virus counted in
+ * the sender history of its client address (never a bounce: the sender
+ * address of a virus is forged, so a bounce would be backscatter); mail
+ * that could not be fully scanned follows scan_error_action. Every move
+ * is spool_update() or spool_move(): new file, fsync, rename, fsync of the
+ * directory, so a crash at any point leaves the message in hi/ or lo/ (to
+ * be scanned again) or in its destination, never lost.
+ *
+ * spool_update() into another queue renames twice (over the old file,
+ * then on into the destination). After a crash between the two, the file
+ * sits in hi/ or lo/ with scan-result set: such a file is moved on as it
+ * is, without a second scan or a second set of header fields.
+ *
+ * The pool is a fixed set of threads with a job list no longer than the
+ * number of idle threads: the scanner's loop submits a job only when a
+ * thread is free, so the scheduler decides at the last moment and a
+ * message that arrives in hi/ is not stuck behind lo mail already queued.
+ * Called by scanner.c.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "history.h"
+#include "log.h"
+#include "scan.h"
+#include "spool.h"
+#include "util.h"
+
+/* Longest value copied into a header field from the envelope (reasons)
+ * or from libclamav (names); keeps the line under RFC 5322's 998. */
+#define WORKER_FIELD_MAX 200
+
+/* Copy src into dst keeping printable ASCII only: the values come from
+ * the envelope (client-controlled words) and libclamav, and must not
+ * break the header block with CR, LF or 8-bit octets. */
+static void worker_clean_text(char *dst, size_t size, const char *src)
+{
+	size_t n = 0;
+	if (size == 0)
+		return;
+	for (; src != NULL && *src != '\0' && n + 1 < size; src++) {
+		unsigned char c = (unsigned char)*src;
+		dst[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[n] = '\0';
+}
+
+/* "X-Tempomx-Scan:" and "X-Tempomx-Class:" lines, CRLF-terminated. */
+static char *worker_headers(const struct worker_env *wenv, const struct envelope *env,
+                            const struct worker_job *job, const struct scan_engine *e,
+                            const char *result)
+{
+	const struct engine_info *info = e ? engine_info(e) : NULL;
+	char db[sizeof(info->db_version)], reasons[WORKER_FIELD_MAX], verdict[64], hist[32];
+	char *out;
+
+	worker_clean_text(db, sizeof(db), info ? info->db_version : "none");
+	worker_clean_text(reasons, sizeof(reasons), env->reasons ? env->reasons : "");
+	worker_clean_text(verdict, sizeof(verdict), env->verdict ? env->verdict : "unclassified");
+	worker_clean_text(hist, sizeof(hist), env->history ? env->history : "");
+	xasprintf(&out,
+	          "X-Tempomx-Scan: %s; engine=libclamav %s; db=%s; signatures=%u; host=%s\r\n"
+	          "X-Tempomx-Class: %s%s; verdict=%s; score=%d%s%s%s%s\r\n",
+	          result, engine_libclamav_version(), db, info ? info->signatures : 0,
+	          wenv->hostname, job->pick.queue == CLASS_HI ? "hi" : "lo",
+	          job->pick.promoted ? " (promoted)" : "", verdict, env->score,
+	          hist[0] ? "; history=" : "", hist, reasons[0] ? "; reasons=" : "", reasons);
+	return out;
+}
+
+/* Count a virus in the history of the client that sent it. */
+static void worker_record_virus(const struct worker_env *wenv, const struct envelope *env)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	if (wenv->hist == NULL || env->client_addr == NULL || env->client_addr[0] == '\0')
+		return;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, env->client_addr, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+	} else if (inet_pton(AF_INET6, env->client_addr, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+	} else {
+		log_warnx("%s: client address '%s' not understood; history not updated", env->id,
+		          env->client_addr);
+		return;
+	}
+	struct history_event ev = {.addr = (struct sockaddr *)&ss,
+	                           .flags = HISTORY_EV_VIRUS,
+	                           .score = NAN,
+	                           .now = time(NULL)};
+	if (history_record(wenv->hist, &ev) < 0)
+		log_warnx("%s: history not updated for %s", env->id, env->client_addr);
+}
+
+/* Where a file already scanned before a crash goes. */
+static enum spool_queue worker_rescued_dest(const struct worker_env *wenv, const char *result)
+{
+	if (strncmp(result, "infected", 8) == 0)
+		return Q_QUARANTINE;
+	if (strncmp(result, "unscanned", 9) == 0) {
+		if (wenv->error_action == ERROR_ACTION_HOLD)
+			return Q_HOLD;
+		if (wenv->error_action == ERROR_ACTION_QUARANTINE)
+			return Q_QUARANTINE;
+	}
+	return Q_OUT;
+}
+
+static int worker_is_incomplete(const struct scan_result *res)
+{
+	if (res->status == SCAN_EXCEEDED || res->status == SCAN_ERROR)
+		return 1;
+	/* alert_encrypted reports encrypted content as a "virus" of this
+	 * family; it is content we could not look into, not a finding. */
+	return res->status == SCAN_VIRUS && strncmp(res->name, "Heuristics.Encrypted.", 21) == 0;
+}
+
+void worker_process(const struct worker_env *wenv, const struct worker_job *job)
+{
+	enum spool_queue q = job->pick.queue == CLASS_HI ? Q_HI : Q_LO;
+	const char *id = job->pick.id;
+	const char *qname = spool_queue_name(q);
+	struct envelope env;
+	struct stat st;
+	size_t body_off;
+	int fd;
+
+	int r = spool_open_message(wenv->sp, q, id, &env, &body_off, &fd);
+	if (r < 0) {
+		if (r == -1 && errno == ENOENT)
+			log_debug("%s: gone from %s", id, qname);
+		else if (r == -1)
+			log_warn("%s: cannot read %s/%s", id, qname, id);
+		envelope_free(&env);
+		return;
+	}
+	double wait = 0.0;
+	if (fstat(fd, &st) == 0) {
+		/* The rename into the queue set the ctime. */
+		int64_t then = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
+		if (job->picked_usec > then)
+			wait = (double)(job->picked_usec - then) / 1e6;
+	}
+	char cls[32];
+	snprintf(cls, sizeof(cls), "%s%s", job->pick.queue == CLASS_HI ? "hi" : "lo",
+	         job->pick.promoted ? " (promoted)" : "");
+
+	if (env.scan_result != NULL) {
+		close(fd);
+		enum spool_queue dest = worker_rescued_dest(wenv, env.scan_result);
+		if (spool_move(wenv->sp, id, q, dest) < 0)
+			log_warn("%s: cannot move from %s to %s", id, qname,
+			         spool_queue_name(dest));
+		else
+			log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=done before restart "
+			         "(%s), moved to %s",
+			         id, cls, (unsigned long long)job->pick.order, wait,
+			         env.scan_result, spool_queue_name(dest));
+		envelope_free(&env);
+		return;
+	}
+	if (!wenv->scan) {
+		close(fd);
+		if (spool_move(wenv->sp, id, q, Q_OUT) < 0) {
+			if (errno == ENOENT)
+				log_debug("%s: gone from %s", id, qname);
+			else
+				log_warn("%s: cannot move from %s to out", id, qname);
+		} else {
+			log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=off, moved to out", id,
+			         cls, (unsigned long long)job->pick.order, wait);
+		}
+		envelope_free(&env);
+		return;
+	}
+
+	struct scan_engine *e = engine_holder_get(wenv->holder);
+	struct scan_result res;
+	memset(&res, 0, sizeof(res));
+	if (e == NULL) {
+		/* Only when a reload turned scanning on and its engine is not
+		 * ready: the message stays and is picked again later. */
+		log_warnx("%s: no scan engine loaded; left in %s", id, qname);
+		close(fd);
+		envelope_free(&env);
+		return;
+	}
+	engine_scan_fd(e, fd, (off_t)body_off, &res);
+	close(fd);
+
+	char name[WORKER_FIELD_MAX], result[WORKER_FIELD_MAX + 32];
+	worker_clean_text(name, sizeof(name), res.name);
+	enum spool_queue dest;
+	const char *what;
+	char *prepend = NULL;
+	if (res.status == SCAN_VIRUS && !worker_is_incomplete(&res)) {
+		snprintf(result, sizeof(result), "infected %s", name);
+		dest = Q_QUARANTINE;
+		what = "virus";
+	} else if (worker_is_incomplete(&res)) {
+		snprintf(result, sizeof(result), "unscanned %s", name[0] ? name : "error");
+		what = "incomplete";
+		if (wenv->error_action == ERROR_ACTION_HOLD) {
+			dest = Q_HOLD;
+		} else if (wenv->error_action == ERROR_ACTION_QUARANTINE) {
+			dest = Q_QUARANTINE;
+		} else {
+			char hv[WORKER_FIELD_MAX + 48];
+			snprintf(hv, sizeof(hv), "not fully scanned (%s)",
+			         name[0] ? name : "error");
+			prepend = worker_headers(wenv, &env, job, e, hv);
+			dest = Q_OUT;
+		}
+	} else {
+		snprintf(result, sizeof(result), "clean");
+		prepend = worker_headers(wenv, &env, job, e, "clean");
+		dest = Q_OUT;
+		what = "clean";
+	}
+	engine_release(e);
+
+	free(env.scan_result);
+	env.scan_result = xstrdup(result);
+	if (spool_update(wenv->sp, q, id, &env, prepend, dest) < 0) {
+		/* The old file is untouched (or updated in place, which the
+		 * scan-result check above handles): the next rescan retries. */
+		log_warn("%s: cannot move from %s to %s", id, qname, spool_queue_name(dest));
+	} else {
+		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS && strcmp(what, "virus") == 0)
+			worker_record_virus(wenv, &env);
+		log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=%.1fms, size=%llu, "
+		         "result=%s%s%s, client=%s, moved to %s",
+		         id, cls, (unsigned long long)job->pick.order, wait,
+		         (double)res.usec / 1000.0, (unsigned long long)res.size, what,
+		         name[0] ? ", name=" : "", name,
+		         env.client_addr && env.client_addr[0] ? env.client_addr : "local",
+		         spool_queue_name(dest));
+	}
+	free(prepend);
+	envelope_free(&env);
+}
+
+/* ---- the pool ----------------------------------------------------------- */
+
+struct worker_pool {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct worker_env env; /* copied by each job under mu */
+	worker_done_fn done;
+	void *arg;
+	unsigned n, busy, stop;
+	pthread_t *threads;
+	struct worker_job *jobs; /* at most n waiting */
+	size_t njobs;
+};
+
+static void *worker_thread(void *arg)
+{
+	struct worker_pool *wp = arg;
+	struct worker_job job;
+	struct worker_env env;
+
+	pthread_mutex_lock(&wp->mu);
+	for (;;) {
+		while (!wp->stop && wp->njobs == 0)
+			pthread_cond_wait(&wp->cv, &wp->mu);
+		/* Jobs already handed over run even when stopping. */
+		if (wp->njobs == 0)
+			break;
+		job = wp->jobs[0];
+		memmove(wp->jobs, wp->jobs + 1, (wp->njobs - 1) * sizeof(*wp->jobs));
+		wp->njobs--;
+		wp->busy++;
+		env = wp->env;
+		pthread_mutex_unlock(&wp->mu);
+
+		worker_process(&env, &job);
+
+		pthread_mutex_lock(&wp->mu);
+		wp->busy--;
+		pthread_mutex_unlock(&wp->mu);
+		/* After busy--, so the loop that hears of it finds a free thread. */
+		if (wp->done)
+			wp->done(wp->arg, &job);
+		pthread_mutex_lock(&wp->mu);
+	}
+	pthread_mutex_unlock(&wp->mu);
+	return NULL;
+}
+
+struct worker_pool *worker_pool_new(unsigned n, const struct worker_env *env, worker_done_fn done,
+                                    void *arg)
+{
+	struct worker_pool *wp = xcalloc(1, sizeof(*wp));
+	if (n == 0)
+		n = 1;
+	pthread_mutex_init(&wp->mu, NULL);
+	pthread_cond_init(&wp->cv, NULL);
+	wp->env = *env;
+	wp->done = done;
+	wp->arg = arg;
+	wp->threads = xcalloc(n, sizeof(*wp->threads));
+	wp->jobs = xcalloc(n, sizeof(*wp->jobs));
+	for (unsigned i = 0; i < n; i++) {
+		int rc = pthread_create(&wp->threads[i], NULL, worker_thread, wp);
+		if (rc != 0) {
+			if (i == 0)
+				fatalx("cannot start a scanner thread: %s", strerror(rc));
+			log_warnx("started %u scanner threads of %u: %s", i, n, strerror(rc));
+			break;
+		}
+		wp->n = i + 1;
+	}
+	return wp;
+}
+
+void worker_pool_set_env(struct worker_pool *wp, const struct worker_env *env)
+{
+	pthread_mutex_lock(&wp->mu);
+	wp->env = *env;
+	pthread_mutex_unlock(&wp->mu);
+}
+
+unsigned worker_pool_idle(struct worker_pool *wp)
+{
+	pthread_mutex_lock(&wp->mu);
+	unsigned idle = wp->n - wp->busy - (unsigned)wp->njobs;
+	pthread_mutex_unlock(&wp->mu);
+	return idle;
+}
+
+int worker_pool_submit(struct worker_pool *wp, const struct worker_job *job)
+{
+	pthread_mutex_lock(&wp->mu);
+	if (wp->stop || wp->busy + wp->njobs >= wp->n) {
+		pthread_mutex_unlock(&wp->mu);
+		return -1;
+	}
+	wp->jobs[wp->njobs++] = *job;
+	pthread_cond_signal(&wp->cv);
+	pthread_mutex_unlock(&wp->mu);
+	return 0;
+}
+
+void worker_pool_free(struct worker_pool *wp)
+{
+	if (wp == NULL)
+		return;
+	pthread_mutex_lock(&wp->mu);
+	wp->stop = 1;
+	pthread_cond_broadcast(&wp->cv);
+	pthread_mutex_unlock(&wp->mu);
+	for (unsigned i = 0; i < wp->n; i++)
+		pthread_join(wp->threads[i], NULL);
+	pthread_mutex_destroy(&wp->mu);
+	pthread_cond_destroy(&wp->cv);
+	free(wp->threads);
+	free(wp->jobs);
+	free(wp);
+}
