@@ -94,8 +94,8 @@ struct config {
 
 	/* scanner */
 	int scan;
-	char *clamav_database;   /* directory of the signature databases */
-	int64_t scan_threads;    /* 0: one per core */
+	char *clamav_database; /* directory of the signature databases */
+	int64_t scan_threads;  /* 0: one per core */
 	uint64_t scan_max_scansize;
 	uint64_t scan_max_filesize;
 	int64_t scan_max_recursion;
