@@ -11,7 +11,9 @@
  * that could not be fully scanned follows scan_error_action. Every move
  * is spool_update() or spool_move(): new file, fsync, rename, fsync of the
  * directory, so a crash at any point leaves the message in hi/ or lo/ (to
- * be scanned again) or in its destination, never lost.
+ * be scanned again) or in its destination, never lost. With scan = no the
+ * unchanged file is handed on with spool_handoff() (no flush): an undone
+ * rename only means the message is taken again.
  *
  * spool_update() into another queue renames twice (over the old file,
  * then on into the destination). After a crash between the two, the file
@@ -181,7 +183,9 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	}
 	if (!wenv->scan) {
 		close(fd);
-		if (spool_move(wenv->sp, id, q, Q_OUT) < 0) {
+		/* The file is passed on unchanged, so no flush is needed: if a
+		 * crash undoes the rename, the message is simply taken again. */
+		if (spool_handoff(wenv->sp, id, q, Q_OUT) < 0) {
 			if (errno == ENOENT)
 				log_debug("%s: gone from %s", id, qname);
 			else
