@@ -111,6 +111,51 @@ struct config {
 	int maildir_crlf;  /* keep CRLF line ends in Maildir files */
 	int64_t retry_min; /* seconds */
 	int64_t delivery_threads;
+	int64_t retry_max;      /* seconds */
+	int64_t queue_lifetime; /* seconds */
+	int64_t max_hops;
+	char *default_transport; /* see src/deliver/route.c */
+	char *transport;         /* "domain=transport" items */
+	char *dns_servers;       /* c-ares CSV, "" = resolv.conf */
+	int64_t smtp_connect_timeout;
+	int64_t smtp_command_timeout;
+	int64_t smtp_data_timeout;
+	int64_t max_connections_per_destination; /* 0 = no limit */
+	int64_t max_outbound_connections;        /* 0 = no limit */
+	int64_t delay_warning_time;              /* seconds, 0 = off */
+	int64_t smtp_connection_reuse_time;      /* seconds, 0 = off */
+	char *tls_policy;       /* "may [domain=policy ...]" (src/deliver/route.c) */
+	char *tls_ca_file;      /* "" = system store */
+	char *recipients;       /* "" = no check */
+	char *relay_recipients; /* "" = no check */
+
+	/* smtpd: timing classifier, history, policy, admission (src/classify) */
+	int64_t greet_pause;
+	int pregreet_action;
+	int pipelining_action;
+	int64_t patience_delay;
+	int patience_action;
+	int patience_reply;
+	int think_time_action;
+	int non_smtp_action;
+	int helo_action;
+	int new_action;
+	int64_t new_delay;
+	int predicted_junk_action;
+	int64_t junk_delay;
+	int timing_junk_action;
+	int64_t junk_threshold;
+	int64_t min_history;
+	int64_t history_max_age;
+	int64_t history_v4_prefix;
+	int64_t history_v6_prefix;
+	uint64_t history_map_size;
+	struct cidrlist whitelist_clients;
+	char *whitelist_senders;
+	char *whitelist_recipients;
+	char *whitelist_file;
+	int64_t queue_max;
+	uint64_t spool_min_free;
 };
 
 enum conf_type {

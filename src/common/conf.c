@@ -338,6 +338,14 @@ static int conf_apply(struct config *cf, const struct conf_key *k, const char *v
 			bad_value(why, wlen, k, value, reason);
 			return -1;
 		}
+		if (add && **(char **)f != '\0' && *value != '\0') {
+			/* "transport" lines add up: the table is one list. */
+			char *joined;
+			xasprintf(&joined, "%s, %s", *(char **)f, value);
+			free(*(char **)f);
+			*(char **)f = joined;
+			return 0;
+		}
 		free(*(char **)f);
 		*(char **)f = xstrdup(value);
 		return 0;
@@ -532,6 +540,7 @@ struct parser {
 	struct config *cf;
 	int *seen; /* per key of conf_keys[]: line of first use, 0 = none */
 	int listen_seen;
+	int transport_seen;         /* transport lines add up, like listen */
 	const struct conf_key *key; /* pending key, its value collected in val */
 	int key_line;
 	struct sbuf val;
@@ -548,6 +557,10 @@ static int flush_pending(struct parser *ps, char *why, size_t wlen)
 	int add = k->type == CONF_LISTEN && ps->listen_seen;
 	if (k->type == CONF_LISTEN)
 		ps->listen_seen = 1;
+	if (strcmp(k->name, "transport") == 0) {
+		add = ps->transport_seen;
+		ps->transport_seen = 1;
+	}
 	return conf_apply(ps->cf, k, ps->val.s ? ps->val.s : "", add, why, wlen);
 }
 
@@ -596,7 +609,7 @@ static int parse_line(struct parser *ps, const char *s, size_t n, int line, int 
 		return -1;
 	}
 	size_t idx = (size_t)(k - conf_keys);
-	if (ps->seen[idx] && k->type != CONF_LISTEN) {
+	if (ps->seen[idx] && k->type != CONF_LISTEN && strcmp(k->name, "transport") != 0) {
 		snprintf(why, wlen, "key '%s' given twice (first on line %d)", k->name,
 		         ps->seen[idx]);
 		return -1;

@@ -6,20 +6,27 @@
  * deferred mail. Called by the master (src/tempomxd/child.c) through
  * delivery_main() in a forked child that has already dropped privileges.
  *
- * Local recipients (conf_is_local_domain, and the bare "postmaster", which
- * goes to postmaster@<first local domain>) are written to their Maildir
- * (maildir.c). Other domains have no transport yet (outbound SMTP comes
- * later): they stay pending and the message waits in deferred/.
+ * Each recipient is routed (route.c): local domains (and the bare
+ * "postmaster", which goes to postmaster@<first local domain>) are written
+ * to their Maildir (maildir.c); the others are grouped by destination and
+ * sent in one SMTP or LMTP transaction per destination (remote.c). 2xx
+ * delivers, 4xx or a network/DNS failure defers (retry.c: exponential
+ * back-off, queue lifetime), 5xx bounces (bounce.c: one RFC 3464 report
+ * per message, queued before the original forgets the recipients). A
+ * message with recipients left to do waits in deferred/; a timer set to
+ * the earliest known retry time, and a periodic rescan, bring it back.
  *
- * The loop never blocks on the disk: Maildir writes, envelope updates,
- * removals and deferred-queue scans run in a small pool of threads
- * (delivery_threads), and each result is handed back to the loop through
- * an eventfd. The loop alone touches the message state.
+ * The loop never blocks: Maildir writes, SMTP/LMTP transactions (with
+ * their DNS lookups; each holds a thread for its duration), envelope
+ * updates, removals and deferred-queue scans run in a small pool of
+ * threads (delivery_threads, which also bounds the outbound connections),
+ * and each result is handed back to the loop through an eventfd. The loop
+ * alone touches the message state.
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
  * envelope only after its Maildir file is durable (maildir_deliver()
- * returned), and the envelope is rewritten by spool_update() (new file,
- * fsync, rename) or the file removed only once every delivery of the
+ * returned) or the next hop answered the final dot with 2xx, and the envelope is rewritten by
+ * spool_update() (new file, fsync, rename) or the file removed only once every delivery of the
  * message has finished. A crash in between delivers a recipient again,
  * never loses one.
  */
@@ -34,8 +41,12 @@
 
 #include <event2/event.h>
 
+#include "bounce.h"
 #include "log.h"
 #include "maildir.h"
+#include "remote.h"
+#include "retry.h"
+#include "route.h"
 #include "spool.h"
 #include "tempomx.h"
 #include "util.h"
@@ -253,11 +264,39 @@ struct msg {
 	/* Settings copied at pick-up: a reload may free the old ones. */
 	char *hostname;
 	int crlf;
+	/* Recipients to report in a bounce (indices), and why. */
+	size_t *bounce_idx;
+	size_t nbounce;
+	int expired;
+	int bounce_rc, bounce_errno;
+	/* delay_warning_time: recipients to warn the sender about, once. */
+	size_t *warn_idx;
+	size_t nwarn;
+	int warn_rc;
+	int64_t prev_attempt; /* latest attempt before this one, seconds */
+	/* Remote jobs being formed, by destination (msg_start only). */
+	struct rjob *forming;
 	/* The final envelope update or removal. */
 	struct task fin;
 	int fin_remove;
 	int fin_rc, fin_errno;
 	struct event *retry_ev;
+};
+
+/* Recipients of one message going to one destination in one SMTP or
+ * LMTP transaction (remote.c does the work in a worker thread). */
+struct rjob {
+	struct task t; /* first: the task pointer is the job pointer */
+	struct msg *m;
+	struct rjob *next; /* forming list */
+	size_t *idx;       /* recipient indices */
+	const char **addrs;
+	size_t n;
+	int64_t max_hops;
+	int hops;
+	struct remote_job rj;
+	char *self, *dns_servers, *tls_ca_file;
+	int64_t started, finished;
 };
 
 /* One recipient's Maildir delivery. */
@@ -279,6 +318,8 @@ struct sweep {
 	struct delivery *d;
 	int force;
 	size_t moved, seen;
+	int64_t next_due; /* earliest retry time of what stays, 0 = none */
+	int64_t reuse_time;
 };
 
 struct delivery {
@@ -293,10 +334,16 @@ struct delivery {
 	size_t nactive, max_active;
 	struct event *work_ev;
 	struct event *sweep_ev;
+	/* One-shot timer for the earliest retry time known, so a deferred
+	 * message is retried on time, not at the next periodic rescan. */
+	struct event *due_ev;
+	int64_t due_at; /* when due_ev fires, 0 = not armed */
 	struct event *sig_ev[3];
 	int sweeping, sweep_again, sweep_force;
 	int stopping;
 };
+
+static void delivery_due(struct delivery *d, int64_t t);
 
 static void delivery_kick(struct delivery *d)
 {
@@ -343,6 +390,8 @@ static void msg_free(struct msg *m)
 		event_free(m->retry_ev);
 	envelope_free(&m->env);
 	free(m->hostname);
+	free(m->bounce_idx);
+	free(m->warn_idx);
 	free(m);
 	if (!d->stopping && d->waiting.n > 0)
 		delivery_kick(d);
@@ -366,6 +415,24 @@ static void fin_work(struct task *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
+	/* The bounce is durable before the original forgets the failed
+	 * recipients: a crash in between reports twice, never zero times. */
+	if (m->nbounce > 0) {
+		m->bounce_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
+		                            m->bounce_idx, m->nbounce, 0, m->expired);
+		m->bounce_errno = errno;
+		if (m->bounce_rc < 0) {
+			m->fin_rc = -1;
+			m->fin_errno = m->bounce_errno;
+			return;
+		}
+	}
+	if (m->nwarn > 0) {
+		/* A warning that cannot be queued is not worth holding the
+		 * message back for: it is logged and skipped. */
+		m->warn_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
+		                          m->warn_idx, m->nwarn, 1, 0);
+	}
 	if (m->fin_remove)
 		m->fin_rc = spool_remove(&d->sp, Q_OUT, m->id);
 	else
@@ -384,14 +451,29 @@ static void fin_done(struct task *t)
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
 
-	if (m->fin_rc == 0 || (m->fin_remove && m->fin_errno == ENOENT)) {
-		if (m->fin_remove)
-			log_info("%s: removed", m->id);
+	if (m->nbounce > 0 && m->bounce_rc == 0) {
+		log_info("%s: sender non-delivery notification for %zu recipient%s", m->id,
+		         m->nbounce, m->nbounce == 1 ? "" : "s");
+		m->nbounce = 0; /* queued: a retry of the update must not send it again */
+	}
+	if (m->nwarn > 0) {
+		if (m->warn_rc == 0)
+			log_info("%s: sender delay notification for %zu recipient%s", m->id,
+			         m->nwarn, m->nwarn == 1 ? "" : "s");
 		else
+			log_warnx("%s: cannot queue the delay notification", m->id);
+		m->nwarn = 0;
+	}
+	if (m->fin_rc == 0 || (m->fin_remove && m->fin_errno == ENOENT)) {
+		if (m->fin_remove) {
+			log_info("%s: removed", m->id);
+		} else {
+			delivery_due(d, m->env.next_retry);
 			log_info("%s: deferred, %zu recipient%s pending, next retry in %llds",
 			         m->id, envelope_pending(&m->env),
 			         envelope_pending(&m->env) == 1 ? "" : "s",
-			         (long long)d->rt->cf->retry_min);
+			         (long long)(m->env.next_retry - wall_usec() / 1000000));
+		}
 		msg_free(m);
 		return;
 	}
@@ -400,7 +482,15 @@ static void fin_done(struct task *t)
 	 * retry the update. On shutdown it stays in out/ as it was: the
 	 * next start delivers it again (at least once). */
 	errno = m->fin_errno;
-	if (d->stopping) {
+	if (m->nbounce > 0) {
+		/* The bounce itself could not be queued (e.g. ENOSPC). */
+		log_warn("%s: cannot queue the non-delivery notification, retrying in %ds", m->id,
+		         DELIVERY_FINISH_RETRY);
+		if (d->stopping) {
+			msg_free(m);
+			return;
+		}
+	} else if (d->stopping) {
 		log_warn("%s: cannot %s; left in out/", m->id,
 		         m->fin_remove ? "remove the delivered message" : "record the deliveries");
 		msg_free(m);
@@ -416,20 +506,68 @@ static void fin_done(struct task *t)
 		fatalx("cannot add a timer");
 }
 
+/* Mark recipient i bounced, to be reported (unless the sender is null:
+ * RFC 5321 4.5.5, no report is ever sent about a report). */
+static void msg_bounce(struct msg *m, size_t i)
+{
+	struct rcpt *r = &m->env.rcpts[i];
+	r->status = RCPT_BOUNCED;
+	r->next_retry = 0;
+	if (m->env.sender == NULL || m->env.sender[0] == '\0') {
+		log_info("%s: to=<%s>, status=bounced, no notification to the null sender%s", m->id,
+		         r->addr, m->env.bounce_of ? " (a bounce: dropped)" : "");
+		return;
+	}
+	m->bounce_idx = xreallocarray(m->bounce_idx, m->nbounce + 1, sizeof(*m->bounce_idx));
+	m->bounce_idx[m->nbounce++] = i;
+}
+
 static void msg_finish(struct msg *m)
 {
 	struct delivery *d = m->d;
+	const struct config *cf = d->rt->cf;
 	int64_t now = wall_usec() / 1000000;
 
-	if (m->fd >= 0) {
-		close(m->fd);
-		m->fd = -1;
+	/* Past the queue lifetime, whatever is still pending bounces. */
+	if (envelope_pending(&m->env) > 0 &&
+	    retry_expired(m->env.arrival_usec, cf->queue_lifetime, now)) {
+		for (size_t i = 0; i < m->env.nrcpt; i++) {
+			struct rcpt *r = &m->env.rcpts[i];
+			if (r->status != RCPT_PENDING && r->status != RCPT_DEFERRED)
+				continue;
+			log_info("%s: to=<%s>, delay=%.2f, status=expired, returned to sender (%s)",
+			         m->id, r->addr, secs(wall_usec() - m->env.arrival_usec),
+			         r->last_reply ? r->last_reply : "no attempt");
+			m->expired = 1;
+			msg_bounce(m, i);
+		}
 	}
 	m->fin_remove = envelope_pending(&m->env) == 0;
+	/* delay_warning_time: warn once, on the first attempt past the
+	 * threshold (the previous attempt was before it). */
+	int64_t warn_at = m->env.arrival_usec / 1000000 + cf->delay_warning_time;
+	if (!m->fin_remove && cf->delay_warning_time > 0 && m->prev_attempt < warn_at &&
+	    now >= warn_at && m->env.sender && m->env.sender[0] && m->env.bounce_of == NULL) {
+		for (size_t i = 0; i < m->env.nrcpt; i++) {
+			enum rcpt_status st = m->env.rcpts[i].status;
+			if (st != RCPT_PENDING && st != RCPT_DEFERRED)
+				continue;
+			m->warn_idx =
+			    xreallocarray(m->warn_idx, m->nwarn + 1, sizeof(*m->warn_idx));
+			m->warn_idx[m->nwarn++] = i;
+		}
+	}
 	if (!m->fin_remove) {
 		if (m->tried)
 			m->env.attempts++;
-		m->env.next_retry = now + d->rt->cf->retry_min;
+		m->env.next_retry = retry_next(cf->retry_min, cf->retry_max,
+		                               m->env.attempts > 0 ? m->env.attempts : 1,
+		                               m->env.arrival_usec, cf->queue_lifetime, now);
+		for (size_t i = 0; i < m->env.nrcpt; i++) {
+			struct rcpt *r = &m->env.rcpts[i];
+			if (r->status == RCPT_PENDING || r->status == RCPT_DEFERRED)
+				r->next_retry = m->env.next_retry;
+		}
 	}
 	m->fin.work = fin_work;
 	m->fin.done = fin_done;
@@ -497,6 +635,171 @@ static void job_done(struct task *t)
 		msg_finish(m);
 }
 
+/* ---- remote recipients (SMTP, LMTP) ---- */
+
+/* Received: header lines in the message's header section (RFC 5321
+ * 6.3: a count above max_hops is a mail loop). */
+static int count_hops(int fd, size_t body_off, uint64_t size)
+{
+	char buf[65536];
+	size_t want = size < sizeof(buf) - 1 ? (size_t)size : sizeof(buf) - 1;
+	ssize_t r;
+	do
+		r = pread(fd, buf, want, (off_t)body_off);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return 0;
+	buf[r] = '\0';
+	int hops = 0;
+	for (char *p = buf; *p;) {
+		if (*p == '\r' || *p == '\n')
+			break; /* the empty line: end of the headers */
+		if (ascii_strncasecmp(p, "Received:", 9) == 0)
+			hops++;
+		char *nl = strchr(p, '\n');
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	return hops;
+}
+
+static void rjob_work(struct task *t)
+{
+	struct rjob *j = (struct rjob *)t;
+	j->started = wall_usec();
+	j->hops = count_hops(j->m->fd, j->m->body_off, j->m->env.size);
+	if (j->hops > j->max_hops) {
+		for (size_t i = 0; i < j->n; i++) {
+			j->rj.res[i].code = 554;
+			snprintf(j->rj.res[i].reply, sizeof(j->rj.res[i].reply),
+			         "554 5.4.6 too many hops (%d Received: headers): mail loop",
+			         j->hops);
+		}
+		snprintf(j->rj.relay, sizeof(j->rj.relay), "none");
+	} else {
+		remote_deliver(&j->rj);
+	}
+	j->finished = wall_usec();
+}
+
+static void rjob_done(struct task *t)
+{
+	struct rjob *j = (struct rjob *)t;
+	struct msg *m = j->m;
+	const struct config *cf = m->d->rt->cf;
+	int64_t arrival = m->env.arrival_usec;
+
+	for (size_t k = 0; k < j->n; k++) {
+		struct rcpt *r = &m->env.rcpts[j->idx[k]];
+		struct smtp_result *res = &j->rj.res[k];
+		const char *st;
+		r->attempts++;
+		r->last_attempt = j->finished / 1000000;
+		set_reply(r, res->reply[0] ? res->reply : "no reply");
+		if (res->code / 100 == 2) {
+			r->status = RCPT_SENT;
+			r->next_retry = 0;
+			st = "sent";
+		} else if (res->code / 100 == 5) {
+			st = "bounced";
+		} else {
+			r->status = RCPT_DEFERRED;
+			r->next_retry = r->last_attempt + cf->retry_min;
+			st = "deferred";
+		}
+		log_info("%s: to=<%s>, relay=%s, delay=%.2f, delays=%.2f/%.2f/%.2f, %s%s%s"
+		         "status=%s (%s)",
+		         m->id, r->addr, j->rj.relay[0] ? j->rj.relay : "none",
+		         secs(j->finished - arrival), secs(m->picked - arrival),
+		         secs(j->started - m->picked), secs(j->finished - j->started),
+		         j->rj.tls[0] ? "tls=" : "", j->rj.tls[0] ? j->rj.tls : "",
+		         j->rj.tls[0] ? ", " : "", st, r->last_reply);
+		if (res->code / 100 == 5)
+			msg_bounce(m, j->idx[k]);
+	}
+	free(j->rj.res);
+	free(j->idx);
+	free(j->addrs);
+	free(j->self);
+	free(j->dns_servers);
+	free(j->tls_ca_file);
+	free(j);
+	if (--m->jobs_left == 0)
+		msg_finish(m);
+}
+
+/* Put recipient i into the job for its destination (one transaction per
+ * destination: for "mx" the recipient domain, else the route). */
+static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char *domain,
+                     const struct config *cf)
+{
+	struct rjob *j;
+	char perr[200];
+	int pol = route_tls_policy(cf->tls_policy, domain, rt->host, perr, sizeof(perr));
+	if (pol < 0) {
+		log_warnx("%s: %s; using may", m->id, perr);
+		pol = TLS_POLICY_MAY;
+	}
+	for (j = m->forming; j; j = j->next) {
+		if (!route_equal(&j->rj.route, rt) || j->rj.opts.tls_policy != pol)
+			continue;
+		if ((rt->kind == ROUTE_MX) && ascii_strcasecmp(j->rj.domain, domain) != 0)
+			continue;
+		break;
+	}
+	if (j == NULL) {
+		j = xcalloc(1, sizeof(*j));
+		j->t.work = rjob_work;
+		j->t.done = rjob_done;
+		j->m = m;
+		j->rj.route = *rt;
+		snprintf(j->rj.domain, sizeof(j->rj.domain), "%s", domain);
+		j->self = xstrdup(cf->hostname);
+		j->dns_servers = xstrdup(cf->dns_servers ? cf->dns_servers : "");
+		j->max_hops = cf->max_hops;
+		j->rj.self = j->self;
+		j->rj.dns_servers = j->dns_servers;
+		j->rj.connect_timeout = (int)cf->smtp_connect_timeout;
+		j->rj.reuse_time = cf->smtp_connection_reuse_time;
+		j->rj.max_per_destination = cf->max_connections_per_destination;
+		j->rj.max_total = cf->max_outbound_connections;
+		j->rj.opts.helo = j->self;
+		j->rj.opts.command_timeout = (int)cf->smtp_command_timeout;
+		j->rj.opts.data_timeout = (int)cf->smtp_data_timeout;
+		j->rj.opts.tls_policy = pol;
+		j->tls_ca_file = xstrdup(cf->tls_ca_file ? cf->tls_ca_file : "");
+		j->rj.opts.tls_ca_file = j->tls_ca_file;
+		j->rj.msg.sender = m->env.sender ? m->env.sender : "";
+		j->rj.msg.fd = m->fd;
+		j->rj.msg.body_off = (off_t)m->body_off;
+		j->rj.msg.size = m->env.size;
+		j->rj.msg.eightbit = m->env.body_type && strcmp(m->env.body_type, "8BITMIME") == 0;
+		j->next = m->forming;
+		m->forming = j;
+	}
+	j->idx = xreallocarray(j->idx, j->n + 1, sizeof(*j->idx));
+	j->addrs = xreallocarray(j->addrs, j->n + 1, sizeof(*j->addrs));
+	j->idx[j->n] = i;
+	j->addrs[j->n] = m->env.rcpts[i].addr;
+	j->n++;
+}
+
+/* Submit the jobs formed by msg_start. */
+static void rjob_submit_all(struct msg *m)
+{
+	while (m->forming) {
+		struct rjob *j = m->forming;
+		m->forming = j->next;
+		j->rj.msg.rcpts = j->addrs;
+		j->rj.msg.nrcpt = j->n;
+		j->rj.res = xcalloc(j->n, sizeof(*j->rj.res));
+		m->jobs_left++;
+		m->tried = 1;
+		pool_submit(&m->d->pool, &j->t);
+	}
+}
+
 /* Decide what to do with recipient i: a Maildir job, or a deferral. */
 static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t now)
 {
@@ -513,10 +816,17 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 		} else {
 			snprintf(reason, sizeof(reason), "no local domain for <%s>", r->addr);
 		}
-	} else if (conf_is_local_domain(cf, at + 1)) {
-		target = xstrdup(r->addr);
 	} else {
-		snprintf(reason, sizeof(reason), "no transport for domain %s yet", at + 1);
+		struct route rt;
+		char rerr[300];
+		if (route_lookup(cf, at + 1, &rt, rerr, sizeof(rerr)) < 0) {
+			snprintf(reason, sizeof(reason), "transport table: %s", rerr);
+		} else if (rt.kind != ROUTE_MAILDIR) {
+			rjob_add(m, i, &rt, at + 1, cf);
+			return;
+		} else {
+			target = xstrdup(r->addr);
+		}
 	}
 	if (target && maildir_expand(cf->maildir, target, dir, sizeof(dir), err, sizeof(err)) < 0) {
 		snprintf(reason, sizeof(reason), "maildir: %s", err);
@@ -571,11 +881,15 @@ static void msg_start(struct delivery *d, const char *id)
 	d->nactive++;
 
 	int64_t now = m->picked / 1000000;
+	for (size_t i = 0; i < m->env.nrcpt; i++)
+		if (m->env.rcpts[i].last_attempt > m->prev_attempt)
+			m->prev_attempt = m->env.rcpts[i].last_attempt;
 	for (size_t i = 0; i < m->env.nrcpt; i++) {
 		enum rcpt_status st = m->env.rcpts[i].status;
 		if (st == RCPT_PENDING || st == RCPT_DEFERRED)
 			msg_route(m, i, cf, now);
 	}
+	rjob_submit_all(m);
 	if (m->jobs_left == 0)
 		msg_finish(m);
 }
@@ -596,6 +910,9 @@ static void sweep_work(struct task *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
+	/* Parked outbound sessions past their time are closed here, off
+	 * the loop (QUIT waits for the server). */
+	remote_idle_expire(s->reuse_time);
 	char(*ids)[QUEUEID_SIZE];
 	int64_t now = wall_usec() / 1000000;
 	size_t n = spool_list(&d->sp, Q_DEFERRED, &ids);
@@ -607,6 +924,8 @@ static void sweep_work(struct task *t)
 			if (spool_read(&d->sp, Q_DEFERRED, ids[i], &env, NULL) < 0)
 				continue; /* gone, or moved to corrupt/ */
 			int due = env.next_retry <= now;
+			if (!due && (s->next_due == 0 || env.next_retry < s->next_due))
+				s->next_due = env.next_retry;
 			envelope_free(&env);
 			if (!due)
 				continue;
@@ -621,10 +940,33 @@ static void sweep_work(struct task *t)
 
 static void sweep_start(struct delivery *d, int force);
 
+static void due_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct delivery *d = arg;
+	d->due_at = 0;
+	sweep_start(d, 0);
+}
+
+/* Make sure a sweep runs at time t (seconds) at the latest. */
+static void delivery_due(struct delivery *d, int64_t t)
+{
+	if (d->stopping || t <= 0 || (d->due_at != 0 && d->due_at <= t))
+		return;
+	int64_t now = wall_usec() / 1000000;
+	struct timeval tv = {(time_t)(t > now ? t - now : 0), 0};
+	if (d->due_ev == NULL)
+		d->due_ev = evtimer_new(d->base, due_timer, d);
+	if (d->due_ev == NULL || evtimer_add(d->due_ev, &tv) < 0)
+		fatalx("cannot add the retry timer");
+	d->due_at = t;
+}
+
 static void sweep_done(struct task *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
+	if (s->next_due > 0)
+		delivery_due(d, s->next_due);
 	if (s->force)
 		log_info("flush: %zu deferred message%s moved to out", s->moved,
 		         s->moved == 1 ? "" : "s");
@@ -656,6 +998,7 @@ static void sweep_start(struct delivery *d, int force)
 	s->t.done = sweep_done;
 	s->d = d;
 	s->force = force;
+	s->reuse_time = d->rt->cf->smtp_connection_reuse_time;
 	d->sweeping = 1;
 	pool_submit(&d->pool, &s->t);
 }
@@ -695,6 +1038,8 @@ static void delivery_stop(struct delivery *d)
 	spool_watch_free(d->watch);
 	d->watch = NULL;
 	event_del(d->sweep_ev);
+	if (d->due_ev)
+		event_del(d->due_ev);
 	/* Finish-retry timers would wait; give those messages up now. */
 	for (struct msg *m = d->active, *next; m; m = next) {
 		next = m->next;
@@ -762,6 +1107,9 @@ int delivery_main(struct runtime *rt)
 	if (delivery_watch(&d) < 0) {
 		status = 1;
 	} else {
+		char rerr[300];
+		if (route_check(rt->cf, rerr, sizeof(rerr)) < 0)
+			log_warnx("%s: recipients in those domains are deferred", rerr);
 		log_info("started: %zu delivery threads, rescan every %llds", nthreads,
 		         (long long)d.interval);
 		sweep_start(&d, 0);
@@ -774,11 +1122,14 @@ int delivery_main(struct runtime *rt)
 	/* Every task has finished (the loop only exits when none is
 	 * left), so the threads are idle. */
 	pool_free(&d.pool);
+	remote_idle_expire(-1);
 	while (d.active)
 		msg_free(d.active);
 	spool_watch_free(d.watch);
 	if (d.sweep_ev)
 		event_free(d.sweep_ev);
+	if (d.due_ev)
+		event_free(d.due_ev);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(d.sig_ev[i]);
 	event_free(d.work_ev);

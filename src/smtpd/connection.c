@@ -32,6 +32,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
+#include "screen.h"
 #include "session.h"
 #include "smtpd.h"
 #include "tls.h"
@@ -209,6 +210,9 @@ static void session_destroy(struct session *s)
 {
 	struct smtpd *srv = s->srv;
 	session_release_message(s);
+	screen_close(s);
+	free(s->held);
+	s->held = NULL;
 	if (s->obs && s->obs->close)
 		s->obs->close(s->obs_ctx, s, s->quit);
 	if (s->linger)
@@ -301,6 +305,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	size_t unsent = s->bev ? evbuffer_get_length(bufferevent_get_output(s->bev)) : 0;
+	if (s->held && (ST(s->state) & ST_CMD)) {
+		/* The patience delay is over: the client waited. */
+		session_release_held(s);
+		return;
+	}
 	switch (s->state) {
 	case S_GREETING:
 		session_greet_final(s);
@@ -377,6 +386,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 	case S_HELO:
 	case S_MAIL:
 	case S_RCPT:
+		/* Talking while a reply is held back: without PIPELINING
+		 * (RFC 2920) it cannot be a group of commands. */
+		if (s->held && !s->esmtp)
+			screen_patience_over(s, 0, 1);
 		if (!s->stalled)
 			session_process(s);
 		break;
@@ -492,7 +505,9 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 	s->obs = srv->obs;
 	if (s->obs && s->obs->open)
 		s->obs_ctx = s->obs->open(srv->obs_arg, s);
-	session_greet(s, 0);
+	screen_open(s);
+	/* Clients without a good history get the banner in two parts. */
+	session_greet(s, screen_greet_pause(s));
 	return s;
 }
 

@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "data.h"
 #include "log.h"
+#include "screen.h"
 #include "session.h"
 #include "spool.h"
 #include "tls.h"
@@ -92,6 +93,7 @@ void session_data_start(struct session *s)
 	for (size_t i = 0; i < s->nrcpt; i++)
 		envelope_add_rcpt(&env, s->rcpts[i], NULL);
 	env.class = CLASS_HI;
+	screen_envelope(s, &env);
 	int rc = spool_create(&s->srv->spool, &env, &s->sf);
 	if (rc == 0)
 		memcpy(s->id, env.id, sizeof(s->id));
@@ -104,10 +106,17 @@ void session_data_start(struct session *s)
 	s->sf_open = 1;
 	log_info("%s: client=unknown[%s]:%u", s->id, s->addr, s->port);
 
-	char *hdr;
+	char *hdr, *cls;
 	int n = session_received(s, &hdr);
 	int wrc = spool_write(&s->sf, hdr, (size_t)n);
 	free(hdr);
+	/* Our class header, right under our Received: so that it is ours. */
+	int cn = screen_header(s, &cls);
+	if (wrc == 0 && cn > 0)
+		wrc = spool_write(&s->sf, cls, (size_t)cn);
+	free(cls);
+	if (cn > 0)
+		n += cn;
 	if (wrc != 0) {
 		log_warn("%s: cannot write the queue file", s->id);
 		session_release_message(s);
@@ -142,7 +151,9 @@ static void session_commit_done(void *arg, int error)
 	} else {
 		s->nmessages++;
 		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queued in %s)", s->id,
-		         s->sender, s->hdrlen + s->dp.size, s->nrcpt, spool_queue_name(Q_HI));
+		         s->sender, s->hdrlen + s->dp.size, s->nrcpt,
+		         spool_queue_name(screen_queue(s)));
+		screen_committed(s, 1);
 		session_reply(s, RPL_QUEUED, s->id);
 	}
 	if (s->state == S_HELO)
@@ -189,7 +200,7 @@ static void session_data_end(struct session *s)
 	s->sf_open = 0;
 	s->commit_pending = 1;
 	evtimer_del(s->timer);
-	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->dp.size, Q_HI,
+	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->dp.size, screen_queue(s),
 	                   session_commit_done, s);
 }
 

@@ -33,6 +33,14 @@ static const struct reply reply_table[RPL_COUNT] = {
     /* RFC 5321 4.5.3.1.10: the client sends the rest in a new
      * transaction; this is flow control, not a client error. */
     [RPL_TOO_MANY_RCPT] = {452, "4.5.3", "Too many recipients", REPLY_F_NOT_ERROR},
+    /* Policy and load shedding: expected flow control, not errors, so
+     * a legitimate client keeps its session (RFC 5321 4.2.5). */
+    [RPL_POLICY_TEMPFAIL] = {451, "4.7.1", "Service temporarily unavailable, try again later",
+                             REPLY_F_NOT_ERROR},
+    [RPL_QUEUE_FULL] = {452, "4.3.1", "Insufficient system resources, try again later",
+                        REPLY_F_NOT_ERROR},
+    [RPL_DISK_LOW] = {452, "4.3.1", "Insufficient system storage, try again later",
+                      REPLY_F_NOT_ERROR},
     [RPL_TLS_UNAVAIL] = {454, "4.7.0", "TLS not available", 0},
 
     [RPL_UNKNOWN_CMD] = {500, "5.5.1", "Command unrecognized", 0},
@@ -69,6 +77,9 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_DATA_BARE] = {554, "5.6.0", "Bare CR or LF not allowed in message (see RFC 5321 2.3.8)",
                        0},
     [RPL_RELAY_DENIED] = {554, "5.7.1", "%s: Relay access denied", 0},
+    [RPL_USER_UNKNOWN] = {550, "5.1.1", "%s: Recipient address rejected: User unknown", 0},
+    [RPL_POLICY_REJECT] = {554, "5.7.1", "Rejected: this client does not behave like a mail server",
+                           0},
 };
 
 const struct reply *reply_get(enum reply_id id)

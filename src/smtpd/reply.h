@@ -36,9 +36,12 @@ enum reply_id {
 	RPL_TOO_MANY_ERRORS, /* 421 4.7.0 */
 
 	/* other 4xx */
-	RPL_LOCAL_ERROR,   /* 451 4.3.0 */
-	RPL_TOO_MANY_RCPT, /* 452 4.5.3 */
-	RPL_TLS_UNAVAIL,   /* 454 4.7.0 */
+	RPL_LOCAL_ERROR,     /* 451 4.3.0 */
+	RPL_TOO_MANY_RCPT,   /* 452 4.5.3 */
+	RPL_TLS_UNAVAIL,     /* 454 4.7.0 */
+	RPL_POLICY_TEMPFAIL, /* 451 4.7.1 pre-acceptance policy, at DATA */
+	RPL_QUEUE_FULL,      /* 452 4.3.1 admission control: scanner queue */
+	RPL_DISK_LOW,        /* 452 4.3.1 admission control: spool disk */
 
 	/* 5xx: command errors */
 	RPL_UNKNOWN_CMD,   /* 500 5.5.1 */
@@ -73,6 +76,8 @@ enum reply_id {
 	RPL_DATA_HEADER,   /* 554 5.6.0 */
 	RPL_DATA_BARE,     /* 554 5.6.0 */
 	RPL_RELAY_DENIED,  /* 554 5.7.1 */
+	RPL_USER_UNKNOWN,  /* 550 5.1.1 not in the recipients table */
+	RPL_POLICY_REJECT, /* 554 5.7.1 pre-acceptance policy, at DATA */
 
 	RPL_COUNT
 };

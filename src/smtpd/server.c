@@ -35,6 +35,7 @@
 #include "conf.h"
 #include "log.h"
 #include "reply.h"
+#include "screen.h"
 #include "smtpd.h"
 #include "spool.h"
 #include "tempomx.h"
@@ -302,6 +303,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	struct smtpd *srv = arg;
 	if (runtime_reload(srv->rt) == 0)
 		smtpd_tls_load(srv, 1);
+	/* The whitelist file is re-read even when the configuration did
+	 * not change: it is the point of editing it. */
+	screen_server_reload(srv);
 }
 
 static void smtpd_cleanup(struct smtpd *srv)
@@ -309,6 +313,8 @@ static void smtpd_cleanup(struct smtpd *srv)
 	listeners_stop(srv);
 	/* Every session is gone; what is still queued gets committed. */
 	commit_pool_free(srv->commits);
+	screen_server_free(srv);
+	admission_free(srv);
 	struct event *evs[] = {srv->ev_term, srv->ev_int, srv->ev_hup, srv->ev_grace};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -352,6 +358,9 @@ int smtpd_main(struct runtime *rt)
 	srv.clients = xcalloc(srv.nbuckets, sizeof(*srv.clients));
 	srv.commits = commit_pool_new(srv.base, &srv.spool, (int)cf->spool_writers);
 	smtpd_tls_load(&srv, 0);
+	/* After the fork: an LMDB environment never crosses one. */
+	screen_server_init(&srv);
+	admission_init(&srv);
 
 	srv.ev_term = evsignal_new(srv.base, SIGTERM, on_term, &srv);
 	srv.ev_int = evsignal_new(srv.base, SIGINT, on_term, &srv);

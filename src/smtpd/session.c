@@ -29,11 +29,13 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "../deliver/recipients.h"
 #include "addr.h"
 #include "command.h"
 #include "conf.h"
 #include "log.h"
 #include "reply.h"
+#include "screen.h"
 #include "session.h"
 #include "util.h"
 
@@ -41,10 +43,12 @@
 
 void session_notify(struct session *s, struct session_event *ev)
 {
-	if (s->obs == NULL || s->obs->event == NULL)
-		return;
 	if (ev->usec == 0)
 		ev->usec = mono_usec();
+	if (s->scr)
+		screen_event(s, ev);
+	if (s->obs == NULL || s->obs->event == NULL)
+		return;
 	s->obs->event(s->obs_ctx, s, ev);
 }
 
@@ -89,6 +93,43 @@ void session_emit(struct session *s, int code, const char *text, size_t len)
 		log_debug("unknown[%s]:%u: > %.*s", s->addr, s->port, (int)n, p);
 		p = nl ? nl + 1 : e;
 	}
+}
+
+/* The patience test (screen.c): one reply of a client without a good
+ * history is held back for patience_delay; commands are not taken
+ * meanwhile (session_process), and the timer releases it. */
+void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len)
+{
+	int64_t delay = screen_patience(s, (enum screen_reply)which);
+	if (delay <= 0 || s->bev == NULL || s->state >= S_CLOSING) {
+		session_emit(s, code, text, len);
+		return;
+	}
+	s->held = xmalloc(len);
+	memcpy(s->held, text, len);
+	s->held_len = len;
+	s->held_code = code;
+	session_timer(s, delay);
+}
+
+void session_release_held(struct session *s)
+{
+	char *text = s->held;
+	s->held = NULL;
+	screen_patience_over(s, 0, 0);
+	session_emit(s, s->held_code, text, s->held_len);
+	free(text);
+	session_idle(s);
+}
+
+static void session_reply_patient(struct session *s, int which, enum reply_id id)
+{
+	char buf[REPLY_LINE_MAX];
+	size_t n = reply_format(id, NULL, buf, sizeof(buf));
+	const struct reply *r = reply_get(id);
+	if (r == NULL || n == 0)
+		fatalx("session: no reply for id %d", (int)id);
+	session_emit_patient(s, which, r->code, buf, n);
 }
 
 void session_reply(struct session *s, enum reply_id id, const char *arg)
@@ -200,6 +241,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	free(s->helo);
 	s->helo = xstrndup(cmd->arg, cmd->arglen);
 	s->esmtp = cmd->verb == CMD_EHLO;
+	screen_helo(s);
 	/* RFC 5321 4.1.4: HELO/EHLO resets the transaction like RSET. */
 	session_reset_transaction(s);
 	s->state = S_HELO;
@@ -207,7 +249,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	char buf[1024];
 	if (!s->esmtp) {
 		int n = snprintf(buf, sizeof(buf), "250 %s\r\n", cf->hostname);
-		session_emit(s, 250, buf, (size_t)n);
+		session_emit_patient(s, SCREEN_REPLY_HELO, 250, buf, (size_t)n);
 		return;
 	}
 	char size[40];
@@ -229,7 +271,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 			fatalx("session: EHLO reply does not fit");
 		off += (size_t)n;
 	}
-	session_emit(s, 250, buf, off);
+	session_emit_patient(s, SCREEN_REPLY_HELO, 250, buf, off);
 }
 
 static int addr_flags(const struct session *s)
@@ -264,7 +306,7 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	s->sender = xstrdup(buf);
 	s->body = m.body;
 	s->state = S_MAIL;
-	session_reply(s, RPL_MAIL_OK, NULL);
+	session_reply_patient(s, SCREEN_REPLY_MAIL, RPL_MAIL_OK);
 }
 
 /* An address literal names us when it is the address the client
@@ -322,6 +364,31 @@ static int rcpt_allowed(const struct session *s, const struct mailaddr *a)
 	return conf_is_local_domain(cf, a->domain) || conf_is_relay_domain(cf, a->domain);
 }
 
+/* Recipient validation (src/deliver/recipients.c): a user the table of
+ * its domain does not list is refused now, so that no mail is accepted
+ * that would have to bounce. postmaster is always accepted (RFC 5321
+ * 4.5.1). */
+static enum reply_id rcpt_validate(const struct session *s, const struct mailaddr *a,
+                                   const char *addr)
+{
+	const struct config *cf = session_cf(s);
+	const char *table = NULL;
+	if (a->is_postmaster || a->is_literal || ascii_strncasecmp(addr, "postmaster@", 11) == 0)
+		return RPL_NONE;
+	if (conf_is_local_domain(cf, a->domain))
+		table = cf->recipients;
+	else if (conf_is_relay_domain(cf, a->domain))
+		table = cf->relay_recipients;
+	switch (recipients_check(table, addr)) {
+	case RECIPIENTS_UNKNOWN:
+		return RPL_USER_UNKNOWN;
+	case RECIPIENTS_ERROR:
+		return RPL_LOCAL_ERROR;
+	default:
+		return RPL_NONE;
+	}
+}
+
 /* <postmaster> is delivered as postmaster@ our first local domain. */
 static void postmaster_address(const struct session *s, char *buf, size_t size)
 {
@@ -361,6 +428,14 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		s->cur_rcpt = NULL;
 		return;
 	}
+	enum reply_id vr = rcpt_validate(s, &rc.addr, buf);
+	if (vr != RPL_NONE) {
+		snprintf(quoted, sizeof(quoted), "<%s>", buf);
+		session_reply(s, vr,
+		              vr == RPL_LOCAL_ERROR ? "recipient table unavailable" : quoted);
+		s->cur_rcpt = NULL;
+		return;
+	}
 	for (size_t i = 0; i < s->nrcpt; i++) {
 		if (strcmp(s->rcpts[i], buf) == 0) {
 			/* Accepted again, stored once. */
@@ -381,11 +456,18 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 	s->rcpts[s->nrcpt++] = xstrdup(buf);
 	s->cur_rcpt = NULL;
 	s->state = S_RCPT;
-	session_reply(s, RPL_RCPT_OK, NULL);
+	session_reply_patient(s, SCREEN_REPLY_RCPT, RPL_RCPT_OK);
 }
 
 static void proceed_data(struct session *s, const struct cmd_line *cmd)
 {
+	/* The pre-acceptance decision, before the 354: a refused client
+	 * never sends its body. */
+	enum reply_id r = screen_data(s);
+	if (r != RPL_NONE) {
+		session_reply(s, r, NULL);
+		return;
+	}
 	session_data_start(s);
 }
 
@@ -491,6 +573,7 @@ static enum reply_id bad_sequence(const struct session *s, enum cmd_verb verb)
 static void session_non_smtp(struct session *s, const char *what)
 {
 	log_notice("non-SMTP input from unknown[%s]:%u: %s", s->addr, s->port, what);
+	screen_non_smtp(s, what);
 	session_notify_type(s, SEV_NON_SMTP);
 	session_reply(s, RPL_NON_SMTP, NULL);
 }
@@ -526,6 +609,8 @@ static void session_command(struct session *s, const char *line, size_t len, int
 		session_non_smtp(s, what);
 		return;
 	}
+	if (r == RPL_BAD_CHAR && memchr(line, '\0', len) != NULL)
+		screen_non_smtp(s, "NUL byte in a command");
 	if (r != RPL_NONE) {
 		session_reply(s, r, NULL);
 		return;
@@ -610,6 +695,8 @@ void session_process(struct session *s)
 		}
 		if (!(ST(s->state) & ST_CMD))
 			return;
+		if (s->held)
+			return; /* a delayed reply first (patience test) */
 		if (evbuffer_get_length(out) > SESSION_OUTPUT_MAX) {
 			/* The client does not read its replies: wait. */
 			s->stalled = 1;

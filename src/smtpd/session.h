@@ -101,6 +101,11 @@ struct session {
 	size_t pregreet_seen;
 	const struct session_observer *obs;
 	void *obs_ctx;
+	struct screen *scr; /* classifier state (screen.c) */
+	/* A reply held back by the patience test, sent when the timer fires. */
+	char *held;
+	size_t held_len;
+	int held_code;
 };
 
 /* The current settings. Never cached in a session: SIGHUP swaps them in
@@ -119,6 +124,10 @@ void session_emit(struct session *s, int code, const char *text, size_t len);
  * 421 and after too many errors. */
 void session_reply(struct session *s, enum reply_id id, const char *arg);
 void session_reset_transaction(struct session *s);
+/* session_emit(), unless the patience test holds this reply back. */
+void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len);
+/* The held reply goes out now. */
+void session_release_held(struct session *s);
 /* Send the greeting, in two parts when pause_seconds > 0. */
 void session_greet(struct session *s, int64_t pause_seconds);
 void session_greet_final(struct session *s);

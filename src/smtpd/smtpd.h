@@ -32,6 +32,8 @@ struct evconnlistener;
 struct session;
 struct smtpd_client;
 struct smtpd_listener;
+struct screen_server;
+struct admission;
 
 /* What the observer is told. */
 enum session_event_type {
@@ -86,6 +88,8 @@ struct smtpd {
 	int stopping; /* SIGTERM seen */
 	const struct session_observer *obs;
 	void *obs_arg;
+	struct screen_server *scr; /* classifier, history, whitelists (screen.c) */
+	struct admission *adm;     /* queue depth and free disk (admission.c) */
 };
 
 /* server.c */

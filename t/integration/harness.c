@@ -351,6 +351,11 @@ void h_daemon_init(struct h_daemon *d)
 	h_set(d, "data_timeout", "30s");
 	h_set(d, "shutdown_grace", "2s");
 	h_set(d, "queue_rescan_interval", "2s");
+	/* The timing classifier's probing delays (split banner, delayed
+	 * reply) would slow every test down; t/integration/test_classify.c
+	 * sets its own. */
+	h_set(d, "greet_pause", "0");
+	h_set(d, "patience_delay", "0");
 }
 
 void h_set(struct h_daemon *d, const char *key, const char *fmt, ...)

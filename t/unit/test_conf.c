@@ -708,7 +708,7 @@ Test(conf, sample_file)
 	char *un = xstrdup(text);
 	size_t settings = 0;
 	for (char *p = un; (p = strstr(p, "\n#")) != NULL; p++) {
-		size_t n = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz_");
+		size_t n = strspn(p + 2, "abcdefghijklmnopqrstuvwxyz_0123456789");
 		if (n > 0 && strncmp(p + 2 + n, " = ", 3) == 0) {
 			memmove(p + 1, p + 2, strlen(p + 2) + 1);
 			settings++;

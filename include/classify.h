@@ -1,0 +1,212 @@
+/*
+ * classify.h: the timing classifier and the pre-acceptance policy.
+ *
+ *   src/classify/timing.c     per-connection evidence (struct timing): what
+ *                             the client did in time, noted by smtpd as the
+ *                             dialogue goes
+ *   src/classify/verdict.c    evidence -> verdict (good / suspect / junk),
+ *                             score and reasons in plain words
+ *   src/classify/policy.c     verdict + history + whitelists -> accept into
+ *                             hi/ or lo/, tempfail or reject
+ *   src/classify/whitelist.c  whitelists (client CIDR, sender, recipient)
+ *                             from the configuration or a file
+ *
+ * Callers: smtpd (src/smtpd/screen.c) for every connection that is not
+ * exempt; the unit tests and the benchmark. Nothing here does I/O except
+ * timing_rtt() (getsockopt TCP_INFO) and whitelist_load() (one file read).
+ */
+#ifndef TEMPOMX_CLASSIFY_H
+#define TEMPOMX_CLASSIFY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+
+/* The action of one timing test (config values "enforce", "log", "off"):
+ * log records and logs the finding but the verdict ignores it. */
+enum test_action { TEST_ENFORCE = 0, TEST_LOG = 1, TEST_OFF = 2 };
+
+enum timing_test {
+	TT_PREGREET = 0,
+	TT_PIPELINING,
+	TT_PATIENCE,
+	TT_THINK,
+	TT_NON_SMTP, /* HTTP, header lines, TLS on the plain port, NUL, bare LF */
+	TT_HELO,
+	TT_NTESTS
+};
+
+/* Weights: one strong finding alone makes junk. */
+#define VERDICT_JUNK_SCORE 100
+#define VERDICT_SUSPECT_SCORE 20
+#define WEIGHT_PREGREET 100
+#define WEIGHT_PIPELINING 100
+#define WEIGHT_IMPATIENT 100
+#define WEIGHT_NON_SMTP 100
+#define WEIGHT_BARE_LF 100
+#define WEIGHT_HELO 10
+#define WEIGHT_THINK 10
+
+enum verdict_class { VERDICT_GOOD = 0, VERDICT_SUSPECT = 1, VERDICT_JUNK = 2 };
+
+/* HELO/EHLO form findings (bits). */
+#define HELO_BARE_IP 0x01       /* an IP address without brackets */
+#define HELO_LITERAL_OTHER 0x02 /* an address literal that is not the client */
+#define HELO_OURS 0x04          /* our own name or address */
+#define HELO_INVALID 0x08       /* not a syntactically valid name */
+
+/* Per-connection evidence. Small and fixed-size: no allocation while the
+ * dialogue runs. All times are mono_usec() values. */
+struct timing {
+	int64_t connect_usec;
+	int64_t final_greet_usec; /* 0 until the final "220 " line was queued */
+	int64_t last_reply_usec;
+	uint32_t rtt_usec; /* kernel smoothed RTT, 0 if unknown */
+
+	/* pregreet */
+	uint32_t pregreet_octets;
+	int64_t pregreet_first_usec;
+	int greet_split; /* the banner was sent in two parts */
+
+	/* pipelining */
+	int unauth_pipelining;
+	char pipe_verbs[40]; /* "MAIL RCPT DATA" as seen in the first burst */
+	char pipe_after[12]; /* the verb they followed ("HELO", "EHLO", ...) */
+	int body_before_354;
+	char prev_verb[12];
+	int prev_sync; /* previous command was an RFC 2920 synchronisation point */
+	int burst_open;
+
+	/* patience */
+	int64_t patience_start, patience_len; /* usec; len 0 = no delay armed */
+	int impatient;                        /* 1 closed, 2 sent a command */
+	int64_t impatient_usec;               /* into the delay */
+
+	/* think time, in usec, from each reply to the next command */
+	uint32_t think_n;
+	int64_t think_min, think_sum;
+
+	/* non-SMTP input */
+	int non_smtp;
+	char non_smtp_what[32];
+	uint32_t bare_lf;
+
+	unsigned helo_flags;
+	int quit;
+	uint32_t commands;
+};
+
+/* Start the evidence of a connection. */
+void timing_init(struct timing *t, int64_t connect_usec);
+/* Read the kernel's round-trip estimate for fd (TCP_INFO); keeps the
+ * smallest non-zero value seen. */
+void timing_rtt(struct timing *t, int fd);
+void timing_note_pregreet(struct timing *t, size_t octets, int64_t usec);
+void timing_note_greeting(struct timing *t, int split, int64_t usec);
+void timing_note_reply(struct timing *t, int64_t usec);
+/* A command line arrived. verb: its upper-case name ("MAIL"), NULL when it
+ * is not a command; early: read before the previous reply went out;
+ * pipelining: our EHLO reply offered PIPELINING. */
+void timing_note_command(struct timing *t, const char *verb, int early, int bare_lf, int pipelining,
+                         int64_t usec);
+/* The message body was already waiting when the 354 was due. */
+void timing_note_early_body(struct timing *t);
+void timing_note_non_smtp(struct timing *t, const char *what);
+void timing_note_helo(struct timing *t, unsigned helo_flags);
+/* A reply is being delayed by len usec from start (patience test). */
+void timing_patience_start(struct timing *t, int64_t start, int64_t len);
+/* During that delay the client closed (closed=1) or sent something. */
+void timing_patience_break(struct timing *t, int closed, int64_t usec);
+void timing_patience_end(struct timing *t);
+void timing_note_close(struct timing *t, int quit);
+
+/* Classify a HELO/EHLO argument. client and ours are numeric addresses
+ * (ours may be NULL); hostname is our name. Returns HELO_* bits. */
+unsigned timing_helo_form(const char *helo, const char *client, const char *ours,
+                          const char *hostname);
+
+struct verdict {
+	enum verdict_class cls;
+	int score;         /* from the enforced tests */
+	int logged_score;  /* what the tests in log mode would have added */
+	char reasons[512]; /* "; " separated, "" when none */
+};
+
+/* Evidence -> verdict; actions[] is indexed by enum timing_test. */
+void verdict_compute(const struct timing *t, const enum test_action actions[TT_NTESTS],
+                     struct verdict *v);
+const char *verdict_class_name(enum verdict_class c);
+/* The score as a number in [0, 1] for the history's smoothed score. */
+double verdict_score_sample(const struct verdict *v);
+
+/* Whitelists. Entries: client addresses/CIDRs, sender and recipient
+ * addresses ("user@example.org") or domains ("example.org", matches the
+ * domain itself; ".example.org" matches sub-domains too). */
+struct whitelist {
+	struct cidr *clients;
+	size_t nclients;
+	char **senders;
+	size_t nsenders;
+	char **rcpts;
+	size_t nrcpts;
+};
+
+/* Parse a whitelist file: one entry a line, "client 192.0.2.0/24",
+ * "sender user@example.org", "recipient example.org"; '#' comments and
+ * blank lines ignored. Appends to *wl. Returns 0, or -1 with "line N:
+ * message" in err (entries before the bad line are kept). */
+int whitelist_parse(struct whitelist *wl, const char *buf, size_t len, char *err, size_t errlen);
+/* Read path and parse it. Same contract; a missing file is an error. */
+int whitelist_load(struct whitelist *wl, const char *path, char *err, size_t errlen);
+/* Add one entry of a kind (0 client, 1 sender, 2 recipient); -1 if bad. */
+int whitelist_add(struct whitelist *wl, int kind, const char *entry);
+void whitelist_free(struct whitelist *wl);
+int whitelist_client(const struct whitelist *wl, const struct sockaddr *sa);
+/* addr is "local@domain" (or "" for the null sender: never matches). */
+int whitelist_sender(const struct whitelist *wl, const char *addr);
+int whitelist_recipient(const struct whitelist *wl, const char *addr);
+
+/* Pre-acceptance policy. */
+enum new_action { NEW_ACCEPT = 0, NEW_TEMPFAIL = 1 };
+enum junk_action { JUNK_TEMPFAIL = 0, JUNK_REJECT = 1, JUNK_ACCEPT = 2 };
+enum timing_junk_action { TJ_REJECT = 0, TJ_TEMPFAIL = 1 };
+
+/* History class as the policy sees it (same values as enum history_class). */
+enum policy_history { POLICY_NEW = 0, POLICY_GOOD = 1, POLICY_JUNK = 2 };
+
+struct policy_params {
+	int new_action;    /* enum new_action */
+	int new_log_only;  /* decide, log, accept anyway */
+	int64_t new_delay; /* seconds after first seen */
+	int junk_action;   /* enum junk_action */
+	int junk_log_only;
+	int64_t junk_delay;     /* seconds after first seen */
+	int timing_junk_action; /* enum timing_junk_action */
+	int timing_log_only;
+};
+
+struct policy_input {
+	enum policy_history history;
+	int64_t first_seen; /* seconds, 0 = unknown */
+	int64_t now;        /* seconds */
+	enum verdict_class verdict;
+	int whitelisted; /* client, sender or every recipient */
+	int exempt;      /* mynetworks, timing = off listener */
+};
+
+enum policy_decision { POLICY_HI = 0, POLICY_LO, POLICY_TEMPFAIL, POLICY_REJECT };
+
+struct policy_result {
+	enum policy_decision decision;
+	/* What the policy would have done when a log-only mode let it pass. */
+	enum policy_decision would;
+	char why[160];
+};
+
+void policy_decide(const struct policy_params *p, const struct policy_input *in,
+                   struct policy_result *out);
+const char *policy_decision_name(enum policy_decision d);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * bounce.c: delivery status notifications (RFC 3464 inside an RFC 6522
+ * multipart/report), one per message for all its failed recipients.
+ *
+ * The report goes from the null sender (RFC 5321 section 4.5.5) to the
+ * original sender and is queued in out/ like any other mail, with
+ * bounce_of naming the original; delivery.c never bounces a message from
+ * the null sender, so a failing report is logged and dropped, never
+ * bounced again. It is created durably (spool_commit) before the original
+ * is updated: a crash in between sends the report twice, never zero times.
+ * Called by delivery.c from a worker thread.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bounce.h"
+#include "log.h"
+#include "spool.h"
+#include "util.h"
+
+/* The original headers returned are cut at this size. */
+#define BOUNCE_HEADERS_MAX (64 * 1024)
+
+struct buf {
+	char *s;
+	size_t len, cap;
+};
+
+static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = xrealloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* A string literal, its length counted by the compiler. */
+#define buf_lit(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
+
+static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+	char *s;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		fatalx("out of memory");
+	buf_add(b, s, (size_t)n);
+	free(s);
+}
+
+void bounce_status(const char *reply, int code, char *out, size_t size)
+{
+	const char *p = reply ? reply : "";
+	/* Skip the reply code ("550 " or "550-"). */
+	if (strlen(p) >= 4 && isdigit((unsigned char)p[0]) && isdigit((unsigned char)p[1]) &&
+	    isdigit((unsigned char)p[2]) && (p[3] == ' ' || p[3] == '-'))
+		p += 4;
+	/* RFC 3463: class "." subject "." detail, 1-3 digits each. */
+	if ((p[0] == '2' || p[0] == '4' || p[0] == '5') && p[1] == '.') {
+		const char *q = p + 2;
+		size_t a = 0, b = 0;
+		while (isdigit((unsigned char)q[a]) && a < 4)
+			a++;
+		if (a >= 1 && a <= 3 && q[a] == '.') {
+			const char *r = q + a + 1;
+			while (isdigit((unsigned char)r[b]) && b < 4)
+				b++;
+			if (b >= 1 && b <= 3 && (r[b] == '\0' || r[b] == ' ')) {
+				snprintf(out, size, "%.*s", (int)(r + b - p), p);
+				return;
+			}
+		}
+	}
+	int cls = code / 100;
+	snprintf(out, size, "%d.0.0", cls == 2 || cls == 4 || cls == 5 ? cls : 5);
+}
+
+/* A value from the envelope or the network is put in a header only as
+ * printable ASCII, so the report is always well-formed. */
+static void buf_clean(struct buf *b, const char *s, size_t max)
+{
+	for (size_t i = 0; s && s[i] && i < max; i++) {
+		char c = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+		buf_add(b, &c, 1);
+	}
+}
+
+char *bounce_format(const struct bounce_report *b, size_t *len)
+{
+	struct buf o = {0};
+	char date[64], arr[64], boundary[128];
+	rfc5322_date(b->now, date, sizeof(date));
+	rfc5322_date(b->arrival, arr, sizeof(arr));
+	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", b->id, (long long)b->now, b->hostname);
+
+	buf_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", b->hostname);
+	buf_lit(&o, "To: <");
+	buf_clean(&o, b->sender, 512);
+	buf_lit(&o, ">\r\n");
+	buf_printf(&o, "Subject: %s\r\n",
+	           b->delayed ? "Delayed Mail (still being retried)"
+	                      : "Undelivered Mail Returned to Sender");
+	buf_printf(&o, "Date: %s\r\n", date);
+	buf_printf(&o, "Message-ID: <%s.%lld.dsn@%s>\r\n", b->id, (long long)b->now, b->hostname);
+	/* RFC 3834: an automatic reply; nothing should answer it. */
+	buf_lit(&o, "Auto-Submitted: auto-replied\r\n");
+	buf_lit(&o, "MIME-Version: 1.0\r\n");
+	buf_printf(&o,
+	           "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	           "\tboundary=\"%s\"\r\n\r\n",
+	           boundary);
+	buf_lit(&o, "This is a MIME-encapsulated message.\r\n\r\n");
+
+	/* Part 1: for a human. */
+	buf_printf(&o,
+	           "--%s\r\nContent-Description: Notification\r\n"
+	           "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
+	           boundary);
+	buf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
+	if (b->delayed)
+		buf_lit(&o, "Your message could not be delivered yet. It will be retried; you\r\n"
+		            "do not need to send it again.\r\n\r\n");
+	else
+		buf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
+		            "It is attached below.\r\n\r\n");
+	for (size_t i = 0; i < b->nrcpt; i++) {
+		buf_lit(&o, "<");
+		buf_clean(&o, b->rcpts[i].addr, 512);
+		buf_lit(&o, ">: ");
+		buf_clean(&o, b->rcpts[i].diag ? b->rcpts[i].diag : "delivery failed", 900);
+		buf_lit(&o, "\r\n");
+	}
+	buf_lit(&o, "\r\n");
+
+	/* Part 2: RFC 3464 section 2, per-message then per-recipient fields. */
+	buf_printf(&o,
+	           "--%s\r\nContent-Description: Delivery report\r\n"
+	           "Content-Type: message/delivery-status\r\n\r\n",
+	           boundary);
+	buf_printf(&o, "Reporting-MTA: dns; %s\r\n", b->hostname);
+	if (b->envid && *b->envid) {
+		buf_lit(&o, "Original-Envelope-Id: ");
+		buf_clean(&o, b->envid, 100);
+		buf_lit(&o, "\r\n");
+	}
+	buf_printf(&o, "X-Tempomx-Queue-ID: %s\r\n", b->id);
+	buf_printf(&o, "Arrival-Date: %s\r\n", arr);
+	for (size_t i = 0; i < b->nrcpt; i++) {
+		const struct bounce_rcpt *r = &b->rcpts[i];
+		buf_lit(&o, "\r\nFinal-Recipient: rfc822; ");
+		buf_clean(&o, r->addr, 512);
+		buf_lit(&o, "\r\n");
+		if (r->orcpt && strchr(r->orcpt, ';')) {
+			buf_lit(&o, "Original-Recipient: ");
+			buf_clean(&o, r->orcpt, 512);
+			buf_lit(&o, "\r\n");
+		}
+		buf_printf(&o, "Action: %s\r\n", b->delayed ? "delayed" : "failed");
+		buf_printf(&o, "Status: %s\r\n", r->status);
+		if (r->diag && *r->diag) {
+			buf_lit(&o, "Diagnostic-Code: smtp; ");
+			buf_clean(&o, r->diag, 900);
+			buf_lit(&o, "\r\n");
+		}
+		buf_printf(&o, "Last-Attempt-Date: %s\r\n", date);
+	}
+	buf_lit(&o, "\r\n");
+
+	/* Part 3: the original headers (RFC 6522 text/rfc822-headers). */
+	buf_printf(&o,
+	           "--%s\r\nContent-Description: Undelivered message headers\r\n"
+	           "Content-Type: text/rfc822-headers\r\n\r\n",
+	           boundary);
+	buf_add(&o, b->headers ? b->headers : "", b->headers ? b->headers_len : 0);
+	if (b->headers_len > 0 && b->headers[b->headers_len - 1] != '\n')
+		buf_lit(&o, "\r\n");
+	buf_printf(&o, "\r\n--%s--\r\n", boundary);
+	*len = o.len;
+	return o.s;
+}
+
+/* The header section of the original (up to the empty line). */
+static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
+{
+	size_t want = size < BOUNCE_HEADERS_MAX ? (size_t)size : BOUNCE_HEADERS_MAX;
+	char *h = xmalloc(want + 1);
+	ssize_t r;
+	do
+		r = pread(fd, h, want, (off_t)body_off);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		r = 0;
+	h[r] = '\0';
+	size_t n = (size_t)r;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (h[i] == '\n' &&
+		    (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < n && h[i + 2] == '\n'))) {
+			n = i + 1;
+			break;
+		}
+	}
+	if (n == (size_t)r && n > 0) {
+		/* Cut at the last whole line. */
+		while (n > 0 && h[n - 1] != '\n')
+			n--;
+	}
+	*len = n;
+	return h;
+}
+
+int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t body_off,
+                 const char *hostname, const size_t *idx, size_t n, int delayed, int expired)
+{
+	struct bounce_rcpt *br = xcalloc(n ? n : 1, sizeof(*br));
+	for (size_t i = 0; i < n; i++) {
+		const struct rcpt *r = &orig->rcpts[idx[i]];
+		br[i].addr = r->addr;
+		br[i].orcpt = r->orcpt;
+		br[i].diag = r->last_reply;
+		if (delayed)
+			bounce_status(r->last_reply, 400, br[i].status, sizeof(br[i].status));
+		else if (expired)
+			/* RFC 3463 X.4.7: delivery time expired. */
+			snprintf(br[i].status, sizeof(br[i].status), "5.4.7");
+		else
+			bounce_status(r->last_reply, 500, br[i].status, sizeof(br[i].status));
+		if (!delayed && br[i].status[0] != '5')
+			br[i].status[0] = '5';
+	}
+	size_t hlen;
+	char *hdrs = read_headers(fd, body_off, orig->size, &hlen);
+	struct bounce_report rep = {
+	    .hostname = hostname,
+	    .id = orig->id,
+	    .sender = orig->sender,
+	    .envid = orig->envid,
+	    .arrival = orig->arrival_usec / 1000000,
+	    .now = wall_usec() / 1000000,
+	    .delayed = delayed,
+	    .rcpts = br,
+	    .nrcpt = n,
+	    .headers = hdrs,
+	    .headers_len = hlen,
+	};
+	size_t len;
+	char *text = bounce_format(&rep, &len);
+	free(hdrs);
+	free(br);
+
+	struct envelope env;
+	struct spool_file sf;
+	envelope_init(&env);
+	env.arrival_usec = wall_usec();
+	env.client_addr = xstrdup("");
+	env.client_name = xstrdup("localhost");
+	env.helo = xstrdup(hostname);
+	env.protocol = xstrdup("LOCAL");
+	env.sender = xstrdup("");
+	env.bounce_of = xstrdup(orig->id);
+	free(env.verdict);
+	env.verdict = xstrdup("good");
+	env.class = CLASS_HI;
+	env.size = len;
+	envelope_add_rcpt(&env, orig->sender, NULL);
+	int rc = -1;
+	if (spool_create(sp, &env, &sf) == 0) {
+		if (spool_write(&sf, text, len) == 0)
+			rc = spool_commit(sp, &sf, len, Q_OUT);
+		else
+			spool_abort(sp, &sf);
+	}
+	int e = errno;
+	envelope_free(&env);
+	free(text);
+	errno = e;
+	return rc;
+}

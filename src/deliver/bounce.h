@@ -1,0 +1,48 @@
+/*
+ * bounce.h: delivery status notifications (bounce.c), RFC 3464.
+ */
+#ifndef TEMPOMX_BOUNCE_H
+#define TEMPOMX_BOUNCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct envelope;
+struct spool;
+
+struct bounce_rcpt {
+	const char *addr;
+	const char *orcpt; /* "rfc822;addr" as given to ORCPT, or NULL */
+	char status[16];   /* enhanced status code, "5.1.1" */
+	const char *diag;  /* the last reply, or NULL */
+};
+
+struct bounce_report {
+	const char *hostname;
+	const char *id; /* queue ID of the original */
+	const char *sender;
+	const char *envid;
+	int64_t arrival; /* seconds */
+	int64_t now;
+	int delayed; /* 1: a delay warning (Action: delayed), 0: failure */
+	const struct bounce_rcpt *rcpts;
+	size_t nrcpt;
+	const char *headers; /* the original header section, CRLF lines */
+	size_t headers_len;
+};
+
+/* The enhanced status code of a reply ("550 5.1.1 No such user" ->
+ * "5.1.1"), else "C.0.0" from the reply code's class. */
+void bounce_status(const char *reply, int code, char *out, size_t size);
+/* Render the whole DSN message (headers and multipart/report body, CRLF
+ * lines). Returns a malloc'd buffer of *len octets. */
+char *bounce_format(const struct bounce_report *b, size_t *len);
+/* Build and queue into out/ a DSN about the recipients idx[0..n) of orig
+ * (open spool file fd, message at body_off): sent from the null sender to
+ * orig's sender, bounce_of = orig's ID. delayed: a warning, not a failure.
+ * expired: the recipients bounce because the queue lifetime ran out.
+ * Blocking (fsync): worker thread. Returns 0, or -1 (errno set). */
+int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t body_off,
+                 const char *hostname, const size_t *idx, size_t n, int delayed, int expired);
+
+#endif

@@ -1,0 +1,566 @@
+/*
+ * screen.c: the timing classifier and the pre-acceptance policy wired into
+ * smtpd sessions (the judging itself is in src/classify/).
+ *
+ * At connect: is the client exempt (mynetworks, a listener with
+ * timing = off, a whitelisted address)? What does its history predict?
+ * Clients without a good history get the split banner (greet_pause) and
+ * one delayed reply (patience_delay); good ones get neither. During the
+ * dialogue the session's events feed the evidence (timing.c). At DATA,
+ * before the 354, the verdict and the policy decide: accept into hi/ or
+ * lo/, tempfail or reject; admission control may shed load. At the end
+ * the verdict is logged (with the queue ID, or the client when nothing
+ * was accepted) and the history learns what happened, through the writer
+ * thread below: history writes fsync and must never block the loop.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "classify.h"
+#include "conf.h"
+#include "history.h"
+#include "log.h"
+#include "screen.h"
+#include "session.h"
+#include "util.h"
+
+/* Events waiting for the writer beyond this are dropped (and logged):
+ * the history is advisory, mail never waits for it. */
+#define SCREEN_QUEUE_MAX 4096
+/* The expiry sweep: this often, at most this many records a slice. */
+#define SCREEN_SWEEP_USEC (60 * 1000000LL)
+#define SCREEN_SWEEP_RECORDS 20000
+
+struct screen_item {
+	struct sockaddr_storage ss;
+	unsigned flags;
+	double score;
+	int64_t now;
+};
+
+struct screen_server {
+	struct history *hist;
+	struct whitelist wl;
+	/* history writer */
+	pthread_t thread;
+	int thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct screen_item *q;
+	size_t qlen;
+	int stop;
+	unsigned long dropped;
+	int64_t max_age; /* history_max_age, seconds (updated on SIGHUP) */
+};
+
+struct screen {
+	struct timing t;
+	int active;      /* tests and delays apply */
+	int exempt;      /* mynetworks or a listener with timing = off */
+	int wl_client;   /* whitelisted client address */
+	int whitelisted; /* the current transaction is whitelisted */
+	enum policy_history hist;
+	int64_t first_seen;
+	char hist_reason[160];
+	int patience_used;
+	/* the decision of the current transaction */
+	struct verdict v;
+	struct policy_result pr;
+	int decided;
+	/* what the session did, for the history */
+	unsigned accepted_hi, accepted_lo, tempfails, rejects;
+	int logged_with_id;
+};
+
+/* ---- history writer thread ---- */
+
+static void *writer_main(void *arg)
+{
+	struct screen_server *ss = arg;
+	struct history_event evs[64];
+	struct screen_item items[64];
+	int64_t next_sweep = mono_usec() + SCREEN_SWEEP_USEC;
+	pthread_mutex_lock(&ss->mu);
+	for (;;) {
+		while (ss->qlen == 0 && !ss->stop && mono_usec() < next_sweep) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&ss->cv, &ss->mu, &ts);
+		}
+		if (ss->qlen == 0 && ss->stop)
+			break;
+		if (ss->qlen == 0) {
+			/* Expiry: smtpd is the one process that sweeps, a slice
+			 * at a time so a large store never holds the writer. */
+			next_sweep = mono_usec() + SCREEN_SWEEP_USEC;
+			int64_t max_age = ss->max_age;
+			pthread_mutex_unlock(&ss->mu);
+			size_t removed = 0;
+			if (max_age > 0 &&
+			    history_sweep(ss->hist, wall_usec() / 1000000, max_age,
+			                  SCREEN_SWEEP_RECORDS, &removed) >= 0 &&
+			    removed > 0)
+				log_info("history: %zu expired records removed", removed);
+			pthread_mutex_lock(&ss->mu);
+			continue;
+		}
+		size_t n = ss->qlen < 64 ? ss->qlen : 64;
+		memcpy(items, ss->q, n * sizeof(items[0]));
+		memmove(ss->q, ss->q + n, (ss->qlen - n) * sizeof(items[0]));
+		ss->qlen -= n;
+		pthread_mutex_unlock(&ss->mu);
+		for (size_t i = 0; i < n; i++) {
+			evs[i].addr = (const struct sockaddr *)&items[i].ss;
+			evs[i].flags = items[i].flags;
+			evs[i].score = items[i].score;
+			evs[i].now = items[i].now;
+		}
+		/* One transaction, one fsync for the whole batch. */
+		if (history_record_many(ss->hist, evs, n) != 0)
+			log_warnx("history: %zu session records not written", n);
+		pthread_mutex_lock(&ss->mu);
+	}
+	pthread_mutex_unlock(&ss->mu);
+	return NULL;
+}
+
+static void writer_push(struct screen_server *ss, const struct sockaddr *sa, socklen_t len,
+                        unsigned flags, double score)
+{
+	if (ss == NULL || ss->hist == NULL || !ss->thread_started)
+		return;
+	pthread_mutex_lock(&ss->mu);
+	if (ss->qlen >= SCREEN_QUEUE_MAX) {
+		if (ss->dropped++ % 1000 == 0)
+			log_warnx("history: writer behind, %lu session records dropped",
+			          ss->dropped);
+	} else {
+		struct screen_item *it = &ss->q[ss->qlen++];
+		memset(it, 0, sizeof(*it));
+		memcpy(&it->ss, sa, len < sizeof(it->ss) ? len : sizeof(it->ss));
+		it->flags = flags;
+		it->score = score;
+		it->now = wall_usec() / 1000000;
+		pthread_cond_signal(&ss->cv);
+	}
+	pthread_mutex_unlock(&ss->mu);
+}
+
+/* ---- process level ---- */
+
+static void load_whitelists(const struct config *cf, struct whitelist *wl)
+{
+	memset(wl, 0, sizeof(*wl));
+	for (size_t i = 0; i < cf->whitelist_clients.n; i++) {
+		wl->clients = xreallocarray(wl->clients, wl->nclients + 1, sizeof(*wl->clients));
+		wl->clients[wl->nclients++] = cf->whitelist_clients.v[i];
+	}
+	const char *lists[2] = {cf->whitelist_senders, cf->whitelist_recipients};
+	for (int k = 0; k < 2; k++) {
+		char *copy = xstrdup(lists[k] ? lists[k] : "");
+		char *save = NULL;
+		for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save))
+			if (whitelist_add(wl, k + 1, w) != 0)
+				log_warnx("whitelist_%s: bad entry '%s' ignored",
+				          k == 0 ? "senders" : "recipients", w);
+		free(copy);
+	}
+	if (cf->whitelist_file && cf->whitelist_file[0]) {
+		char err[512];
+		if (whitelist_load(wl, cf->whitelist_file, err, sizeof(err)) != 0)
+			log_warnx("whitelist_file: %s (the entries before it are used)", err);
+	}
+}
+
+void screen_server_init(struct smtpd *srv)
+{
+	const struct config *cf = srv->rt->cf;
+	struct screen_server *ss = xcalloc(1, sizeof(*ss));
+	srv->scr = ss;
+	load_whitelists(cf, &ss->wl);
+	char path[4096], err[512];
+	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
+	ss->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
+	if (ss->hist == NULL) {
+		log_warnx("history: %s; every client is treated as new", err);
+		return;
+	}
+	if (history_configure(ss->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
+	                      cf->history_max_age) != 0)
+		log_warnx("history: bad prefix or age; using the defaults");
+	ss->max_age = cf->history_max_age;
+	ss->q = xcalloc(SCREEN_QUEUE_MAX, sizeof(*ss->q));
+	if (pthread_mutex_init(&ss->mu, NULL) != 0 || pthread_cond_init(&ss->cv, NULL) != 0)
+		fatalx("history: cannot create the writer lock");
+	if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0)
+		fatalx("history: cannot start the writer thread");
+	ss->thread_started = 1;
+}
+
+void screen_server_reload(struct smtpd *srv)
+{
+	if (srv->scr == NULL)
+		return;
+	whitelist_free(&srv->scr->wl);
+	load_whitelists(srv->rt->cf, &srv->scr->wl);
+	if (srv->scr->thread_started) {
+		pthread_mutex_lock(&srv->scr->mu);
+		srv->scr->max_age = srv->rt->cf->history_max_age;
+		pthread_mutex_unlock(&srv->scr->mu);
+	}
+	log_info("whitelists: %zu clients, %zu senders, %zu recipients", srv->scr->wl.nclients,
+	         srv->scr->wl.nsenders, srv->scr->wl.nrcpts);
+}
+
+void screen_server_free(struct smtpd *srv)
+{
+	struct screen_server *ss = srv->scr;
+	if (ss == NULL)
+		return;
+	if (ss->thread_started) {
+		pthread_mutex_lock(&ss->mu);
+		ss->stop = 1;
+		pthread_cond_signal(&ss->cv);
+		pthread_mutex_unlock(&ss->mu);
+		pthread_join(ss->thread, NULL);
+		pthread_mutex_destroy(&ss->mu);
+		pthread_cond_destroy(&ss->cv);
+	}
+	if (ss->hist)
+		history_close(ss->hist);
+	whitelist_free(&ss->wl);
+	free(ss->q);
+	free(ss);
+	srv->scr = NULL;
+}
+
+/* ---- session level ---- */
+
+static void test_actions(const struct config *cf, enum test_action a[TT_NTESTS])
+{
+	a[TT_PREGREET] = (enum test_action)cf->pregreet_action;
+	a[TT_PIPELINING] = (enum test_action)cf->pipelining_action;
+	a[TT_PATIENCE] = (enum test_action)cf->patience_action;
+	a[TT_THINK] = (enum test_action)cf->think_time_action;
+	a[TT_NON_SMTP] = (enum test_action)cf->non_smtp_action;
+	a[TT_HELO] = (enum test_action)cf->helo_action;
+}
+
+void screen_open(struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	struct screen_server *ss = s->srv->scr;
+	struct screen *sc = xcalloc(1, sizeof(*sc));
+	s->scr = sc;
+	timing_init(&sc->t, s->connect_usec);
+	sc->exempt = !session_timing_enabled(s) || conf_in_mynetworks(cf, session_peer(s));
+	sc->wl_client = ss && whitelist_client(&ss->wl, session_peer(s));
+	sc->active = !sc->exempt && !sc->wl_client;
+	sc->hist = POLICY_NEW;
+	snprintf(sc->hist_reason, sizeof(sc->hist_reason), "no history");
+	if (ss && ss->hist) {
+		struct history_entry host, agg;
+		int64_t now = wall_usec() / 1000000;
+		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
+			struct history_params hp = {.junk_threshold =
+			                                (double)cf->junk_threshold / 100.0,
+			                            .min_history = (uint32_t)cf->min_history,
+			                            .max_age = cf->history_max_age};
+			struct history_prediction pred;
+			sc->hist =
+			    (enum policy_history)history_predict(&host, &agg, &hp, now, &pred);
+			sc->first_seen = pred.first_seen;
+			snprintf(sc->hist_reason, sizeof(sc->hist_reason), "%s", pred.reason);
+		}
+	}
+	if (sc->active)
+		timing_rtt(&sc->t, s->fd);
+}
+
+int64_t screen_greet_pause(const struct session *s)
+{
+	const struct screen *sc = s->scr;
+	if (sc == NULL || !sc->active || sc->hist == POLICY_GOOD)
+		return 0;
+	if ((enum test_action)session_cf(s)->pregreet_action == TEST_OFF)
+		return 0;
+	return session_cf(s)->greet_pause;
+}
+
+void screen_event(struct session *s, const struct session_event *ev)
+{
+	struct screen *sc = s->scr;
+	if (sc == NULL || !sc->active)
+		return;
+	switch (ev->type) {
+	case SEV_PREGREET:
+		timing_note_pregreet(&sc->t, ev->octets, ev->usec);
+		break;
+	case SEV_GREETING:
+		timing_note_greeting(&sc->t, screen_greet_pause(s) > 0, ev->usec);
+		break;
+	case SEV_COMMAND:
+		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
+		                    ev->early, ev->bare_lf, ev->pipelining, ev->usec);
+		break;
+	case SEV_REPLY:
+		timing_note_reply(&sc->t, ev->usec);
+		break;
+	case SEV_FLUSHED:
+		/* The kernel's RTT estimate settles after a few exchanges. */
+		if (sc->t.commands < 4)
+			timing_rtt(&sc->t, s->fd);
+		break;
+	case SEV_TLS:
+		break;
+	case SEV_NON_SMTP:
+		/* The text came with screen_non_smtp(). */
+		break;
+	}
+}
+
+void screen_helo(struct session *s)
+{
+	struct screen *sc = s->scr;
+	if (sc == NULL || !sc->active || s->helo == NULL)
+		return;
+	char ours[64] = "";
+	struct sockaddr_storage local;
+	socklen_t llen = sizeof(local);
+	if (getsockname(s->fd, (struct sockaddr *)&local, &llen) == 0)
+		sockaddr_host((struct sockaddr *)&local, ours, sizeof(ours));
+	timing_note_helo(&sc->t, timing_helo_form(s->helo, s->addr, ours[0] ? ours : NULL,
+	                                          session_cf(s)->hostname));
+}
+
+void screen_non_smtp(struct session *s, const char *what)
+{
+	struct screen *sc = s->scr;
+	if (sc != NULL && sc->active)
+		timing_note_non_smtp(&sc->t, what);
+}
+
+int64_t screen_patience(struct session *s, enum screen_reply which)
+{
+	const struct config *cf = session_cf(s);
+	struct screen *sc = s->scr;
+	if (sc == NULL || !sc->active || sc->patience_used || sc->hist == POLICY_GOOD)
+		return 0;
+	if (cf->patience_delay <= 0 || (enum test_action)cf->patience_action == TEST_OFF ||
+	    cf->patience_reply != (int)which)
+		return 0;
+	/* A whitelisted sender skips every delay (known from MAIL on). */
+	if (s->sender && s->srv->scr && whitelist_sender(&s->srv->scr->wl, s->sender))
+		return 0;
+	sc->patience_used = 1;
+	timing_patience_start(&sc->t, mono_usec(), cf->patience_delay * 1000000);
+	return cf->patience_delay;
+}
+
+void screen_patience_over(struct session *s, int closed, int spoke)
+{
+	struct screen *sc = s->scr;
+	if (sc == NULL)
+		return;
+	if (closed || spoke)
+		timing_patience_break(&sc->t, closed, mono_usec());
+	else
+		timing_patience_end(&sc->t);
+}
+
+static int transaction_whitelisted(const struct session *s)
+{
+	const struct screen *sc = s->scr;
+	const struct whitelist *wl = s->srv->scr ? &s->srv->scr->wl : NULL;
+	if (sc->wl_client)
+		return 1;
+	if (wl == NULL)
+		return 0;
+	if (s->sender && whitelist_sender(wl, s->sender))
+		return 1;
+	if (s->nrcpt == 0)
+		return 0;
+	for (size_t i = 0; i < s->nrcpt; i++)
+		if (!whitelist_recipient(wl, s->rcpts[i]))
+			return 0;
+	return 1;
+}
+
+static void policy_params_of(const struct config *cf, struct policy_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	/* new_action: accept, tempfail, log */
+	p->new_action = cf->new_action == 0 ? NEW_ACCEPT : NEW_TEMPFAIL;
+	p->new_log_only = cf->new_action == 2;
+	p->new_delay = cf->new_delay;
+	/* predicted_junk_action: tempfail, reject, accept, log */
+	p->junk_action = cf->predicted_junk_action == 1   ? JUNK_REJECT
+	                 : cf->predicted_junk_action == 2 ? JUNK_ACCEPT
+	                                                  : JUNK_TEMPFAIL;
+	p->junk_log_only = cf->predicted_junk_action == 3;
+	p->junk_delay = cf->junk_delay;
+	/* timing_junk_action: reject, tempfail, log */
+	p->timing_junk_action = cf->timing_junk_action == 1 ? TJ_TEMPFAIL : TJ_REJECT;
+	p->timing_log_only = cf->timing_junk_action == 2;
+}
+
+enum reply_id screen_data(struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	struct screen *sc = s->scr;
+	if (sc == NULL)
+		return RPL_NONE;
+	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354. */
+	if (sc->active && s->bev && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		timing_note_early_body(&sc->t);
+	enum test_action act[TT_NTESTS];
+	test_actions(cf, act);
+	verdict_compute(&sc->t, act, &sc->v);
+	sc->whitelisted = transaction_whitelisted(s);
+	struct policy_params pp;
+	policy_params_of(cf, &pp);
+	struct policy_input in = {.history = sc->hist,
+	                          .first_seen = sc->first_seen,
+	                          .now = wall_usec() / 1000000,
+	                          .verdict = sc->v.cls,
+	                          .whitelisted = sc->whitelisted,
+	                          .exempt = sc->exempt};
+	policy_decide(&pp, &in, &sc->pr);
+	sc->decided = 1;
+
+	enum reply_id r = RPL_NONE;
+	if (sc->pr.decision == POLICY_REJECT)
+		r = RPL_POLICY_REJECT;
+	else if (sc->pr.decision == POLICY_TEMPFAIL)
+		r = RPL_POLICY_TEMPFAIL;
+	else
+		r = admission_check(s->srv, sc->pr.decision == POLICY_HI);
+
+	const char *outcome = r == RPL_NONE              ? policy_decision_name(sc->pr.decision)
+	                      : r == RPL_POLICY_REJECT   ? "reject"
+	                      : r == RPL_POLICY_TEMPFAIL ? "tempfail"
+	                                                 : "tempfail (load)";
+	log_info("classify: unknown[%s]:%u: %s, verdict=%s, score=%d, history=%s (%s), %s%s%s%s; "
+	         "reasons: %s",
+	         s->addr, s->port, outcome, verdict_class_name(sc->v.cls), sc->v.score,
+	         history_class_name((enum history_class)sc->hist), sc->hist_reason, sc->pr.why,
+	         sc->pr.would != sc->pr.decision ? " (log only: would " : "",
+	         sc->pr.would != sc->pr.decision ? policy_decision_name(sc->pr.would) : "",
+	         sc->pr.would != sc->pr.decision ? ")" : "",
+	         sc->v.reasons[0] ? sc->v.reasons : "none");
+	if (r == RPL_POLICY_REJECT)
+		sc->rejects++;
+	else if (r != RPL_NONE)
+		sc->tempfails++;
+	return r;
+}
+
+enum spool_queue screen_queue(const struct session *s)
+{
+	const struct screen *sc = s->scr;
+	if (sc == NULL || !sc->decided)
+		return Q_HI;
+	return sc->pr.decision == POLICY_HI ? Q_HI : Q_LO;
+}
+
+void screen_envelope(const struct session *s, struct envelope *env)
+{
+	const struct screen *sc = s->scr;
+	if (sc == NULL || !sc->decided)
+		return;
+	env->class = sc->pr.decision == POLICY_HI ? CLASS_HI : CLASS_LO;
+	free(env->verdict);
+	env->verdict =
+	    xstrdup(sc->exempt || sc->whitelisted ? "good" : verdict_class_name(sc->v.cls));
+	env->score = sc->v.score;
+	free(env->reasons);
+	env->reasons = NULL;
+	if (sc->v.reasons[0] || sc->whitelisted || sc->exempt)
+		xasprintf(&env->reasons, "%s%s%s",
+		          sc->exempt        ? "exempt"
+		          : sc->whitelisted ? "whitelisted"
+		                            : "",
+		          (sc->exempt || sc->whitelisted) && sc->v.reasons[0] ? "; " : "",
+		          sc->v.reasons);
+	free(env->history);
+	env->history = xstrdup(history_class_name((enum history_class)sc->hist));
+}
+
+int screen_header(const struct session *s, char **out)
+{
+	const struct screen *sc = s->scr;
+	if (sc == NULL || !sc->decided) {
+		*out = NULL;
+		return 0;
+	}
+	return xasprintf(out, "X-Tempomx-Class: %s; verdict=%s; score=%d; history=%s\r\n",
+	                 sc->pr.decision == POLICY_HI ? "hi" : "lo",
+	                 sc->exempt || sc->whitelisted ? "good" : verdict_class_name(sc->v.cls),
+	                 sc->v.score, history_class_name((enum history_class)sc->hist));
+}
+
+void screen_committed(struct session *s, int ok)
+{
+	struct screen *sc = s->scr;
+	if (sc == NULL || !ok || !sc->decided)
+		return;
+	if (sc->pr.decision == POLICY_HI)
+		sc->accepted_hi++;
+	else
+		sc->accepted_lo++;
+	sc->logged_with_id = 1;
+	log_info("%s: class=%s, verdict=%s, score=%d, history=%s, reasons: %s", s->id,
+	         sc->pr.decision == POLICY_HI ? "hi" : "lo", verdict_class_name(sc->v.cls),
+	         sc->v.score, history_class_name((enum history_class)sc->hist),
+	         sc->v.reasons[0] ? sc->v.reasons : "none");
+}
+
+void screen_close(struct session *s)
+{
+	struct screen *sc = s->scr;
+	if (sc == NULL)
+		return;
+	if (s->held)
+		screen_patience_over(s, 1, 0);
+	timing_note_close(&sc->t, s->quit);
+	enum test_action act[TT_NTESTS];
+	test_actions(session_cf(s), act);
+	struct verdict v;
+	verdict_compute(&sc->t, act, &v);
+	if (sc->active && !sc->logged_with_id)
+		log_info("classify: unknown[%s]:%u: no message accepted, verdict=%s, score=%d, "
+		         "history=%s, %s; reasons: %s",
+		         s->addr, s->port, verdict_class_name(v.cls), v.score,
+		         history_class_name((enum history_class)sc->hist),
+		         s->quit ? "quit" : "closed without QUIT",
+		         v.reasons[0] ? v.reasons : "none");
+	/* Exempt clients teach the history nothing: their mail is not
+	 * judged. A whitelisted one is recorded as it behaved. */
+	if (!sc->exempt) {
+		unsigned flags = HISTORY_EV_SESSION | HISTORY_EV_SCORE;
+		if (sc->accepted_hi)
+			flags |= HISTORY_EV_HI;
+		if (sc->accepted_lo)
+			flags |= HISTORY_EV_LO;
+		if (sc->tempfails)
+			flags |= HISTORY_EV_TEMPFAIL;
+		if (sc->rejects)
+			flags |= HISTORY_EV_REJECT;
+		if (v.cls == VERDICT_JUNK && sc->active)
+			flags |= HISTORY_EV_JUNK;
+		writer_push(s->srv->scr, session_peer(s), s->peerlen, flags,
+		            verdict_score_sample(&v));
+	}
+	free(sc);
+	s->scr = NULL;
+}

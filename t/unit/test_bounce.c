@@ -1,0 +1,98 @@
+/*
+ * test_bounce.c: the delivery status notification (bounce.c): status
+ * codes taken from replies and the RFC 3464 report layout.
+ */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "bounce.h"
+#include "util.h"
+
+Test(bounce, status_from_reply)
+{
+	static const struct {
+		const char *reply;
+		int code;
+		const char *want;
+	} cases[] = {
+	    {"550 5.1.1 <x@y>: no such user", 550, "5.1.1"},
+	    {"550-5.7.1 refused", 550, "5.7.1"},
+	    {"452 4.2.2 mailbox full", 452, "4.2.2"},
+	    {"550 no such user", 550, "5.0.0"},
+	    {"554 5.4.6 too many hops", 554, "5.4.6"},
+	    {"550 5.1234.1 bad", 550, "5.0.0"},
+	    {"550 6.1.1 bad class", 550, "5.0.0"},
+	    {"connect: timed out", 451, "4.0.0"},
+	    {NULL, 500, "5.0.0"},
+	    {"5.2.2 bare", 500, "5.2.2"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char st[16];
+		bounce_status(cases[i].reply, cases[i].code, st, sizeof(st));
+		cr_expect_str_eq(st, cases[i].want, "'%s'",
+		                 cases[i].reply ? cases[i].reply : "(null)");
+	}
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+Test(bounce, report_layout)
+{
+	struct bounce_rcpt r[2] = {
+	    {.addr = "a@remote.test", .orcpt = "rfc822;A@remote.test", .diag = "550 5.1.1 no user"},
+	    {.addr = "b@remote.test", .diag = "550 5.2.2 full\x01"},
+	};
+	strcpy(r[0].status, "5.1.1");
+	strcpy(r[1].status, "5.2.2");
+	const char hdrs[] = "Received: from x\r\nSubject: hello\r\n";
+	struct bounce_report b = {
+	    .hostname = "mx.local.test",
+	    .id = "06B07CF6A1E2400012F000",
+	    .sender = "alice@local.test",
+	    .envid = "ENV1",
+	    .arrival = 1795673962,
+	    .now = 1795674000,
+	    .rcpts = r,
+	    .nrcpt = 2,
+	    .headers = hdrs,
+	    .headers_len = sizeof(hdrs) - 1,
+	};
+	size_t len;
+	char *m = bounce_format(&b, &len);
+	cr_assert_eq(strlen(m), len);
+	cr_expect(strstr(m, "Content-Type: multipart/report; report-type=delivery-status;") !=
+	          NULL);
+	cr_expect(strstr(m, "To: <alice@local.test>\r\n") != NULL);
+	cr_expect(strstr(m, "Auto-Submitted: auto-replied\r\n") != NULL);
+	cr_expect(strstr(m, "Content-Type: message/delivery-status\r\n") != NULL);
+	cr_expect(strstr(m, "Content-Type: text/rfc822-headers\r\n\r\nReceived: from x\r\n"
+	                    "Subject: hello\r\n") != NULL);
+	cr_expect(strstr(m, "Reporting-MTA: dns; mx.local.test\r\n") != NULL);
+	cr_expect(strstr(m, "Original-Envelope-Id: ENV1\r\n") != NULL);
+	cr_expect(strstr(m, "Final-Recipient: rfc822; a@remote.test\r\n"
+	                    "Original-Recipient: rfc822;A@remote.test\r\n"
+	                    "Action: failed\r\nStatus: 5.1.1\r\n"
+	                    "Diagnostic-Code: smtp; 550 5.1.1 no user\r\n") != NULL);
+	cr_expect(strstr(m, "Status: 5.2.2\r\nDiagnostic-Code: smtp; 550 5.2.2 full?\r\n") != NULL,
+	          "a control octet in a reply must not reach the report");
+	cr_expect_eq(count(m, "Final-Recipient:"), 2);
+	/* Three parts and the closing boundary, every line CRLF. */
+	cr_expect_eq(count(m, "\r\n--06B07CF6A1E2400012F000."), 4);
+	cr_expect(strstr(m, "--\r\n") == m + len - 4);
+	for (size_t i = 0; i < len; i++)
+		if (m[i] == '\n')
+			cr_assert(i > 0 && m[i - 1] == '\r', "bare LF at %zu", i);
+	free(m);
+
+	b.delayed = 1;
+	m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "Action: delayed\r\n") != NULL);
+	cr_expect(strstr(m, "Subject: Delayed Mail") != NULL);
+	free(m);
+}

@@ -1,0 +1,264 @@
+/*
+ * test_verdict.c: the timing evidence (src/classify/timing.c) and its
+ * verdict (src/classify/verdict.c), table-driven: each row is a scripted
+ * dialogue as smtpd would note it, with the verdict, score and a reason
+ * the admin must find in the log.
+ */
+#include <criterion/criterion.h>
+
+/* The tables leave trailing fields zero on purpose. */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+
+#include <string.h>
+
+#include "classify.h"
+
+/* One step of a scripted dialogue; times in ms from the connect. */
+enum step_kind {
+	S_PREGREET,
+	S_GREET,
+	S_REPLY,
+	S_CMD,
+	S_EARLY_BODY,
+	S_NON_SMTP,
+	S_HELO,
+	S_PAT_START,
+	S_PAT_BREAK_CLOSE,
+	S_PAT_BREAK_SPOKE,
+	S_PAT_END,
+	S_END
+};
+
+struct step {
+	enum step_kind k;
+	int ms;
+	const char *verb; /* S_CMD; S_NON_SMTP: what */
+	int early, bare_lf, pipelining;
+	unsigned helo;
+	size_t octets;
+};
+
+struct row {
+	const char *name;
+	struct step steps[16];
+	enum verdict_class cls;
+	int score;
+	const char *reason; /* substring of the reasons, or "" for none */
+};
+
+#define MS(x) ((int64_t)(x)*1000)
+
+static const struct row rows[] = {
+    {"polite EHLO client",
+     {{S_GREET, 1000},
+      {S_CMD, 1010, "EHLO", 0, 0, 0},
+      {S_REPLY, 1011},
+      {S_CMD, 1020, "MAIL", 0, 0, 1},
+      {S_REPLY, 1021},
+      {S_CMD, 1030, "RCPT", 0, 0, 1},
+      {S_REPLY, 1031},
+      {S_CMD, 1040, "DATA", 0, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"RFC 2920 group MAIL RCPT DATA after the EHLO reply",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "DATA", 1, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"pregreet",
+     {{S_PREGREET, 400, NULL, 0, 0, 0, 0, 14}, {S_GREET, 3000}, {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PREGREET,
+     "pregreet 14 bytes after 0.4 s"},
+    {"pipelining after HELO",
+     {{S_GREET, 0},
+      {S_CMD, 10, "HELO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 0},
+      {S_CMD, 20, "RCPT", 1, 0, 0},
+      {S_CMD, 20, "DATA", 1, 0, 0},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "unauth pipelining: RCPT DATA after MAIL"},
+    {"MAIL before the EHLO reply",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_CMD, 10, "MAIL", 1, 0, 1},
+      {S_CMD, 10, "RCPT", 1, 0, 1},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "unauth pipelining: MAIL RCPT after EHLO"},
+    {"body before the 354",
+     {{S_GREET, 0}, {S_CMD, 10, "EHLO", 0, 0, 0}, {S_EARLY_BODY, 20}, {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "body before 354"},
+    {"impatient: closed in the delay",
+     {{S_GREET, 0}, {S_PAT_START, 0}, {S_PAT_BREAK_CLOSE, 1200}, {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_IMPATIENT,
+     "impatient: closed 1.2 s into a 5 s delay"},
+    {"patient client",
+     {{S_GREET, 0}, {S_PAT_START, 0}, {S_PAT_END, 5000}, {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"HTTP",
+     {{S_GREET, 0}, {S_NON_SMTP, 5, "GET / HTTP/1.1"}, {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_NON_SMTP,
+     "non-SMTP input: GET / HTTP/1.1"},
+    {"bare LF",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 1, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 1, 1},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_BARE_LF,
+     "bare LF in 2 command lines"},
+    {"HELO bare IP: weak alone",
+     {{S_GREET, 0}, {S_HELO, 5, NULL, 0, 0, 0, HELO_BARE_IP}, {S_END}},
+     VERDICT_GOOD,
+     WEIGHT_HELO,
+     "HELO is a bare IP address"},
+    {"HELO bare IP and our name: suspect",
+     {{S_GREET, 0}, {S_HELO, 5, NULL, 0, 0, 0, HELO_BARE_IP | HELO_OURS}, {S_END}},
+     VERDICT_SUSPECT,
+     2 * WEIGHT_HELO,
+     "HELO claims our own name"},
+};
+
+static void play(const struct row *r, const enum test_action act[TT_NTESTS], struct verdict *v)
+{
+	struct timing t;
+	timing_init(&t, MS(0));
+	for (const struct step *s = r->steps; s->k != S_END; s++) {
+		int64_t u = MS(s->ms);
+		switch (s->k) {
+		case S_PREGREET:
+			timing_note_pregreet(&t, s->octets, u);
+			break;
+		case S_GREET:
+			timing_note_greeting(&t, 0, u);
+			break;
+		case S_REPLY:
+			timing_note_reply(&t, u);
+			break;
+		case S_CMD:
+			timing_note_command(&t, s->verb, s->early, s->bare_lf, s->pipelining, u);
+			break;
+		case S_EARLY_BODY:
+			timing_note_early_body(&t);
+			break;
+		case S_NON_SMTP:
+			timing_note_non_smtp(&t, s->verb);
+			break;
+		case S_HELO:
+			timing_note_helo(&t, s->helo);
+			break;
+		case S_PAT_START:
+			timing_patience_start(&t, u, MS(5000));
+			break;
+		case S_PAT_BREAK_CLOSE:
+			timing_patience_break(&t, 1, u);
+			break;
+		case S_PAT_BREAK_SPOKE:
+			timing_patience_break(&t, 0, u);
+			break;
+		case S_PAT_END:
+			timing_patience_end(&t);
+			break;
+		case S_END:
+			break;
+		}
+	}
+	verdict_compute(&t, act, v);
+}
+
+Test(verdict, table)
+{
+	const enum test_action enforce[TT_NTESTS] = {TEST_ENFORCE, TEST_ENFORCE, TEST_ENFORCE,
+	                                             TEST_LOG,     TEST_ENFORCE, TEST_ENFORCE};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct verdict v;
+		play(&rows[i], enforce, &v);
+		cr_expect_eq(v.cls, rows[i].cls, "%s: verdict %s", rows[i].name,
+		             verdict_class_name(v.cls));
+		cr_expect_eq(v.score, rows[i].score, "%s: score %d", rows[i].name, v.score);
+		if (rows[i].reason[0])
+			cr_expect(strstr(v.reasons, rows[i].reason) != NULL, "%s: reasons '%s'",
+			          rows[i].name, v.reasons);
+		else
+			cr_expect(strstr(v.reasons, "pipelining") == NULL &&
+			              strstr(v.reasons, "pregreet") == NULL,
+			          "%s: reasons '%s'", rows[i].name, v.reasons);
+	}
+}
+
+/* log: the reason is kept (marked), the verdict ignores it; off: gone. */
+Test(verdict, log_and_off_modes)
+{
+	enum test_action act[TT_NTESTS];
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		if (rows[i].cls != VERDICT_JUNK)
+			continue;
+		for (int m = TEST_LOG; m <= TEST_OFF; m++) {
+			for (int k = 0; k < TT_NTESTS; k++)
+				act[k] = (enum test_action)m;
+			struct verdict v;
+			play(&rows[i], act, &v);
+			cr_expect_eq(v.cls, VERDICT_GOOD, "%s mode %d: %s", rows[i].name, m,
+			             verdict_class_name(v.cls));
+			cr_expect_eq(v.score, 0);
+			if (m == TEST_LOG)
+				cr_expect(strstr(v.reasons, rows[i].reason) &&
+				              strstr(v.reasons, "[log]"),
+				          "%s: '%s'", rows[i].name, v.reasons);
+			else
+				cr_expect_str_eq(v.reasons, "", "%s: '%s'", rows[i].name,
+				                 v.reasons);
+		}
+	}
+}
+
+Test(verdict, helo_form)
+{
+	static const struct {
+		const char *helo, *client, *ours, *host;
+		unsigned want;
+	} t[] = {
+	    {"mail.example.org", "192.0.2.1", "192.0.2.9", "mx.example.test", 0},
+	    {"192.0.2.1", "192.0.2.1", "192.0.2.9", "mx.example.test", HELO_BARE_IP},
+	    {"[192.0.2.1]", "192.0.2.1", "192.0.2.9", "mx.example.test", 0},
+	    {"[192.0.2.7]", "192.0.2.1", "192.0.2.9", "mx.example.test", HELO_LITERAL_OTHER},
+	    {"[192.0.2.9]", "192.0.2.1", "192.0.2.9", "mx.example.test", HELO_OURS},
+	    {"MX.example.TEST", "192.0.2.1", "192.0.2.9", "mx.example.test", HELO_OURS},
+	    {"bad..name", "192.0.2.1", NULL, "mx.example.test", HELO_INVALID},
+	    {"-bad.example", "192.0.2.1", NULL, "mx.example.test", HELO_INVALID},
+	    {"[IPv6:2001:db8::1]", "2001:db8::1", NULL, "mx.example.test", 0},
+	    {"[300.1.1.1]", "192.0.2.1", NULL, "mx.example.test", HELO_INVALID},
+	    {"", "192.0.2.1", NULL, "mx.example.test", HELO_INVALID},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		cr_expect_eq(timing_helo_form(t[i].helo, t[i].client, t[i].ours, t[i].host),
+		             t[i].want, "HELO '%s': got %#x", t[i].helo,
+		             timing_helo_form(t[i].helo, t[i].client, t[i].ours, t[i].host));
+}
+
+Test(verdict, timing_state_is_small)
+{
+	/* Memory per connection: one fixed struct, no allocation. */
+	cr_expect_leq(sizeof(struct timing), 256);
+}
