@@ -433,8 +433,11 @@ static void fin_work(struct task *t)
 		m->warn_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
 		                          m->warn_idx, m->nwarn, 1, 0);
 	}
+	/* Every recipient is durably somewhere else (a flushed Maildir, a
+	 * remote 250, a queued bounce): if a crash undoes the unlink the
+	 * message is only delivered again, so the directory needs no flush. */
 	if (m->fin_remove)
-		m->fin_rc = spool_remove(&d->sp, Q_OUT, m->id);
+		m->fin_rc = spool_release(&d->sp, Q_OUT, m->id);
 	else
 		m->fin_rc = spool_update(&d->sp, Q_OUT, m->id, &m->env, NULL, Q_DEFERRED);
 	m->fin_errno = errno;

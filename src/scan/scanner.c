@@ -356,9 +356,15 @@ static void scanner_open_history(struct scanner *s)
 {
 	char path[4096], err[512];
 	snprintf(path, sizeof(path), "%s/db", s->rt->cf->spool_directory);
-	s->hist = history_open(path, 0, err, sizeof(err));
+	const struct config *cf = s->rt->cf;
+	s->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
 	if (s->hist == NULL)
 		log_warnx("sender history unavailable, virus hits will not be recorded: %s", err);
+	/* The same aggregate keys as smtpd, or virus hits would count
+	 * against networks smtpd never looks up. */
+	else if (history_configure(s->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
+	                           cf->history_max_age) != 0)
+		log_warnx("history: bad prefix or age; using the defaults");
 	s->wenv.hist = s->hist;
 }
 

@@ -64,7 +64,8 @@ struct master {
 	int stopping;
 	int pid_written;
 	char *pid_file;
-	/* The control socket (tempomxctl) will add its event here. */
+	struct event *hup_smtpd_ev; /* second step of a reload */
+	                            /* The control socket (tempomxctl) will add its event here. */
 };
 
 static void usage(void)
@@ -346,6 +347,16 @@ static void master_stop(struct master *m, int sig)
 
 /* SIGHUP: the new file must be valid for the master too before the
  * children are told to read it; otherwise everyone keeps the old one. */
+/* How long smtpd's reload waits for the other stages' (they reload in a
+ * few milliseconds; this only orders the two steps). */
+#define RELOAD_SMTPD_DELAY_USEC 300000
+
+static void master_reload_smtpd(evutil_socket_t fd, short what, void *arg)
+{
+	struct master *m = arg;
+	child_kill(&m->children, "smtpd", SIGHUP);
+}
+
 static void master_reload(struct master *m)
 {
 	struct config ncf;
@@ -362,7 +373,15 @@ static void master_reload(struct master *m)
 		return;
 	if (tls_off && m->cf.smtp_tls)
 		log_info("reload: smtp_tls = yes takes effect in smtpd if its certificate loads");
-	child_kill_all(&m->children, SIGHUP);
+	/* The stages that act on accepted mail reload first, smtpd a moment
+	 * later: otherwise smtpd could accept mail for a newly added local
+	 * domain that delivery, still on the old settings, would route out. */
+	child_kill(&m->children, "scanner", SIGHUP);
+	child_kill(&m->children, "delivery", SIGHUP);
+	if (m->hup_smtpd_ev == NULL)
+		m->hup_smtpd_ev = evtimer_new(m->base, master_reload_smtpd, m);
+	struct timeval tv = {0, RELOAD_SMTPD_DELAY_USEC};
+	evtimer_add(m->hup_smtpd_ev, &tv);
 }
 
 static void master_signal(evutil_socket_t sig, short what, void *arg)
@@ -516,6 +535,8 @@ int main(int argc, char **argv)
 	child_set_free(&m.children);
 	if (m.grace_ev)
 		event_free(m.grace_ev);
+	if (m.hup_smtpd_ev)
+		event_free(m.hup_smtpd_ev);
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		event_free(m.sig_ev[i]);
 	event_base_free(m.base);
