@@ -14,7 +14,10 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include <errno.h>
 #include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,6 +456,124 @@ Test(classify, low_disk_tempfails_and_class_header)
 	cr_expect(h_log_has(&D, "admission: shedding load"));
 	h_daemon_stop(&D);
 	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
+
+/* The pid in the last "child NAME started, pid N" log line, 0 if none. */
+static pid_t child_pid(const char *name)
+{
+	size_t len;
+	char *log = h_read_file(D.log, &len);
+	char needle[64];
+	snprintf(needle, sizeof(needle), "child %s started, pid ", name);
+	pid_t pid = 0;
+	for (char *p = log; p && (p = strstr(p, needle)) != NULL; p++)
+		pid = (pid_t)atoi(p + strlen(needle));
+	free(log);
+	return pid;
+}
+
+Test(classify, queue_max_sheds_lo_first_and_loses_nothing)
+{
+	start();
+	h_set(&D, "greet_pause", "0");
+	h_set(&D, "patience_delay", "0");
+	h_set(&D, "queue_max", "3");
+	h_daemon_start(&D);
+	/* With the scanner stopped, accepted mail piles up in hi/. */
+	pid_t sc = child_pid("scanner");
+	cr_assert_gt(sc, 0);
+	cr_assert_eq(kill(sc, SIGSTOP), 0);
+	int accepted = 0;
+	for (int i = 0; i < 4; i++)
+		if (good_session("127.0.0.1", "a@localhost", "q@localhost") == 250)
+			accepted++;
+	cr_expect_eq(accepted, 4);
+	h_sleep_ms(1500); /* admission counts the queue once a second */
+	/* Over queue_max: a new (lo-bound) client is shed, a trusted
+	 * (hi-bound) one still gets in until twice queue_max. */
+	cr_expect_eq(good_session("127.0.8.2", "a@localhost", "q@localhost"), 452);
+	int code = good_session("127.0.0.1", "a@localhost", "q@localhost");
+	cr_expect_eq(code, 250);
+	accepted += code == 250;
+	for (int i = 0; i < 2; i++)
+		if (good_session("127.0.0.1", "a@localhost", "q@localhost") == 250)
+			accepted++;
+	h_sleep_ms(1500);
+	cr_expect_eq(good_session("127.0.0.1", "a@localhost", "q@localhost"), 452,
+	             "hi-bound mail is shed above twice queue_max");
+	cr_expect(h_log_has(&D, "admission: shedding load"));
+	/* The backlog drains and the door opens again; nothing was lost. */
+	cr_assert_eq(kill(sc, SIGCONT), 0);
+	char md[H_PATH];
+	h_maildir(&D, "localhost", "q", md, sizeof(md));
+	cr_expect(h_maildir_wait(md, accepted, 20000), "accepted %d, not all delivered", accepted);
+	h_sleep_ms(1500);
+	cr_expect_eq(good_session("127.0.8.2", "a@localhost", "q@localhost"), 250);
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
+
+/* A full disk while a message is being written: the client gets a 4xx,
+ * never a 250, and nothing half-written is queued. The spool lives on a
+ * small tmpfs (skipped where mounting is not allowed). */
+static char small[H_PATH];
+
+/* Runs even when the test fails half-way: never leave a mount behind.
+ * A lazy unmount first (a daemon still running keeps its files until it
+ * is stopped), then the suite's own fini, which this one replaces. */
+static void unmount_small(void)
+{
+	if (small[0] != '\0')
+		umount2(small, MNT_DETACH);
+	h_teardown();
+}
+
+Test(classify, full_disk_never_gives_250, .fini = unmount_small)
+{
+	start();
+	h_set(&D, "greet_pause", "0");
+	h_set(&D, "patience_delay", "0");
+	snprintf(small, sizeof(small), "%s/small", D.dir);
+	cr_assert_eq(mkdir(small, 0700), 0);
+	if (mount("tmpfs", small, "tmpfs", 0, "size=4m,mode=0755") != 0)
+		cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+	h_set(&D, "spool_directory", "%s/spool", small);
+	h_set(&D, "spool_min_free", "0");
+	h_set(&D, "message_size_limit", "20M");
+	h_set(&D, "history_map_size", "1M");
+	h_daemon_start(&D);
+
+	size_t big = 6u << 20;
+	char *msg = malloc(big);
+	cr_assert_not_null(msg);
+	memcpy(msg, "Subject: big\r\n\r\n", 17);
+	for (size_t i = 17; i < big; i += 80) {
+		size_t n = big - i < 80 ? big - i : 80;
+		memset(msg + i, 'x', n);
+		if (n >= 2)
+			memcpy(msg + i + n - 2, "\r\n", 2);
+	}
+	const char *rcpts[] = {"f@localhost", NULL};
+	struct h_conn c;
+	h_open(&c, "127.0.0.1", D.port);
+	int code = h_transaction(&c, "big.example.test", "a@localhost", rcpts, msg, big);
+	h_cmd(&c, "QUIT");
+	h_close(&c);
+	free(msg);
+	cr_expect(code >= 400 && code < 500, "a message that does not fit got %d", code);
+	cr_expect_eq(h_spool_count(&D, "hi") + h_spool_count(&D, "lo") + h_spool_count(&D, "out"),
+	             0, "something was queued");
+	/* The space is given back: a small message fits and is delivered. */
+	cr_expect_eq(good_session("127.0.0.1", "a@localhost", "f@localhost"), 250);
+	char md[H_PATH];
+	h_maildir(&D, "localhost", "f", md, sizeof(md));
+	cr_expect(h_maildir_wait(md, 1, 10000));
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+	cr_expect_eq(umount(small), 0, "umount %s: %s", small, strerror(errno));
+	small[0] = '\0';
 	h_daemon_free(&D);
 }
 
