@@ -32,6 +32,7 @@
 #include <sys/types.h>
 
 #include "envelope.h"
+#include "idlist.h"
 #include "queueid.h"
 
 /* ---- engine.c ---------------------------------------------------------- */
@@ -204,19 +205,14 @@ int engine_reload_wait(struct engine_holder *h, int64_t timeout_usec);
  * head. A pick is final: a started message is never put back
  * (non-preemptive); the caller forgets or re-adds IDs as files come and go.
  */
-struct sched_list {
-	char (*v)[QUEUEID_SIZE];
-	size_t head, n, cap;
-};
-
 struct scheduler {
-	int mode;                  /* enum schedule_mode (conf.h) */
-	unsigned weight;           /* weighted: hi picks per lo pick, >= 1 */
-	int64_t lo_max_wait_usec;  /* 0: no promotion */
-	struct sched_list list[2]; /* indexed by enum msg_class */
-	unsigned hi_run;           /* weighted: hi picks since the last lo pick
-	                            * made while lo mail was waiting */
-	uint64_t picks;            /* picks so far; the next pick is picks + 1 */
+	int mode;                 /* enum schedule_mode (conf.h) */
+	unsigned weight;          /* weighted: hi picks per lo pick, >= 1 */
+	int64_t lo_max_wait_usec; /* 0: no promotion */
+	struct idlist list[2];    /* indexed by enum msg_class */
+	unsigned hi_run;          /* weighted: hi picks since the last lo pick
+	                           * made while lo mail was waiting */
+	uint64_t picks;           /* picks so far; the next pick is picks + 1 */
 };
 
 struct sched_pick {

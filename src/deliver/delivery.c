@@ -42,6 +42,7 @@
 #include <event2/event.h>
 
 #include "bounce.h"
+#include "idlist.h"
 #include "log.h"
 #include "maildir.h"
 #include "remote.h"
@@ -183,69 +184,6 @@ static void pool_free(struct pool *p)
 	pthread_mutex_destroy(&p->mu);
 }
 
-/* ---- queue of waiting messages: sorted IDs, oldest first ---- */
-
-struct idq {
-	char (*v)[QUEUEID_SIZE];
-	size_t head, n, cap;
-};
-
-static size_t idq_search(const struct idq *q, const char *id, int *found)
-{
-	size_t lo = q->head, hi = q->head + q->n;
-	*found = 0;
-	if (q->n == 0 || strcmp(q->v[hi - 1], id) < 0)
-		return hi;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(q->v[mid], id);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int idq_insert(struct idq *q, const char *id)
-{
-	int found;
-	size_t pos = idq_search(q, id, &found);
-	if (found)
-		return 0;
-	if (q->head + q->n == q->cap) {
-		if (q->head > 0) {
-			memmove(q->v, q->v + q->head, q->n * sizeof(*q->v));
-			pos -= q->head;
-			q->head = 0;
-		} else {
-			q->cap = q->cap ? q->cap * 2 : 64;
-			q->v = xreallocarray(q->v, q->cap, sizeof(*q->v));
-		}
-	}
-	size_t end = q->head + q->n;
-	if (pos < end)
-		memmove(q->v + pos + 1, q->v + pos, (end - pos) * sizeof(*q->v));
-	memcpy(q->v[pos], id, QUEUEID_SIZE);
-	q->n++;
-	return 1;
-}
-
-static int idq_pop(struct idq *q, char *id)
-{
-	if (q->n == 0)
-		return 0;
-	memcpy(id, q->v[q->head], QUEUEID_SIZE);
-	q->head++;
-	if (--q->n == 0)
-		q->head = 0;
-	return 1;
-}
-
 /* ---- delivery state ---- */
 
 struct delivery;
@@ -329,7 +267,7 @@ struct delivery {
 	struct spool_watch *watch;
 	int64_t interval;
 	struct pool pool;
-	struct idq waiting;
+	struct idlist waiting; /* messages in out/, oldest first */
 	struct msg *active;
 	size_t nactive, max_active;
 	struct event *work_ev;
@@ -370,7 +308,7 @@ static void delivery_seen(void *arg, enum spool_queue q, const char *id)
 	struct delivery *d = arg;
 	if (q != Q_OUT || delivery_find(d, id) != NULL)
 		return;
-	if (idq_insert(&d->waiting, id))
+	if (idlist_insert(&d->waiting, id))
 		delivery_kick(d);
 }
 
@@ -901,7 +839,7 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 {
 	struct delivery *d = arg;
 	char id[QUEUEID_SIZE];
-	while (!d->stopping && d->nactive < d->max_active && idq_pop(&d->waiting, id)) {
+	while (!d->stopping && d->nactive < d->max_active && idlist_pop(&d->waiting, id)) {
 		if (delivery_find(d, id) == NULL)
 			msg_start(d, id);
 	}
@@ -1137,7 +1075,7 @@ int delivery_main(struct runtime *rt)
 		event_free(d.sig_ev[i]);
 	event_free(d.work_ev);
 	event_base_free(d.base);
-	free(d.waiting.v);
+	idlist_free(&d.waiting);
 	spool_close(&d.sp);
 	return status;
 }

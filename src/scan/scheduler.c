@@ -27,82 +27,10 @@
 #include <string.h>
 
 #include "conf.h"
+#include "idlist.h"
 #include "queueid.h"
 #include "scan.h"
 #include "util.h"
-
-static size_t list_search(const struct sched_list *l, const char *id, int *found)
-{
-	size_t lo = l->head, hi = l->head + l->n;
-	*found = 0;
-	if (l->n == 0 || strcmp(l->v[hi - 1], id) < 0)
-		return hi;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(l->v[mid], id);
-		if (c == 0) {
-			*found = 1;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int list_insert(struct sched_list *l, const char *id)
-{
-	int found;
-	size_t pos = list_search(l, id, &found);
-	if (found)
-		return 0;
-	if (l->head + l->n == l->cap) {
-		if (l->head > 0) {
-			memmove(l->v, l->v + l->head, l->n * sizeof(*l->v));
-			pos -= l->head;
-			l->head = 0;
-		} else {
-			l->cap = l->cap ? l->cap * 2 : 64;
-			l->v = xreallocarray(l->v, l->cap, sizeof(*l->v));
-		}
-	}
-	size_t end = l->head + l->n;
-	if (pos < end)
-		memmove(l->v + pos + 1, l->v + pos, (end - pos) * sizeof(*l->v));
-	memcpy(l->v[pos], id, QUEUEID_SIZE);
-	l->n++;
-	return 1;
-}
-
-static int list_remove(struct sched_list *l, const char *id)
-{
-	int found;
-	size_t pos = list_search(l, id, &found);
-	if (!found)
-		return 0;
-	size_t end = l->head + l->n;
-	memmove(l->v + pos, l->v + pos + 1, (end - pos - 1) * sizeof(*l->v));
-	l->n--;
-	if (l->n == 0)
-		l->head = 0;
-	return 1;
-}
-
-static const char *list_first(const struct sched_list *l)
-{
-	return l->n ? l->v[l->head] : NULL;
-}
-
-static void list_pop(struct sched_list *l, char *id)
-{
-	memcpy(id, l->v[l->head], QUEUEID_SIZE);
-	l->head++;
-	l->n--;
-	if (l->n == 0)
-		l->head = 0;
-}
 
 void sched_configure(struct scheduler *s, int mode, unsigned weight, int64_t lo_max_wait_usec)
 {
@@ -120,8 +48,8 @@ void sched_init(struct scheduler *s, int mode, unsigned weight, int64_t lo_max_w
 
 void sched_free(struct scheduler *s)
 {
-	free(s->list[CLASS_HI].v);
-	free(s->list[CLASS_LO].v);
+	idlist_free(&s->list[CLASS_HI]);
+	idlist_free(&s->list[CLASS_LO]);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -129,14 +57,14 @@ int sched_add(struct scheduler *s, enum msg_class c, const char *id)
 {
 	if ((c != CLASS_HI && c != CLASS_LO) || !queueid_valid(id))
 		return -1;
-	return list_insert(&s->list[c], id);
+	return idlist_insert(&s->list[c], id);
 }
 
 int sched_remove(struct scheduler *s, enum msg_class c, const char *id)
 {
 	if (c != CLASS_HI && c != CLASS_LO)
 		return 0;
-	return list_remove(&s->list[c], id);
+	return idlist_remove(&s->list[c], id);
 }
 
 size_t sched_waiting(const struct scheduler *s, enum msg_class c)
@@ -168,8 +96,8 @@ static int sched_lo_promoted(const struct scheduler *s, const char *lo, int64_t 
  * as hi. Both lists are known not to be empty together. */
 static enum msg_class sched_choose(struct scheduler *s, int64_t now_usec, int *promoted)
 {
-	const char *hi = list_first(&s->list[CLASS_HI]);
-	const char *lo = list_first(&s->list[CLASS_LO]);
+	const char *hi = idlist_first(&s->list[CLASS_HI]);
+	const char *lo = idlist_first(&s->list[CLASS_LO]);
 
 	*promoted = 0;
 	if (hi == NULL)
@@ -198,7 +126,7 @@ int sched_next(struct scheduler *s, int64_t now_usec, struct sched_pick *p)
 	enum msg_class c = sched_choose(s, now_usec, &promoted);
 
 	memset(p, 0, sizeof(*p));
-	list_pop(&s->list[c], p->id);
+	idlist_pop(&s->list[c], p->id);
 	p->queue = c;
 	p->promoted = promoted;
 	p->order = ++s->picks;
