@@ -73,7 +73,7 @@ struct task {
 struct pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct task *todo, **todo_tail;
+	struct task *pending, **pending_tail;
 	struct task *done, **done_tail;
 	int stop;
 	int efd;
@@ -88,16 +88,16 @@ static void *pool_thread(void *arg)
 	struct pool *p = arg;
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (p->todo == NULL && !p->stop)
+		while (p->pending == NULL && !p->stop)
 			pthread_cond_wait(&p->cv, &p->mu);
-		struct task *t = p->todo;
+		struct task *t = p->pending;
 		if (t == NULL) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;
 		}
-		p->todo = t->next;
-		if (p->todo == NULL)
-			p->todo_tail = &p->todo;
+		p->pending = t->next;
+		if (p->pending == NULL)
+			p->pending_tail = &p->pending;
 		pthread_mutex_unlock(&p->mu);
 
 		t->work(t);
@@ -138,7 +138,7 @@ static void pool_init(struct pool *p, struct event_base *base, size_t nthreads)
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	p->todo_tail = &p->todo;
+	p->pending_tail = &p->pending;
 	p->done_tail = &p->done;
 	p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->efd < 0)
@@ -162,8 +162,8 @@ static void pool_submit(struct pool *p, struct task *t)
 	t->next = NULL;
 	p->busy++;
 	pthread_mutex_lock(&p->mu);
-	*p->todo_tail = t;
-	p->todo_tail = &t->next;
+	*p->pending_tail = t;
+	p->pending_tail = &t->next;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 }

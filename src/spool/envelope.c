@@ -492,37 +492,18 @@ static void shown(char *dst, size_t dstlen, const char *s, size_t len)
 }
 
 /* Strict decimal: optional '-' only when negative values are allowed, at
- * least one digit, nothing else. */
+ * least one digit, nothing else. The field is not NUL-terminated, so it is
+ * copied for parse_int(), which does the rest. */
 static int parse_num(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
 {
-	size_t i = 0;
-	int neg = 0;
-	if (len > 0 && s[0] == '-' && min < 0) {
-		neg = 1;
-		i = 1;
-	}
-	if (i == len || len - i > 19)
+	char buf[24];
+	if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len) != NULL)
 		return -1;
-	uint64_t v = 0;
-	for (; i < len; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	int64_t r;
-	if (neg) {
-		if (v > (uint64_t)INT64_MAX + 1)
-			return -1;
-		r = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
-	} else {
-		if (v > (uint64_t)INT64_MAX)
-			return -1;
-		r = (int64_t)v;
-	}
-	if (r < min || r > max)
+	if (s[0] == '-' && min >= 0)
 		return -1;
-	*out = r;
-	return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return parse_int(buf, min, max, out);
 }
 
 static int bad_value(struct pstate *ps, const char *key, const char *val, size_t len)
