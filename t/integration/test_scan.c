@@ -39,9 +39,14 @@ TestSuite(scan, .init = h_setup, .fini = h_teardown, .timeout = 120);
 
 static void scan_init(struct h_daemon *d)
 {
-	char db[H_PATH];
+	char src[H_PATH], db[H_PATH + 8], cmd[4 * H_PATH];
 	h_daemon_init(d);
-	h_srcpath("t/data/clamav", db, sizeof(db));
+	/* A copy in the test's own directory: the daemon runs as an
+	 * unprivileged user who may not be able to read the source tree. */
+	h_srcpath("t/data/clamav", src, sizeof(src));
+	snprintf(db, sizeof(db), "%s/sigdb", d->dir);
+	snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s' && chmod -R a+rX '%s'", src, db, db);
+	cr_assert_eq(system(cmd), 0);
 	h_set(d, "scan", "yes");
 	h_set(d, "clamav_database", "%s", db);
 	h_set(d, "scan_threads", "2");
