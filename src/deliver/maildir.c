@@ -203,6 +203,10 @@ static int maildir_create(const char *dir, char *err, size_t errlen)
 	snprintf(p, sizeof(p), "%s", dir);
 	for (;;) {
 		if (fsync_dir_path(p) < 0) {
+			/* A directory we may not read was not made by us, so
+			 * it holds no new entry: the walk can stop there. */
+			if (errno == EACCES || errno == EPERM)
+				break;
 			snprintf(err, errlen, "fsync %s: %s", p, strerror(errno));
 			return -1;
 		}
