@@ -7,6 +7,7 @@
  * argument.
  *
  *   spool.c   directory layout, create/commit/move/update/remove, listing
+ *   recycle.c spare files in spare/, reused instead of create + unlink
  *   commit.c  writer thread pool: fsyncs off the event loop (smtpd)
  *   watch.c   inotify + periodic rescan of queue directories (libevent)
  */
@@ -37,11 +38,14 @@ enum spool_queue {
 /* Open handles on one spool; one per process (or per thread that needs
  * its own; the struct is read-only after spool_open and may be shared). */
 struct spool_dirsync;
+struct spool_recycle;
 
 struct spool {
 	char *path;
 	int dirfd[Q_COUNT]; /* O_DIRECTORY descriptors of each queue */
 	int rootfd;
+	int sparefd; /* spare/: files kept for reuse (recycle.c); -1 if absent */
+	struct spool_recycle *recycle;
 	/* Group commit of directory flushes (spool.c): threads of one process
 	 * that renamed into the same directory share one fsync of it. */
 	struct spool_dirsync *dsync;

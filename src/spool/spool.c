@@ -43,8 +43,11 @@
  * message twice (delivered, but the envelope update recording it was
  * lost), never zero times.
  *
- * New names are created with O_EXCL and committed with RENAME_NOREPLACE,
- * so even a queue ID collision cannot overwrite an accepted message.
+ * New names are created with O_EXCL (or a spare file is renamed to them
+ * with RENAME_NOREPLACE) and committed with RENAME_NOREPLACE, so even a
+ * queue ID collision cannot overwrite an accepted message. Files that are
+ * no longer needed go to spare/ for reuse (recycle.c) instead of being
+ * unlinked; nothing there is ever read as a message.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -59,6 +62,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "recycle.h"
 #include "spool.h"
 #include "util.h"
 
@@ -74,7 +78,7 @@ static const char *const queue_names[Q_COUNT] = {
 };
 
 /* Directories below the spool root that are not queues. */
-static const char *const extra_dirs[] = {"db", "tls"};
+static const char *const extra_dirs[] = {"db", "tls", "spare"};
 
 #define CORRUPT_SUFFIX_MAX 1000
 
@@ -265,6 +269,8 @@ int spool_open(struct spool *sp, const char *path)
 	sp->dsync = NULL;
 	sp->path = NULL;
 	sp->rootfd = -1;
+	sp->sparefd = -1;
+	sp->recycle = NULL;
 	for (int q = 0; q < Q_COUNT; q++)
 		sp->dirfd[q] = -1;
 	sp->rootfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -280,6 +286,10 @@ int spool_open(struct spool *sp, const char *path)
 			return -1;
 		}
 	}
+	/* A spool made by an older version has no spare/: files are then
+	 * created and unlinked as before. */
+	sp->sparefd = openat(sp->rootfd, "spare", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	sp->recycle = recycle_new();
 	sp->path = xstrdup(path);
 	sp->dsync = xcalloc(Q_COUNT, sizeof(*sp->dsync));
 	for (int q = 0; q < Q_COUNT; q++) {
@@ -299,6 +309,11 @@ void spool_close(struct spool *sp)
 	if (sp->rootfd >= 0)
 		close(sp->rootfd);
 	sp->rootfd = -1;
+	if (sp->sparefd >= 0)
+		close(sp->sparefd);
+	sp->sparefd = -1;
+	recycle_free(sp->recycle);
+	sp->recycle = NULL;
 	free(sp->path);
 	sp->path = NULL;
 	if (sp->dsync != NULL) {
@@ -371,10 +386,11 @@ static int rename_noreplace(int fromfd, const char *from, int tofd, const char *
 	return 0;
 }
 
-static void unlink_keep_errno(int dirfd, const char *name)
+/* Drop a file we no longer need: into spare/ or unlinked (recycle.c). */
+static void discard_keep_errno(struct spool *sp, int dirfd, const char *name)
 {
 	int e = errno;
-	unlinkat(dirfd, name, 0);
+	recycle_put(sp, dirfd, name);
 	errno = e;
 }
 
@@ -396,7 +412,9 @@ int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf)
 	 * share the 5-digit process field; a fresh ID resolves it. */
 	for (int tries = 0; tries < 16 && fd < 0; tries++) {
 		queueid_new(env->id);
-		fd = openat(incfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = recycle_take(sp, incfd, env->id);
+		if (fd < 0)
+			fd = openat(incfd, env->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0 && errno != EEXIST)
 			return -1;
 	}
@@ -407,8 +425,8 @@ int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf)
 	char *block = envelope_format(env, &len, &size_off);
 	if (write_all(fd, block, len) < 0) {
 		free(block);
-		unlink_keep_errno(incfd, env->id);
 		close_keep_errno(fd);
+		discard_keep_errno(sp, incfd, env->id);
 		return -1;
 	}
 	free(block);
@@ -464,10 +482,10 @@ int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum sp
 	}
 	return 0;
 fail:
-	unlink_keep_errno(incfd, sf->id);
 	if (sf->fd >= 0)
 		close_keep_errno(sf->fd);
 	sf->fd = -1;
+	discard_keep_errno(sp, incfd, sf->id);
 	return -1;
 }
 
@@ -477,7 +495,7 @@ void spool_abort(struct spool *sp, struct spool_file *sf)
 		close(sf->fd);
 	sf->fd = -1;
 	if (queueid_valid(sf->id))
-		unlinkat(sp->dirfd[Q_INCOMING], sf->id, 0);
+		discard_keep_errno(sp, sp->dirfd[Q_INCOMING], sf->id);
 }
 
 int spool_clean_incoming(struct spool *sp)
@@ -759,7 +777,9 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
 
 	snprintf(tmp, sizeof(tmp), "%s.u%ld.%u", id, (long)getpid(),
 	         atomic_fetch_add(&spool_tmp_seq, 1));
-	dst = openat(incfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	dst = recycle_take(sp, incfd, tmp);
+	if (dst < 0)
+		dst = openat(incfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (dst < 0)
 		goto fail;
 	if (write_all(dst, block, blen) < 0 || (plen > 0 && write_all(dst, prepend, plen) < 0) ||
@@ -778,9 +798,15 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
 		goto fail_unlink;
 	}
 	dst = -1;
-	/* Replace in place first (rule 3), then move on if asked. */
-	if (renameat(incfd, tmp, sp->dirfd[q], id) < 0)
+	/* Replace in place first (rule 3), then move on if asked. The
+	 * exchange keeps the old file (now under the temporary name) for
+	 * reuse; a plain rename where the exchange fails (not supported,
+	 * or the old name is gone). */
+	if (renameat2(incfd, tmp, sp->dirfd[q], id, RENAME_EXCHANGE) == 0) {
+		discard_keep_errno(sp, incfd, tmp);
+	} else if (renameat(incfd, tmp, sp->dirfd[q], id) < 0) {
 		goto fail_unlink;
+	}
 	free(block);
 	close(src);
 	if (dest != q) {
@@ -792,7 +818,7 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
 	return dirsync(sp, q);
 
 fail_unlink:
-	unlink_keep_errno(incfd, tmp);
+	discard_keep_errno(sp, incfd, tmp);
 fail:
 	if (dst >= 0)
 		close_keep_errno(dst);
@@ -807,7 +833,7 @@ int spool_remove(struct spool *sp, enum spool_queue q, const char *id)
 		errno = EINVAL;
 		return -1;
 	}
-	if (unlinkat(sp->dirfd[q], id, 0) < 0)
+	if (recycle_put(sp, sp->dirfd[q], id) < 0)
 		return -1;
 	return dirsync(sp, q);
 }
@@ -818,7 +844,7 @@ int spool_release(struct spool *sp, enum spool_queue q, const char *id)
 		errno = EINVAL;
 		return -1;
 	}
-	return unlinkat(sp->dirfd[q], id, 0);
+	return recycle_put(sp, sp->dirfd[q], id);
 }
 
 void spool_corrupt(struct spool *sp, enum spool_queue q, const char *id, const char *why)
