@@ -37,7 +37,7 @@ enum spool_queue {
 
 /* Open handles on one spool; one per process (or per thread that needs
  * its own; the struct is read-only after spool_open and may be shared). */
-struct spool_dirsync;
+struct flush_group;
 struct spool_recycle;
 
 struct spool {
@@ -48,7 +48,7 @@ struct spool {
 	struct spool_recycle *recycle;
 	/* Group commit of directory flushes (spool.c): threads of one process
 	 * that renamed into the same directory share one fsync of it. */
-	struct spool_dirsync *dsync;
+	struct flush_group *dsync;
 };
 
 /* "incoming", "hi", ... */

@@ -23,6 +23,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "flushgroup.h"
 #include "maildir.h"
 #include "util.h"
 
@@ -362,7 +363,8 @@ int maildir_deliver(const struct maildir_delivery *md, char *path, size_t pathsi
 	}
 	unlink(tmp);
 	snprintf(newdir, sizeof(newdir), "%s/new", md->dir);
-	if (fsync_dir_path(newdir) < 0) {
+	/* Deliveries to the same Maildir at once share the flush. */
+	if (flush_dir_path_grouped(newdir) < 0) {
 		/* The file is in new/ but maybe not durable: report a temporary
 		 * failure; a retry may deliver twice, never zero times. */
 		saved = errno;

@@ -61,6 +61,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "flushgroup.h"
 #include "log.h"
 #include "recycle.h"
 #include "spool.h"
@@ -213,55 +214,18 @@ fail:
 	return -1;
 }
 
-/*
- * Group commit of directory flushes. A rename becomes durable with an
- * fsync of the directory it went into; one fsync covers every rename done
- * before it started. So a thread that renamed into q takes a ticket, and
- * waits until a flush that started after its ticket has completed,
- * starting one itself when none is running. With several writer threads
- * this turns N directory fsyncs into about two, which is what lets the
- * spool accept more messages than the disk does flushes.
- */
-struct spool_dirsync {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	uint64_t ticket; /* renames announced so far */
-	uint64_t synced; /* renames covered by a completed flush */
-	int running;     /* a flush is in progress */
-};
+/* Group commit of directory flushes (flushgroup.c): threads of this
+ * process that renamed into the same queue share one fsync of it. */
+static int flush_queue_dir(void *arg)
+{
+	return fsync_dirfd(*(const int *)arg);
+}
 
 static int dirsync(struct spool *sp, enum spool_queue q)
 {
 	if (sp->dsync == NULL)
 		return fsync_dirfd(sp->dirfd[q]);
-	struct spool_dirsync *ds = &sp->dsync[q];
-	int r = 0;
-	pthread_mutex_lock(&ds->mu);
-	uint64_t mine = ++ds->ticket;
-	while (ds->synced < mine) {
-		if (ds->running) {
-			pthread_cond_wait(&ds->cv, &ds->mu);
-			continue;
-		}
-		ds->running = 1;
-		uint64_t target = ds->ticket;
-		pthread_mutex_unlock(&ds->mu);
-		r = fsync_dirfd(sp->dirfd[q]);
-		int e = errno;
-		pthread_mutex_lock(&ds->mu);
-		ds->running = 0;
-		if (r == 0 && target > ds->synced)
-			ds->synced = target;
-		pthread_cond_broadcast(&ds->cv);
-		if (r < 0) {
-			/* Our own flush failed: report it; waiters retry theirs. */
-			pthread_mutex_unlock(&ds->mu);
-			errno = e;
-			return -1;
-		}
-	}
-	pthread_mutex_unlock(&ds->mu);
-	return r;
+	return flush_group_sync(&sp->dsync[q], flush_queue_dir, &sp->dirfd[q]);
 }
 
 int spool_open(struct spool *sp, const char *path)
@@ -292,10 +256,8 @@ int spool_open(struct spool *sp, const char *path)
 	sp->recycle = recycle_new();
 	sp->path = xstrdup(path);
 	sp->dsync = xcalloc(Q_COUNT, sizeof(*sp->dsync));
-	for (int q = 0; q < Q_COUNT; q++) {
-		pthread_mutex_init(&sp->dsync[q].mu, NULL);
-		pthread_cond_init(&sp->dsync[q].cv, NULL);
-	}
+	for (int q = 0; q < Q_COUNT; q++)
+		flush_group_init(&sp->dsync[q]);
 	return 0;
 }
 
@@ -317,10 +279,8 @@ void spool_close(struct spool *sp)
 	free(sp->path);
 	sp->path = NULL;
 	if (sp->dsync != NULL) {
-		for (int q = 0; q < Q_COUNT; q++) {
-			pthread_mutex_destroy(&sp->dsync[q].mu);
-			pthread_cond_destroy(&sp->dsync[q].cv);
-		}
+		for (int q = 0; q < Q_COUNT; q++)
+			flush_group_destroy(&sp->dsync[q]);
 		free(sp->dsync);
 		sp->dsync = NULL;
 	}
