@@ -111,8 +111,9 @@ struct config {
 	int maildir_crlf;  /* keep CRLF line ends in Maildir files */
 	int64_t retry_min; /* seconds */
 	int64_t delivery_threads;
-	int64_t retry_max;      /* seconds */
-	int64_t queue_lifetime; /* seconds */
+	int64_t retry_max;             /* seconds */
+	int64_t queue_lifetime;        /* seconds */
+	int64_t bounce_queue_lifetime; /* seconds: for delivery reports */
 	int64_t max_hops;
 	char *default_transport; /* see src/deliver/route.c */
 	char *transport;         /* "domain=transport" items */

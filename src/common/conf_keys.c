@@ -130,6 +130,8 @@ const struct conf_key conf_keys[] = {
      "longest delay between two retries"},
     {"queue_lifetime", CONF_DURATION, F(queue_lifetime), "432000s", 1, 60 * 86400, NULL, "delivery",
      "a recipient still undelivered after this long bounces"},
+    {"bounce_queue_lifetime", CONF_DURATION, F(bounce_queue_lifetime), "432000s", 1, 60 * 86400,
+     NULL, "delivery", "a delivery report still undelivered after this long is dropped"},
     {"max_hops", CONF_INT, F(max_hops), "50", 1, 1000, NULL, "delivery",
      "mail with more Received: headers bounces as a mail loop"},
     {"default_transport", CONF_STRING, F(default_transport), "mx", 0, 0, NULL, "delivery",

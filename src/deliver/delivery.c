@@ -468,10 +468,12 @@ static void msg_finish(struct msg *m)
 	struct delivery *d = m->d;
 	const struct config *cf = d->rt->cf;
 	int64_t now = wall_usec() / 1000000;
+	/* A delivery report has its own lifetime; when it runs out, its
+	 * recipients "bounce" to the null sender, i.e. it is dropped. */
+	int64_t lifetime = m->env.bounce_of ? cf->bounce_queue_lifetime : cf->queue_lifetime;
 
 	/* Past the queue lifetime, whatever is still pending bounces. */
-	if (envelope_pending(&m->env) > 0 &&
-	    retry_expired(m->env.arrival_usec, cf->queue_lifetime, now)) {
+	if (envelope_pending(&m->env) > 0 && retry_expired(m->env.arrival_usec, lifetime, now)) {
 		for (size_t i = 0; i < m->env.nrcpt; i++) {
 			struct rcpt *r = &m->env.rcpts[i];
 			if (r->status != RCPT_PENDING && r->status != RCPT_DEFERRED)
@@ -503,7 +505,7 @@ static void msg_finish(struct msg *m)
 			m->env.attempts++;
 		m->env.next_retry = retry_next(cf->retry_min, cf->retry_max,
 		                               m->env.attempts > 0 ? m->env.attempts : 1,
-		                               m->env.arrival_usec, cf->queue_lifetime, now);
+		                               m->env.arrival_usec, lifetime, now);
 		for (size_t i = 0; i < m->env.nrcpt; i++) {
 			struct rcpt *r = &m->env.rcpts[i];
 			if (r->status == RCPT_PENDING || r->status == RCPT_DEFERRED)
