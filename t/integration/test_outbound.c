@@ -305,8 +305,8 @@ Test(outbound, queue_lifetime_expiry_bounces)
 	char *msg = h_make_message("expiry test", "expiry-1", &len);
 	const char *rcpts[] = {"far@remote.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
-	cr_expect(h_log_wait(&D, "status=deferred (127.0.0.1[127.0.0.1]", WAIT_MS),
-	          "the connection failure was not deferred");
+	cr_expect(h_log_wait(&D, "status=deferred (451 4.4.1 127.0.0.1[127.0.0.1]", WAIT_MS),
+	          "the connection failure was not deferred with 4.4.1");
 	char md[H_PATH];
 	h_maildir(&D, "local.test", "bob", md, sizeof(md));
 	int n = h_maildir_wait(md, 1, WAIT_MS);
@@ -908,7 +908,8 @@ Test(outbound, delay_warning_is_sent_once)
 	cr_assert_eq(n, 1, "no delay warning");
 	char **files;
 	cr_assert_eq(h_maildir_list(md, &files), 1);
-	check_dsn_action(files[0], "far@remote.test", "4.0.0", "slow mail", "delayed");
+	/* RFC 3463 X.4.1: no answer from the host (connection refused). */
+	check_dsn_action(files[0], "far@remote.test", "4.4.1", "slow mail", "delayed");
 	h_free_list(files, 1);
 	/* Later attempts do not warn again, and the message stays queued. */
 	cr_expect(h_log_wait(&D, "sender delay notification for 1 recipient", 1000));
