@@ -59,6 +59,7 @@ struct dns_resolver {
 	struct event *timer;
 	struct dns_query *queries; /* not yet handed back */
 	int retired, destroying;
+	int delivering; /* inside a caller's callback: not to be freed */
 	struct dns_resolver *next_retired;
 };
 
@@ -230,7 +231,7 @@ void dns_resolver_retire(struct dns_resolver *r)
 	if (r == NULL)
 		return;
 	r->retired = 1;
-	if (r->queries == NULL) {
+	if (r->queries == NULL && r->delivering == 0) {
 		dns_resolver_free(r);
 		return;
 	}
@@ -297,11 +298,13 @@ static void dns_deliver(evutil_socket_t fd, short what, void *arg)
 	}
 	strlcpy_tmx(err, q->err, sizeof(err));
 	dns_query_free(q);
+	r->delivering++;
 	if (mcb)
 		mcb(carg, st, mv, n, err);
 	else if (acb)
 		acb(carg, st, av, n, err);
-	if (r->retired && r->queries == NULL)
+	r->delivering--;
+	if (r->retired && r->queries == NULL && r->delivering == 0)
 		dns_resolver_free(r);
 }
 

@@ -517,6 +517,7 @@ static void job_start(struct remote_job *j, struct idle *id)
  * destination's limit does not hold back the others. */
 static void pump_run(struct remote *r)
 {
+	size_t blocked = 0; /* jobs waiting for a slot under the total */
 	for (struct remote_job **pp = &r->queue; *pp;) {
 		struct remote_job *j = *pp;
 		if (r->stopping) {
@@ -536,8 +537,10 @@ static void pump_run(struct remote *r)
 			if (j->max_total > 0 &&
 			    r->nrunning + r->nidle + r->nquitting >= (size_t)j->max_total) {
 				/* Make room: the oldest idle session of any
-				 * destination goes; this job waits until it has. */
-				idle_evict(r);
+				 * destination goes, one per waiting job; the job
+				 * waits until it has. */
+				if (r->nquitting < ++blocked)
+					idle_evict(r);
 				pp = &j->next;
 				continue;
 			}
