@@ -164,7 +164,7 @@ static void idle_cb(struct smtp_session *s, enum smtp_event ev, void *arg)
 static struct idle *idle_find(struct remote *r, const char *key)
 {
 	for (struct idle *id = r->idle; id; id = id->next)
-		if (strcmp(id->key, key) == 0)
+		if (strcmp(id->key, key) == 0 && smtp_usable(id->s))
 			return id;
 	return NULL;
 }

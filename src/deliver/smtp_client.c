@@ -568,11 +568,12 @@ static void on_reply(struct smtp_session *s)
 			}
 			return;
 		}
-		if (s->lmtp || rp->code == 421 || s->st == ST_EHLO2) {
+		if (s->lmtp || rp->code < 500 || s->st == ST_EHLO2) {
 			fail_reply(s, s->lmtp ? "after LHLO" : "after EHLO");
 			return;
 		}
-		/* RFC 5321 3.2: a server that does not know EHLO gets HELO. */
+		/* RFC 5321 3.2: a server that refuses EHLO (5xx: does not know
+		 * it) gets HELO; a 4xx is a trouble of the host. */
 		send_hello(s, ST_HELO);
 		return;
 	case ST_HELO:

@@ -13,7 +13,8 @@
 # --tls CERT KEY offers STARTTLS; --stall S waits S seconds before the
 # reply to the first transaction's final dot, --delay S before every one;
 # --stall-data S stops reading for S seconds after the first 354;
-# --no-pipelining leaves PIPELINING out of the EHLO reply.
+# --no-pipelining leaves PIPELINING out of the EHLO reply; --unix PATH
+# listens on a unix socket instead of --addr/--port.
 import argparse
 import asyncio
 import os
@@ -167,7 +168,8 @@ class Sink:
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--addr", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--unix")
     p.add_argument("--dir", required=True)
     p.add_argument("--tempfail", type=int, default=0)
     p.add_argument("--lmtp", action="store_true")
@@ -179,7 +181,12 @@ async def main():
     p.add_argument("--no-pipelining", action="store_true")
     args = p.parse_args()
     sink = Sink(args)
-    server = await asyncio.start_server(sink.session, args.addr, args.port)
+    if args.unix:
+        server = await asyncio.start_unix_server(sink.session, args.unix)
+        # The delivery process runs as an unprivileged user.
+        os.chmod(args.unix, 0o666)
+    else:
+        server = await asyncio.start_server(sink.session, args.addr, args.port)
     with open(os.path.join(args.dir, "ready"), "w") as f:
         f.write("%d\n" % os.getpid())
     async with server:

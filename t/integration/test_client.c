@@ -3,8 +3,9 @@
  * capture sink (outbound_sink.py): PIPELINING used only when offered, the
  * connection limits with a queue of waiting jobs, connection reuse (and
  * RSET after a failed transaction), timeouts mid-DATA, shutdown in the
- * middle of a transaction, and the RFC 3463 codes of failures that are
- * ours (DNS, routing loops) in the RFC 3464 reports.
+ * middle of a transaction, LMTP over a unix socket, and the RFC 3463
+ * codes of failures that are ours (DNS, routing loops) in the RFC 3464
+ * reports.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -300,5 +301,38 @@ Test(client, dsn_codes_for_nxdomain_and_mx_loop)
 	cr_expect(h_spool_wait_idle(&D, 5000));
 	h_daemon_stop(&D);
 	ob_stop_py(dns);
+	h_check_sanitizers(&D);
+}
+
+/* LMTP over a unix socket; a socket that is not there defers with 4.4.1. */
+Test(client, lmtp_over_a_unix_socket)
+{
+	struct sink s;
+	char path[H_PATH + 16], argpath[H_PATH + 16];
+	base_conf();
+	snprintf(path, sizeof(path), "%s/lmtp.sock", D.dir);
+	snprintf(argpath, sizeof(argpath), "%s", path);
+	const char *const lm[] = {"--lmtp", "--unix", argpath, NULL};
+	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", 0, lm);
+	h_set(&D, "transport", "local.test=lmtp:unix:%s gone.test=lmtp:unix:%s/none.sock", path,
+	      D.dir);
+	h_daemon_start(&D);
+	send_one("alice@local.test", "unix-1");
+	char *env;
+	int got = ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL);
+	if (!got)
+		h_dump_log(&D, 30);
+	cr_assert(got, "nothing reached the LMTP socket");
+	cr_expect(strstr(env, "rcpt alice@local.test\n") != NULL, "%s", env);
+	free(env);
+	cr_expect(h_log_wait(&D, "to=<alice@local.test>, relay=", 5000));
+	cr_expect(h_log_wait(&D, "status=sent (250 2.0.0 <alice@local.test> delivered)", 5000));
+
+	send_one("bob@gone.test", "unix-2");
+	cr_expect(h_log_wait(&D, "status=deferred (451 4.4.1 ", WAIT_MS),
+	          "a missing socket did not defer with 4.4.1");
+	cr_expect(h_log_has(&D, "No such file or directory"));
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
