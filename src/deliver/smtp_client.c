@@ -93,7 +93,6 @@ struct smtp_session {
 	struct smtp_reply rp;
 	int fail_code;
 	char fail_text[700];
-	int connect_errno;
 
 	/* The transaction. */
 	const struct smtp_message *m;
@@ -705,10 +704,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		fail_local(s, 451, "4.7.5", err);
 		return;
 	}
-	int e = EVUTIL_SOCKET_ERROR();
-	if (s->st == ST_CONNECT && s->connect_errno)
-		e = s->connect_errno;
-	net_fail(s, 0, (what & BEV_EVENT_ERROR) ? e : 0);
+	net_fail(s, 0, (what & BEV_EVENT_ERROR) ? EVUTIL_SOCKET_ERROR() : 0);
 }
 
 /* ---- the public side ---- */

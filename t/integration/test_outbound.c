@@ -384,8 +384,9 @@ Test(outbound, starttls_may_encrypt_and_verify)
 	/* encrypt: a server without STARTTLS gets nothing. */
 	const char *r3[] = {"c@strict.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r3, msg, len), 250);
-	cr_expect(
-	    h_log_wait(&D, "TLS is required but the server does not offer STARTTLS", WAIT_MS));
+	/* RFC 3463 X.7.4: security features not supported. */
+	cr_expect(h_log_wait(&D, "status=deferred (451 4.7.4 ", WAIT_MS));
+	cr_expect(h_log_has(&D, "TLS is required but the server does not offer STARTTLS"));
 	cr_expect(h_log_wait(&D, "deferred, 1 recipient pending", 5000));
 	cr_expect_eq(ob_sink_count(&plain), 0, "mail went out in clear text under encrypt");
 	free(msg);
@@ -413,6 +414,8 @@ Test(outbound, verify_refuses_an_unknown_certificate)
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r, msg, len), 250);
 	cr_expect(h_log_wait(&D, "certificate not verified", WAIT_MS),
 	          "an unknown CA was accepted");
+	/* X.7.5: cryptographic failure. */
+	cr_expect(h_log_has(&D, "status=deferred (451 4.7.5 "), "no 4.7.5 for the failed check");
 	cr_expect(h_log_wait(&D, "deferred, 1 recipient pending", 5000));
 	cr_expect_eq(ob_sink_count(&s), 0);
 	free(msg);
