@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 # outbound_sink.py: a small SMTP/LMTP server that stores what tempomxd
-# delivers, for t/integration/test_outbound.c. Each transaction becomes
-# DIR/N.env (helo, sender, recipients, whether the envelope came pipelined
-# and how many command lines were already buffered behind MAIL, the
-# connection number, the most connections seen at once, RSETs on the
-# connection) and DIR/N.data (the message, dot-unstuffed, byte for byte).
+# delivers, for t/integration/test_outbound.c and test_client.c. Each
+# transaction becomes DIR/N.env (helo, sender, recipients, whether the
+# envelope came pipelined and how many command lines were already buffered
+# behind MAIL, the connection number, the most connections seen at once,
+# RSETs on the connection, MAIL's SIZE= value or -1) and DIR/N.data (the message, dot-unstuffed, byte for byte).
 #
 # Behaviour switches: --tempfail N answers 451 to the first N transactions'
 # MAIL; recipients whose local part starts with "unknown" get 550 5.1.1;
@@ -32,15 +32,16 @@ class Sink:
         self.tempfails = args.tempfail
         self.data_stalls = 1 if args.stall_data > 0 else 0
 
-    def store(self, helo, sender, rcpts, data, pipelined, tls, conn, batch, rsets):
+    def store(self, helo, sender, rcpts, data, pipelined, tls, conn, batch, rsets, size):
         self.count += 1
         base = os.path.join(self.args.dir, "%d" % self.count)
         with open(base + ".data.tmp", "wb") as f:
             f.write(data)
         with open(base + ".env.tmp", "w") as f:
             f.write("helo %s\nfrom %s\npipelined %d\nbatch %d\ntls %d\nconn %d\n"
-                    "maxconc %d\nrset %d\n"
-                    % (helo, sender, pipelined, batch, tls, conn, self.max_active, rsets))
+                    "maxconc %d\nrset %d\nsize %d\n"
+                    % (helo, sender, pipelined, batch, tls, conn, self.max_active, rsets,
+                       size))
             for r in rcpts:
                 f.write("rcpt %s\n" % r)
         os.rename(base + ".data.tmp", base + ".data")
@@ -52,6 +53,7 @@ class Sink:
         pipelined = 0
         batch = 0
         rsets = 0
+        size = -1
         self.conns += 1
         conn = self.conns
         self.active += 1
@@ -99,6 +101,10 @@ class Sink:
                         await reply("451 4.3.0 try again later")
                         continue
                     sender = cmd[cmd.index("<") + 1:cmd.index(">")]
+                    size = -1
+                    for param in cmd[cmd.index(">") + 1:].split():
+                        if param.upper().startswith("SIZE="):
+                            size = int(param[5:])
                     rcpts = []
                     await reply("250 2.1.0 ok")
                 elif verb == "RCPT":
@@ -132,7 +138,7 @@ class Sink:
                             l = l[1:]
                         data += l
                     self.store(helo, sender, rcpts, bytes(data), pipelined, tls, conn, batch,
-                               rsets)
+                               rsets, size)
                     if self.args.delay > 0:
                         await asyncio.sleep(self.args.delay)
                     if self.args.stall > 0 and self.count == 1:

@@ -1,7 +1,8 @@
 /*
  * test_client.c: the outbound SMTP client's protocol behaviour against the
  * capture sink (outbound_sink.py): PIPELINING used only when offered, the
- * connection limits with a queue of waiting jobs, connection reuse (and
+ * connection limits with a queue of waiting jobs, a large message streamed
+ * byte for byte with SIZE=, connection reuse (and
  * RSET after a failed transaction), timeouts mid-DATA, shutdown in the
  * middle of a transaction, LMTP over a unix socket, and the RFC 3463
  * codes of failures that are ours (DNS, routing loops) in the RFC 3464
@@ -332,6 +333,54 @@ Test(client, lmtp_over_a_unix_socket)
 	cr_expect(h_log_wait(&D, "status=deferred (451 4.4.1 ", WAIT_MS),
 	          "a missing socket did not defer with 4.4.1");
 	cr_expect(h_log_has(&D, "No such file or directory"));
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+}
+
+/* A message of several MiB goes out in chunks as the connection drains:
+ * byte for byte, dot-stuffing right across chunk boundaries, and MAIL
+ * FROM announces its size (RFC 1870). */
+Test(client, large_message_is_streamed_byte_exact)
+{
+	struct sink s;
+	base_conf();
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), NULL);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
+	h_daemon_start(&D);
+
+	size_t cap = 6u << 20, len = 0;
+	char *msg = malloc(cap + 4096);
+	cr_assert_not_null(msg);
+	len += (size_t)snprintf(msg, 4096,
+	                        "From: <bob@local.test>\r\nTo: <a@remote.test>\r\n"
+	                        "Subject: large\r\nMessage-ID: <large-1@local.test>\r\n\r\n");
+	for (unsigned i = 0; len < cap; i++) {
+		/* Lines of many lengths; every seventh starts with a dot. */
+		size_t n = (i * 37u) % 900u;
+		if (i % 7 == 0)
+			msg[len++] = '.';
+		for (size_t k = 0; k < n; k++)
+			msg[len++] = (char)('a' + (i + k) % 26);
+		msg[len++] = '\r';
+		msg[len++] = '\n';
+	}
+	const char *rcpts[] = {"a@remote.test", NULL};
+	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
+	char *env, *data;
+	size_t dlen;
+	int got = ob_sink_wait(&s, 1, 60000, &env, &data, &dlen);
+	if (!got)
+		h_dump_log(&D, 30);
+	cr_assert(got, "the large message did not arrive");
+	cr_expect(dlen >= len && memcmp(data + dlen - len, msg, len) == 0,
+	          "the relayed message differs (%zu octets, sent %zu)", dlen, len);
+	const char *p = strstr(env, "\nsize ");
+	long long size = p ? atoll(p + 6) : -1;
+	cr_expect_eq(size, (long long)dlen, "SIZE=%lld for a message of %zu octets", size, dlen);
+	free(env);
+	free(data);
+	free(msg);
 	h_daemon_stop(&D);
 	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
