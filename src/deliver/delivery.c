@@ -53,8 +53,13 @@
 #include "tempomx.h"
 #include "util.h"
 
-/* Messages open at once, per worker thread (each holds a descriptor). */
+/* Messages open at once, per worker thread (each holds a descriptor), plus
+ * one per outbound connection allowed: SMTP and LMTP do not hold threads,
+ * so the threads alone must not bound them. */
 #define DELIVERY_ACTIVE_PER_THREAD 4
+/* The outbound share at most (max_outbound_connections may be 0: no
+ * limit), so that open files stay well under the usual 1024. */
+#define DELIVERY_ACTIVE_OUTBOUND_MAX 200
 /* Wait before retrying an envelope update that failed (e.g. ENOSPC). */
 #define DELIVERY_FINISH_RETRY 10
 
@@ -854,7 +859,11 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 {
 	struct delivery *d = arg;
 	char id[QUEUEID_SIZE];
-	while (!d->stopping && d->nactive < d->max_active && idlist_pop(&d->waiting, id)) {
+	int64_t out = d->rt->cf->max_outbound_connections;
+	size_t max = d->max_active + (size_t)(out > 0 && out < DELIVERY_ACTIVE_OUTBOUND_MAX
+	                                          ? out
+	                                          : DELIVERY_ACTIVE_OUTBOUND_MAX);
+	while (!d->stopping && d->nactive < max && idlist_pop(&d->waiting, id)) {
 		if (delivery_find(d, id) == NULL)
 			msg_start(d, id);
 	}
