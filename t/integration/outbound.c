@@ -116,7 +116,7 @@ int ob_sink_count(struct sink *s)
 }
 
 /* A free loopback port: the kernel picks one, we close it again. */
-int ob_free_port(void)
+int port_of_free(void)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	socklen_t sl = sizeof(sin);

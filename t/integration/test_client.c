@@ -49,8 +49,8 @@ Test(client, pipelining_is_used_only_when_offered)
 	struct sink p, np;
 	static const char *const nopipe[] = {"--no-pipelining", NULL};
 	base_conf();
-	ob_sink_start(&p, D.dir, "pipe", "127.0.0.1", ob_free_port(), NULL);
-	ob_sink_start(&np, D.dir, "nopipe", "127.0.0.1", ob_free_port(), nopipe);
+	ob_sink_start(&p, D.dir, "pipe", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&np, D.dir, "nopipe", "127.0.0.1", port_of_free(), nopipe);
 	h_set(&D, "transport", "pipe.test=smtp:[127.0.0.1]:%d nopipe.test=smtp:[127.0.0.1]:%d",
 	      p.port, np.port);
 	h_daemon_start(&D);
@@ -93,7 +93,7 @@ static int limit_round(const char *reuse, int *nconn)
 	static const char *const slow[] = {"--delay", "0.2", NULL};
 	enum { N = 30 };
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "max_connections_per_destination", "2");
 	h_set(&D, "smtp_connection_reuse_time", "%s", reuse);
@@ -146,7 +146,7 @@ Test(client, total_connection_limit_spans_destinations)
 	struct sink s;
 	static const char *const slow[] = {"--delay", "0.2", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
 	h_set(&D, "transport", "one.test=smtp:[127.0.0.1]:%d two.test=smtp:[localhost]:%d", s.port,
 	      s.port);
 	h_set(&D, "max_outbound_connections", "1");
@@ -174,7 +174,7 @@ Test(client, rset_after_a_failed_transaction_on_a_reused_session)
 	struct sink s;
 	static const char *const tf[] = {"--tempfail", "1", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), tf);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), tf);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_connection_reuse_time", "60s");
 	h_daemon_start(&D);
@@ -198,7 +198,7 @@ Test(client, stall_mid_data_defers_with_4_4_2)
 	struct sink s;
 	static const char *const stall[] = {"--stall-data", "30", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_command_timeout", "2s");
 	h_set(&D, "smtp_data_timeout", "2s");
@@ -227,7 +227,7 @@ Test(client, shutdown_mid_transaction_leaves_the_recipient_pending)
 	struct sink s;
 	static const char *const stall[] = {"--stall", "60", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "retry_min", "1s");
 	h_daemon_start(&D);
@@ -276,7 +276,7 @@ static void check_bounce_status(const char *md, const char *rcpt, const char *st
 Test(client, dsn_codes_for_nxdomain_and_mx_loop)
 {
 	base_conf();
-	int dport = ob_free_port();
+	int dport = port_of_free();
 	char zone[H_PATH + 16], ready[H_PATH + 16], dp[16];
 	snprintf(zone, sizeof(zone), "%s/zone", D.dir);
 	snprintf(ready, sizeof(ready), "%s/dns.ready", D.dir);
@@ -345,7 +345,7 @@ Test(client, large_message_is_streamed_byte_exact)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 

@@ -41,7 +41,7 @@ Test(outbound, relay_is_byte_exact_pipelined_and_shares_a_transaction)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -82,7 +82,7 @@ Test(outbound, temporary_failure_is_retried)
 	struct sink s;
 	static const char *const tf[] = {"--tempfail", "2", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), tf);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), tf);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -108,7 +108,7 @@ Test(outbound, permanent_failure_bounces_as_rfc3464)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -147,7 +147,7 @@ Test(outbound, queue_lifetime_expiry_bounces)
 {
 	base_conf();
 	/* Nothing listens there: every attempt fails to connect. */
-	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", ob_free_port());
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", port_of_free());
 	h_set(&D, "queue_lifetime", "3s");
 	h_daemon_start(&D);
 
@@ -178,7 +178,7 @@ Test(outbound, bounce_to_the_null_sender_is_dropped)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -198,7 +198,7 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 {
 	struct sink s;
 	base_conf();
-	int port = ob_free_port(), dport = ob_free_port();
+	int port = port_of_free(), dport = port_of_free();
 	/* The sink listens on 127.0.0.4 only; 127.0.0.3 refuses. */
 	ob_sink_start(&s, D.dir, "sink", "127.0.0.4", port, NULL);
 	char zone[H_PATH + 16], ready[H_PATH + 16], dp[16];
@@ -264,7 +264,7 @@ Test(outbound, lmtp_reports_per_recipient)
 	struct sink s;
 	static const char *const lm[] = {"--lmtp", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", ob_free_port(), lm);
+	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", port_of_free(), lm);
 	h_set(&D, "transport", "local.test=lmtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -295,7 +295,7 @@ Test(outbound, mx_without_dns_defers)
 {
 	base_conf();
 	/* Nothing answers DNS there: the lookup fails temporarily. */
-	h_set(&D, "dns_servers", "127.0.0.1:%d", ob_free_port());
+	h_set(&D, "dns_servers", "127.0.0.1:%d", port_of_free());
 	h_daemon_start(&D);
 	size_t len;
 	char *msg = h_make_message("no dns", "nodns-1", &len);
@@ -351,8 +351,8 @@ Test(outbound, starttls_may_encrypt_and_verify)
 	base_conf();
 	make_cert(cert, key, sizeof(cert));
 	const char *tls[] = {"--tls", cert, key, NULL};
-	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", ob_free_port(), tls);
-	ob_sink_start(&plain, D.dir, "plain", "127.0.0.1", ob_free_port(), NULL);
+	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", port_of_free(), tls);
+	ob_sink_start(&plain, D.dir, "plain", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "transport",
 	      "may.test=smtp:[127.0.0.1]:%d verify.test=smtp:[127.0.0.1]:%d "
 	      "strict.test=smtp:[127.0.0.1]:%d",
@@ -403,7 +403,7 @@ Test(outbound, verify_refuses_an_unknown_certificate)
 	base_conf();
 	make_cert(cert, key, sizeof(cert));
 	const char *tls[] = {"--tls", cert, key, NULL};
-	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", ob_free_port(), tls);
+	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", port_of_free(), tls);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	/* The system store does not know the self-signed certificate. */
 	h_set(&D, "tls_policy", "verify");
@@ -504,7 +504,7 @@ Test(outbound, delivery_killed_mid_transaction_loses_nothing)
 	struct sink s;
 	static const char *const stall[] = {"--stall", "30", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -549,7 +549,7 @@ Test(outbound, lmtp_into_dovecot)
 		return;
 	}
 	base_conf();
-	int lport = ob_free_port();
+	int lport = port_of_free();
 	char dv[H_PATH + 16], conf[H_PATH + 32], users[H_PATH + 32], store[H_PATH + 32];
 	snprintf(dv, sizeof(dv), "%s/dovecot", D.dir);
 	snprintf(conf, sizeof(conf), "%s/dovecot.conf", dv);
@@ -645,7 +645,7 @@ static void reuse_round(const char *reuse, int same)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_connection_reuse_time", "%s", reuse);
 	h_daemon_start(&D);
@@ -735,7 +735,7 @@ Test(outbound, unknown_recipients_are_refused_at_rcpt)
 Test(outbound, delay_warning_is_sent_once)
 {
 	base_conf();
-	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", ob_free_port());
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", port_of_free());
 	h_set(&D, "delay_warning_time", "2s");
 	h_set(&D, "retry_max", "1s");
 	h_daemon_start(&D);
@@ -769,7 +769,7 @@ static int concurrency_round(const char *limit)
 	struct sink s;
 	static const char *const slow[] = {"--delay", "0.4", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", ob_free_port(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "delivery_threads", "4");
 	h_set(&D, "smtp_connection_reuse_time", "0");
