@@ -13,7 +13,8 @@
 # --tls CERT KEY offers STARTTLS; --stall S waits S seconds before the
 # reply to the first transaction's final dot, --delay S before every one;
 # --stall-data S stops reading for S seconds after the first 354;
-# --no-pipelining leaves PIPELINING out of the EHLO reply; --unix PATH
+# --no-pipelining leaves PIPELINING out of the EHLO reply; --hang-up
+# closes the connection after each reply to the final dot; --unix PATH
 # listens on a unix socket instead of --addr/--port.
 import argparse
 import asyncio
@@ -153,6 +154,8 @@ class Sink:
                     else:
                         await reply("250 2.0.0 queued as %d" % self.count)
                     sender, rcpts = None, []
+                    if args.hang_up:
+                        return
                 elif verb == "RSET":
                     sender, rcpts = None, []
                     rsets += 1
@@ -185,6 +188,7 @@ async def main():
     p.add_argument("--delay", type=float, default=0)
     p.add_argument("--stall-data", type=float, default=0)
     p.add_argument("--no-pipelining", action="store_true")
+    p.add_argument("--hang-up", action="store_true")
     args = p.parse_args()
     sink = Sink(args)
     if args.unix:

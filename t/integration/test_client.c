@@ -1,12 +1,12 @@
 /*
  * test_client.c: the outbound SMTP client's protocol behaviour against the
- * capture sink (outbound_sink.py): PIPELINING used only when offered, the
- * connection limits with a queue of waiting jobs, a large message streamed
- * byte for byte with SIZE=, connection reuse (and
- * RSET after a failed transaction), timeouts mid-DATA, shutdown in the
- * middle of a transaction, LMTP over a unix socket, and the RFC 3463
- * codes of failures that are ours (DNS, routing loops) in the RFC 3464
- * reports.
+ * capture sink (outbound_sink.py): PIPELINING used only when offered, HELO
+ * when EHLO is refused, the connection limits with a queue of waiting
+ * jobs, a large message streamed byte for byte with SIZE=, connection
+ * reuse (RSET after a failed transaction, a new connection when the idle
+ * one was closed), timeouts mid-DATA, shutdown in the middle of a
+ * transaction, LMTP over a unix socket, and the RFC 3463 codes of
+ * failures that are ours (DNS, routing loops) in the RFC 3464 reports.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -381,6 +381,66 @@ Test(client, large_message_is_streamed_byte_exact)
 	free(env);
 	free(data);
 	free(msg);
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+}
+
+/* A server that refuses EHLO gets HELO, and then neither PIPELINING nor
+ * SIZE is used. */
+Test(client, helo_when_ehlo_is_refused)
+{
+	struct sink s;
+	static const char *const noehlo[] = {"--no-ehlo", NULL};
+	base_conf();
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), noehlo);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
+	h_daemon_start(&D);
+	size_t len;
+	char *msg = h_make_message("helo", "helo-1", &len);
+	const char *rcpts[] = {"a@remote.test", "b@remote.test", NULL};
+	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
+	char *env;
+	int got = ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL);
+	if (!got)
+		h_dump_log(&D, 30);
+	cr_assert(got, "nothing delivered after HELO");
+	cr_expect(strstr(env, "helo mx.example.test\n") != NULL, "%s", env);
+	cr_expect(strstr(env, "\npipelined 0\n") != NULL, "pipelined after HELO:\n%s", env);
+	cr_expect(strstr(env, "\nsize -1\n") != NULL, "SIZE= after HELO:\n%s", env);
+	free(env);
+	free(msg);
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+}
+
+/* A server that hangs up after each message: the idle session is found
+ * closed (or fails at once when used), and the next message goes over a
+ * new connection, exactly once. */
+Test(client, a_closed_idle_session_is_replaced)
+{
+	struct sink s;
+	static const char *const hang[] = {"--hang-up", NULL};
+	base_conf();
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), hang);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
+	h_set(&D, "smtp_connection_reuse_time", "60s");
+	h_daemon_start(&D);
+	for (int i = 1; i <= 3; i++) {
+		char token[32];
+		snprintf(token, sizeof(token), "hang-%d", i);
+		send_one("a@remote.test", token);
+		int got = ob_sink_wait(&s, i, WAIT_MS, NULL, NULL, NULL);
+		if (!got)
+			h_dump_log(&D, 30);
+		cr_assert(got, "message %d not delivered", i);
+		cr_expect_eq(ob_sink_conn_of(&s, i), i, "message %d not on a new connection", i);
+	}
+	cr_expect(h_spool_wait_idle(&D, 5000));
+	h_sleep_ms(300);
+	cr_expect_eq(ob_sink_count(&s), 3, "a message went twice");
+	cr_expect(!h_log_has(&D, "status=deferred"), "a closed idle session deferred mail");
 	h_daemon_stop(&D);
 	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
