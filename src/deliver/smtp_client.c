@@ -3,16 +3,12 @@
  * each an explicit state machine on a bufferevent of the delivery loop.
  *
  * Opening: connect (smtp_connect_timeout), greeting, EHLO or LHLO (HELO
- * when an SMTP server refuses EHLO: RFC 5321 3.2), STARTTLS per
+ * when an SMTP server refuses EHLO with 5xx: RFC 5321 3.2), STARTTLS per
  * tls_policy under libevent's OpenSSL filter (tls_client.c builds the
- * SSL), and EHLO again after TLS (RFC 3207 4.2). A transaction: MAIL FROM
- * with SIZE= and BODY=8BITMIME when offered, the RCPTs and DATA, in one
- * write when the server offers PIPELINING (RFC 2920; the replies are
- * matched in order), else one command at a time; an RSET first when the
- * session's last transaction did not end. The body is read from the spool
- * file in chunks, dot-stuffed, as the output buffer drains, so a large
- * message is never held in memory. LMTP gets one reply per accepted
- * recipient after the dot.
+ * SSL), and EHLO again after TLS (RFC 3207 4.2). Then the session idles
+ * until smtp_send() runs a transaction (smtp_xact.c), and ends with QUIT.
+ * This file owns the connection: the bufferevent callbacks read the
+ * replies and hand each one to the state it belongs to.
  *
  * Timeouts (RFC 5321 4.5.3.2): smtp_command_timeout for every reply but
  * the last and for each data block to drain, smtp_data_timeout for the
@@ -40,77 +36,13 @@
 
 #include "smtp_client.h"
 #include "smtp_proto.h"
+#include "smtp_session.h"
 #include "tls_client.h"
 #include "log.h"
 #include "util.h"
 
-#define SMTP_CHUNK 65536
-/* The body is refilled when the output drops below LOW, up to HIGH. */
-#define SMTP_OUT_LOW (64 * 1024)
-#define SMTP_OUT_HIGH (256 * 1024)
 /* Seconds to wait for the reply to QUIT. */
 #define SMTP_QUIT_TIMEOUT 5
-
-enum smtp_state {
-	ST_CONNECT,
-	ST_GREETING,
-	ST_EHLO,
-	ST_HELO,
-	ST_STARTTLS,
-	ST_TLS,
-	ST_EHLO2, /* after TLS */
-	ST_IDLE,
-	ST_XACT,  /* envelope replies: [RSET] MAIL RCPT... DATA */
-	ST_BODY,  /* sending the message */
-	ST_DOT,   /* waiting for the reply(s) to the final dot */
-	ST_EMPTY, /* DATA accepted without a recipient: the dot's reply */
-	ST_QUIT,
-	ST_DEAD,
-};
-
-struct smtp_session {
-	struct event_base *base;
-	struct bufferevent *bev;
-	struct event *timer;
-	struct event *notify;
-	enum smtp_state st;
-	smtp_cb cb;
-	void *arg;
-	int note; /* the enum smtp_event notify will deliver, 0 = none */
-	void (*gone)(void *);
-	void *gone_arg;
-
-	/* Settings. */
-	int lmtp, policy, command_timeout, data_timeout;
-	char helo[256], peer[256], ca_file[1024];
-	char relay[300];
-	char tls[128];
-
-	struct smtp_caps caps;
-	int esmtp;
-	int dirty; /* a transaction was begun and not finished: RSET */
-	int dead;
-	struct smtp_reply rp;
-	int fail_code;
-	char fail_text[700];
-
-	/* The transaction. */
-	const struct smtp_message *m;
-	struct smtp_result *res;
-	char *accepted_v;
-	size_t accepted;
-	size_t rset; /* 1 if the transaction starts with RSET */
-	size_t ncmd, sent, answered;
-	int pipe;
-	int mail_failed;
-	size_t lmtp_next;
-	/* The body. */
-	off_t off;
-	uint64_t left;
-	int bol;
-	char last;
-	char *chunk, *stuffed;
-};
 
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
@@ -124,22 +56,20 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Tell the owner, from the loop. */
-static void notify(struct smtp_session *s, enum smtp_event ev)
+void sess_notify(struct smtp_session *s, enum smtp_event ev)
 {
 	s->note = (int)ev;
 	evtimer_del(s->timer);
 	event_active(s->notify, EV_TIMEOUT, 1);
 }
 
-static void arm(struct smtp_session *s, int secs)
+void sess_arm(struct smtp_session *s, int secs)
 {
 	struct timeval tv = {secs > 0 ? secs : 1, 0};
 	evtimer_add(s->timer, &tv);
 }
 
-static void out_printf(struct smtp_session *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void out_printf(struct smtp_session *s, const char *fmt, ...)
+void sess_printf(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -147,7 +77,7 @@ static void out_printf(struct smtp_session *s, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void kill_conn(struct smtp_session *s)
+void sess_kill(struct smtp_session *s)
 {
 	s->dead = 1;
 	s->st = ST_DEAD;
@@ -161,11 +91,11 @@ static void fail(struct smtp_session *s, int code, const char *text)
 {
 	s->fail_code = code;
 	strlcpy_tmx(s->fail_text, text, sizeof(s->fail_text));
-	kill_conn(s);
-	notify(s, SMTP_FAILED);
+	sess_kill(s);
+	sess_notify(s, SMTP_FAILED);
 }
 
-static void fail_local(struct smtp_session *s, int code, const char *enh, const char *what)
+void sess_fail_local(struct smtp_session *s, int code, const char *enh, const char *what)
 {
 	char t[700];
 	smtp_local_reply(t, sizeof(t), code, enh, "%s: %s", s->relay, what);
@@ -174,7 +104,7 @@ static void fail_local(struct smtp_session *s, int code, const char *enh, const 
 
 /* A server reply that ends the session's use for this message: its own
  * text first (so its RFC 3463 code is the one reported), then where. */
-static void fail_reply(struct smtp_session *s, const char *when)
+void sess_fail_reply(struct smtp_session *s, const char *when)
 {
 	char t[700];
 	int code = s->rp.code >= 400 ? s->rp.code : 451;
@@ -182,7 +112,7 @@ static void fail_reply(struct smtp_session *s, const char *when)
 	fail(s, code, t);
 }
 
-static void fill_undecided(struct smtp_session *s, int code, const char *text)
+void sess_fill_undecided(struct smtp_session *s, int code, const char *text)
 {
 	for (size_t i = 0; i < s->m->nrcpt; i++) {
 		if (s->res[i].code != 0)
@@ -200,11 +130,11 @@ static int any_decided(const struct smtp_session *s)
 	return 0;
 }
 
-static void xact_done(struct smtp_session *s)
+void sess_done(struct smtp_session *s)
 {
 	if (!s->dead)
 		s->st = ST_IDLE;
-	notify(s, SMTP_DONE);
+	sess_notify(s, SMTP_DONE);
 }
 
 static const char *state_what(const struct smtp_session *s)
@@ -251,7 +181,7 @@ static void net_fail(struct smtp_session *s, int timed_out, int err)
 		         timed_out ? "timed out"
 		         : err     ? strerror(err)
 		                   : "connection failed");
-		fail_local(s, 451, "4.4.1", what);
+		sess_fail_local(s, 451, "4.4.1", what);
 		return;
 	}
 	if (timed_out)
@@ -261,9 +191,9 @@ static void net_fail(struct smtp_session *s, int timed_out, int err)
 	else
 		snprintf(what, sizeof(what), "connection closed %s", state_what(s));
 	if (st == ST_IDLE) {
-		kill_conn(s);
+		sess_kill(s);
 		if (s->note == 0)
-			notify(s, SMTP_CLOSED);
+			sess_notify(s, SMTP_CLOSED);
 		return;
 	}
 	if (st == ST_XACT || st == ST_BODY || st == ST_DOT || st == ST_EMPTY) {
@@ -272,16 +202,16 @@ static void net_fail(struct smtp_session *s, int timed_out, int err)
 		 * message may have arrived: a retry may duplicate it (RFC
 		 * 1047), the safe side. */
 		if (st == ST_XACT && !any_decided(s)) {
-			fail_local(s, 451, "4.4.2", what);
+			sess_fail_local(s, 451, "4.4.2", what);
 			return;
 		}
 		smtp_local_reply(t, sizeof(t), 451, "4.4.2", "%s: %s", s->relay, what);
-		fill_undecided(s, 451, t);
-		kill_conn(s);
-		xact_done(s);
+		sess_fill_undecided(s, 451, t);
+		sess_kill(s);
+		sess_done(s);
 		return;
 	}
-	fail_local(s, 451, "4.4.2", what);
+	sess_fail_local(s, 451, "4.4.2", what);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -299,14 +229,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static void ready(struct smtp_session *s)
 {
 	s->st = ST_IDLE;
-	notify(s, SMTP_READY);
+	sess_notify(s, SMTP_READY);
 }
 
 static void send_hello(struct smtp_session *s, enum smtp_state st)
 {
-	out_printf(s, "%s %s\r\n", st == ST_HELO ? "HELO" : s->lmtp ? "LHLO" : "EHLO", s->helo);
+	sess_printf(s, "%s %s\r\n", st == ST_HELO ? "HELO" : s->lmtp ? "LHLO" : "EHLO", s->helo);
 	s->st = st;
-	arm(s, s->command_timeout);
+	sess_arm(s, s->command_timeout);
 }
 
 static void on_read(struct bufferevent *bev, void *arg);
@@ -323,14 +253,14 @@ static void start_tls(struct smtp_session *s)
 	SSL *ssl =
 	    tls_client_new(s->policy == TLS_POLICY_VERIFY, s->ca_file, s->peer, err, sizeof(err));
 	if (ssl == NULL) {
-		fail_local(s, 451, "4.7.5", err);
+		sess_fail_local(s, 451, "4.7.5", err);
 		return;
 	}
 	struct bufferevent *f = bufferevent_openssl_filter_new(
 	    s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 	if (f == NULL) {
 		SSL_free(ssl);
-		fail_local(s, 451, "4.7.5", "cannot start TLS");
+		sess_fail_local(s, 451, "4.7.5", "cannot start TLS");
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
@@ -338,200 +268,7 @@ static void start_tls(struct smtp_session *s)
 	bufferevent_setcb(f, on_read, on_write, on_event, s);
 	bufferevent_enable(f, EV_READ | EV_WRITE);
 	s->st = ST_TLS;
-	arm(s, s->command_timeout);
-}
-
-/* ---- the transaction ---- */
-
-/* Write the next command(s): all of them with PIPELINING, else one. */
-static void xact_send(struct smtp_session *s)
-{
-	const struct smtp_message *m = s->m;
-	while (s->sent < s->ncmd && (s->pipe || s->sent == s->answered)) {
-		size_t i = s->sent;
-		if (i < s->rset) {
-			out_printf(s, "RSET\r\n");
-		} else if (i == s->rset) {
-			char params[64] = "";
-			if (s->caps.size)
-				snprintf(params, sizeof(params), " SIZE=%llu",
-				         (unsigned long long)m->size);
-			if (s->caps.eightbit && m->eightbit)
-				strncat(params, " BODY=8BITMIME",
-				        sizeof(params) - strlen(params) - 1);
-			out_printf(s, "MAIL FROM:<%s>%s\r\n", m->sender, params);
-		} else if (i <= s->rset + m->nrcpt) {
-			out_printf(s, "RCPT TO:<%s>\r\n", m->rcpts[i - s->rset - 1]);
-		} else {
-			if (!s->pipe && s->accepted == 0) {
-				/* Nobody to send to: the transaction ends here. */
-				s->dirty = 1;
-				xact_done(s);
-				return;
-			}
-			out_printf(s, "DATA\r\n");
-		}
-		s->sent++;
-	}
-	arm(s, s->command_timeout);
-}
-
-static int result_code(int code)
-{
-	return code / 100 == 2 || code >= 400 ? code : 451;
-}
-
-static void body_pump(struct smtp_session *s);
-
-static void xact_reply(struct smtp_session *s)
-{
-	const struct smtp_message *m = s->m;
-	struct smtp_reply *rp = &s->rp;
-	size_t i = s->answered++;
-	int code = rp->code;
-
-	if (code == 421) {
-		/* RFC 5321 3.8: the server is closing; whoever has no
-		 * answer yet shares this one. */
-		fill_undecided(s, 421, rp->text);
-		kill_conn(s);
-		xact_done(s);
-		return;
-	}
-	if (i < s->rset) {
-		if (code != 250) {
-			fail_reply(s, "after RSET");
-			return;
-		}
-	} else if (i == s->rset) {
-		if (code != 250) {
-			/* Every recipient shares the sender's fate. With
-			 * PIPELINING, the RCPT and DATA replies still come. */
-			s->mail_failed = 1;
-			fill_undecided(s, result_code(code), rp->text);
-			s->dirty = 1;
-			if (!s->pipe) {
-				xact_done(s);
-				return;
-			}
-		}
-	} else if (i <= s->rset + m->nrcpt) {
-		size_t k = i - s->rset - 1;
-		if (!s->mail_failed) {
-			if (code / 100 == 2) {
-				s->accepted_v[k] = 1;
-				s->accepted++;
-			} else {
-				s->res[k].code = result_code(code);
-				strlcpy_tmx(s->res[k].reply, rp->text, sizeof(s->res[k].reply));
-			}
-		}
-	} else {
-		/* DATA. */
-		if (code == 354 && (s->accepted == 0 || s->mail_failed)) {
-			/* Pipelined DATA accepted though no recipient was:
-			 * end an empty message and let the server refuse it. */
-			evbuffer_add(bufferevent_get_output(s->bev), ".\r\n", 3);
-			s->st = ST_EMPTY;
-			arm(s, s->data_timeout);
-			return;
-		}
-		if (code != 354) {
-			if (s->accepted > 0 && !s->mail_failed)
-				fill_undecided(s, result_code(code), rp->text);
-			s->dirty = 1;
-			xact_done(s);
-			return;
-		}
-		s->st = ST_BODY;
-		s->off = m->body_off;
-		s->left = m->size;
-		s->bol = 1;
-		s->last = '\n';
-		if (s->chunk == NULL) {
-			s->chunk = xmalloc(SMTP_CHUNK);
-			s->stuffed = xmalloc(2 * SMTP_CHUNK + 8);
-		}
-		bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUT_LOW, 0);
-		body_pump(s);
-		return;
-	}
-	xact_send(s);
-}
-
-/* Fill the output from the spool file up to SMTP_OUT_HIGH; queue the
- * final dot after the last chunk. */
-static void body_pump(struct smtp_session *s)
-{
-	struct evbuffer *out = bufferevent_get_output(s->bev);
-	while (s->left > 0 && evbuffer_get_length(out) < SMTP_OUT_HIGH) {
-		size_t want = s->left < SMTP_CHUNK ? (size_t)s->left : SMTP_CHUNK;
-		ssize_t r = pread(s->m->fd, s->chunk, want, s->off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			char t[300];
-			smtp_local_reply(t, sizeof(t), 451, "4.3.0",
-			                 "cannot read the queue file: %s",
-			                 r == 0 ? "short file" : strerror(errno));
-			fill_undecided(s, 451, t);
-			kill_conn(s);
-			xact_done(s);
-			return;
-		}
-		size_t n = smtp_dotstuff(s->chunk, (size_t)r, s->stuffed, &s->bol);
-		s->last = s->chunk[r - 1];
-		evbuffer_add(out, s->stuffed, n);
-		s->off += r;
-		s->left -= (uint64_t)r;
-	}
-	if (s->left > 0) {
-		/* RFC 5321 4.5.3.2.5: each data block must drain in time. */
-		arm(s, s->command_timeout);
-		return;
-	}
-	/* The message must end with CRLF before the terminating dot. */
-	const char *end = s->last == '\n' ? ".\r\n" : "\r\n.\r\n";
-	evbuffer_add(out, end, strlen(end));
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	s->st = ST_DOT;
-	s->lmtp_next = 0;
-	arm(s, s->data_timeout);
-}
-
-static void dot_reply(struct smtp_session *s)
-{
-	const struct smtp_message *m = s->m;
-	int code = result_code(s->rp.code);
-	if (!s->lmtp) {
-		for (size_t i = 0; i < m->nrcpt; i++) {
-			if (!s->accepted_v[i])
-				continue;
-			s->res[i].code = code;
-			strlcpy_tmx(s->res[i].reply, s->rp.text, sizeof(s->res[i].reply));
-		}
-		s->dirty = 0;
-		if (s->rp.code == 421)
-			kill_conn(s);
-		xact_done(s);
-		return;
-	}
-	/* RFC 2033 4.2: one reply per accepted recipient, in order. */
-	while (s->lmtp_next < m->nrcpt && !s->accepted_v[s->lmtp_next])
-		s->lmtp_next++;
-	if (s->lmtp_next < m->nrcpt) {
-		struct smtp_result *r = &s->res[s->lmtp_next++];
-		r->code = code;
-		strlcpy_tmx(r->reply, s->rp.text, sizeof(r->reply));
-	}
-	while (s->lmtp_next < m->nrcpt && !s->accepted_v[s->lmtp_next])
-		s->lmtp_next++;
-	if (s->lmtp_next >= m->nrcpt) {
-		s->dirty = 0;
-		xact_done(s);
-		return;
-	}
-	arm(s, s->data_timeout);
+	sess_arm(s, s->command_timeout);
 }
 
 /* ---- replies by state ---- */
@@ -542,7 +279,7 @@ static void on_reply(struct smtp_session *s)
 	switch (s->st) {
 	case ST_GREETING:
 		if (rp->code != 220) {
-			fail_reply(s, "greeting");
+			sess_fail_reply(s, "greeting");
 			return;
 		}
 		send_hello(s, ST_EHLO);
@@ -555,11 +292,11 @@ static void on_reply(struct smtp_session *s)
 			if (s->st == ST_EHLO2) {
 				ready(s);
 			} else if (s->policy != TLS_POLICY_NONE && s->caps.starttls) {
-				out_printf(s, "STARTTLS\r\n");
+				sess_printf(s, "STARTTLS\r\n");
 				s->st = ST_STARTTLS;
-				arm(s, s->command_timeout);
+				sess_arm(s, s->command_timeout);
 			} else if (s->policy >= TLS_POLICY_ENCRYPT) {
-				fail_local(
+				sess_fail_local(
 				    s, 451, "4.7.4",
 				    "TLS is required but the server does not offer STARTTLS");
 			} else {
@@ -568,7 +305,7 @@ static void on_reply(struct smtp_session *s)
 			return;
 		}
 		if (s->lmtp || rp->code < 500 || s->st == ST_EHLO2) {
-			fail_reply(s, s->lmtp ? "after LHLO" : "after EHLO");
+			sess_fail_reply(s, s->lmtp ? "after LHLO" : "after EHLO");
 			return;
 		}
 		/* RFC 5321 3.2: a server that refuses EHLO (5xx: does not know
@@ -577,13 +314,13 @@ static void on_reply(struct smtp_session *s)
 		return;
 	case ST_HELO:
 		if (rp->code != 250) {
-			fail_reply(s, "after HELO");
+			sess_fail_reply(s, "after HELO");
 			return;
 		}
 		memset(&s->caps, 0, sizeof(s->caps));
 		if (s->policy >= TLS_POLICY_ENCRYPT) {
-			fail_local(s, 451, "4.7.4",
-			           "TLS is required but the server does not offer STARTTLS");
+			sess_fail_local(s, 451, "4.7.4",
+			                "TLS is required but the server does not offer STARTTLS");
 			return;
 		}
 		ready(s);
@@ -594,7 +331,7 @@ static void on_reply(struct smtp_session *s)
 		} else if (s->policy >= TLS_POLICY_ENCRYPT) {
 			char what[600];
 			snprintf(what, sizeof(what), "STARTTLS refused: %s", rp->text);
-			fail_local(s, 451, "4.7.4", what);
+			sess_fail_local(s, 451, "4.7.4", what);
 		} else {
 			ready(s); /* "may": on without TLS */
 		}
@@ -603,11 +340,11 @@ static void on_reply(struct smtp_session *s)
 		xact_reply(s);
 		return;
 	case ST_DOT:
-		dot_reply(s);
+		xact_dot_reply(s);
 		return;
 	case ST_EMPTY:
 		s->dirty = 1;
-		xact_done(s);
+		sess_done(s);
 		return;
 	case ST_QUIT:
 		smtp_free(s);
@@ -642,7 +379,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
 		if (line == NULL) {
 			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX)
-				fail_local(s, 451, "4.5.0", "reply line too long");
+				sess_fail_local(s, 451, "4.5.0", "reply line too long");
 			return;
 		}
 		int r = n <= SMTP_REPLY_LINE_MAX ? smtp_reply_line(&s->rp, line, n) : -1;
@@ -654,7 +391,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 			}
 			char what[300];
 			snprintf(what, sizeof(what), "malformed reply %s", state_what(s));
-			fail_local(s, 451, "4.5.0", what);
+			sess_fail_local(s, 451, "4.5.0", what);
 			return;
 		}
 		if (r == 1) {
@@ -672,9 +409,9 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 	(void)bev;
 	if (s->st == ST_BODY)
-		body_pump(s);
+		xact_pump(s);
 	else if (s->st == ST_DOT && s->lmtp_next == 0)
-		arm(s, s->data_timeout); /* the last block drained: the reply is due */
+		sess_arm(s, s->data_timeout); /* the last block drained: the reply is due */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -683,7 +420,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		if (s->st == ST_CONNECT) {
 			s->st = ST_GREETING;
-			arm(s, s->command_timeout);
+			sess_arm(s, s->command_timeout);
 		} else if (s->st == ST_TLS) {
 			SSL *ssl = bufferevent_openssl_get_ssl(bev);
 			tls_client_describe(ssl, s->tls, sizeof(s->tls));
@@ -701,7 +438,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		tls_client_failure(bufferevent_openssl_get_ssl(bev), e, err, sizeof(err));
 		while (bufferevent_get_openssl_error(bev) != 0)
 			;
-		fail_local(s, 451, "4.7.5", err);
+		sess_fail_local(s, 451, "4.7.5", err);
 		return;
 	}
 	net_fail(s, 0, (what & BEV_EVENT_ERROR) ? EVUTIL_SOCKET_ERROR() : 0);
@@ -741,49 +478,11 @@ struct smtp_session *smtp_open(struct event_base *base, const struct sockaddr *s
 		char what[300];
 		snprintf(what, sizeof(what), "connect: %s",
 		         errno ? strerror(errno) : "connection failed");
-		fail_local(s, 451, "4.4.1", what);
+		sess_fail_local(s, 451, "4.4.1", what);
 		return s;
 	}
-	arm(s, connect_timeout);
+	sess_arm(s, connect_timeout);
 	return s;
-}
-
-void smtp_send(struct smtp_session *s, const struct smtp_opts *o, const struct smtp_message *m,
-               struct smtp_result *res)
-{
-	s->m = m;
-	s->res = res;
-	s->command_timeout = o->command_timeout;
-	s->data_timeout = o->data_timeout;
-	for (size_t i = 0; i < m->nrcpt; i++)
-		res[i].code = 0;
-	free(s->accepted_v);
-	s->accepted_v = xcalloc(m->nrcpt ? m->nrcpt : 1, 1);
-	s->accepted = 0;
-	s->mail_failed = 0;
-	s->answered = s->sent = 0;
-	s->rset = s->dirty ? 1 : 0;
-	s->ncmd = s->rset + 1 + m->nrcpt + 1;
-	s->pipe = s->caps.pipelining;
-	smtp_reply_init(&s->rp);
-	if (s->dead || s->st != ST_IDLE) {
-		fail_local(s, 451, "4.4.2", "connection closed while idle");
-		return;
-	}
-	if (s->caps.size && s->caps.size_max > 0 && m->size > s->caps.size_max) {
-		/* Another host of the destination may take it. */
-		char what[200];
-		snprintf(what, sizeof(what), "message size %llu exceeds the server's limit %llu",
-		         (unsigned long long)m->size, (unsigned long long)s->caps.size_max);
-		char t[700];
-		smtp_local_reply(t, sizeof(t), 552, "5.3.4", "%s: %s", s->relay, what);
-		s->fail_code = 552;
-		strlcpy_tmx(s->fail_text, t, sizeof(s->fail_text));
-		notify(s, SMTP_FAILED); /* still usable: the caller may QUIT */
-		return;
-	}
-	s->st = ST_XACT;
-	xact_send(s);
 }
 
 void smtp_set_cb(struct smtp_session *s, smtp_cb cb, void *arg)
@@ -828,10 +527,10 @@ void smtp_quit(struct smtp_session *s, void (*gone)(void *), void *arg)
 		smtp_free(s);
 		return;
 	}
-	out_printf(s, "QUIT\r\n");
+	sess_printf(s, "QUIT\r\n");
 	smtp_reply_init(&s->rp);
 	s->st = ST_QUIT;
-	arm(s, SMTP_QUIT_TIMEOUT);
+	sess_arm(s, SMTP_QUIT_TIMEOUT);
 }
 
 void smtp_free(struct smtp_session *s)
