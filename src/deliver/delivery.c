@@ -16,11 +16,12 @@
  * message with recipients left to do waits in deferred/; a timer set to
  * the earliest known retry time, and a periodic rescan, bring it back.
  *
- * The loop never blocks: Maildir writes, SMTP/LMTP transactions (with
- * their DNS lookups; each holds a thread for its duration), envelope
- * updates, removals and deferred-queue scans run in a small pool of
- * threads (delivery_threads, which also bounds the outbound connections),
- * and each result is handed back to the loop through an eventfd. The loop
+ * The loop never blocks. SMTP and LMTP transactions and their DNS lookups
+ * are events of the loop itself (remote.c, smtp_client.c, dns.c: a job
+ * waits in remote.c's queue, not in a thread, for the connection limits).
+ * Maildir writes, envelope updates, removals and deferred-queue scans (file
+ * I/O with fsync) run in a small pool of threads (delivery_threads), and
+ * each result is handed back to the loop through an eventfd. The loop
  * alone touches the message state.
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
@@ -52,8 +53,13 @@
 #include "tempomx.h"
 #include "util.h"
 
-/* Messages open at once, per worker thread (each holds a descriptor). */
+/* Messages open at once, per worker thread (each holds a descriptor), plus
+ * one per outbound connection allowed: SMTP and LMTP do not hold threads,
+ * so the threads alone must not bound them. */
 #define DELIVERY_ACTIVE_PER_THREAD 4
+/* The outbound share at most (max_outbound_connections may be 0: no
+ * limit), so that open files stay well under the usual 1024. */
+#define DELIVERY_ACTIVE_OUTBOUND_MAX 200
 /* Wait before retrying an envelope update that failed (e.g. ENOSPC). */
 #define DELIVERY_FINISH_RETRY 10
 
@@ -222,19 +228,16 @@ struct msg {
 };
 
 /* Recipients of one message going to one destination in one SMTP or
- * LMTP transaction (remote.c does the work in a worker thread). */
+ * LMTP transaction (remote.c runs it in the loop). */
 struct rjob {
-	struct task t; /* first: the task pointer is the job pointer */
+	struct remote_job rj;
 	struct msg *m;
 	struct rjob *next; /* forming list */
 	size_t *idx;       /* recipient indices */
 	const char **addrs;
 	size_t n;
-	int64_t max_hops;
-	int hops;
-	struct remote_job rj;
 	char *self, *dns_servers, *tls_ca_file;
-	int64_t started, finished;
+	int64_t finished;
 };
 
 /* One recipient's Maildir delivery. */
@@ -257,7 +260,6 @@ struct sweep {
 	int force;
 	size_t moved, seen;
 	int64_t next_due; /* earliest retry time of what stays, 0 = none */
-	int64_t reuse_time;
 };
 
 struct delivery {
@@ -267,6 +269,7 @@ struct delivery {
 	struct spool_watch *watch;
 	int64_t interval;
 	struct pool pool;
+	struct remote *remote;
 	struct idlist waiting; /* messages in out/, oldest first */
 	struct msg *active;
 	size_t nactive, max_active;
@@ -291,8 +294,13 @@ static void delivery_kick(struct delivery *d)
 
 static void delivery_maybe_exit(struct delivery *d)
 {
-	if (d->stopping && d->nactive == 0 && d->pool.busy == 0)
+	if (d->stopping && d->nactive == 0 && d->pool.busy == 0 && !remote_busy(d->remote))
 		event_base_loopexit(d->base, NULL);
+}
+
+static void delivery_drained(void *arg)
+{
+	delivery_maybe_exit(arg);
 }
 
 static struct msg *delivery_find(struct delivery *d, const char *id)
@@ -607,28 +615,9 @@ static int count_hops(int fd, size_t body_off, uint64_t size)
 	return hops;
 }
 
-static void rjob_work(struct task *t)
+/* Record the outcome of a job in the recipients, log it, free the job. */
+static void rjob_record(struct rjob *j)
 {
-	struct rjob *j = (struct rjob *)t;
-	j->started = wall_usec();
-	j->hops = count_hops(j->m->fd, j->m->body_off, j->m->env.size);
-	if (j->hops > j->max_hops) {
-		for (size_t i = 0; i < j->n; i++) {
-			j->rj.res[i].code = 554;
-			snprintf(j->rj.res[i].reply, sizeof(j->rj.res[i].reply),
-			         "554 5.4.6 too many hops (%d Received: headers): mail loop",
-			         j->hops);
-		}
-		snprintf(j->rj.relay, sizeof(j->rj.relay), "none");
-	} else {
-		remote_deliver(&j->rj);
-	}
-	j->finished = wall_usec();
-}
-
-static void rjob_done(struct task *t)
-{
-	struct rjob *j = (struct rjob *)t;
 	struct msg *m = j->m;
 	const struct config *cf = m->d->rt->cf;
 	int64_t arrival = m->env.arrival_usec;
@@ -637,6 +626,14 @@ static void rjob_done(struct task *t)
 		struct rcpt *r = &m->env.rcpts[j->idx[k]];
 		struct smtp_result *res = &j->rj.res[k];
 		const char *st;
+		if (res->code == 0) {
+			/* Cut off by shutdown before a final reply: the
+			 * recipient stays as it was, to be tried again. */
+			log_info("%s: to=<%s>, relay=%s, status=pending (shut down before the "
+			         "final reply)",
+			         m->id, r->addr, j->rj.relay[0] ? j->rj.relay : "none");
+			continue;
+		}
 		r->attempts++;
 		r->last_attempt = j->finished / 1000000;
 		set_reply(r, res->reply[0] ? res->reply : "no reply");
@@ -655,7 +652,7 @@ static void rjob_done(struct task *t)
 		         "status=%s (%s)",
 		         m->id, r->addr, j->rj.relay[0] ? j->rj.relay : "none",
 		         secs(j->finished - arrival), secs(m->picked - arrival),
-		         secs(j->started - m->picked), secs(j->finished - j->started),
+		         secs(j->rj.started - m->picked), secs(j->finished - j->rj.started),
 		         j->rj.tls[0] ? "tls=" : "", j->rj.tls[0] ? j->rj.tls : "",
 		         j->rj.tls[0] ? ", " : "", st, r->last_reply);
 		if (res->code / 100 == 5)
@@ -668,6 +665,14 @@ static void rjob_done(struct task *t)
 	free(j->dns_servers);
 	free(j->tls_ca_file);
 	free(j);
+}
+
+static void rjob_done(struct remote_job *rj)
+{
+	struct rjob *j = (struct rjob *)rj;
+	struct msg *m = j->m;
+	j->finished = wall_usec();
+	rjob_record(j);
 	if (--m->jobs_left == 0)
 		msg_finish(m);
 }
@@ -693,14 +698,12 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 	}
 	if (j == NULL) {
 		j = xcalloc(1, sizeof(*j));
-		j->t.work = rjob_work;
-		j->t.done = rjob_done;
+		j->rj.done = rjob_done;
 		j->m = m;
 		j->rj.route = *rt;
 		snprintf(j->rj.domain, sizeof(j->rj.domain), "%s", domain);
 		j->self = xstrdup(cf->hostname);
 		j->dns_servers = xstrdup(cf->dns_servers ? cf->dns_servers : "");
-		j->max_hops = cf->max_hops;
 		j->rj.self = j->self;
 		j->rj.dns_servers = j->dns_servers;
 		j->rj.connect_timeout = (int)cf->smtp_connect_timeout;
@@ -728,18 +731,35 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 	j->n++;
 }
 
-/* Submit the jobs formed by msg_start. */
+/* Submit the jobs formed by msg_start to remote.c. A message with more
+ * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3); the
+ * header section is at most 64 KiB of a file just opened, read inline. */
 static void rjob_submit_all(struct msg *m)
 {
+	int hops = -1;
+	if (m->forming)
+		hops = count_hops(m->fd, m->body_off, m->env.size);
 	while (m->forming) {
 		struct rjob *j = m->forming;
 		m->forming = j->next;
 		j->rj.msg.rcpts = j->addrs;
 		j->rj.msg.nrcpt = j->n;
 		j->rj.res = xcalloc(j->n, sizeof(*j->rj.res));
-		m->jobs_left++;
 		m->tried = 1;
-		pool_submit(&m->d->pool, &j->t);
+		if (hops > m->d->rt->cf->max_hops) {
+			for (size_t i = 0; i < j->n; i++) {
+				j->rj.res[i].code = 554;
+				snprintf(
+				    j->rj.res[i].reply, sizeof(j->rj.res[i].reply),
+				    "554 5.4.6 too many hops (%d Received: headers): mail loop",
+				    hops);
+			}
+			j->rj.started = j->finished = wall_usec();
+			rjob_record(j);
+			continue;
+		}
+		m->jobs_left++;
+		remote_submit(m->d->remote, &j->rj);
 	}
 }
 
@@ -841,7 +861,11 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 {
 	struct delivery *d = arg;
 	char id[QUEUEID_SIZE];
-	while (!d->stopping && d->nactive < d->max_active && idlist_pop(&d->waiting, id)) {
+	int64_t out = d->rt->cf->max_outbound_connections;
+	size_t max = d->max_active + (size_t)(out > 0 && out < DELIVERY_ACTIVE_OUTBOUND_MAX
+	                                          ? out
+	                                          : DELIVERY_ACTIVE_OUTBOUND_MAX);
+	while (!d->stopping && d->nactive < max && idlist_pop(&d->waiting, id)) {
 		if (delivery_find(d, id) == NULL)
 			msg_start(d, id);
 	}
@@ -853,9 +877,6 @@ static void sweep_work(struct task *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
-	/* Parked outbound sessions past their time are closed here, off
-	 * the loop (QUIT waits for the server). */
-	remote_idle_expire(s->reuse_time);
 	char(*ids)[QUEUEID_SIZE];
 	int64_t now = wall_usec() / 1000000;
 	size_t n = spool_list(&d->sp, Q_DEFERRED, &ids);
@@ -941,7 +962,6 @@ static void sweep_start(struct delivery *d, int force)
 	s->t.done = sweep_done;
 	s->d = d;
 	s->force = force;
-	s->reuse_time = d->rt->cf->smtp_connection_reuse_time;
 	d->sweeping = 1;
 	pool_submit(&d->pool, &s->t);
 }
@@ -978,6 +998,9 @@ static void delivery_stop(struct delivery *d)
 	log_info("stopping: %zu message%s in progress, %zu waiting in out", d->nactive,
 	         d->nactive == 1 ? "" : "s", d->waiting.n);
 	d->stopping = 1;
+	/* Outbound sessions close now; their unanswered recipients stay
+	 * pending. */
+	remote_stop(d->remote, delivery_drained, d);
 	spool_watch_free(d->watch);
 	d->watch = NULL;
 	event_del(d->sweep_ev);
@@ -1038,6 +1061,7 @@ int delivery_main(struct runtime *rt)
 		fatalx("event_base_new failed");
 	size_t nthreads = (size_t)rt->cf->delivery_threads;
 	pool_init(&d.pool, d.base, nthreads);
+	d.remote = remote_new(d.base);
 	d.max_active = nthreads * DELIVERY_ACTIVE_PER_THREAD;
 	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
 	if (d.work_ev == NULL)
@@ -1065,7 +1089,7 @@ int delivery_main(struct runtime *rt)
 	/* Every task has finished (the loop only exits when none is
 	 * left), so the threads are idle. */
 	pool_free(&d.pool);
-	remote_idle_expire(-1);
+	remote_free(d.remote);
 	while (d.active)
 		msg_free(d.active);
 	spool_watch_free(d.watch);

@@ -1,11 +1,16 @@
 /*
- * dns.c: MX and address lookups for the delivery child, with c-ares.
+ * dns.c: asynchronous MX and address lookups for the delivery child, with
+ * c-ares driven by the delivery event loop.
  *
- * Each lookup runs a private c-ares channel to completion inside the
- * calling worker thread (poll on the channel's sockets), so the event loop
- * never waits and the "dns_servers" setting (tests use a server on a
- * loopback port) applies to every query. Called by the SMTP and LMTP jobs
- * of delivery.c through remote.c.
+ * A resolver is one c-ares channel: its sockets become libevent events
+ * through the socket state callback, and one timer follows ares_timeout(),
+ * so lookups never block the loop. Results are handed to the caller from
+ * an event of their own, never from inside c-ares or the call that
+ * started the lookup, so a callback may start or cancel lookups and free
+ * its job freely. The "dns_servers" setting (tests use a server on a
+ * loopback port) is fixed per resolver; remote.c retires a resolver when
+ * the setting changes, and it is freed when its last lookup has called
+ * back. Called by remote.c, in the loop thread only.
  *
  * Failures are classified as RFC 5321 section 5.1 needs: a name that does
  * not exist is permanent, a name with no MX falls back to its address
@@ -15,104 +20,235 @@
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <ares.h>
+#include <event2/event.h>
 
 #include "dns.h"
+#include "log.h"
 #include "util.h"
 
 /* Per query: 3 s, tried twice per server (c-ares otherwise waits ~20 s). */
 #define DNS_TIMEOUT_MS 3000
 #define DNS_TRIES 2
 
-static pthread_once_t dns_once = PTHREAD_ONCE_INIT;
-static int dns_init_status;
-
-static void dns_init_once(void)
-{
-	dns_init_status = ares_library_init(ARES_LIB_INIT_ALL);
-}
+static int dns_init_status = -1;
 
 int dns_init(void)
 {
-	pthread_once(&dns_once, dns_init_once);
+	if (dns_init_status != ARES_SUCCESS)
+		dns_init_status = ares_library_init(ARES_LIB_INIT_ALL);
 	return dns_init_status == ARES_SUCCESS ? 0 : -1;
 }
 
-static int dns_channel(ares_channel *ch, const char *servers, char *err, size_t errlen)
+struct dns_sock {
+	ares_socket_t fd;
+	short what;
+	struct event *ev;
+	struct dns_sock *next;
+};
+
+struct dns_resolver {
+	struct event_base *base;
+	ares_channel ch;
+	char *servers;
+	struct dns_sock *socks;
+	struct event *timer;
+	struct dns_query *queries; /* not yet handed back */
+	int retired, destroying;
+	int delivering; /* inside a caller's callback: not to be freed */
+	struct dns_resolver *next_retired;
+};
+
+/* Resolvers retired with lookups under way (dns_shutdown frees them). */
+static struct dns_resolver *dns_retired;
+
+struct dns_query {
+	struct dns_resolver *r;
+	struct dns_query *next, *prev;
+	struct event *ev; /* hands the result back */
+	int mx;
+	int cancelled;
+	int outstanding; /* c-ares callbacks still to come */
+	int status;      /* an ARES_ status */
+	dns_mx_cb mx_cb;
+	dns_addr_cb addr_cb;
+	void *arg;
+	unsigned port;
+	struct dns_mx *mv;
+	struct dns_addr *av;
+	size_t n;
+	char name[256];
+	char err[300];
+};
+
+static void dns_rearm(struct dns_resolver *r)
+{
+	struct timeval tv;
+	if (r->destroying)
+		return;
+	if (ares_timeout(r->ch, NULL, &tv) != NULL)
+		evtimer_add(r->timer, &tv);
+	else
+		evtimer_del(r->timer);
+}
+
+static void dns_on_sock(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolver *r = arg;
+	ares_process_fd(r->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+	                (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	dns_rearm(r);
+}
+
+static void dns_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolver *r = arg;
+	(void)fd;
+	(void)what;
+	ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	dns_rearm(r);
+}
+
+/* c-ares opens, closes or changes interest in a socket. */
+static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns_resolver *r = data;
+	struct dns_sock **pp = &r->socks, *s;
+	while (*pp && (*pp)->fd != fd)
+		pp = &(*pp)->next;
+	s = *pp;
+	short what = (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
+	if (s && (what == 0 || what != s->what)) {
+		event_free(s->ev);
+		*pp = s->next;
+		free(s);
+		s = NULL;
+	}
+	if (what == 0 || s != NULL || r->destroying)
+		return;
+	s = xcalloc(1, sizeof(*s));
+	s->fd = fd;
+	s->what = what;
+	s->ev = event_new(r->base, fd, what | EV_PERSIST, dns_on_sock, r);
+	if (s->ev == NULL || event_add(s->ev, NULL) < 0)
+		fatalx("cannot add a resolver event");
+	s->next = r->socks;
+	r->socks = s;
+}
+
+struct dns_resolver *dns_resolver_new(struct event_base *base, const char *servers, char *err,
+                                      size_t errlen)
 {
 	struct ares_options o;
+	if (dns_init() < 0) {
+		snprintf(err, errlen, "cannot initialise the resolver");
+		return NULL;
+	}
+	struct dns_resolver *r = xcalloc(1, sizeof(*r));
+	r->base = base;
 	memset(&o, 0, sizeof(o));
 	o.timeout = DNS_TIMEOUT_MS;
 	o.tries = DNS_TRIES;
 	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	if (dns_init() < 0) {
-		snprintf(err, errlen, "cannot initialise the resolver");
-		return -1;
-	}
-	int r = ares_init_options(ch, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS);
-	if (r != ARES_SUCCESS) {
-		snprintf(err, errlen, "resolver: %s", ares_strerror(r));
-		return -1;
+	o.sock_state_cb = dns_sock_state;
+	o.sock_state_cb_data = r;
+	int rc = ares_init_options(&r->ch, &o,
+	                           ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
+	                               ARES_OPT_SOCK_STATE_CB);
+	if (rc != ARES_SUCCESS) {
+		snprintf(err, errlen, "resolver: %s", ares_strerror(rc));
+		free(r);
+		return NULL;
 	}
 	if (servers && *servers) {
-		r = ares_set_servers_ports_csv(*ch, servers);
-		if (r != ARES_SUCCESS) {
-			snprintf(err, errlen, "dns_servers '%s': %s", servers, ares_strerror(r));
-			ares_destroy(*ch);
-			return -1;
+		rc = ares_set_servers_ports_csv(r->ch, servers);
+		if (rc != ARES_SUCCESS) {
+			snprintf(err, errlen, "dns_servers '%s': %s", servers, ares_strerror(rc));
+			ares_destroy(r->ch);
+			free(r);
+			return NULL;
 		}
 	}
-	return 0;
+	r->servers = xstrdup(servers ? servers : "");
+	r->timer = evtimer_new(base, dns_on_timer, r);
+	if (r->timer == NULL)
+		fatalx("cannot add the resolver timer");
+	return r;
 }
 
-/* Run the channel until every query has called back. */
-static void dns_run(ares_channel ch)
+const char *dns_resolver_servers(const struct dns_resolver *r)
 {
-	for (;;) {
-		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
-		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
-		/* The ARES_GETSOCK_ macros shift a signed 1 into the sign bit;
-		 * test the bits as unsigned. */
-		unsigned bits = (unsigned)ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
-		nfds_t n = 0;
-		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			short ev = 0;
-			if (bits & (1u << i))
-				ev |= POLLIN;
-			if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
-				ev |= POLLOUT;
-			if (ev == 0)
-				continue;
-			pfd[n].fd = socks[i];
-			pfd[n].events = ev;
-			pfd[n].revents = 0;
-			n++;
-		}
-		if (n == 0)
-			return;
-		struct timeval tv, *tvp = ares_timeout(ch, NULL, &tv);
-		int ms = tvp ? (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000) : 1000;
-		int pr = poll(pfd, n, ms);
-		if (pr <= 0) {
-			ares_process_fd(ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-			continue;
-		}
-		for (nfds_t i = 0; i < n; i++) {
-			ares_socket_t rfd = ARES_SOCKET_BAD, wfd = ARES_SOCKET_BAD;
-			if (pfd[i].revents & (POLLIN | POLLERR | POLLHUP))
-				rfd = pfd[i].fd;
-			if (pfd[i].revents & POLLOUT)
-				wfd = pfd[i].fd;
-			if (rfd != ARES_SOCKET_BAD || wfd != ARES_SOCKET_BAD)
-				ares_process_fd(ch, rfd, wfd);
+	return r->servers;
+}
+
+static void dns_query_free(struct dns_query *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->r->queries = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	event_free(q->ev);
+	dns_mx_free(q->mv, q->n * (q->mv != NULL));
+	free(q->av);
+	free(q);
+}
+
+void dns_resolver_free(struct dns_resolver *r)
+{
+	if (r == NULL)
+		return;
+	for (struct dns_resolver **pp = &dns_retired; *pp; pp = &(*pp)->next_retired) {
+		if (*pp == r) {
+			*pp = r->next_retired;
+			break;
 		}
 	}
+	r->destroying = 1;
+	/* c-ares calls back every pending query with ARES_EDESTRUCTION;
+	 * those callbacks see destroying and do nothing. */
+	ares_destroy(r->ch);
+	while (r->queries)
+		dns_query_free(r->queries);
+	while (r->socks) {
+		struct dns_sock *s = r->socks;
+		r->socks = s->next;
+		event_free(s->ev);
+		free(s);
+	}
+	event_free(r->timer);
+	free(r->servers);
+	free(r);
+}
+
+void dns_resolver_retire(struct dns_resolver *r)
+{
+	if (r == NULL)
+		return;
+	r->retired = 1;
+	if (r->queries == NULL && r->delivering == 0) {
+		dns_resolver_free(r);
+		return;
+	}
+	r->next_retired = dns_retired;
+	dns_retired = r;
+}
+
+void dns_shutdown(void)
+{
+	while (dns_retired)
+		dns_resolver_free(dns_retired);
+}
+
+void dns_query_cancel(struct dns_query *q)
+{
+	if (q)
+		q->cancelled = 1;
 }
 
 static int dns_status_of(int ares_status)
@@ -129,32 +265,177 @@ static int dns_status_of(int ares_status)
 	}
 }
 
-struct mx_query {
-	int status;
-	struct dns_mx *v;
-	size_t n;
-};
+/* The loop side: hand the result to the caller, then forget the query. */
+static void dns_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_query *q = arg;
+	struct dns_resolver *r = q->r;
+	(void)fd;
+	(void)what;
+	int st = dns_status_of(q->status);
+	if (st == DNS_OK && q->n == 0)
+		st = DNS_NODATA;
+	if (st == DNS_OK && q->mx)
+		dns_mx_sort(q->mv, q->n);
+	if (st != DNS_OK && q->err[0] == '\0')
+		snprintf(q->err, sizeof(q->err), "%s lookup for %s: %s", q->mx ? "MX" : "address",
+		         q->name, ares_strerror(q->status));
+	dns_mx_cb mcb = q->cancelled ? NULL : q->mx_cb;
+	dns_addr_cb acb = q->cancelled ? NULL : q->addr_cb;
+	void *carg = q->arg;
+	struct dns_mx *mv = NULL;
+	struct dns_addr *av = NULL;
+	size_t n = 0;
+	char err[300];
+	if (st == DNS_OK && (mcb || acb)) {
+		/* The results now belong to the caller. */
+		mv = q->mv;
+		av = q->av;
+		n = q->n;
+		q->mv = NULL;
+		q->av = NULL;
+		q->n = 0;
+	}
+	strlcpy_tmx(err, q->err, sizeof(err));
+	dns_query_free(q);
+	r->delivering++;
+	if (mcb)
+		mcb(carg, st, mv, n, err);
+	else if (acb)
+		acb(carg, st, av, n, err);
+	r->delivering--;
+	if (r->retired && r->queries == NULL && r->delivering == 0)
+		dns_resolver_free(r);
+}
+
+static void dns_one_done(struct dns_query *q)
+{
+	if (--q->outstanding == 0)
+		event_active(q->ev, EV_TIMEOUT, 1);
+}
+
+static struct dns_query *dns_query_new(struct dns_resolver *r, const char *name, void *arg)
+{
+	struct dns_query *q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	q->arg = arg;
+	q->status = ARES_ETIMEOUT;
+	strlcpy_tmx(q->name, name, sizeof(q->name));
+	q->ev = event_new(r->base, -1, 0, dns_deliver, q);
+	if (q->ev == NULL)
+		fatalx("cannot add a resolver event");
+	q->next = r->queries;
+	if (r->queries)
+		r->queries->prev = q;
+	r->queries = q;
+	return q;
+}
 
 static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
 {
-	struct mx_query *q = arg;
+	struct dns_query *q = arg;
 	(void)timeouts;
+	if (q->r->destroying)
+		return;
 	q->status = status;
-	if (status != ARES_SUCCESS)
-		return;
-	struct ares_mx_reply *mx = NULL;
-	q->status = ares_parse_mx_reply(abuf, alen, &mx);
-	if (q->status != ARES_SUCCESS)
-		return;
-	for (struct ares_mx_reply *p = mx; p; p = p->next)
-		q->n++;
-	q->v = xcalloc(q->n ? q->n : 1, sizeof(*q->v));
-	size_t i = 0;
-	for (struct ares_mx_reply *p = mx; p; p = p->next, i++) {
-		q->v[i].host = xstrdup(p->host);
-		q->v[i].pref = p->priority;
+	if (status == ARES_SUCCESS) {
+		struct ares_mx_reply *mx = NULL;
+		q->status = ares_parse_mx_reply(abuf, alen, &mx);
+		if (q->status == ARES_SUCCESS) {
+			for (struct ares_mx_reply *p = mx; p; p = p->next)
+				q->n++;
+			q->mv = xcalloc(q->n ? q->n : 1, sizeof(*q->mv));
+			size_t i = 0;
+			for (struct ares_mx_reply *p = mx; p; p = p->next, i++) {
+				q->mv[i].host = xstrdup(p->host);
+				q->mv[i].pref = p->priority;
+			}
+			ares_free_data(mx);
+		}
 	}
-	ares_free_data(mx);
+	dns_one_done(q);
+}
+
+struct dns_query *dns_mx_query(struct dns_resolver *r, const char *domain, dns_mx_cb cb, void *arg)
+{
+	struct dns_query *q = dns_query_new(r, domain, arg);
+	q->mx = 1;
+	q->mx_cb = cb;
+	q->outstanding = 1;
+	ares_query(r->ch, domain, ns_c_in, ns_t_mx, mx_cb, q);
+	dns_rearm(r);
+	return q;
+}
+
+static void addr_cb(void *arg, int status, int timeouts, struct hostent *h)
+{
+	struct dns_query *q = arg;
+	(void)timeouts;
+	if (q->r->destroying)
+		return;
+	if (status != ARES_SUCCESS || h == NULL) {
+		/* Keep the most useful status: one family may be missing. */
+		if (q->status != ARES_SUCCESS)
+			q->status = status;
+		dns_one_done(q);
+		return;
+	}
+	q->status = ARES_SUCCESS;
+	for (char **a = h->h_addr_list; *a; a++) {
+		q->av = xreallocarray(q->av, q->n + 1, sizeof(*q->av));
+		struct dns_addr *d = &q->av[q->n++];
+		memset(d, 0, sizeof(*d));
+		if (h->h_addrtype == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&d->ss;
+			sin->sin_family = AF_INET;
+			sin->sin_port = htons((uint16_t)q->port);
+			memcpy(&sin->sin_addr, *a, sizeof(sin->sin_addr));
+			d->len = sizeof(*sin);
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&d->ss;
+			sin6->sin6_family = AF_INET6;
+			sin6->sin6_port = htons((uint16_t)q->port);
+			memcpy(&sin6->sin6_addr, *a, sizeof(sin6->sin6_addr));
+			d->len = sizeof(*sin6);
+		}
+	}
+	dns_one_done(q);
+}
+
+struct dns_query *dns_addr_query(struct dns_resolver *r, const char *host, unsigned port,
+                                 dns_addr_cb cb, void *arg)
+{
+	struct dns_query *q = dns_query_new(r, host, arg);
+	struct in_addr a4;
+	struct in6_addr a6;
+	q->addr_cb = cb;
+	q->port = port;
+	if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+		/* An address literal: no lookup, the answer comes from the
+		 * loop all the same. */
+		struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *res;
+		char ps[8];
+		snprintf(ps, sizeof(ps), "%u", port);
+		if (getaddrinfo(host, ps, &hints, &res) != 0 || res == NULL) {
+			q->status = ARES_ENOTFOUND;
+			snprintf(q->err, sizeof(q->err), "bad address %s", host);
+		} else {
+			q->av = xcalloc(1, sizeof(*q->av));
+			memcpy(&q->av->ss, res->ai_addr, res->ai_addrlen);
+			q->av->len = res->ai_addrlen;
+			q->n = 1;
+			q->status = ARES_SUCCESS;
+			freeaddrinfo(res);
+		}
+		event_active(q->ev, EV_TIMEOUT, 1);
+		return q;
+	}
+	q->status = ARES_ENOTFOUND;
+	q->outstanding = 2;
+	ares_gethostbyname(r->ch, host, AF_INET, addr_cb, q);
+	ares_gethostbyname(r->ch, host, AF_INET6, addr_cb, q);
+	dns_rearm(r);
+	return q;
 }
 
 void dns_mx_free(struct dns_mx *v, size_t n)
@@ -207,111 +488,4 @@ size_t dns_mx_prune_self(struct dns_mx *v, size_t n, const char *self)
 		}
 	}
 	return n;
-}
-
-int dns_mx_lookup(const char *servers, const char *domain, struct dns_mx **out, size_t *n,
-                  char *err, size_t errlen)
-{
-	ares_channel ch;
-	struct mx_query q = {.status = ARES_ETIMEOUT};
-	*out = NULL;
-	*n = 0;
-	if (dns_channel(&ch, servers, err, errlen) < 0)
-		return DNS_TEMP;
-	ares_query(ch, domain, ns_c_in, ns_t_mx, mx_cb, &q);
-	dns_run(ch);
-	ares_destroy(ch);
-	int st = dns_status_of(q.status);
-	if (st == DNS_OK && q.n == 0)
-		st = DNS_NODATA;
-	if (st != DNS_OK) {
-		dns_mx_free(q.v, q.n);
-		snprintf(err, errlen, "MX lookup for %s: %s", domain, ares_strerror(q.status));
-		return st;
-	}
-	dns_mx_sort(q.v, q.n);
-	*out = q.v;
-	*n = q.n;
-	return DNS_OK;
-}
-
-struct addr_query {
-	int status;
-	unsigned port;
-	struct dns_addr *v;
-	size_t n;
-};
-
-static void addr_cb(void *arg, int status, int timeouts, struct hostent *h)
-{
-	struct addr_query *q = arg;
-	(void)timeouts;
-	if (status != ARES_SUCCESS || h == NULL) {
-		/* Keep the most useful status: one family may be missing. */
-		if (q->status != ARES_SUCCESS)
-			q->status = status;
-		return;
-	}
-	q->status = ARES_SUCCESS;
-	for (char **a = h->h_addr_list; *a; a++) {
-		q->v = xreallocarray(q->v, q->n + 1, sizeof(*q->v));
-		struct dns_addr *d = &q->v[q->n++];
-		memset(d, 0, sizeof(*d));
-		if (h->h_addrtype == AF_INET) {
-			struct sockaddr_in *sin = (struct sockaddr_in *)&d->ss;
-			sin->sin_family = AF_INET;
-			sin->sin_port = htons((uint16_t)q->port);
-			memcpy(&sin->sin_addr, *a, sizeof(sin->sin_addr));
-			d->len = sizeof(*sin);
-		} else {
-			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&d->ss;
-			sin6->sin6_family = AF_INET6;
-			sin6->sin6_port = htons((uint16_t)q->port);
-			memcpy(&sin6->sin6_addr, *a, sizeof(sin6->sin6_addr));
-			d->len = sizeof(*sin6);
-		}
-	}
-}
-
-int dns_addr_lookup(const char *servers, const char *host, unsigned port, struct dns_addr **out,
-                    size_t *n, char *err, size_t errlen)
-{
-	struct addr_query q = {.status = ARES_ENOTFOUND, .port = port};
-	struct in_addr a4;
-	struct in6_addr a6;
-	*out = NULL;
-	*n = 0;
-	if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
-		struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV}, *res;
-		char ps[8];
-		snprintf(ps, sizeof(ps), "%u", port);
-		if (getaddrinfo(host, ps, &hints, &res) != 0 || res == NULL) {
-			snprintf(err, errlen, "bad address %s", host);
-			return DNS_NXDOMAIN;
-		}
-		*out = xcalloc(1, sizeof(**out));
-		memcpy(&(*out)->ss, res->ai_addr, res->ai_addrlen);
-		(*out)->len = res->ai_addrlen;
-		*n = 1;
-		freeaddrinfo(res);
-		return DNS_OK;
-	}
-	ares_channel ch;
-	if (dns_channel(&ch, servers, err, errlen) < 0)
-		return DNS_TEMP;
-	ares_gethostbyname(ch, host, AF_INET, addr_cb, &q);
-	ares_gethostbyname(ch, host, AF_INET6, addr_cb, &q);
-	dns_run(ch);
-	ares_destroy(ch);
-	int st = dns_status_of(q.status);
-	if (st == DNS_OK && q.n == 0)
-		st = DNS_NODATA;
-	if (st != DNS_OK) {
-		free(q.v);
-		snprintf(err, errlen, "address lookup for %s: %s", host, ares_strerror(q.status));
-		return st;
-	}
-	*out = q.v;
-	*n = q.n;
-	return DNS_OK;
 }

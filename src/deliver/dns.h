@@ -1,13 +1,15 @@
 /*
- * dns.h: MX and address lookups for outbound delivery (dns.c), with
- * c-ares. The lookups block the calling worker thread (never the event
- * loop) for at most the resolver's timeout.
+ * dns.h: asynchronous MX and address lookups for outbound delivery
+ * (dns.c), with c-ares driven by the delivery event loop. Called by
+ * remote.c in the loop thread only.
  */
 #ifndef TEMPOMX_DNS_H
 #define TEMPOMX_DNS_H
 
 #include <stddef.h>
 #include <sys/socket.h>
+
+struct event_base;
 
 enum dns_status {
 	DNS_OK = 0,
@@ -26,19 +28,45 @@ struct dns_addr {
 	socklen_t len;
 };
 
-/* Initialise c-ares once per process (thread-safe). */
+/* A c-ares channel whose sockets and timeouts are events of base. */
+struct dns_resolver;
+/* A lookup under way. */
+struct dns_query;
+
+/* Initialise c-ares once per process. */
 int dns_init(void);
+/* servers: "" (resolv.conf) or a c-ares server list
+ * ("127.0.0.1:5353,[::1]:53"). NULL with a reason in err. */
+struct dns_resolver *dns_resolver_new(struct event_base *base, const char *servers, char *err,
+                                      size_t errlen);
+/* The servers setting the resolver was made with. */
+const char *dns_resolver_servers(const struct dns_resolver *r);
+/* Free the resolver once its lookups have called back (at once if none
+ * is under way); it takes no new lookups. */
+void dns_resolver_retire(struct dns_resolver *r);
+/* Free now: lookups under way are cancelled without calling back. */
+void dns_resolver_free(struct dns_resolver *r);
+/* Free the retired resolvers still waiting for lookups (at exit). */
+void dns_shutdown(void);
+
+/* On DNS_OK, v is a malloc'd array of n entries owned by the callee
+ * (dns_mx_free / free it); err says why otherwise. The callbacks always
+ * run from the event loop, never inside the call that started the
+ * lookup. */
+typedef void (*dns_mx_cb)(void *arg, int status, struct dns_mx *v, size_t n, const char *err);
+typedef void (*dns_addr_cb)(void *arg, int status, struct dns_addr *v, size_t n, const char *err);
+
 /* MX records of domain, sorted by preference, shuffled among equal
- * preferences (RFC 5321 section 5.1). servers: "" or a c-ares server list
- * ("127.0.0.1:5353,[::1]:53"). Returns a dns_status; on DNS_OK *out is a
- * malloc'd array of *n entries (dns_mx_free it). */
-int dns_mx_lookup(const char *servers, const char *domain, struct dns_mx **out, size_t *n,
-                  char *err, size_t errlen);
+ * preferences (RFC 5321 section 5.1); no record is DNS_NODATA. */
+struct dns_query *dns_mx_query(struct dns_resolver *r, const char *domain, dns_mx_cb cb, void *arg);
+/* The A and AAAA records of host (an address literal is used as is),
+ * each with port. */
+struct dns_query *dns_addr_query(struct dns_resolver *r, const char *host, unsigned port,
+                                 dns_addr_cb cb, void *arg);
+/* Never call back for q (its results are dropped). */
+void dns_query_cancel(struct dns_query *q);
+
 void dns_mx_free(struct dns_mx *v, size_t n);
-/* The A and AAAA records of host (an address literal is used as is), each
- * with port. Returns a dns_status; on DNS_OK *out is malloc'd. */
-int dns_addr_lookup(const char *servers, const char *host, unsigned port, struct dns_addr **out,
-                    size_t *n, char *err, size_t errlen);
 /* Sort an MX list by preference, random order among equal ones. */
 void dns_mx_sort(struct dns_mx *v, size_t n);
 /* Apply RFC 5321 section 5.1's loop rule: if one of the hosts is us

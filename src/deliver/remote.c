@@ -1,242 +1,474 @@
 /*
- * remote.c: deliver a group of recipients (one message, one route) to the
- * next hop: resolve, connect, transact, fall back.
+ * remote.c: outbound SMTP/LMTP delivery in the delivery event loop: which
+ * hosts serve a destination, in which order, how many connections may be
+ * open, and which idle session the next message can use.
  *
- * RFC 5321 section 5.1: for "mx" (or "smtp:host") the MX records are
- * tried from the lowest preference, random among equal ones; a domain
- * without MX records is its own mail host (address records); a list that
- * names us stops before our own preference, so two MXes never bounce mail
- * between each other. A host that cannot be reached, or that fails as a
- * whole (greeting, EHLO), hands over to the next host or address; only
- * when all have failed is the recipient deferred (or bounced, if every
- * failure was permanent). Runs in a delivery worker thread; called by
- * delivery.c.
+ * A job (recipients of one message for one destination, from delivery.c)
+ * waits in a FIFO queue until the connection limits allow it:
+ * max_connections_per_destination and max_outbound_connections count the
+ * open connections, busy or idle; an idle one of another destination is
+ * closed to make room under the total. A job whose destination has an idle
+ * session takes it (no connect, greeting, EHLO or TLS again).
+ *
+ * Otherwise the route is resolved (dns.c) and tried, RFC 5321 section
+ * 5.1: for "mx" (or "smtp:host") the MX records from the lowest
+ * preference, random among equal ones; a domain without MX records is its
+ * own mail host; a list that names us stops before our own preference, so
+ * two MXes never bounce mail between each other. A host that cannot be
+ * reached, or fails as a whole (greeting, EHLO, TLS that the policy
+ * requires), hands over to the next address or host, at most
+ * REMOTE_MAX_ADDRS in all; only when all have failed are the recipients
+ * deferred (or bounced, if the last failure was permanent).
+ *
+ * After a transaction a healthy session is kept idle under its
+ * destination for smtp_connection_reuse_time, then closed with QUIT.
+ * Loop thread only.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <unistd.h>
+
+#include <event2/event.h>
 
 #include "dns.h"
 #include "remote.h"
+#include "smtp_proto.h"
+#include "log.h"
 #include "util.h"
 
-/* Addresses tried per destination: bounded, as Postfix does, so a domain
- * with dozens of dead MX hosts does not hold a worker for an hour. */
+/* Addresses tried per job: bounded, as Postfix does, so a domain with
+ * dozens of dead MX hosts does not hold a connection slot for an hour. */
 #define REMOTE_MAX_ADDRS 10
-
-static int connect_timed(const struct sockaddr *sa, socklen_t len, int secs, char *err,
-                         size_t errlen)
-{
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		snprintf(err, errlen, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
-		snprintf(err, errlen, "connect: %s", strerror(errno));
-		close(fd);
-		return -1;
-	}
-	struct pollfd p = {.fd = fd, .events = POLLOUT};
-	int r;
-	do
-		r = poll(&p, 1, secs * 1000);
-	while (r < 0 && errno == EINTR);
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	if (r == 0) {
-		snprintf(err, errlen, "connect: timed out");
-		close(fd);
-		return -1;
-	}
-	if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
-		snprintf(err, errlen, "connect: %s", strerror(soerr ? soerr : errno));
-		close(fd);
-		return -1;
-	}
-	/* Blocking from here; smtp_client.c sets the socket timeouts. */
-	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-	return fd;
-}
-
-/* ---- sessions kept open between messages ----
- *
- * After a transaction, a healthy session is parked here under its
- * destination key for smtp_connection_reuse_time; the next message to the
- * same destination takes it and skips connect, greeting, EHLO and TLS.
- * Shared by the worker threads, hence the mutex; sessions are closed
- * (QUIT) outside it. */
-#define REMOTE_IDLE_MAX 32
+/* Idle sessions kept at most; the oldest goes first. */
+#define REMOTE_IDLE_MAX 64
 
 struct idle {
-	char key[300];
-	char relay[300];
+	struct remote *r;
+	struct idle *next;
 	struct smtp_session *s;
+	char key[300];
 	int64_t since; /* monotonic usec */
+	struct event *ev;
 };
 
-static pthread_mutex_t idle_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct idle idle_v[REMOTE_IDLE_MAX];
+/* A session saying QUIT: still a connection to its destination. */
+struct quitting {
+	struct remote *r;
+	struct quitting *next;
+	char key[300];
+};
 
-/* Take the expired sessions (all with max_age < 0) out of the cache into
- * out[]; returns their count. Caller holds idle_mu. */
-static size_t idle_collect(int64_t max_age, struct smtp_session **out)
+struct remote {
+	struct event_base *base;
+	struct event *pump_ev;
+	struct dns_resolver *dns;
+	struct remote_job *queue, **qtail;
+	struct remote_job *running;
+	size_t nrunning;
+	struct idle *idle;
+	size_t nidle;
+	struct quitting *quitting;
+	size_t nquitting;
+	int stopping, pumping, pump_again;
+	void (*drained)(void *);
+	void *drained_arg;
+};
+
+static void pump(struct remote *r);
+static void next_addr(struct remote_job *j);
+static void next_host(struct remote_job *j);
+static void job_cb(struct smtp_session *s, enum smtp_event ev, void *arg);
+
+static void check_drained(struct remote *r)
 {
-	size_t n = 0;
-	int64_t now = mono_usec();
-	for (size_t i = 0; i < REMOTE_IDLE_MAX; i++) {
-		if (idle_v[i].s && (max_age < 0 || now - idle_v[i].since >= max_age * 1000000)) {
-			out[n++] = idle_v[i].s;
-			idle_v[i].s = NULL;
-		}
-	}
-	return n;
+	if (r->stopping && r->drained && !remote_busy(r))
+		r->drained(r->drained_arg);
 }
 
-void remote_idle_expire(int64_t max_age)
-{
-	struct smtp_session *old[REMOTE_IDLE_MAX];
-	pthread_mutex_lock(&idle_mu);
-	size_t n = idle_collect(max_age, old);
-	pthread_mutex_unlock(&idle_mu);
-	for (size_t i = 0; i < n; i++)
-		smtp_session_close(old[i]);
-}
+/* ---- closing sessions ---- */
 
-static struct smtp_session *idle_take(const char *key, int64_t max_age, char *relay, size_t rlen)
+static void quit_gone(void *arg)
 {
-	struct smtp_session *s = NULL, *old[REMOTE_IDLE_MAX];
-	pthread_mutex_lock(&idle_mu);
-	size_t n = idle_collect(max_age, old);
-	for (size_t i = 0; i < REMOTE_IDLE_MAX && s == NULL; i++) {
-		if (idle_v[i].s && strcmp(idle_v[i].key, key) == 0) {
-			s = idle_v[i].s;
-			strlcpy_tmx(relay, idle_v[i].relay, rlen);
-			idle_v[i].s = NULL;
+	struct quitting *q = arg;
+	struct remote *r = q->r;
+	for (struct quitting **pp = &r->quitting; *pp; pp = &(*pp)->next) {
+		if (*pp == q) {
+			*pp = q->next;
+			break;
 		}
 	}
-	pthread_mutex_unlock(&idle_mu);
-	for (size_t i = 0; i < n; i++)
-		smtp_session_close(old[i]);
+	free(q);
+	r->nquitting--;
+	/* A connection slot is free: a job may be waiting for it. From the
+	 * loop, as this may run inside a pump. */
+	if (!r->stopping)
+		event_active(r->pump_ev, EV_TIMEOUT, 1);
+	check_drained(r);
+}
+
+static void quit_session(struct remote *r, struct smtp_session *s, const char *key)
+{
+	struct quitting *q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	strlcpy_tmx(q->key, key, sizeof(q->key));
+	q->next = r->quitting;
+	r->quitting = q;
+	r->nquitting++;
+	smtp_quit(s, quit_gone, q);
+}
+
+/* ---- idle sessions ---- */
+
+static struct smtp_session *idle_remove(struct idle *id)
+{
+	struct remote *r = id->r;
+	for (struct idle **pp = &r->idle; *pp; pp = &(*pp)->next) {
+		if (*pp == id) {
+			*pp = id->next;
+			break;
+		}
+	}
+	r->nidle--;
+	struct smtp_session *s = id->s;
+	event_free(id->ev);
+	free(id);
 	return s;
 }
 
-static void idle_put(const char *key, const char *relay, struct smtp_session *s)
+static void idle_expired(evutil_socket_t fd, short what, void *arg)
 {
-	struct smtp_session *evict = NULL;
-	pthread_mutex_lock(&idle_mu);
-	size_t slot = 0;
-	for (size_t i = 0; i < REMOTE_IDLE_MAX; i++) {
-		if (idle_v[i].s == NULL) {
-			slot = i;
-			break;
-		}
-		if (idle_v[i].since < idle_v[slot].since)
-			slot = i; /* full: the oldest goes */
-	}
-	evict = idle_v[slot].s;
-	strlcpy_tmx(idle_v[slot].key, key, sizeof(idle_v[slot].key));
-	strlcpy_tmx(idle_v[slot].relay, relay, sizeof(idle_v[slot].relay));
-	idle_v[slot].s = s;
-	idle_v[slot].since = mono_usec();
-	pthread_mutex_unlock(&idle_mu);
-	smtp_session_close(evict);
-}
-
-/* ---- connection limits ----
- *
- * max_connections_per_destination and max_outbound_connections bound the
- * transactions running at once (a parked session is idle and does not
- * count). A job over a limit waits for another to finish: every holder
- * finishes within its timeouts, so the wait is bounded. */
-#define REMOTE_DEST_SLOTS 256
-
-struct dest_count {
+	struct idle *id = arg;
+	struct remote *r = id->r;
+	(void)fd;
+	(void)what;
 	char key[300];
-	int n;
-};
-
-static pthread_mutex_t lim_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t lim_cv = PTHREAD_COND_INITIALIZER;
-static struct dest_count dest_v[REMOTE_DEST_SLOTS];
-static int lim_total;
-
-static struct dest_count *dest_find(const char *key)
-{
-	struct dest_count *free_slot = NULL;
-	for (size_t i = 0; i < REMOTE_DEST_SLOTS; i++) {
-		if (dest_v[i].n > 0 && strcmp(dest_v[i].key, key) == 0)
-			return &dest_v[i];
-		if (dest_v[i].n == 0 && free_slot == NULL)
-			free_slot = &dest_v[i];
-	}
-	return free_slot; /* NULL: more destinations at once than slots */
+	strlcpy_tmx(key, id->key, sizeof(key));
+	quit_session(r, idle_remove(id), key);
 }
 
-static void limit_acquire(const char *key, int64_t per_dest, int64_t total)
+/* An idle session was closed by the server. */
+static void idle_cb(struct smtp_session *s, enum smtp_event ev, void *arg)
 {
-	pthread_mutex_lock(&lim_mu);
-	for (;;) {
-		struct dest_count *dc = dest_find(key);
-		if (dc && (per_dest <= 0 || dc->n < per_dest) &&
-		    (total <= 0 || lim_total < total)) {
-			if (dc->n == 0)
-				strlcpy_tmx(dc->key, key, sizeof(dc->key));
-			dc->n++;
-			lim_total++;
+	struct idle *id = arg;
+	struct remote *r = id->r;
+	(void)ev;
+	idle_remove(id);
+	smtp_free(s);
+	pump(r);
+	check_drained(r);
+}
+
+static struct idle *idle_find(struct remote *r, const char *key)
+{
+	for (struct idle *id = r->idle; id; id = id->next)
+		if (strcmp(id->key, key) == 0 && smtp_usable(id->s))
+			return id;
+	return NULL;
+}
+
+/* Close the oldest idle session; 0 if there is none. */
+static int idle_evict(struct remote *r)
+{
+	struct idle *old = NULL;
+	for (struct idle *id = r->idle; id; id = id->next)
+		if (old == NULL || id->since < old->since)
+			old = id;
+	if (old == NULL)
+		return 0;
+	char key[300];
+	strlcpy_tmx(key, old->key, sizeof(key));
+	quit_session(r, idle_remove(old), key);
+	return 1;
+}
+
+static void park(struct remote *r, const struct remote_job *j, struct smtp_session *s)
+{
+	if (r->stopping || j->reuse_time <= 0 || !smtp_usable(s)) {
+		quit_session(r, s, j->key);
+		return;
+	}
+	if (r->nidle >= REMOTE_IDLE_MAX)
+		idle_evict(r);
+	struct idle *id = xcalloc(1, sizeof(*id));
+	id->r = r;
+	id->s = s;
+	strlcpy_tmx(id->key, j->key, sizeof(id->key));
+	id->since = mono_usec();
+	id->ev = evtimer_new(r->base, idle_expired, id);
+	struct timeval tv = {(time_t)j->reuse_time, 0};
+	if (id->ev == NULL || evtimer_add(id->ev, &tv) < 0)
+		fatalx("cannot add a timer");
+	smtp_set_cb(s, idle_cb, id);
+	id->next = r->idle;
+	r->idle = id;
+	r->nidle++;
+}
+
+/* ---- finishing a job ---- */
+
+static void job_unlink(struct remote_job *j)
+{
+	struct remote *r = j->r;
+	for (struct remote_job **pp = &r->running; *pp; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			r->nrunning--;
 			break;
 		}
-		pthread_cond_wait(&lim_cv, &lim_mu);
 	}
-	pthread_mutex_unlock(&lim_mu);
+	dns_mx_free(j->mx, j->nmx);
+	j->mx = NULL;
+	j->nmx = 0;
+	free(j->addrs);
+	j->addrs = NULL;
 }
 
-static void limit_release(const char *key)
+static void finish(struct remote_job *j)
 {
-	pthread_mutex_lock(&lim_mu);
-	struct dest_count *dc = dest_find(key);
-	if (dc && dc->n > 0 && strcmp(dc->key, key) == 0)
-		dc->n--;
-	lim_total--;
-	pthread_cond_broadcast(&lim_cv);
-	pthread_mutex_unlock(&lim_mu);
+	struct remote *r = j->r;
+	job_unlink(j);
+	j->done(j); /* may free j */
+	pump(r);
+	check_drained(r);
 }
 
-static void fill_all(struct remote_job *j, int code, const char *text)
+/* Every host failed: the recipients get the last failure. */
+static void finish_failed(struct remote_job *j)
 {
+	int code = j->fail_code >= 500 ? j->fail_code : 451;
+	if (j->fail[0] == '\0')
+		smtp_local_reply(j->fail, sizeof(j->fail), 451, "4.4.1", "no host to deliver to");
 	for (size_t i = 0; i < j->msg.nrcpt; i++) {
 		if (j->res[i].code != 0)
 			continue;
 		j->res[i].code = code;
-		strlcpy_tmx(j->res[i].reply, text, sizeof(j->res[i].reply));
+		strlcpy_tmx(j->res[i].reply, j->fail, sizeof(j->res[i].reply));
+	}
+	finish(j);
+}
+
+static void finish_all(struct remote_job *j, int code, const char *text)
+{
+	j->fail_code = code;
+	strlcpy_tmx(j->fail, text, sizeof(j->fail));
+	finish_failed(j);
+}
+
+/* ---- resolving and connecting ---- */
+
+static struct dns_resolver *resolver(struct remote_job *j)
+{
+	struct remote *r = j->r;
+	const char *servers = j->dns_servers ? j->dns_servers : "";
+	if (r->dns && strcmp(dns_resolver_servers(r->dns), servers) != 0) {
+		dns_resolver_retire(r->dns); /* dns_servers changed on reload */
+		r->dns = NULL;
+	}
+	if (r->dns == NULL) {
+		char err[300], t[400];
+		r->dns = dns_resolver_new(r->base, servers, err, sizeof(err));
+		if (r->dns == NULL) {
+			smtp_local_reply(t, sizeof(t), 451, "4.4.3", "%s", err);
+			finish_all(j, 451, t);
+			return NULL;
+		}
+	}
+	return r->dns;
+}
+
+static int route_mx(const struct remote_job *j)
+{
+	return j->route.kind == ROUTE_MX || j->route.kind == ROUTE_SMTP_MX;
+}
+
+static void addr_cb(void *arg, int st, struct dns_addr *v, size_t n, const char *err)
+{
+	struct remote_job *j = arg;
+	j->q = NULL;
+	if (st != DNS_OK) {
+		/* A host without an address is that host's problem, not the
+		 * mail's: temporary, and the next MX host may do. */
+		j->fail_code = 451;
+		smtp_local_reply(j->fail, sizeof(j->fail), 451, st == DNS_TEMP ? "4.4.3" : "4.4.4",
+		                 "%s", err);
+		if (route_mx(j))
+			next_host(j);
+		else
+			finish_failed(j);
+		return;
+	}
+	j->addrs = v;
+	j->naddr = n;
+	j->ai = 0;
+	next_addr(j);
+}
+
+static void next_host(struct remote_job *j)
+{
+	if (j->mxi >= j->nmx || j->tries >= REMOTE_MAX_ADDRS) {
+		finish_failed(j);
+		return;
+	}
+	struct dns_resolver *d = resolver(j);
+	if (d == NULL)
+		return;
+	j->host = j->mx[j->mxi++].host;
+	j->q = dns_addr_query(d, j->host, j->port, addr_cb, j);
+}
+
+static void next_addr(struct remote_job *j)
+{
+	if (j->ai >= j->naddr || j->tries >= REMOTE_MAX_ADDRS) {
+		free(j->addrs);
+		j->addrs = NULL;
+		j->naddr = 0;
+		if (route_mx(j))
+			next_host(j);
+		else
+			finish_failed(j);
+		return;
+	}
+	struct dns_addr *a = &j->addrs[j->ai++];
+	j->tries++;
+	if (a->ss.ss_family == AF_UNIX) {
+		snprintf(j->relay, sizeof(j->relay), "%s", j->route.host);
+		j->opts.peer_name = "localhost";
+	} else {
+		char num[NI_MAXHOST] = "?";
+		getnameinfo((struct sockaddr *)&a->ss, a->len, num, sizeof(num), NULL, 0,
+		            NI_NUMERICHOST);
+		snprintf(j->relay, sizeof(j->relay), "%.200s[%s]:%u", j->host, num, j->port);
+		j->opts.peer_name = j->host;
+	}
+	j->tls[0] = '\0';
+	j->s = smtp_open(j->r->base, (struct sockaddr *)&a->ss, a->len, j->connect_timeout,
+	                 &j->opts, j->relay, job_cb, j);
+}
+
+static void mx_cb(void *arg, int st, struct dns_mx *v, size_t n, const char *err)
+{
+	struct remote_job *j = arg;
+	char t[600];
+	const char *name = j->route.kind == ROUTE_SMTP_MX ? j->route.host : j->domain;
+	j->q = NULL;
+	if (st == DNS_NXDOMAIN) {
+		/* RFC 3463 X.1.2: the destination system does not exist. */
+		smtp_local_reply(t, sizeof(t), 550, "5.1.2", "Host or domain name not found (%s)",
+		                 err);
+		finish_all(j, 550, t);
+		return;
+	}
+	if (st == DNS_TEMP) {
+		smtp_local_reply(t, sizeof(t), 451, "4.4.3", "%s", err);
+		finish_all(j, 451, t);
+		return;
+	}
+	if (st == DNS_NODATA) {
+		/* RFC 5321 5.1: no MX, the domain itself is the host. */
+		v = xcalloc(1, sizeof(*v));
+		v[0].host = xstrdup(name);
+		n = 1;
+	}
+	size_t left = dns_mx_prune_self(v, n, j->self);
+	if (left == 0) {
+		/* RFC 3463 X.4.6, permanent: only a change of DNS or of our
+		 * configuration can end the loop, and the sender should hear
+		 * of it now, not after the queue lifetime. */
+		free(v); /* the hosts were freed by the prune */
+		smtp_local_reply(t, sizeof(t), 554, "5.4.6",
+		                 "mail for %s loops back to myself (lowest MX is %s)", name,
+		                 j->self);
+		finish_all(j, 554, t);
+		return;
+	}
+	j->mx = v;
+	j->nmx = left;
+	j->mxi = 0;
+	next_host(j);
+}
+
+static void resolve(struct remote_job *j)
+{
+	j->reused = 0;
+	if (j->route.kind == ROUTE_LMTP_UNIX) {
+		struct sockaddr_un *sun;
+		char t[400];
+		if (strlen(j->route.host) >= sizeof(sun->sun_path)) {
+			smtp_local_reply(t, sizeof(t), 451, "4.3.5", "LMTP socket path too long");
+			finish_all(j, 451, t);
+			return;
+		}
+		j->addrs = xcalloc(1, sizeof(*j->addrs));
+		sun = (struct sockaddr_un *)&j->addrs[0].ss;
+		sun->sun_family = AF_UNIX;
+		strlcpy_tmx(sun->sun_path, j->route.host, sizeof(sun->sun_path));
+		j->addrs[0].len = sizeof(*sun);
+		j->naddr = 1;
+		j->ai = 0;
+		j->host = j->route.host;
+		next_addr(j);
+		return;
+	}
+	struct dns_resolver *d = resolver(j);
+	if (d == NULL)
+		return;
+	if (j->route.kind == ROUTE_SMTP || j->route.kind == ROUTE_LMTP) {
+		j->host = j->route.host;
+		j->port = j->route.port;
+		j->q = dns_addr_query(d, j->host, j->port, addr_cb, j);
+		return;
+	}
+	j->port = j->route.kind == ROUTE_SMTP_MX ? j->route.port : 25;
+	j->q =
+	    dns_mx_query(d, j->route.kind == ROUTE_SMTP_MX ? j->route.host : j->domain, mx_cb, j);
+}
+
+static void job_cb(struct smtp_session *s, enum smtp_event ev, void *arg)
+{
+	struct remote_job *j = arg;
+	struct remote *r = j->r;
+	switch (ev) {
+	case SMTP_READY:
+		strlcpy_tmx(j->tls, smtp_tls(s), sizeof(j->tls));
+		smtp_send(s, &j->opts, &j->msg, j->res);
+		return;
+	case SMTP_DONE:
+		j->s = NULL;
+		park(r, j, s);
+		finish(j);
+		return;
+	case SMTP_FAILED:
+	case SMTP_CLOSED:
+		j->fail_code = smtp_fail_code(s) ? smtp_fail_code(s) : 451;
+		strlcpy_tmx(j->fail, smtp_fail_text(s), sizeof(j->fail));
+		j->s = NULL;
+		if (smtp_usable(s))
+			quit_session(r, s, j->key);
+		else
+			smtp_free(s);
+		if (j->reused) {
+			/* The parked session went stale: open a new one. */
+			for (size_t i = 0; i < j->msg.nrcpt; i++)
+				j->res[i].code = 0;
+			j->fail_code = 0;
+			j->fail[0] = '\0';
+			resolve(j);
+			return;
+		}
+		next_addr(j);
+		return;
 	}
 }
 
-/* One transaction with one connected socket. 1: done, 0: try the next. */
-static int try_fd(struct remote_job *j, int fd, const char *relay, int *code, char *err,
-                  size_t errlen)
-{
-	struct smtp_session *s = NULL;
-	int r = smtp_transaction(&s, fd, j->reuse_time > 0, &j->opts, &j->msg, j->res, code, err,
-	                         errlen, j->tls, sizeof(j->tls));
-	strlcpy_tmx(j->relay, relay, sizeof(j->relay));
-	if (s)
-		idle_put(j->key, relay, s);
-	return r == SMTP_DONE;
-}
+/* ---- the queue ---- */
 
 /* The destination: the route, plus the domain for MX routes, plus the
  * TLS policy (a session opened under "may" must not serve a domain that
  * wants "verify"). */
-static void remote_key(struct remote_job *j)
+static void job_key(struct remote_job *j)
 {
 	route_format(&j->route, j->key, sizeof(j->key));
 	if (j->route.kind == ROUTE_MX) {
@@ -247,170 +479,170 @@ static void remote_key(struct remote_job *j)
 	snprintf(j->key + kl, sizeof(j->key) - kl, " tls=%d", j->opts.tls_policy);
 }
 
-/* Deliver over a parked session to this destination, if there is one.
- * 1: done. A session the server has closed meanwhile fails as a whole
- * and the caller opens a new one. */
-static int try_idle(struct remote_job *j)
+static size_t open_to(const struct remote *r, const char *key)
 {
-	char relay[300], err[600];
-	int code;
-	if (j->reuse_time <= 0)
-		return 0;
-	struct smtp_session *s = idle_take(j->key, j->reuse_time, relay, sizeof(relay));
-	if (s == NULL)
-		return 0;
-	int r = smtp_transaction(&s, -1, 1, &j->opts, &j->msg, j->res, &code, err, sizeof(err),
-	                         j->tls, sizeof(j->tls));
-	if (s)
-		idle_put(j->key, relay, s);
-	if (r == SMTP_DONE) {
-		strlcpy_tmx(j->relay, relay, sizeof(j->relay));
-		return 1;
-	}
-	for (size_t i = 0; i < j->msg.nrcpt; i++)
-		j->res[i].code = 0;
-	j->tls[0] = '\0';
-	return 0;
+	size_t n = 0;
+	for (const struct remote_job *j = r->running; j; j = j->next)
+		n += strcmp(j->key, key) == 0;
+	for (const struct idle *id = r->idle; id; id = id->next)
+		n += strcmp(id->key, key) == 0;
+	for (const struct quitting *q = r->quitting; q; q = q->next)
+		n += strcmp(q->key, key) == 0;
+	return n;
 }
 
-/* Try the addresses of one host. 1: done. */
-static int try_host(struct remote_job *j, const char *host, unsigned port, int *tries, int *code,
-                    char *err, size_t errlen)
+static void job_start(struct remote_job *j, struct idle *id)
 {
-	struct dns_addr *a;
-	size_t n;
-	char derr[300];
-	int st = dns_addr_lookup(j->dns_servers, host, port, &a, &n, derr, sizeof(derr));
-	if (st != DNS_OK) {
-		/* A missing host is a DNS problem of that MX, not of the mail. */
-		*code = st == DNS_TEMP ? 451 : (*code >= 500 ? *code : 451);
-		snprintf(err, errlen, "%s", derr);
-		return 0;
+	struct remote *r = j->r;
+	j->next = r->running;
+	r->running = j;
+	r->nrunning++;
+	j->started = wall_usec();
+	for (size_t i = 0; i < j->msg.nrcpt; i++)
+		j->res[i].code = 0;
+	j->opts.lmtp = j->route.kind == ROUTE_LMTP || j->route.kind == ROUTE_LMTP_UNIX;
+	if (id) {
+		j->s = idle_remove(id);
+		j->reused = 1;
+		strlcpy_tmx(j->relay, smtp_relay(j->s), sizeof(j->relay));
+		strlcpy_tmx(j->tls, smtp_tls(j->s), sizeof(j->tls));
+		smtp_set_cb(j->s, job_cb, j);
+		smtp_send(j->s, &j->opts, &j->msg, j->res);
+		return;
 	}
-	int done = 0;
-	for (size_t i = 0; i < n && !done && *tries < REMOTE_MAX_ADDRS; i++) {
-		char hostbuf[NI_MAXHOST] = "?", relay[300];
-		getnameinfo((struct sockaddr *)&a[i].ss, a[i].len, hostbuf, sizeof(hostbuf), NULL,
-		            0, NI_NUMERICHOST);
-		snprintf(relay, sizeof(relay), "%s[%s]:%u", host, hostbuf, port);
-		(*tries)++;
-		char cerr[300];
-		int fd = connect_timed((struct sockaddr *)&a[i].ss, a[i].len, j->connect_timeout,
-		                       cerr, sizeof(cerr));
-		if (fd < 0) {
-			*code = 451;
-			snprintf(err, errlen, "%s: %s", relay, cerr);
+	resolve(j);
+}
+
+/* Start what the limits allow, oldest first. A job held back by its
+ * destination's limit does not hold back the others. */
+static void pump_run(struct remote *r)
+{
+	size_t blocked = 0; /* jobs waiting for a slot under the total */
+	for (struct remote_job **pp = &r->queue; *pp;) {
+		struct remote_job *j = *pp;
+		if (r->stopping) {
+			*pp = j->next;
+			if (r->qtail == &j->next)
+				r->qtail = pp;
+			j->done(j);
 			continue;
 		}
-		j->opts.peer_name = host;
-		char terr[600];
-		int c = 451;
-		done = try_fd(j, fd, relay, &c, terr, sizeof(terr));
-		if (!done) {
-			*code = c;
-			snprintf(err, errlen, "%.200s: %.400s", relay, terr);
+		struct idle *id = idle_find(r, j->key);
+		if (id == NULL) {
+			if (j->max_per_destination > 0 &&
+			    open_to(r, j->key) >= (size_t)j->max_per_destination) {
+				pp = &j->next;
+				continue;
+			}
+			if (j->max_total > 0 &&
+			    r->nrunning + r->nidle + r->nquitting >= (size_t)j->max_total) {
+				/* Make room: the oldest idle session of any
+				 * destination goes, one per waiting job; the job
+				 * waits until it has. */
+				if (r->nquitting < ++blocked)
+					idle_evict(r);
+				pp = &j->next;
+				continue;
+			}
 		}
-	}
-	free(a);
-	return done;
-}
-
-static void deliver_unix(struct remote_job *j)
-{
-	struct sockaddr_un sun;
-	char err[700];
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(j->route.host) >= sizeof(sun.sun_path)) {
-		fill_all(j, 451, "451 4.3.5 LMTP socket path too long");
-		return;
-	}
-	strlcpy_tmx(sun.sun_path, j->route.host, sizeof(sun.sun_path));
-	char cerr[300];
-	int fd = connect_timed((struct sockaddr *)&sun, sizeof(sun), j->connect_timeout, cerr,
-	                       sizeof(cerr));
-	snprintf(j->relay, sizeof(j->relay), "%s", j->route.host);
-	if (fd < 0) {
-		snprintf(err, sizeof(err), "%s: %s", j->route.host, cerr);
-		fill_all(j, 451, err);
-		return;
-	}
-	int code = 451;
-	char terr[600];
-	j->opts.peer_name = "localhost";
-	if (!try_fd(j, fd, j->route.host, &code, terr, sizeof(terr))) {
-		snprintf(err, sizeof(err), "%.200s: %.400s", j->route.host, terr);
-		fill_all(j, code, err);
+		*pp = j->next;
+		if (r->qtail == &j->next)
+			r->qtail = pp;
+		job_start(j, id);
 	}
 }
 
-static void remote_deliver_limited(struct remote_job *j);
-
-void remote_deliver(struct remote_job *j)
+static void pump(struct remote *r)
 {
-	remote_key(j);
-	limit_acquire(j->key, j->max_per_destination, j->max_total);
-	remote_deliver_limited(j);
-	limit_release(j->key);
+	if (r->pumping) {
+		r->pump_again = 1;
+		return;
+	}
+	r->pumping = 1;
+	do {
+		r->pump_again = 0;
+		pump_run(r);
+	} while (r->pump_again);
+	r->pumping = 0;
+	check_drained(r);
 }
 
-static void remote_deliver_limited(struct remote_job *j)
+static void pump_event(evutil_socket_t fd, short what, void *arg)
 {
-	char err[700] = "no host to deliver to";
-	int code = 451, tries = 0;
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
 
-	for (size_t i = 0; i < j->msg.nrcpt; i++)
-		j->res[i].code = 0;
-	j->relay[0] = j->tls[0] = '\0';
-	j->opts.lmtp = j->route.kind == ROUTE_LMTP || j->route.kind == ROUTE_LMTP_UNIX;
-	if (try_idle(j))
-		return;
-	if (j->route.kind == ROUTE_LMTP_UNIX) {
-		deliver_unix(j);
-		return;
-	}
-	if (j->route.kind == ROUTE_SMTP || j->route.kind == ROUTE_LMTP) {
-		if (!try_host(j, j->route.host, j->route.port, &tries, &code, err, sizeof(err)))
-			fill_all(j, code >= 500 ? code : 451, err);
-		return;
-	}
+/* ---- the public side ---- */
 
-	/* MX routing. */
-	const char *name = j->route.kind == ROUTE_SMTP_MX ? j->route.host : j->domain;
-	unsigned port = j->route.kind == ROUTE_SMTP_MX ? j->route.port : 25;
-	struct dns_mx *mx = NULL;
-	size_t n = 0;
-	char derr[300];
-	int st = dns_mx_lookup(j->dns_servers, name, &mx, &n, derr, sizeof(derr));
-	if (st == DNS_NXDOMAIN) {
-		snprintf(err, sizeof(err), "550 5.1.2 Host or domain name not found (%s)", derr);
-		fill_all(j, 550, err);
+struct remote *remote_new(struct event_base *base)
+{
+	struct remote *r = xcalloc(1, sizeof(*r));
+	r->base = base;
+	r->qtail = &r->queue;
+	r->pump_ev = event_new(base, -1, 0, pump_event, r);
+	if (r->pump_ev == NULL)
+		fatalx("event_new failed");
+	return r;
+}
+
+void remote_submit(struct remote *r, struct remote_job *j)
+{
+	j->r = r;
+	j->next = NULL;
+	j->s = NULL;
+	j->q = NULL;
+	j->mx = NULL;
+	j->addrs = NULL;
+	j->nmx = j->mxi = j->naddr = j->ai = 0;
+	j->tries = 0;
+	j->fail_code = 0;
+	j->fail[0] = j->relay[0] = j->tls[0] = '\0';
+	job_key(j);
+	*r->qtail = j;
+	r->qtail = &j->next;
+	/* From the loop: the caller's bookkeeping comes first. */
+	event_active(r->pump_ev, EV_TIMEOUT, 1);
+}
+
+void remote_stop(struct remote *r, void (*drained)(void *), void *arg)
+{
+	r->stopping = 1;
+	r->drained = drained;
+	r->drained_arg = arg;
+	/* In-flight transactions are cut off: what has no final reply stays
+	 * undecided (at least once: never sent without a 2xx). */
+	while (r->running) {
+		struct remote_job *j = r->running;
+		dns_query_cancel(j->q);
+		j->q = NULL;
+		smtp_free(j->s);
+		j->s = NULL;
+		job_unlink(j);
+		j->done(j);
+	}
+	while (r->idle) {
+		char key[300];
+		strlcpy_tmx(key, r->idle->key, sizeof(key));
+		quit_session(r, idle_remove(r->idle), key);
+	}
+	event_active(r->pump_ev, EV_TIMEOUT, 1); /* the queued jobs */
+}
+
+int remote_busy(const struct remote *r)
+{
+	return r->queue || r->running || r->idle || r->nquitting;
+}
+
+void remote_free(struct remote *r)
+{
+	if (r == NULL)
 		return;
-	}
-	if (st == DNS_TEMP) {
-		snprintf(err, sizeof(err), "451 4.4.3 %s", derr);
-		fill_all(j, 451, err);
-		return;
-	}
-	if (st == DNS_NODATA) {
-		/* RFC 5321 5.1: no MX, the domain itself is the host. */
-		mx = xcalloc(1, sizeof(*mx));
-		mx[0].host = xstrdup(name);
-		n = 1;
-	}
-	n = dns_mx_prune_self(mx, n, j->self);
-	if (n == 0) {
-		snprintf(err, sizeof(err),
-		         "554 5.4.6 mail for %s loops back to myself (lowest MX is %s)", name,
-		         j->self);
-		fill_all(j, 554, err);
-		free(mx); /* the hosts were freed by the prune */
-		return;
-	}
-	int done = 0;
-	for (size_t i = 0; i < n && !done && tries < REMOTE_MAX_ADDRS; i++)
-		done = try_host(j, mx[i].host, port, &tries, &code, err, sizeof(err));
-	dns_mx_free(mx, n);
-	if (!done)
-		fill_all(j, code >= 500 ? code : 451, err);
+	while (r->idle)
+		smtp_free(idle_remove(r->idle));
+	dns_resolver_free(r->dns);
+	dns_shutdown();
+	event_free(r->pump_ev);
+	free(r);
 }

@@ -1,32 +1,38 @@
 /*
- * smtp_client.h: one outbound SMTP or LMTP transaction on a connected
- * socket (smtp_client.c). Blocking with poll() timeouts: it runs in a
- * delivery worker thread, never in the event loop.
+ * smtp_client.h: outbound SMTP (RFC 5321) and LMTP (RFC 2033) sessions
+ * as state machines on bufferevents of the delivery event loop
+ * (smtp_client.c). remote.c opens sessions, runs transactions on them,
+ * parks and reuses them; every outcome comes back through the session's
+ * callback, always from the loop and never from inside the call that
+ * caused it.
  */
 #ifndef TEMPOMX_SMTP_CLIENT_H
 #define TEMPOMX_SMTP_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+
+struct event_base;
 
 enum tls_policy { TLS_POLICY_NONE = 0, TLS_POLICY_MAY, TLS_POLICY_ENCRYPT, TLS_POLICY_VERIFY };
 
 struct smtp_opts {
 	int lmtp;            /* LHLO, one reply per recipient after the dot (RFC 2033) */
 	const char *helo;    /* our name */
-	int command_timeout; /* seconds: greeting, EHLO, MAIL, RCPT, DATA (RFC 5321 4.5.3.2) */
-	int data_timeout;    /* seconds: the reply to the final dot */
+	int command_timeout; /* seconds: greeting, EHLO, MAIL, RCPT, DATA, a data block */
+	int data_timeout;    /* seconds: the reply to the final dot (RFC 5321 4.5.3.2) */
 	int tls_policy;      /* enum tls_policy */
 	const char *tls_ca_file;
-	const char *peer_name; /* for certificate checks and logs */
+	const char *peer_name; /* for certificate checks */
 };
 
 struct smtp_message {
 	const char *sender; /* "" for the null sender */
 	const char *const *rcpts;
 	size_t nrcpt;
-	int fd; /* the spool file */
+	int fd; /* the spool file, read in chunks as the connection drains */
 	off_t body_off;
 	uint64_t size;
 	int eightbit; /* BODY=8BITMIME */
@@ -38,33 +44,46 @@ struct smtp_result {
 	char reply[512];
 };
 
-enum smtp_outcome {
-	SMTP_DONE = 0, /* every recipient has a code */
-	SMTP_NEXT_HOST /* this host failed as a whole: try the next MX; reply in err */
+enum smtp_event {
+	SMTP_READY = 1, /* smtp_open: greeted, EHLO (or HELO) and STARTTLS done */
+	SMTP_FAILED,    /* the session failed as a whole (no recipient decided):
+	                 * smtp_fail_code/text say why; try the next host */
+	SMTP_DONE,      /* smtp_send: every recipient has a code */
+	SMTP_CLOSED,    /* an idle session was closed by the server */
 };
 
-/* An open SMTP/LMTP session that can carry several transactions. */
 struct smtp_session;
+typedef void (*smtp_cb)(struct smtp_session *s, enum smtp_event ev, void *arg);
 
-/* Run one transaction. With *sessp NULL, a new session is opened on fd
- * (connected; from then on owned by the session): greeting, EHLO (HELO
- * fallback), STARTTLS per tls_policy. With *sessp set, that session is
- * reused and fd is ignored. Returns an enum smtp_outcome; with
- * SMTP_NEXT_HOST, *code is the code to use if no other host is left (4xx
- * for network trouble, 5xx for a permanent refusal) and err says why.
- * tls receives the TLS version and cipher when STARTTLS is in use. On
- * return *sessp is the session, still open, if keep was set and it is
- * healthy; otherwise NULL (QUIT sent, socket closed). */
-int smtp_transaction(struct smtp_session **sessp, int fd, int keep, const struct smtp_opts *o,
-                     const struct smtp_message *m, struct smtp_result *res, int *code, char *err,
-                     size_t errlen, char *tls, size_t tlslen);
-/* QUIT (if the connection still works) and free. NULL is harmless. */
-void smtp_session_close(struct smtp_session *s);
-
-/* Append the dot-stuffed form of len octets of a message to out (RFC 5321
- * 4.5.2: a line that starts with "." gets another "."). *bol is 1 at the
- * start of a line and is kept across calls. Returns the octets written;
- * out must hold 2 * len. */
-size_t smtp_dotstuff(const char *in, size_t len, char *out, int *bol);
+/* Connect to sa (TCP or a unix socket) within connect_timeout seconds,
+ * read the greeting, EHLO/LHLO (HELO fallback for SMTP), STARTTLS per
+ * o->tls_policy; then SMTP_READY or SMTP_FAILED. relay names the peer in
+ * replies and logs. o's strings are copied. */
+struct smtp_session *smtp_open(struct event_base *base, const struct sockaddr *sa, socklen_t len,
+                               int connect_timeout, const struct smtp_opts *o, const char *relay,
+                               smtp_cb cb, void *arg);
+/* One transaction on a ready session: res[i] for m->rcpts[i] (m, res and
+ * the spool fd must live until the callback). Ends in SMTP_DONE, or
+ * SMTP_FAILED if the session failed before any recipient was decided.
+ * Takes the timeouts of o. */
+void smtp_send(struct smtp_session *s, const struct smtp_opts *o, const struct smtp_message *m,
+               struct smtp_result *res);
+/* Hand the session to another owner (the idle cache, the next job). */
+void smtp_set_cb(struct smtp_session *s, smtp_cb cb, void *arg);
+/* Open and between transactions: fit for the next message. */
+int smtp_usable(const struct smtp_session *s);
+const char *smtp_relay(const struct smtp_session *s);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS. */
+const char *smtp_tls(const struct smtp_session *s);
+/* After SMTP_FAILED: the code to use if no other host is left (4xx for
+ * network trouble, 5xx for a permanent refusal) and the reply text, with
+ * an RFC 3463 code. */
+int smtp_fail_code(const struct smtp_session *s);
+const char *smtp_fail_text(const struct smtp_session *s);
+/* Say QUIT (if the session is usable) and free it when the server has
+ * answered or a short timeout passed; then gone(arg). No more callbacks. */
+void smtp_quit(struct smtp_session *s, void (*gone)(void *), void *arg);
+/* Close at once, no QUIT, no callbacks. NULL is harmless. */
+void smtp_free(struct smtp_session *s);
 
 #endif

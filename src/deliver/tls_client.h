@@ -1,5 +1,6 @@
 /*
- * tls_client.h: outbound STARTTLS for the SMTP client (tls_client.c).
+ * tls_client.h: the TLS side of outbound STARTTLS (tls_client.c): the
+ * SSL objects that smtp_client.c runs under libevent's OpenSSL filter.
  */
 #ifndef TEMPOMX_TLS_CLIENT_H
 #define TEMPOMX_TLS_CLIENT_H
@@ -8,14 +9,15 @@
 
 typedef struct ssl_st SSL;
 
-/* Handshake on the blocking socket fd (its timeouts apply). verify: check
- * the peer's certificate chain against ca_file (or the system store when
- * ca_file is NULL or "") and its name against peer. Returns the session,
- * or NULL with a reason in err. */
-SSL *tls_client_start(int fd, int verify, const char *ca_file, const char *peer, char *err,
-                      size_t errlen);
+/* A client SSL (TLS 1.2 or later) for a handshake with peer. verify:
+ * check the peer's certificate chain against ca_file (or the system store
+ * when ca_file is NULL or "") and its name against peer (a host name or
+ * an address). Returns NULL with a reason in err. */
+SSL *tls_client_new(int verify, const char *ca_file, const char *peer, char *err, size_t errlen);
+/* Why the handshake on ssl failed: the certificate check, else the
+ * OpenSSL error e (0: none known). */
+void tls_client_failure(SSL *ssl, unsigned long e, char *err, size_t errlen);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" */
 void tls_client_describe(SSL *ssl, char *buf, size_t len);
-void tls_client_close(SSL *ssl);
 
 #endif

@@ -1,15 +1,21 @@
 #!/usr/bin/python3
 # outbound_sink.py: a small SMTP/LMTP server that stores what tempomxd
-# delivers, for t/integration/test_outbound.c. Each transaction becomes
-# DIR/N.env (helo, sender, recipients, whether the envelope came pipelined)
-# and DIR/N.data (the message, dot-unstuffed, byte for byte).
+# delivers, for t/integration/test_outbound.c and test_client.c. Each
+# transaction becomes DIR/N.env (helo, sender, recipients, whether the
+# envelope came pipelined and how many command lines were already buffered
+# behind MAIL, the connection number, the most connections seen at once,
+# RSETs on the connection, MAIL's SIZE= value or -1) and DIR/N.data (the message, dot-unstuffed, byte for byte).
 #
 # Behaviour switches: --tempfail N answers 451 to the first N transactions'
 # MAIL; recipients whose local part starts with "unknown" get 550 5.1.1;
 # --lmtp answers LHLO and gives one reply per recipient after the dot (a
 # recipient starting with "full" gets 452 there); --no-ehlo refuses EHLO;
 # --tls CERT KEY offers STARTTLS; --stall S waits S seconds before the
-# reply to the first transaction's final dot, --delay S before every one.
+# reply to the first transaction's final dot, --delay S before every one;
+# --stall-data S stops reading for S seconds after the first 354;
+# --no-pipelining leaves PIPELINING out of the EHLO reply; --hang-up
+# closes the connection after each reply to the final dot; --unix PATH
+# listens on a unix socket instead of --addr/--port.
 import argparse
 import asyncio
 import os
@@ -25,15 +31,18 @@ class Sink:
         self.active = 0
         self.max_active = 0
         self.tempfails = args.tempfail
+        self.data_stalls = 1 if args.stall_data > 0 else 0
 
-    def store(self, helo, sender, rcpts, data, pipelined, tls, conn):
+    def store(self, helo, sender, rcpts, data, pipelined, tls, conn, batch, rsets, size):
         self.count += 1
         base = os.path.join(self.args.dir, "%d" % self.count)
         with open(base + ".data.tmp", "wb") as f:
             f.write(data)
         with open(base + ".env.tmp", "w") as f:
-            f.write("helo %s\nfrom %s\npipelined %d\ntls %d\nconn %d\nmaxconc %d\n"
-                    % (helo, sender, pipelined, tls, conn, self.max_active))
+            f.write("helo %s\nfrom %s\npipelined %d\nbatch %d\ntls %d\nconn %d\n"
+                    "maxconc %d\nrset %d\nsize %d\n"
+                    % (helo, sender, pipelined, batch, tls, conn, self.max_active, rsets,
+                       size))
             for r in rcpts:
                 f.write("rcpt %s\n" % r)
         os.rename(base + ".data.tmp", base + ".data")
@@ -43,6 +52,9 @@ class Sink:
         args = self.args
         helo, sender, rcpts, tls = "", None, [], 0
         pipelined = 0
+        batch = 0
+        rsets = 0
+        size = -1
         self.conns += 1
         conn = self.conns
         self.active += 1
@@ -65,7 +77,9 @@ class Sink:
                         await reply("502 5.5.2 not here")
                         continue
                     helo = cmd[5:]
-                    ext = ["PIPELINING", "SIZE 10000000", "8BITMIME"]
+                    ext = ["SIZE 10000000", "8BITMIME"]
+                    if not args.no_pipelining:
+                        ext.insert(0, "PIPELINING")
                     if args.tls and not tls:
                         ext.append("STARTTLS")
                     lines = ["250-sink.test"] + ["250-" + e for e in ext[:-1]] + ["250 " + ext[-1]]
@@ -82,11 +96,16 @@ class Sink:
                 elif verb == "MAIL":
                     # Commands already buffered behind MAIL: the client pipelined.
                     pipelined = 1 if len(reader._buffer) > 0 else 0
+                    batch = bytes(reader._buffer).count(b"\n")
                     if self.tempfails > 0:
                         self.tempfails -= 1
                         await reply("451 4.3.0 try again later")
                         continue
                     sender = cmd[cmd.index("<") + 1:cmd.index(">")]
+                    size = -1
+                    for param in cmd[cmd.index(">") + 1:].split():
+                        if param.upper().startswith("SIZE="):
+                            size = int(param[5:])
                     rcpts = []
                     await reply("250 2.1.0 ok")
                 elif verb == "RCPT":
@@ -104,6 +123,11 @@ class Sink:
                         await reply("554 5.5.1 no valid recipients")
                         continue
                     await reply("354 go ahead")
+                    if self.data_stalls > 0:
+                        # Read nothing for a while: the client's data
+                        # block or final dot times out.
+                        self.data_stalls -= 1
+                        await asyncio.sleep(args.stall_data)
                     data = bytearray()
                     while True:
                         l = await asyncio.wait_for(reader.readline(), 60)
@@ -114,7 +138,8 @@ class Sink:
                         if l.startswith(b"."):
                             l = l[1:]
                         data += l
-                    self.store(helo, sender, rcpts, bytes(data), pipelined, tls, conn)
+                    self.store(helo, sender, rcpts, bytes(data), pipelined, tls, conn, batch,
+                               rsets, size)
                     if self.args.delay > 0:
                         await asyncio.sleep(self.args.delay)
                     if self.args.stall > 0 and self.count == 1:
@@ -129,8 +154,11 @@ class Sink:
                     else:
                         await reply("250 2.0.0 queued as %d" % self.count)
                     sender, rcpts = None, []
+                    if args.hang_up:
+                        return
                 elif verb == "RSET":
                     sender, rcpts = None, []
+                    rsets += 1
                     await reply("250 2.0.0 ok")
                 elif verb == "NOOP":
                     await reply("250 2.0.0 ok")
@@ -149,7 +177,8 @@ class Sink:
 async def main():
     p = argparse.ArgumentParser()
     p.add_argument("--addr", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--unix")
     p.add_argument("--dir", required=True)
     p.add_argument("--tempfail", type=int, default=0)
     p.add_argument("--lmtp", action="store_true")
@@ -157,9 +186,17 @@ async def main():
     p.add_argument("--tls", nargs=2)
     p.add_argument("--stall", type=float, default=0)
     p.add_argument("--delay", type=float, default=0)
+    p.add_argument("--stall-data", type=float, default=0)
+    p.add_argument("--no-pipelining", action="store_true")
+    p.add_argument("--hang-up", action="store_true")
     args = p.parse_args()
     sink = Sink(args)
-    server = await asyncio.start_server(sink.session, args.addr, args.port)
+    if args.unix:
+        server = await asyncio.start_unix_server(sink.session, args.unix)
+        # The delivery process runs as an unprivileged user.
+        os.chmod(args.unix, 0o666)
+    else:
+        server = await asyncio.start_server(sink.session, args.addr, args.port)
     with open(os.path.join(args.dir, "ready"), "w") as f:
         f.write("%d\n" % os.getpid())
     async with server:

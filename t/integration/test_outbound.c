@@ -21,124 +21,11 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "outbound.h"
 
 TestSuite(outbound, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
 static struct h_daemon D;
-
-#define WAIT_MS 20000
-
-/* Start "python3 script args..." and wait for its ready file. */
-static pid_t start_py(const char *script, const char *ready, char *const args[])
-{
-	char path[H_PATH];
-	char *argv[24];
-	int n = 0;
-	h_srcpath(script, path, sizeof(path));
-	argv[n++] = "/usr/bin/python3";
-	argv[n++] = path;
-	for (int i = 0; args[i] && n < 23; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	unlink(ready);
-	pid_t pid = fork();
-	cr_assert(pid >= 0);
-	if (pid == 0) {
-		int fd = open("/dev/null", O_RDWR);
-		if (fd >= 0) {
-			dup2(fd, 0);
-			dup2(fd, 1);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	h_track(pid);
-	for (int i = 0; i < 200; i++) {
-		if (access(ready, F_OK) == 0)
-			return pid;
-		h_sleep_ms(25);
-	}
-	cr_assert_fail("%s did not start", script);
-	return -1;
-}
-
-static void stop_py(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
-	h_untrack(pid);
-}
-
-struct sink {
-	char dir[H_PATH];
-	int port;
-	pid_t pid;
-};
-
-/* A sink in D's directory; extra: further switches. */
-static void sink_start(struct sink *s, const char *name, const char *addr, int port,
-                       const char *const *extra)
-{
-	char ready[H_PATH + 16], portbuf[16];
-	snprintf(s->dir, sizeof(s->dir), "%s/%s", D.dir, name);
-	mkdir(s->dir, 0755);
-	snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-	snprintf(portbuf, sizeof(portbuf), "%d", port);
-	s->port = port;
-	char *args[16] = {"--addr", (char *)addr, "--port", portbuf, "--dir", s->dir};
-	int n = 6;
-	for (int i = 0; extra && extra[i] && n < 15; i++)
-		args[n++] = (char *)extra[i];
-	args[n] = NULL;
-	s->pid = start_py("t/integration/outbound_sink.py", ready, args);
-}
-
-/* Transaction n (1-based) of the sink, once it is there: env and data. */
-static int sink_wait(struct sink *s, int n, int timeout_ms, char **env, char **data, size_t *dlen)
-{
-	char p[H_PATH + 32];
-	long long end = h_now_ms() + timeout_ms;
-	snprintf(p, sizeof(p), "%s/%d.env", s->dir, n);
-	while (access(p, F_OK) != 0) {
-		if (h_now_ms() > end)
-			return 0;
-		h_sleep_ms(50);
-	}
-	size_t elen;
-	if (env)
-		*env = h_read_file(p, &elen);
-	snprintf(p, sizeof(p), "%s/%d.data", s->dir, n);
-	if (data)
-		*data = h_read_file(p, dlen);
-	return 1;
-}
-
-static int sink_count(struct sink *s)
-{
-	int n = 0;
-	char p[H_PATH + 32];
-	for (;;) {
-		snprintf(p, sizeof(p), "%s/%d.env", s->dir, n + 1);
-		if (access(p, F_OK) != 0)
-			return n;
-		n++;
-	}
-}
-
-/* A free loopback port: the kernel picks one, we close it again. */
-static int port_of_free(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert(fd >= 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
 
 static void base_conf(void)
 {
@@ -154,7 +41,7 @@ Test(outbound, relay_is_byte_exact_pipelined_and_shares_a_transaction)
 {
 	struct sink s;
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -165,7 +52,7 @@ Test(outbound, relay_is_byte_exact_pipelined_and_shares_a_transaction)
 
 	char *env, *data;
 	size_t dlen;
-	int got = sink_wait(&s, 1, WAIT_MS, &env, &data, &dlen);
+	int got = ob_sink_wait(&s, 1, WAIT_MS, &env, &data, &dlen);
 	if (!got)
 		h_dump_log(&D, 30);
 	cr_assert(got, "nothing arrived at the sink");
@@ -181,12 +68,12 @@ Test(outbound, relay_is_byte_exact_pipelined_and_shares_a_transaction)
 	cr_expect(h_log_wait(&D, "status=sent (250 2.0.0 queued as 1)", 5000));
 	cr_expect(h_spool_wait_idle(&D, 5000), "the queue did not drain");
 	h_sleep_ms(300);
-	cr_expect_eq(sink_count(&s), 1, "delivered more than once");
+	cr_expect_eq(ob_sink_count(&s), 1, "delivered more than once");
 	free(env);
 	free(data);
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -195,7 +82,7 @@ Test(outbound, temporary_failure_is_retried)
 	struct sink s;
 	static const char *const tf[] = {"--tempfail", "2", NULL};
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), tf);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), tf);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -203,7 +90,7 @@ Test(outbound, temporary_failure_is_retried)
 	char *msg = h_make_message("retry test", "retry-1", &len);
 	const char *rcpts[] = {"a@remote.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
-	int got = sink_wait(&s, 1, WAIT_MS, NULL, NULL, NULL);
+	int got = ob_sink_wait(&s, 1, WAIT_MS, NULL, NULL, NULL);
 	if (!got)
 		h_dump_log(&D, 30);
 	cr_assert(got, "the message was not delivered after the temporary failures");
@@ -213,52 +100,15 @@ Test(outbound, temporary_failure_is_retried)
 	cr_expect(h_spool_wait_idle(&D, 5000));
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
-}
-
-/* Check a Maildir file is an RFC 3464 report about rcpt with status. */
-static void check_dsn_action(const char *path, const char *rcpt, const char *status,
-                             const char *subject, const char *action)
-{
-	char script[2048];
-	snprintf(script, sizeof(script),
-	         "import email, sys\n"
-	         "m = email.message_from_binary_file(open(sys.argv[1], 'rb'))\n"
-	         "assert m.get_content_type() == 'multipart/report', m.get_content_type()\n"
-	         "assert m.get_param('report-type') == 'delivery-status'\n"
-	         "p = m.get_payload()\n"
-	         "assert len(p) == 3, len(p)\n"
-	         "assert p[0].get_content_type() == 'text/plain'\n"
-	         "assert p[1].get_content_type() == 'message/delivery-status'\n"
-	         "blocks = p[1].get_payload()\n"
-	         "assert blocks[0]['Reporting-MTA'] == 'dns; mx.example.test', blocks[0].items()\n"
-	         "r = [b for b in blocks[1:] if '%s' in b['Final-Recipient']]\n"
-	         "assert len(r) == 1, [b.items() for b in blocks]\n"
-	         "assert r[0]['Action'] == '%s', r[0].items()\n"
-	         "assert r[0]['Status'] == '%s', r[0].items()\n"
-	         "assert p[2].get_content_type() == 'text/rfc822-headers'\n"
-	         "assert 'Subject: %s' in p[2].get_payload(), p[2].get_payload()\n"
-	         "assert m['Auto-Submitted'] == 'auto-replied'\n",
-	         rcpt, action, status, subject);
-	char *argv[] = {"/usr/bin/python3", "-c", script, (char *)path, NULL};
-	char *out = NULL;
-	size_t olen;
-	int rc = h_run(argv, NULL, 0, 20000, &out, &olen);
-	cr_expect_eq(rc, 0, "not a valid report: %s", out ? out : "");
-	free(out);
-}
-
-static void check_dsn(const char *path, const char *rcpt, const char *status, const char *subject)
-{
-	check_dsn_action(path, rcpt, status, subject, "failed");
 }
 
 Test(outbound, permanent_failure_bounces_as_rfc3464)
 {
 	struct sink s;
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -274,11 +124,11 @@ Test(outbound, permanent_failure_bounces_as_rfc3464)
 	if (n != 1)
 		h_dump_log(&D, 30);
 	cr_assert_eq(n, 1, "no bounce reached the sender");
-	cr_expect(sink_wait(&s, 1, 1000, NULL, NULL, NULL), "the good recipient got nothing");
+	cr_expect(ob_sink_wait(&s, 1, 1000, NULL, NULL, NULL), "the good recipient got nothing");
 	char **files;
 	cr_assert_eq(h_maildir_list(md, &files), 1);
-	check_dsn(files[0], "unknown1@remote.test", "5.1.1", "bounce test");
-	check_dsn(files[0], "unknown2@remote.test", "5.1.1", "bounce test");
+	ob_check_dsn(files[0], "unknown1@remote.test", "5.1.1", "bounce test");
+	ob_check_dsn(files[0], "unknown2@remote.test", "5.1.1", "bounce test");
 	size_t flen;
 	char *f = h_read_file(files[0], &flen);
 	cr_expect(!h_contains(f, flen, "ok@remote.test"), "the delivered recipient is reported");
@@ -289,7 +139,7 @@ Test(outbound, permanent_failure_bounces_as_rfc3464)
 	cr_expect_eq(h_maildir_count(md), 1, "one report per message");
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -305,8 +155,8 @@ Test(outbound, queue_lifetime_expiry_bounces)
 	char *msg = h_make_message("expiry test", "expiry-1", &len);
 	const char *rcpts[] = {"far@remote.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
-	cr_expect(h_log_wait(&D, "status=deferred (127.0.0.1[127.0.0.1]", WAIT_MS),
-	          "the connection failure was not deferred");
+	cr_expect(h_log_wait(&D, "status=deferred (451 4.4.1 127.0.0.1[127.0.0.1]", WAIT_MS),
+	          "the connection failure was not deferred with 4.4.1");
 	char md[H_PATH];
 	h_maildir(&D, "local.test", "bob", md, sizeof(md));
 	int n = h_maildir_wait(md, 1, WAIT_MS);
@@ -315,7 +165,7 @@ Test(outbound, queue_lifetime_expiry_bounces)
 	cr_assert_eq(n, 1, "no bounce after the queue lifetime");
 	char **files;
 	cr_assert_eq(h_maildir_list(md, &files), 1);
-	check_dsn(files[0], "far@remote.test", "5.4.7", "expiry test");
+	ob_check_dsn(files[0], "far@remote.test", "5.4.7", "expiry test");
 	h_free_list(files, 1);
 	cr_expect(h_log_has(&D, "status=expired"));
 	cr_expect(h_spool_wait_idle(&D, 5000));
@@ -365,7 +215,7 @@ Test(outbound, bounce_to_the_null_sender_is_dropped)
 {
 	struct sink s;
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -376,7 +226,7 @@ Test(outbound, bounce_to_the_null_sender_is_dropped)
 	cr_expect(h_spool_wait_idle(&D, 5000), "the failed message was not dropped");
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -387,7 +237,7 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 	base_conf();
 	int port = port_of_free(), dport = port_of_free();
 	/* The sink listens on 127.0.0.4 only; 127.0.0.3 refuses. */
-	sink_start(&s, "sink", "127.0.0.4", port, NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.4", port, NULL);
 	char zone[H_PATH + 16], ready[H_PATH + 16], dp[16];
 	snprintf(zone, sizeof(zone), "%s/zone", D.dir);
 	snprintf(ready, sizeof(ready), "%s/dns.ready", D.dir);
@@ -401,7 +251,7 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 	cr_assert_eq(h_write_file(zone, z, strlen(z), 0644), 0);
 	snprintf(dp, sizeof(dp), "%d", dport);
 	char *dargs[] = {dp, zone, ready, NULL};
-	pid_t dns = start_py("t/integration/dns_responder.py", ready, dargs);
+	pid_t dns = ob_start_py("t/integration/dns_responder.py", ready, dargs);
 	h_set(&D, "dns_servers", "127.0.0.1:%d", dport);
 	/* "smtp:host:port" looks up the MX of host, and uses the sink's port. */
 	h_set(&D, "transport",
@@ -414,7 +264,7 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 	char *msg = h_make_message("mx test", "mx-1", &len);
 	const char *r1[] = {"x@pref.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r1, msg, len), 250);
-	int got = sink_wait(&s, 1, WAIT_MS, NULL, NULL, NULL);
+	int got = ob_sink_wait(&s, 1, WAIT_MS, NULL, NULL, NULL);
 	if (!got)
 		h_dump_log(&D, 30);
 	cr_assert(got, "not delivered through the second MX");
@@ -423,7 +273,7 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 
 	const char *r2[] = {"y@plain.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r2, msg, len), 250);
-	cr_assert(sink_wait(&s, 2, WAIT_MS, NULL, NULL, NULL), "no fallback to the A record");
+	cr_assert(ob_sink_wait(&s, 2, WAIT_MS, NULL, NULL, NULL), "no fallback to the A record");
 	cr_expect(h_log_wait(&D, "to=<y@plain.test>, relay=plain.test[127.0.0.4]", 5000));
 
 	/* We are the best MX of loop.test: never deliver to ourselves, nor to
@@ -438,11 +288,11 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 	h_maildir(&D, "local.test", "bob", md, sizeof(md));
 	cr_expect_eq(h_maildir_wait(md, 2, WAIT_MS), 2, "loop and NXDOMAIN did not bounce");
 	h_sleep_ms(300);
-	cr_expect_eq(sink_count(&s), 2);
+	cr_expect_eq(ob_sink_count(&s), 2);
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
-	stop_py(dns);
+	ob_stop_py(s.pid);
+	ob_stop_py(dns);
 	h_check_sanitizers(&D);
 }
 
@@ -451,7 +301,7 @@ Test(outbound, lmtp_reports_per_recipient)
 	struct sink s;
 	static const char *const lm[] = {"--lmtp", NULL};
 	base_conf();
-	sink_start(&s, "lmtp", "127.0.0.1", port_of_free(), lm);
+	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", port_of_free(), lm);
 	h_set(&D, "transport", "local.test=lmtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -460,7 +310,8 @@ Test(outbound, lmtp_reports_per_recipient)
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "carol@remote.test", rcpts, msg, len), 250);
 	char *env, *data;
 	size_t dlen;
-	cr_assert(sink_wait(&s, 1, WAIT_MS, &env, &data, &dlen), "nothing reached the LMTP sink");
+	cr_assert(ob_sink_wait(&s, 1, WAIT_MS, &env, &data, &dlen),
+	          "nothing reached the LMTP sink");
 	cr_expect(memcmp(data + dlen - len, msg, len) == 0);
 	cr_expect(h_log_wait(&D, "to=<alice@local.test>, relay=127.0.0.1[127.0.0.1]", WAIT_MS));
 	cr_expect(h_log_wait(&D, "to=<full@local.test>", WAIT_MS));
@@ -473,7 +324,7 @@ Test(outbound, lmtp_reports_per_recipient)
 	free(data);
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -537,8 +388,8 @@ Test(outbound, starttls_may_encrypt_and_verify)
 	base_conf();
 	make_cert(cert, key, sizeof(cert));
 	const char *tls[] = {"--tls", cert, key, NULL};
-	sink_start(&s, "tls", "127.0.0.1", port_of_free(), tls);
-	sink_start(&plain, "plain", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", port_of_free(), tls);
+	ob_sink_start(&plain, D.dir, "plain", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "transport",
 	      "may.test=smtp:[127.0.0.1]:%d verify.test=smtp:[127.0.0.1]:%d "
 	      "strict.test=smtp:[127.0.0.1]:%d",
@@ -552,7 +403,7 @@ Test(outbound, starttls_may_encrypt_and_verify)
 	const char *r1[] = {"a@may.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r1, msg, len), 250);
 	char *env;
-	int got = sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL);
+	int got = ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL);
 	if (!got)
 		h_dump_log(&D, 30);
 	cr_assert(got, "nothing arrived over TLS");
@@ -564,20 +415,21 @@ Test(outbound, starttls_may_encrypt_and_verify)
 	/* verify: the certificate chains to tls_ca_file and names 127.0.0.1. */
 	const char *r2[] = {"b@verify.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r2, msg, len), 250);
-	cr_expect(sink_wait(&s, 2, WAIT_MS, &env, NULL, NULL), "verify did not deliver");
+	cr_expect(ob_sink_wait(&s, 2, WAIT_MS, &env, NULL, NULL), "verify did not deliver");
 	free(env);
 
 	/* encrypt: a server without STARTTLS gets nothing. */
 	const char *r3[] = {"c@strict.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r3, msg, len), 250);
-	cr_expect(
-	    h_log_wait(&D, "TLS is required but the server does not offer STARTTLS", WAIT_MS));
+	/* RFC 3463 X.7.4: security features not supported. */
+	cr_expect(h_log_wait(&D, "status=deferred (451 4.7.4 ", WAIT_MS));
+	cr_expect(h_log_has(&D, "TLS is required but the server does not offer STARTTLS"));
 	cr_expect(h_log_wait(&D, "deferred, 1 recipient pending", 5000));
-	cr_expect_eq(sink_count(&plain), 0, "mail went out in clear text under encrypt");
+	cr_expect_eq(ob_sink_count(&plain), 0, "mail went out in clear text under encrypt");
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
-	stop_py(plain.pid);
+	ob_stop_py(s.pid);
+	ob_stop_py(plain.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -588,7 +440,7 @@ Test(outbound, verify_refuses_an_unknown_certificate)
 	base_conf();
 	make_cert(cert, key, sizeof(cert));
 	const char *tls[] = {"--tls", cert, key, NULL};
-	sink_start(&s, "tls", "127.0.0.1", port_of_free(), tls);
+	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", port_of_free(), tls);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	/* The system store does not know the self-signed certificate. */
 	h_set(&D, "tls_policy", "verify");
@@ -599,11 +451,13 @@ Test(outbound, verify_refuses_an_unknown_certificate)
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", r, msg, len), 250);
 	cr_expect(h_log_wait(&D, "certificate not verified", WAIT_MS),
 	          "an unknown CA was accepted");
+	/* X.7.5: cryptographic failure. */
+	cr_expect(h_log_has(&D, "status=deferred (451 4.7.5 "), "no 4.7.5 for the failed check");
 	cr_expect(h_log_wait(&D, "deferred, 1 recipient pending", 5000));
-	cr_expect_eq(sink_count(&s), 0);
+	cr_expect_eq(ob_sink_count(&s), 0);
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -687,14 +541,15 @@ Test(outbound, delivery_killed_mid_transaction_loses_nothing)
 	struct sink s;
 	static const char *const stall[] = {"--stall", "30", NULL};
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
 	char *msg = h_make_message("crash test", "crash-1", &len);
 	const char *rcpts[] = {"a@remote.test", "b@remote.test", NULL};
 	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
-	cr_assert(sink_wait(&s, 1, WAIT_MS, NULL, NULL, NULL), "the first attempt never arrived");
+	cr_assert(ob_sink_wait(&s, 1, WAIT_MS, NULL, NULL, NULL),
+	          "the first attempt never arrived");
 
 	pid_t kids[8], victim = 0;
 	int nk = h_children(D.pid, kids, 8);
@@ -708,7 +563,7 @@ Test(outbound, delivery_killed_mid_transaction_loses_nothing)
 	cr_assert_eq(kill(victim, SIGKILL), 0);
 
 	char *env;
-	int got = sink_wait(&s, 2, WAIT_MS, &env, NULL, NULL);
+	int got = ob_sink_wait(&s, 2, WAIT_MS, &env, NULL, NULL);
 	if (!got)
 		h_dump_log(&D, 30);
 	cr_assert(got, "the message was not delivered again after the crash");
@@ -717,7 +572,7 @@ Test(outbound, delivery_killed_mid_transaction_loses_nothing)
 	cr_expect(h_spool_wait_idle(&D, WAIT_MS), "the queue did not drain");
 	free(msg);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -778,7 +633,7 @@ Test(outbound, lmtp_into_dovecot)
 		}
 	}
 	if (!up) {
-		stop_py(pid);
+		ob_stop_py(pid);
 		cr_log_warn("Dovecot did not start here: skipped");
 		return;
 	}
@@ -823,23 +678,11 @@ Test(outbound, lmtp_into_dovecot)
 	h_check_sanitizers(&D);
 }
 
-/* The connection number (as the sink counts them) of transaction n. */
-static int sink_conn_of(struct sink *s, int n)
-{
-	char *env;
-	if (!sink_wait(s, n, WAIT_MS, &env, NULL, NULL))
-		return -1;
-	const char *p = strstr(env, "conn ");
-	int c = p ? atoi(p + 5) : -1;
-	free(env);
-	return c;
-}
-
 static void reuse_round(const char *reuse, int same)
 {
 	struct sink s;
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_connection_reuse_time", "%s", reuse);
 	h_daemon_start(&D);
@@ -851,17 +694,17 @@ static void reuse_round(const char *reuse, int same)
 		const char *rcpts[] = {"a@remote.test", NULL};
 		cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len),
 		             250);
-		cr_assert(sink_wait(&s, i, WAIT_MS, NULL, NULL, NULL), "message %d not delivered",
-		          i);
+		cr_assert(ob_sink_wait(&s, i, WAIT_MS, NULL, NULL, NULL),
+		          "message %d not delivered", i);
 		free(msg);
 	}
-	int c1 = sink_conn_of(&s, 1), c3 = sink_conn_of(&s, 3);
+	int c1 = ob_sink_conn_of(&s, 1), c3 = ob_sink_conn_of(&s, 3);
 	if (same)
 		cr_expect_eq(c1, c3, "three messages used connections %d..%d, not one", c1, c3);
 	else
 		cr_expect_eq(c3, c1 + 2, "reuse off, yet connections %d..%d", c1, c3);
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 }
 
@@ -945,7 +788,8 @@ Test(outbound, delay_warning_is_sent_once)
 	cr_assert_eq(n, 1, "no delay warning");
 	char **files;
 	cr_assert_eq(h_maildir_list(md, &files), 1);
-	check_dsn_action(files[0], "far@remote.test", "4.0.0", "slow mail", "delayed");
+	/* RFC 3463 X.4.1: no answer from the host (connection refused). */
+	ob_check_dsn_action(files[0], "far@remote.test", "4.4.1", "slow mail", "delayed");
 	h_free_list(files, 1);
 	/* Later attempts do not warn again, and the message stays queued. */
 	cr_expect(h_log_wait(&D, "sender delay notification for 1 recipient", 1000));
@@ -957,25 +801,12 @@ Test(outbound, delay_warning_is_sent_once)
 	h_check_sanitizers(&D);
 }
 
-/* The largest number of connections the sink saw at once, from the env
- * of transaction n. */
-static int sink_maxconc(struct sink *s, int n)
-{
-	char *env;
-	if (!sink_wait(s, n, WAIT_MS, &env, NULL, NULL))
-		return -1;
-	const char *p = strstr(env, "maxconc ");
-	int c = p ? atoi(p + 8) : -1;
-	free(env);
-	return c;
-}
-
 static int concurrency_round(const char *limit)
 {
 	struct sink s;
 	static const char *const slow[] = {"--delay", "0.4", NULL};
 	base_conf();
-	sink_start(&s, "sink", "127.0.0.1", port_of_free(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "delivery_threads", "4");
 	h_set(&D, "smtp_connection_reuse_time", "0");
@@ -993,12 +824,12 @@ static int concurrency_round(const char *limit)
 	}
 	int c = 0;
 	for (int n = 1; n <= 4; n++) {
-		int m = sink_maxconc(&s, n);
+		int m = ob_sink_maxconc(&s, n);
 		cr_assert(m > 0, "message %d not delivered", n);
 		c = m > c ? m : c;
 	}
 	h_daemon_stop(&D);
-	stop_py(s.pid);
+	ob_stop_py(s.pid);
 	h_check_sanitizers(&D);
 	return c;
 }

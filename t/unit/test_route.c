@@ -1,7 +1,7 @@
 /*
  * test_route.c: transports and the transport table (route.c), MX list
- * ordering and the loop rule (dns.c), the retry schedule (retry.c) and
- * dot-stuffing (smtp_client.c).
+ * ordering and the loop rule (dns.c), the retry schedule (retry.c), and
+ * server replies, EHLO keywords and dot-stuffing (smtp_proto.c).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -12,6 +12,7 @@
 #include "retry.h"
 #include "route.h"
 #include "smtp_client.h"
+#include "smtp_proto.h"
 #include "util.h"
 
 static const struct {
@@ -193,6 +194,56 @@ Test(route, dotstuff)
 	n += smtp_dotstuff(".y\r\n", 4, out + n, &bol);
 	out[n] = '\0';
 	cr_expect_str_eq(out, "x\r\n..y\r\n");
+}
+
+static int feed(struct smtp_reply *rp, const char *line)
+{
+	return smtp_reply_line(rp, line, strlen(line));
+}
+
+Test(route, smtp_replies)
+{
+	struct smtp_reply rp;
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "250-mx.example.test greets you"), 0);
+	cr_expect_eq(feed(&rp, "250-PIPELINING"), 0);
+	cr_expect_eq(feed(&rp, "250-SIZE 1000"), 0);
+	cr_expect_eq(feed(&rp, "250-8bitmime"), 0);
+	cr_expect_eq(feed(&rp, "250 STARTTLS"), 1);
+	cr_expect_eq(rp.code, 250);
+	cr_expect_str_eq(rp.text, "250-mx.example.test greets you");
+	struct smtp_caps c;
+	smtp_caps_parse(rp.ext, &c);
+	cr_expect(c.pipelining && c.size && c.eightbit && c.starttls);
+	cr_expect_eq(c.size_max, 1000);
+
+	/* No PIPELINING, SIZE without a number. */
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "250-x"), 0);
+	cr_expect_eq(feed(&rp, "250-SIZE"), 0);
+	cr_expect_eq(feed(&rp, "250 PIPELININGX"), 1);
+	smtp_caps_parse(rp.ext, &c);
+	cr_expect(!c.pipelining && c.size && c.size_max == 0 && !c.starttls);
+
+	/* A bare code, and what is not a reply. */
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "354"), 1);
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "hello"), -1);
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "199 too low"), -1);
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "250x"), -1);
+	smtp_reply_init(&rp);
+	cr_expect_eq(feed(&rp, "250-a"), 0);
+	cr_expect_eq(feed(&rp, "251 other code"), -1, "a code change inside a reply");
+}
+
+Test(route, local_reply_text)
+{
+	char buf[128];
+	smtp_local_reply(buf, sizeof(buf), 451, "4.4.1", "%s: %s", "h[1.2.3.4]:25", "refused");
+	cr_expect_str_eq(buf, "451 4.4.1 h[1.2.3.4]:25: refused");
 }
 
 Test(route, tls_policy_setting)
