@@ -38,7 +38,8 @@ static struct h_daemon D;
 struct dovecot {
 	pid_t pid;
 	int port;
-	char store[H_PATH + 32]; /* the mailboxes: <store>/<user>/Maildir */
+	char socket[H_PATH + 32]; /* its LMTP unix socket */
+	char store[H_PATH + 32];  /* the mailboxes: <store>/<user>/Maildir */
 };
 
 static int port_of_free(void)
@@ -81,6 +82,7 @@ static int dovecot_start(struct dovecot *dv)
 	snprintf(conf, sizeof(conf), "%s/dovecot.conf", dir);
 	snprintf(users, sizeof(users), "%s/users", dir);
 	snprintf(dv->store, sizeof(dv->store), "%s/store", dir);
+	snprintf(dv->socket, sizeof(dv->socket), "%s/run/verify", dir);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	cr_assert_eq(mkdir(dv->store, 0755), 0);
 	/* The mailboxes belong to the unprivileged run user. */
@@ -94,15 +96,15 @@ static int dovecot_start(struct dovecot *dv)
 	         (unsigned)st.st_uid, (unsigned)st.st_gid, dv->store, (unsigned)st.st_uid,
 	         (unsigned)st.st_gid, dv->store);
 	cr_assert_eq(h_write_file(users, text, strlen(text), 0644), 0);
-	snprintf(
-	    text, sizeof(text),
-	    "protocols = lmtp\nbase_dir = %s/run\nstate_dir = %s/run\n"
-	    "log_path = %s/dovecot.log\nlisten = 127.0.0.1\nssl = no\n"
-	    "mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n"
-	    "passdb {\n driver = passwd-file\n args = %s\n}\n"
-	    "userdb {\n driver = passwd-file\n args = %s\n}\n"
-	    "service lmtp {\n inet_listener lmtp {\n  address = 127.0.0.1\n  port = %d\n }\n}\n",
-	    dir, dir, dir, users, users, dv->port);
+	snprintf(text, sizeof(text),
+	         "protocols = lmtp\nbase_dir = %s/run\nstate_dir = %s/run\n"
+	         "log_path = %s/dovecot.log\nlisten = 127.0.0.1\nssl = no\n"
+	         "mail_location = maildir:~/Maildir\nfirst_valid_uid = 1\n"
+	         "passdb {\n driver = passwd-file\n args = %s\n}\n"
+	         "userdb {\n driver = passwd-file\n args = %s\n}\n"
+	         "service lmtp {\n inet_listener lmtp {\n  address = 127.0.0.1\n  port = %d\n }\n"
+	         " unix_listener verify {\n  mode = 0666\n }\n}\n",
+	         dir, dir, dir, users, users, dv->port);
 	cr_assert_eq(h_write_file(conf, text, strlen(text), 0644), 0);
 	dv->pid = fork();
 	cr_assert(dv->pid >= 0);
@@ -300,6 +302,29 @@ Test(verify, cache_answers_while_the_store_is_down)
 	h_close(&c);
 	cr_expect(h_log_wait(&D, "cannot verify <bob@local.test>", WAIT_MS));
 	finish(NULL);
+}
+
+/* The same over Dovecot's unix socket (lmtp:unix:/path). */
+Test(verify, unix_socket_target)
+{
+	struct dovecot dv = {0};
+	if (!have_dovecot())
+		return;
+	base_conf();
+	if (dovecot_start(&dv) != 0)
+		return;
+	h_set(&D, "recipient_verify", "lmtp:unix:%s", dv.socket);
+	h_daemon_start(&D);
+	struct h_conn c;
+	h_open(&c, "127.0.0.2", D.port);
+	h_expect(&c, 250, "EHLO mta.remote.test");
+	h_expect(&c, 250, "MAIL FROM:<someone@remote.test>");
+	h_expect(&c, 250, "RCPT TO:<bob@local.test>");
+	h_expect(&c, 550, "RCPT TO:<nobody@local.test>");
+	cr_expect(h_last_has(&c, "5.1.1"), "reply: %s", c.last);
+	h_expect(&c, 221, "QUIT");
+	h_close(&c);
+	finish(&dv);
 }
 
 /* Nothing listens on the target: tempfail by default, 250 with
