@@ -304,6 +304,62 @@ Test(verify, cache_answers_while_the_store_is_down)
 	finish(NULL);
 }
 
+/* Several sessions at once, each pipelining known and unknown users,
+ * nothing cached: questions share the connection pool, and every session
+ * gets its own answers in its own order. */
+Test(verify, sessions_share_the_pool)
+{
+	struct dovecot dv = {0};
+	if (!have_dovecot())
+		return;
+	base_conf();
+	if (dovecot_start(&dv) != 0)
+		return;
+	h_set(&D, "recipient_verify", "lmtp:[127.0.0.1]:%d", dv.port);
+	h_set(&D, "recipient_verify_positive_ttl", "0");
+	h_set(&D, "recipient_verify_negative_ttl", "0");
+	h_daemon_start(&D);
+	enum { N = 8 };
+	static struct h_conn c[N];
+	for (int i = 0; i < N; i++) {
+		h_open(&c[i], "127.0.0.2", D.port);
+		h_expect(&c[i], 250, "EHLO mta.remote.test");
+	}
+	for (int i = 0; i < N; i++)
+		cr_assert_eq(h_sendf(&c[i],
+		                     "MAIL FROM:<s%d@remote.test>\r\n"
+		                     "RCPT TO:<ghost%d@local.test>\r\n"
+		                     "RCPT TO:<alice@local.test>\r\n"
+		                     "RCPT TO:<phantom%d@local.test>\r\n"
+		                     "RCPT TO:<bob@local.test>\r\n"
+		                     "RSET\r\n",
+		                     i, i, i),
+		             0);
+	static const int want[] = {250, 550, 250, 550, 250, 250};
+	for (int i = 0; i < N; i++) {
+		for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+			int code = h_reply(&c[i], 15000);
+			cr_expect_eq(code, want[k], "session %d, reply %zu: %d (%s)", i, k, code,
+			             c[i].last);
+		}
+		cr_expect(h_last_has(&c[i], "2.0.0"), "session %d: the last reply is not RSET's",
+		          i);
+		h_expect(&c[i], 221, "QUIT");
+		h_close(&c[i]);
+	}
+	/* 40 questions over at most 4 connections (plus the test's own
+	 * connection that saw Dovecot come up). */
+	char path[H_PATH + 32];
+	snprintf(path, sizeof(path), "%s/dovecot/dovecot.log", D.dir);
+	size_t len;
+	char *log = h_read_file(path, &len);
+	cr_assert_not_null(log);
+	int conns = h_count(log, len, "Connect from");
+	cr_expect(conns >= 2 && conns <= 5, "%d connections to Dovecot", conns);
+	free(log);
+	finish(&dv);
+}
+
 /* The same over Dovecot's unix socket (lmtp:unix:/path). */
 Test(verify, unix_socket_target)
 {
