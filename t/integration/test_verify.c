@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,7 +504,29 @@ Test(verify, client_leaves_while_pending)
 	h_expect(&c, 221, "QUIT");
 	h_close(&c);
 	cr_expect(h_daemon_alive(&D));
+
+	/* SIGTERM while a question is pending: 421, and a clean exit
+	 * (finish() checks the exit status and the sanitizers). */
+	h_open(&c, "127.0.0.2", D.port);
+	h_expect(&c, 250, "EHLO mta.remote.test");
+	h_expect(&c, 250, "MAIL FROM:<someone@remote.test>");
+	/* Earlier questions timed out and their connections are closed. */
+	int fd;
+	struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+	for (int i = 0; i < 64 && poll(&pfd, 1, 0) == 1; i++)
+		if ((fd = accept(lfd, NULL, NULL)) >= 0)
+			close(fd);
+	cr_assert_eq(h_sendf(&c, "RCPT TO:<bob@local.test>\r\n"), 0);
+	/* The question is under way once smtpd connects to the store. */
+	cr_assert_eq(poll(&pfd, 1, 5000), 1, "smtpd did not connect to the store");
+	fd = accept(lfd, NULL, NULL);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(kill(D.pid, SIGTERM), 0);
+	int code = h_reply(&c, 5000);
+	cr_expect_eq(code, 421, "on shutdown: %d (%s)", code, c.last);
+	h_close(&c);
 	finish(NULL);
+	close(fd);
 	close(lfd);
 }
 
