@@ -432,6 +432,24 @@ Test(verify, unix_socket_missing_tempfails)
 	finish(NULL);
 }
 
+/* smtpd resolves no names: a host name as target is logged at start and
+ * its recipients are tempfailed, never accepted unverified by mistake. */
+Test(verify, host_name_target_tempfails_with_a_warning)
+{
+	base_conf();
+	h_set(&D, "recipient_verify", "lmtp:[store.local.test]:24");
+	h_daemon_start(&D);
+	cr_expect(h_log_wait(&D, "the LMTP host must be an IP address", WAIT_MS));
+	struct h_conn c;
+	h_open(&c, "127.0.0.2", D.port);
+	h_expect(&c, 250, "EHLO mta.remote.test");
+	h_expect(&c, 250, "MAIL FROM:<someone@remote.test>");
+	h_expect(&c, 451, "RCPT TO:<alice@local.test>");
+	h_expect(&c, 221, "QUIT");
+	h_close(&c);
+	finish(NULL);
+}
+
 /* A listening socket nobody accepts from: the connection completes in
  * the kernel and no greeting ever comes. */
 static int silent_listener(int *port)
