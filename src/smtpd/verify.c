@@ -361,10 +361,12 @@ static void fail_queued(struct verify *v, const char *why)
 			probe_fail(p, why);
 }
 
-/* The connection broke (closed, reset, garbage): the question it carried
- * is re-queued once if the connection was an old one that the store may
- * have dropped while idle, else answered as "cannot ask". */
-static void conn_broken(struct verify_conn *c, const char *why)
+/* The connection broke (closed, reset, garbage, a refusal, a timeout):
+ * the question it carried is answered as "cannot ask", or, when lost is
+ * set (closed or reset) on an old connection before any reply to the
+ * question, re-queued once: the store may have dropped the connection
+ * while it was idle. */
+static void conn_broken(struct verify_conn *c, const char *why, int lost)
 {
 	struct verify *v = c->v;
 	struct verify_probe *p = c->probe;
@@ -374,7 +376,7 @@ static void conn_broken(struct verify_conn *c, const char *why)
 	if (p) {
 		c->probe = NULL;
 		p->conn = NULL;
-		if (c->reused && c->state == VC_MAIL && !p->retried) {
+		if (lost && c->reused && c->state == VC_MAIL && !p->retried) {
 			p->retried = 1;
 			p->state = P_QUEUED;
 			log_debug("verify: %s: reused connection lost (%s); asking again",
@@ -396,7 +398,7 @@ static void conn_reply_fail(struct verify_conn *c, const char *what, const struc
 {
 	char why[LMTP_REPLY_TEXT + 64];
 	snprintf(why, sizeof(why), "%s: %s", what, r->text);
-	conn_broken(c, why);
+	conn_broken(c, why, 0);
 }
 
 /* The store's answer to RCPT TO. */
@@ -507,7 +509,7 @@ static void on_conn_read(struct bufferevent *bev, void *arg)
 		case LMTP_REPLY_MORE:
 			return;
 		case LMTP_REPLY_BAD:
-			conn_broken(c, "malformed reply");
+			conn_broken(c, "malformed reply", 0);
 			return;
 		case LMTP_REPLY_DONE:
 			evbuffer_drain(in, used);
@@ -537,7 +539,7 @@ static void on_conn_event(struct bufferevent *bev, short what, void *arg)
 	else
 		snprintf(why, sizeof(why), "%s",
 		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	conn_broken(c, why);
+	conn_broken(c, why, 1);
 }
 
 static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
@@ -551,7 +553,7 @@ static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
 		char why[64];
 		snprintf(why, sizeof(why), "no answer within %llds",
 		         (long long)verify_cf(c->v)->recipient_verify_timeout);
-		conn_broken(c, why);
+		conn_broken(c, why, 0);
 	}
 }
 

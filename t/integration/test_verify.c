@@ -432,6 +432,99 @@ Test(verify, unix_socket_missing_tempfails)
 	finish(NULL);
 }
 
+/* A scripted LMTP store in a child process: on its first connection it
+ * answers one question, then drops the connection when the next MAIL
+ * comes (as a store that timed the idle connection out would); later
+ * connections answer normally. Users known: alice, bob. */
+static void fake_store_conn(int fd, int drop_second_mail)
+{
+	char buf[4096];
+	size_t len = 0;
+	int mails = 0;
+	const char greet[] = "220 fake LMTP\r\n";
+	if (write(fd, greet, sizeof(greet) - 1) < 0)
+		return;
+	for (;;) {
+		char *nl = memchr(buf, '\n', len);
+		if (nl == NULL) {
+			if (len == sizeof(buf))
+				return;
+			ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+			if (n <= 0)
+				return;
+			len += (size_t)n;
+			continue;
+		}
+		*nl = '\0';
+		const char *r = "250 2.0.0 ok\r\n";
+		if (strncmp(buf, "MAIL", 4) == 0 && ++mails == 2 && drop_second_mail)
+			return;
+		if (strncmp(buf, "RCPT", 4) == 0 && strstr(buf, "<alice@") == NULL &&
+		    strstr(buf, "<bob@") == NULL)
+			r = "550 5.1.1 no such user\r\n";
+		if (strncmp(buf, "QUIT", 4) == 0)
+			r = "221 2.0.0 bye\r\n";
+		if (write(fd, r, strlen(r)) < 0)
+			return;
+		size_t used = (size_t)(nl - buf) + 1;
+		memmove(buf, buf + used, len - used);
+		len -= used;
+	}
+}
+
+static pid_t fake_store_start(int *port)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sin);
+	cr_assert(lfd >= 0);
+	cr_assert_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	cr_assert_eq(listen(lfd, 16), 0);
+	cr_assert_eq(getsockname(lfd, (struct sockaddr *)&sin, &sl), 0);
+	*port = ntohs(sin.sin_port);
+	pid_t pid = fork();
+	cr_assert(pid >= 0);
+	if (pid == 0) {
+		alarm(60);
+		for (int n = 0; n < 16; n++) {
+			int fd = accept(lfd, NULL, NULL);
+			if (fd < 0)
+				_exit(1);
+			fake_store_conn(fd, n == 0);
+			close(fd);
+		}
+		_exit(0);
+	}
+	close(lfd);
+	h_track(pid);
+	return pid;
+}
+
+Test(verify, dropped_idle_connection_is_asked_again)
+{
+	int port;
+	pid_t store = fake_store_start(&port);
+	base_conf();
+	h_set(&D, "recipient_verify", "lmtp:[127.0.0.1]:%d", port);
+	h_daemon_start(&D);
+	struct h_conn c;
+	h_open(&c, "127.0.0.2", D.port);
+	h_expect(&c, 250, "EHLO mta.remote.test");
+	h_expect(&c, 250, "MAIL FROM:<someone@remote.test>");
+	h_expect(&c, 250, "RCPT TO:<alice@local.test>");
+	/* Asked on the same connection, which the store drops: asked again
+	 * on a new one, and answered. */
+	h_expect(&c, 250, "RCPT TO:<bob@local.test>");
+	h_expect(&c, 550, "RCPT TO:<carol@local.test>");
+	h_expect(&c, 221, "QUIT");
+	h_close(&c);
+	cr_expect(!h_log_has(&D, "cannot verify"), "a question was given up");
+	finish(NULL);
+	kill(store, SIGTERM);
+	waitpid(store, NULL, 0);
+	h_untrack(store);
+}
+
 /* smtpd resolves no names: a host name as target is logged at start and
  * its recipients are tempfailed, never accepted unverified by mistake. */
 Test(verify, host_name_target_tempfails_with_a_warning)
