@@ -5,8 +5,9 @@
  * pipelined replies keep their order, answers are cached, a store that
  * is down or silent gives 451 4.4.3 (or 250 with
  * recipient_verify_failure = accept) within recipient_verify_timeout, a
- * client that leaves while its question is pending does no harm, and
- * SIGHUP applies a new target.
+ * client that leaves while its question is pending does no harm, a
+ * question caught by a store dropping an idle connection is asked again,
+ * several sessions share a bounded pool, and SIGHUP applies a new target.
  *
  * Dovecot runs from a temporary configuration in the daemon's directory
  * with passwd-file users alice and bob of local.test (as in
