@@ -53,6 +53,9 @@ enum bare_lf_mode { BARE_LF_REJECT = 0, BARE_LF_NORMALIZE = 1 };
 enum scan_error_action { ERROR_ACTION_DELIVER = 0, ERROR_ACTION_HOLD, ERROR_ACTION_QUARANTINE };
 /* schedule: the order in which the scanner takes mail from hi/ and lo/. */
 enum schedule_mode { SCHEDULE_ABSOLUTE = 0, SCHEDULE_WEIGHTED, SCHEDULE_FIFO };
+/* recipient_verify_failure: the answer to a RCPT the mail store could not
+ * be asked about. */
+enum verify_failure_mode { VERIFY_FAILURE_TEMPFAIL = 0, VERIFY_FAILURE_ACCEPT };
 
 struct config {
 	/* general */
@@ -129,6 +132,13 @@ struct config {
 	char *tls_ca_file;      /* "" = system store */
 	char *recipients;       /* "" = no check */
 	char *relay_recipients; /* "" = no check */
+	/* smtpd: recipient verification against the mail store (src/smtpd/verify.c) */
+	char *recipient_verify;                /* "none" or an lmtp: transport */
+	int64_t recipient_verify_timeout;      /* seconds */
+	int64_t recipient_verify_positive_ttl; /* seconds, 0 = not cached */
+	int64_t recipient_verify_negative_ttl; /* seconds, 0 = not cached */
+	int64_t recipient_verify_cache_size;   /* entries, 0 = no cache */
+	int recipient_verify_failure;          /* enum verify_failure_mode */
 
 	/* smtpd: timing classifier, history, policy, admission (src/classify) */
 	int64_t greet_pause;

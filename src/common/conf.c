@@ -825,6 +825,14 @@ int conf_finish(struct config *cf, char *err, size_t errlen)
 		snprintf(err, errlen, "tls_cert_file and tls_key_file must be set together");
 		goto fail;
 	}
+	/* The full syntax is route_parse()'s, checked by smtpd (it is not
+	 * linked here); this catches a misspelt scheme before the start. */
+	if (strcmp(cf->recipient_verify, "none") != 0 &&
+	    strncmp(cf->recipient_verify, "lmtp:", 5) != 0) {
+		snprintf(err, errlen,
+		         "recipient_verify must be none, lmtp:[address]:port or lmtp:unix:/path");
+		goto fail;
+	}
 	return 0;
 fail:
 	conf_free(cf);

@@ -27,6 +27,7 @@ static const char *const patience_reply_values[] = {"rcpt", "mail", "helo", NULL
 static const char *const new_action_values[] = {"accept", "tempfail", "log", NULL};
 static const char *const junk_action_values[] = {"tempfail", "reject", "accept", "log", NULL};
 static const char *const timing_junk_values[] = {"reject", "tempfail", "log", NULL};
+static const char *const verify_failure_values[] = {"tempfail", "accept", NULL};
 
 const struct conf_key conf_keys[] = {
     /* general */
@@ -163,6 +164,21 @@ const struct conf_key conf_keys[] = {
      "file of valid addresses in the local domains; others get 550 5.1.1 at RCPT"},
     {"relay_recipients", CONF_PATH, F(relay_recipients), "", 0, 0, NULL, "smtpd",
      "file of valid addresses in the relay domains; others get 550 5.1.1 at RCPT"},
+    {"recipient_verify", CONF_STRING, F(recipient_verify), "none", 0, 0, NULL, "smtpd",
+     "ask the mail store about each local recipient at RCPT: none, lmtp:[addr]:port or "
+     "lmtp:unix:/path"},
+    {"recipient_verify_timeout", CONF_DURATION, F(recipient_verify_timeout), "10s", 1, 300, NULL,
+     "smtpd", "time the mail store has to answer a recipient verification"},
+    {"recipient_verify_positive_ttl", CONF_DURATION, F(recipient_verify_positive_ttl), "3600s", 0,
+     7 * 86400, NULL, "smtpd", "how long an address the store knows is remembered; 0: not at all"},
+    {"recipient_verify_negative_ttl", CONF_DURATION, F(recipient_verify_negative_ttl), "300s", 0,
+     7 * 86400, NULL, "smtpd",
+     "how long an address the store refused is remembered; 0: not at all"},
+    {"recipient_verify_cache_size", CONF_INT, F(recipient_verify_cache_size), "10000", 0, 10000000,
+     NULL, "smtpd", "addresses remembered at most (least recently used forgotten first)"},
+    {"recipient_verify_failure", CONF_ENUM, F(recipient_verify_failure), "tempfail", 0, 0,
+     verify_failure_values, "smtpd",
+     "when the store cannot be asked: tempfail (451 4.4.3) or accept the recipient"},
     /* smtpd: timing classifier, sender history, policy, admission control */
     {"greet_pause", CONF_DURATION, F(greet_pause), "3s", 0, 60, NULL, "smtpd",
      "pause inside the split banner for clients without a good history; 0: whole banner at once"},

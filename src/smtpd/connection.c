@@ -251,6 +251,7 @@ void session_kill(struct session *s)
 		return;
 	s->state = S_DEAD;
 	session_release_message(s);
+	verify_cancel(s);
 	if (s->bev) {
 		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);

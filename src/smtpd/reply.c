@@ -41,6 +41,11 @@ static const struct reply reply_table[RPL_COUNT] = {
                         REPLY_F_NOT_ERROR},
     [RPL_DISK_LOW] = {452, "4.3.1", "Insufficient system storage, try again later",
                       REPLY_F_NOT_ERROR},
+    /* RFC 3463 X.4.3, directory server failure: the service that knows
+     * the mailboxes cannot be reached. Our trouble, not the client's. */
+    [RPL_VERIFY_TEMPFAIL] = {451, "4.4.3",
+                             "%s: Recipient address verification unavailable, try again later",
+                             REPLY_F_NOT_ERROR},
     [RPL_TLS_UNAVAIL] = {454, "4.7.0", "TLS not available", 0},
 
     [RPL_UNKNOWN_CMD] = {500, "5.5.1", "Command unrecognized", 0},

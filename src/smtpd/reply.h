@@ -42,6 +42,7 @@ enum reply_id {
 	RPL_POLICY_TEMPFAIL, /* 451 4.7.1 pre-acceptance policy, at DATA */
 	RPL_QUEUE_FULL,      /* 452 4.3.1 admission control: scanner queue */
 	RPL_DISK_LOW,        /* 452 4.3.1 admission control: spool disk */
+	RPL_VERIFY_TEMPFAIL, /* 451 4.4.3 the mail store cannot be asked (verify.c) */
 
 	/* 5xx: command errors */
 	RPL_UNKNOWN_CMD,   /* 500 5.5.1 */

@@ -41,6 +41,7 @@
 #include "tempomx.h"
 #include "tls.h"
 #include "util.h"
+#include "verify.h"
 
 /* Buckets of the per-client table; chains stay short at thousands of
  * connections. */
@@ -306,6 +307,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	/* The whitelist file is re-read even when the configuration did
 	 * not change: it is the point of editing it. */
 	screen_server_reload(srv);
+	verify_reload(srv);
 }
 
 static void smtpd_cleanup(struct smtpd *srv)
@@ -315,6 +317,7 @@ static void smtpd_cleanup(struct smtpd *srv)
 	commit_pool_free(srv->commits);
 	screen_server_free(srv);
 	admission_free(srv);
+	verify_free(srv);
 	struct event *evs[] = {srv->ev_term, srv->ev_int, srv->ev_hup, srv->ev_grace};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -361,6 +364,7 @@ int smtpd_main(struct runtime *rt)
 	/* After the fork: an LMDB environment never crosses one. */
 	screen_server_init(&srv);
 	admission_init(&srv);
+	verify_init(&srv);
 
 	srv.ev_term = evsignal_new(srv.base, SIGTERM, on_term, &srv);
 	srv.ev_int = evsignal_new(srv.base, SIGINT, on_term, &srv);

@@ -38,6 +38,7 @@
 #include "screen.h"
 #include "session.h"
 #include "util.h"
+#include "verify.h"
 
 /* Observer hooks. */
 
@@ -403,6 +404,8 @@ static void postmaster_address(const struct session *s, char *buf, size_t size)
 	snprintf(buf, size, "postmaster@%s", dom);
 }
 
+static void rcpt_verified(struct session *s, const char *buf, enum verify_result v);
+
 static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 {
 	const struct config *cf = session_cf(s);
@@ -449,6 +452,26 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		s->cur_rcpt = NULL;
 		return;
 	}
+	/* Last, as it may have to wait for the mail store (verify.c). */
+	enum verify_result v = verify_rcpt(s, &rc.addr, buf);
+	if (v == VERIFY_PENDING) {
+		s->cur_rcpt = NULL;
+		return;
+	}
+	rcpt_verified(s, buf, v);
+}
+
+/* The end of RCPT, once the recipient's verification is known. */
+static void rcpt_verified(struct session *s, const char *buf, enum verify_result v)
+{
+	char quoted[ADDR_PATH_MAX * 2 + 12];
+	if (v == VERIFY_UNKNOWN || v == VERIFY_TEMPFAIL) {
+		snprintf(quoted, sizeof(quoted), "<%s>", buf);
+		session_reply(s, v == VERIFY_UNKNOWN ? RPL_USER_UNKNOWN : RPL_VERIFY_TEMPFAIL,
+		              quoted);
+		s->cur_rcpt = NULL;
+		return;
+	}
 	if (s->nrcpt == s->rcptcap) {
 		s->rcptcap = s->rcptcap ? s->rcptcap * 2 : 4;
 		s->rcpts = xreallocarray(s->rcpts, s->rcptcap, sizeof(*s->rcpts));
@@ -457,6 +480,19 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 	s->cur_rcpt = NULL;
 	s->state = S_RCPT;
 	session_reply_patient(s, SCREEN_REPLY_RCPT, RPL_RCPT_OK);
+}
+
+void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r)
+{
+	if (!(ST(s->state) & ST_CMD))
+		return; /* closing: the answer has no one to go to */
+	s->cur_what = "RCPT";
+	s->cur_rcpt = addr;
+	rcpt_verified(s, addr, r);
+	s->cur_rcpt = NULL;
+	/* A held reply (patience test) releases the input itself. */
+	if (s->held == NULL)
+		session_idle(s);
 }
 
 static void proceed_data(struct session *s, const struct cmd_line *cmd)
@@ -697,6 +733,8 @@ void session_process(struct session *s)
 			return;
 		if (s->held)
 			return; /* a delayed reply first (patience test) */
+		if (s->verify)
+			return; /* the answer to a RCPT first (verify.c) */
 		if (evbuffer_get_length(out) > SESSION_OUTPUT_MAX) {
 			/* The client does not read its replies: wait. */
 			s->stalled = 1;

@@ -21,10 +21,12 @@
 #include "reply.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "verify.h"
 
 struct bufferevent;
 struct evbuffer;
 struct event;
+struct verify_probe;
 
 /* Input kept while we are not consuming it (commit pending, output
  * stalled); libevent stops reading beyond this. */
@@ -106,6 +108,9 @@ struct session {
 	char *held;
 	size_t held_len;
 	int held_code;
+	/* The RCPT being verified with the mail store (verify.c); no
+	 * command is taken until its answer is sent. */
+	struct verify_probe *verify;
 };
 
 /* The current settings. Never cached in a session: SIGHUP swaps them in
@@ -124,6 +129,10 @@ void session_emit(struct session *s, int code, const char *text, size_t len);
  * 421 and after too many errors. */
 void session_reply(struct session *s, enum reply_id id, const char *arg);
 void session_reset_transaction(struct session *s);
+/* The answer of the recipient verification of the RCPT that s is
+ * waiting on (called from verify.c's callbacks, never from inside
+ * session_process). */
+void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r);
 /* session_emit(), unless the patience test holds this reply back. */
 void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len);
 /* The held reply goes out now. */

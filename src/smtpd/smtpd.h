@@ -34,6 +34,7 @@ struct smtpd_client;
 struct smtpd_listener;
 struct screen_server;
 struct admission;
+struct verify;
 
 /* What the observer is told. */
 enum session_event_type {
@@ -90,6 +91,7 @@ struct smtpd {
 	void *obs_arg;
 	struct screen_server *scr; /* classifier, history, whitelists (screen.c) */
 	struct admission *adm;     /* queue depth and free disk (admission.c) */
+	struct verify *verify;     /* recipient verification (verify.c) */
 };
 
 /* server.c */

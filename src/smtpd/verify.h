@@ -1,0 +1,45 @@
+/*
+ * verify.h: recipient verification against the mail store (verify.c).
+ *
+ * With recipient_verify = lmtp:..., smtpd asks the LMTP server that holds
+ * the mailboxes (Dovecot, Cyrus) whether a recipient of a local domain
+ * exists, with LHLO, MAIL FROM:<>, RCPT TO:<addr>, RSET, and answers the
+ * client's RCPT with what it learnt: unknown users get 550 5.1.1 at RCPT
+ * instead of a bounce later (no backscatter). Answers are cached.
+ *
+ * The session (session.c) calls verify_rcpt() from its RCPT handler. When
+ * the answer is not known at once, it stops taking commands until
+ * session_rcpt_verified() brings it, always from a callback of its own
+ * (never from inside verify_rcpt()), so pipelined replies stay in order.
+ * server.c calls verify_init(), verify_reload() on SIGHUP and
+ * verify_free(); connection.c calls verify_cancel() when a session dies.
+ */
+#ifndef TEMPOMX_SMTPD_VERIFY_H
+#define TEMPOMX_SMTPD_VERIFY_H
+
+#include "addr.h"
+
+struct session;
+struct smtpd;
+
+enum verify_result {
+	VERIFY_ACCEPT = 0, /* known to the store, or no verification applies */
+	VERIFY_UNKNOWN,    /* the store refused it: 550 5.1.1 */
+	VERIFY_TEMPFAIL,   /* the store could not be asked: 451 4.4.3 */
+	VERIFY_PENDING,    /* asked; session_rcpt_verified() brings the answer */
+};
+
+/* The verification of addr (a as parsed) for session s. Applies to the
+ * local domains when recipient_verify is set; never to postmaster. */
+enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, const char *addr);
+/* The session is going away: forget its pending question (the answer,
+ * when it comes, still fills the cache). */
+void verify_cancel(struct session *s);
+
+void verify_init(struct smtpd *srv);
+/* SIGHUP: a new recipient_verify target takes effect, the cache is
+ * flushed, connections to the old target close once idle. */
+void verify_reload(struct smtpd *srv);
+void verify_free(struct smtpd *srv);
+
+#endif
