@@ -32,6 +32,12 @@ int runtime_load_config(const struct runtime *rt, struct config *out, char *err,
 /* Re-read the configuration into rt->cf. Returns 0 when the new settings
  * took effect, -1 (logged) when the old ones stay. */
 int runtime_reload(struct runtime *rt);
+/* A child calls this once its event loop handles the signals it wants:
+ * SIGHUP and SIGUSR1, blocked since the fork, are ignored if no handler
+ * was installed for them, then unblocked in the calling thread, so one
+ * that arrived during start-up is delivered now. Threads started before
+ * keep them blocked. */
+void runtime_signals_ready(void);
 
 /* Child entry points. Each returns the process exit status. */
 int smtpd_main(struct runtime *rt);

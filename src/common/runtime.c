@@ -10,6 +10,8 @@
  * spool opened, thread pools sized): a new value for one of those is
  * logged and ignored until tempomxd is restarted.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,4 +106,18 @@ int runtime_reload(struct runtime *rt)
 	log_info("reload: %s: configuration reloaded, %zu setting%s changed", src, changed,
 	         changed == 1 ? "" : "s");
 	return 0;
+}
+
+void runtime_signals_ready(void)
+{
+	static const int sigs[] = {SIGHUP, SIGUSR1};
+	sigset_t set;
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		struct sigaction sa;
+		if (sigaction(sigs[i], NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+			signal(sigs[i], SIG_IGN);
+		sigaddset(&set, sigs[i]);
+	}
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 }

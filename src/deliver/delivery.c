@@ -1071,6 +1071,7 @@ int delivery_main(struct runtime *rt)
 		if (d.sig_ev[i] == NULL || evsignal_add(d.sig_ev[i], NULL) < 0)
 			fatalx("cannot handle signal %d", sigs[i]);
 	}
+	runtime_signals_ready();
 	if (delivery_watch(&d) < 0) {
 		status = 1;
 	} else {

@@ -445,6 +445,7 @@ int scanner_main(struct runtime *rt)
 		if (s.sig_ev[i] == NULL || evsignal_add(s.sig_ev[i], NULL) < 0)
 			fatalx("cannot handle signal %d", sigs[i]);
 	}
+	runtime_signals_ready();
 	scanner_watch_db(&s);
 
 	s.nthreads = scanner_thread_count(rt->cf);

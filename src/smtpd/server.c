@@ -373,6 +373,7 @@ int smtpd_main(struct runtime *rt)
 	    evsignal_add(srv.ev_term, NULL) != 0 || evsignal_add(srv.ev_int, NULL) != 0 ||
 	    evsignal_add(srv.ev_hup, NULL) != 0)
 		fatalx("smtpd: cannot install signal events");
+	runtime_signals_ready();
 
 	if (listeners_start(&srv) != 0) {
 		smtpd_cleanup(&srv);

@@ -16,8 +16,10 @@
  *   would remove the master's registrations.
  * - The children ignore SIGINT: Ctrl-C in the foreground reaches the whole
  *   process group, and the master turns it into an orderly SIGTERM.
- *   SIGHUP and SIGUSR1 are ignored too until the child's own event loop
- *   takes them over, so a reload right after a restart cannot kill it.
+ *   SIGHUP and SIGUSR1 stay blocked until the child's own event loop
+ *   handles them (runtime_signals_ready()): one that arrives during the
+ *   child's start-up waits instead of killing it or being lost, so a
+ *   reload right after a (re)start still reaches every child.
  * - PR_SET_PDEATHSIG: a child never outlives the master (the master is the
  *   one that restarts and stops things, and holds the spool lock).
  */
@@ -87,10 +89,8 @@ static void child_drop_privileges(const struct child_set *cs)
 /* In the new process: become the child, run it, never return. */
 static void child_run(struct child *c, const sigset_t *oldmask)
 {
-	static const int defaults[] = {SIGTERM, SIGUSR2, SIGCHLD, SIGQUIT};
-	/* Forwarded by the master at any time; until the child's own loop
-	 * handles them, their default action (exit) would kill it. */
-	static const int ignored[] = {SIGHUP, SIGUSR1, SIGINT, SIGPIPE};
+	static const int defaults[] = {SIGTERM, SIGUSR2, SIGCHLD, SIGQUIT, SIGHUP, SIGUSR1};
+	static const int ignored[] = {SIGINT, SIGPIPE};
 	struct child_set *cs = c->set;
 	struct runtime *rt = cs->rt;
 	char ident[64];
@@ -125,7 +125,13 @@ static void child_run(struct child *c, const sigset_t *oldmask)
 		log_warn("prctl(PR_SET_PDEATHSIG)");
 	if (getppid() != cs->master)
 		_exit(0); /* the master is already gone */
-	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	/* SIGHUP and SIGUSR1 are forwarded by the master at any time; their
+	 * default action would end the child, and ignoring them would lose a
+	 * reload. Blocked, they wait for runtime_signals_ready(). */
+	sigset_t mask = *oldmask;
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigprocmask(SIG_SETMASK, &mask, NULL);
 
 	int status = c->entry(rt);
 	_exit(status & 0xff);

@@ -471,9 +471,10 @@ static int log_has_since(struct h_daemon *d, off_t start, const char *needle)
 	return found;
 }
 
-int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
+/* Fork and exec the daemon; with log_start set to where its log lines
+ * begin. */
+static void daemon_exec(struct h_daemon *d, off_t *log_start)
 {
-	long long deadline = h_now_ms() + timeout_ms;
 	pid_t parent = getpid();
 	int logfd;
 	pid_t pid;
@@ -481,7 +482,7 @@ int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
 	h_write_conf(d);
 	logfd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
 	cr_assert(logfd >= 0, "%s: %s", d->log, strerror(errno));
-	off_t log_start = lseek(logfd, 0, SEEK_END);
+	off_t log_start_off = lseek(logfd, 0, SEEK_END);
 	d->status = 0;
 	d->killed = 0;
 	pid = fork();
@@ -503,6 +504,29 @@ int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
 	}
 	close(logfd);
 	d->pid = pid;
+	*log_start = log_start_off;
+}
+
+int h_daemon_spawn(struct h_daemon *d, int timeout_ms)
+{
+	long long deadline = h_now_ms() + timeout_ms;
+	off_t log_start;
+	daemon_exec(d, &log_start);
+	while (h_now_ms() < deadline) {
+		if (!h_daemon_alive(d))
+			return -1;
+		if (log_has_since(d, log_start, "daemon started"))
+			return 0;
+		h_sleep_ms(5);
+	}
+	return -1;
+}
+
+int h_daemon_try_start(struct h_daemon *d, int timeout_ms)
+{
+	long long deadline = h_now_ms() + timeout_ms;
+	off_t log_start;
+	daemon_exec(d, &log_start);
 	while (h_now_ms() < deadline) {
 		if (!h_daemon_alive(d))
 			return -1;

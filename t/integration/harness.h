@@ -77,6 +77,10 @@ void h_daemon_start(struct h_daemon *d);
 /* Like h_daemon_start without the assertions: returns 0 when it greets,
  * or -1 when it exited (status in d->status) or did not greet in time. */
 int h_daemon_try_start(struct h_daemon *d, int timeout_ms);
+/* Start it and return as soon as the master logged "daemon started"
+ * (listeners bound, children being forked, none ready yet): 0, or -1
+ * when it exited or did not get that far in time. */
+int h_daemon_spawn(struct h_daemon *d, int timeout_ms);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL the daemon and its
  * children. Returns the waitpid status. Then fails the test (cr_expect)
  * when the log holds a sanitizer report or when the daemon did not exit

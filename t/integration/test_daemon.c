@@ -259,6 +259,41 @@ Test(daemon, sighup_applies_new_config)
 	h_daemon_free(&D);
 }
 
+Test(daemon, sighup_during_start_up_reaches_every_child)
+{
+	/* "daemon started" is logged before the children are forked, so
+	 * this SIGHUP reaches them while they are still starting (smtpd
+	 * makes its TLS certificate first). It must wait for their event
+	 * loops, not kill them nor be lost. */
+	static const char *const stages[] = {"smtpd", "scanner", "delivery"};
+	h_daemon_init(&D);
+	h_set(&D, "local_domains", "localhost");
+	cr_assert_eq(h_daemon_spawn(&D, 20000), 0, "tempomxd did not start");
+	pid_t before = D.pid;
+	h_set(&D, "local_domains", "localhost early.test");
+	h_write_conf(&D);
+	cr_assert_eq(kill(D.pid, SIGHUP), 0);
+	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
+		char ident[64];
+		snprintf(ident, sizeof(ident), "tempomxd/%s[", stages[i]);
+		int ok = log_line_with(ident, "configuration reloaded", 10000);
+		if (!ok)
+			h_dump_log(&D, 40);
+		cr_expect(ok, "%s did not reload after a SIGHUP during its start-up", stages[i]);
+	}
+	cr_expect(!h_log_has(&D, "exited with status") && !h_log_has(&D, "killed by signal"),
+	          "a child died on the early SIGHUP");
+	cr_expect_eq(D.pid, before);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.net>");
+	h_expect(&C1, 250, "RCPT TO:<x@early.test>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
 Test(daemon, sighup_invalid_config_keeps_old)
 {
 	char needle[64];
