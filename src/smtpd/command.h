@@ -112,7 +112,8 @@ struct cmd_rcpt {
 
 /* "FROM:<path> [SP params]" (RFC 5321 4.1.1.2, RFC 1870 SIZE, RFC 6152
  * BODY). addr_flags are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE
- * (the session adds ADDR_ALLOW_LITERAL when configured). Returns RPL_NONE,
+ * (the session always adds ADDR_ALLOW_LITERAL: a literal is refused, if at
+ * all, by policy). Returns RPL_NONE,
  * RPL_MAIL_SYNTAX, RPL_BAD_SENDER, RPL_PARAM_SYNTAX, RPL_PARAM_DUP or
  * RPL_PARAM_UNKNOWN (anything we do not advertise: SMTPUTF8, DSN, AUTH). */
 enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct cmd_mail *out);

@@ -71,14 +71,15 @@ enum reply_id {
 	RPL_PARAM_UNKNOWN, /* 555 5.5.4 */
 
 	/* 5xx: policy and message errors */
-	RPL_SIZE_EXCEEDED, /* 552 5.3.4 at MAIL (SIZE=) */
-	RPL_DATA_TOO_BIG,  /* 552 5.3.4 at the end of DATA */
-	RPL_DATA_LINE,     /* 554 5.6.0 */
-	RPL_DATA_HEADER,   /* 554 5.6.0 */
-	RPL_DATA_BARE,     /* 554 5.6.0 */
-	RPL_RELAY_DENIED,  /* 554 5.7.1 */
-	RPL_USER_UNKNOWN,  /* 550 5.1.1 not in the recipients table */
-	RPL_POLICY_REJECT, /* 554 5.7.1 pre-acceptance policy, at DATA */
+	RPL_SIZE_EXCEEDED,  /* 552 5.3.4 at MAIL (SIZE=) */
+	RPL_DATA_TOO_BIG,   /* 552 5.3.4 at the end of DATA */
+	RPL_DATA_LINE,      /* 554 5.6.0 */
+	RPL_DATA_HEADER,    /* 554 5.6.0 */
+	RPL_DATA_BARE,      /* 554 5.6.0 */
+	RPL_RELAY_DENIED,   /* 554 5.7.1 */
+	RPL_LITERAL_DENIED, /* 554 5.7.1 recipient at an address literal */
+	RPL_USER_UNKNOWN,   /* 550 5.1.1 not in the recipients table */
+	RPL_POLICY_REJECT,  /* 554 5.7.1 pre-acceptance policy, at DATA */
 
 	RPL_COUNT
 };

@@ -275,16 +275,13 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	session_emit_patient(s, SCREEN_REPLY_HELO, 250, buf, off);
 }
 
-static int addr_flags(const struct session *s)
-{
-	return session_cf(s)->allow_address_literals ? ADDR_ALLOW_LITERAL : 0;
-}
-
 static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 {
 	const struct config *cf = session_cf(s);
 	struct cmd_mail m;
-	enum reply_id r = cmd_parse_mail(cmd->arg, cmd->arglen, addr_flags(s), &m);
+	/* An address literal is a valid reverse-path (RFC 5321 4.1.3);
+	 * allow_address_literals is about recipients only. */
+	enum reply_id r = cmd_parse_mail(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &m);
 	if (r == RPL_NONE && !s->esmtp && (m.has_size || m.body != CMD_BODY_NONE)) {
 		/* Service extensions exist only after EHLO (RFC 5321 4.1.1.1). */
 		r = RPL_PARAM_UNKNOWN;
@@ -410,7 +407,9 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 {
 	const struct config *cf = session_cf(s);
 	struct cmd_rcpt rc;
-	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, addr_flags(s), &rc);
+	/* Literals are parsed always: refusing one is policy (5.7.1), not a
+	 * syntax error. */
+	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &rc);
 	if (r == RPL_BAD_RCPT) {
 		session_reply(s, r, addr_strerror(rc.addr_err));
 		return;
@@ -425,6 +424,12 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 	else
 		addr_format(&rc.addr, buf, sizeof(buf));
 	s->cur_rcpt = buf;
+	if (rc.addr.is_literal && !cf->allow_address_literals) {
+		snprintf(quoted, sizeof(quoted), "<%s>", buf);
+		session_reply(s, RPL_LITERAL_DENIED, quoted);
+		s->cur_rcpt = NULL;
+		return;
+	}
 	if (!rcpt_allowed(s, &rc.addr)) {
 		snprintf(quoted, sizeof(quoted), "<%s>", buf);
 		session_reply(s, RPL_RELAY_DENIED, quoted);

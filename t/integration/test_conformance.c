@@ -1,0 +1,87 @@
+/*
+ * test_conformance.c: replies of the real tempomxd where RFC 5321 leaves
+ * a choice or is easy to get subtly wrong, each found by probing the
+ * daemon the way an outside conformance or relay battery would: the reply
+ * code and its RFC 3463 enhanced code, and whether the session goes on.
+ *
+ * test_smtp.c holds the basic dialogue; this file holds the corner cases
+ * (address literals, mail loops, HELO forms, ...). Clients connect from
+ * 127.0.0.2, outside the default mynetworks, unless a test says otherwise.
+ */
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+TestSuite(conformance, .init = h_setup, .fini = h_teardown, .timeout = 60);
+
+static struct h_daemon D;
+static struct h_conn C1;
+
+/* Send a command and expect code and enhanced code. */
+static void expect_enh(struct h_conn *c, int code, const char *enh, const char *line)
+{
+	int got = h_cmd(c, "%s", line);
+
+	cr_expect_eq(got, code, "%s: %d %s", line, got, c->last);
+	cr_expect(h_last_has(c, enh), "%s: want %s, got %s", line, enh, c->last);
+}
+
+/* RFC 5321 4.1.3: an address literal is a valid domain. A sender at one
+ * is accepted; a recipient at one is refused by policy (5.7.1) while
+ * allow_address_literals is off, never as a syntax error. */
+Test(conformance, address_literals_are_policy_not_syntax)
+{
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	expect_enh(&C1, 250, "2.1.0", "MAIL FROM:<user@[192.0.2.1]>");
+	expect_enh(&C1, 554, "5.7.1", "RCPT TO:<user@[127.0.0.1]>");
+	expect_enh(&C1, 554, "5.7.1", "RCPT TO:<user@[IPv6:::1]>");
+	expect_enh(&C1, 554, "5.7.1", "RCPT TO:<postmaster@[192.0.2.1]>");
+	/* Malformed literals stay syntax errors. */
+	expect_enh(&C1, 501, "5.1.3", "RCPT TO:<user@[1.2.3]>");
+	expect_enh(&C1, 250, "2.0.0", "RSET");
+	expect_enh(&C1, 250, "2.1.0", "MAIL FROM:<user@[IPv6:2001:db8::1]>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	cr_expect(h_log_has(&D, "user@[127.0.0.1]"), "the refused literal is not logged");
+	/* From mynetworks too: literals are off, whoever asks. */
+	h_open(&C1, "127.0.0.1", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	h_expect(&C1, 250, "MAIL FROM:<user@localhost>");
+	expect_enh(&C1, 554, "5.7.1", "RCPT TO:<user@[192.0.2.1]>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* With allow_address_literals, a literal naming the address the client
+ * connected to is local; any other is relaying. */
+Test(conformance, address_literals_allowed)
+{
+	size_t mlen;
+	char *msg = h_make_message("literal", "literal-1", &mlen);
+	static const char *const rcpts[] = {"bob@[127.0.0.1]", NULL};
+
+	h_daemon_init(&D);
+	h_set(&D, "allow_address_literals", "yes");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	h_expect(&C1, 250, "MAIL FROM:<user@example.net>");
+	expect_enh(&C1, 250, "2.1.5", "RCPT TO:<bob@[127.0.0.1]>");
+	expect_enh(&C1, 554, "5.7.1", "RCPT TO:<bob@[192.0.2.1]>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	cr_expect_eq(h_send_mail(D.port, "127.0.0.2", "user@[192.0.2.7]", rcpts, msg, mlen), 250);
+	free(msg);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
