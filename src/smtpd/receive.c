@@ -166,6 +166,10 @@ static void session_data_end(struct session *s)
 	enum reply_id r = RPL_NONE;
 	switch (s->dp.error) {
 	case DATA_OK:
+		/* RFC 5321 6.3: a mail loop is refused now rather than bounced
+		 * later; our own Received: counts, as it does for delivery. */
+		if ((int64_t)s->dp.received + 1 > session_cf(s)->max_hops)
+			r = RPL_TOO_MANY_HOPS;
 		break;
 	case DATA_ERR_SIZE:
 		r = RPL_DATA_TOO_BIG;

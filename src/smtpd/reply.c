@@ -81,6 +81,7 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_DATA_HEADER] = {554, "5.6.0", "Message header section too large", 0},
     [RPL_DATA_BARE] = {554, "5.6.0", "Bare CR or LF not allowed in message (see RFC 5321 2.3.8)",
                        0},
+    [RPL_TOO_MANY_HOPS] = {554, "5.4.6", "Too many hops (Received: header lines): mail loop", 0},
     [RPL_RELAY_DENIED] = {554, "5.7.1", "%s: Relay access denied", 0},
     [RPL_LITERAL_DENIED] = {554, "5.7.1", "%s: Recipient address literals not accepted", 0},
     [RPL_USER_UNKNOWN] = {550, "5.1.1", "%s: Recipient address rejected: User unknown", 0},

@@ -76,6 +76,7 @@ enum reply_id {
 	RPL_DATA_LINE,      /* 554 5.6.0 */
 	RPL_DATA_HEADER,    /* 554 5.6.0 */
 	RPL_DATA_BARE,      /* 554 5.6.0 */
+	RPL_TOO_MANY_HOPS,  /* 554 5.4.6 mail loop */
 	RPL_RELAY_DENIED,   /* 554 5.7.1 */
 	RPL_LITERAL_DENIED, /* 554 5.7.1 recipient at an address literal */
 	RPL_USER_UNKNOWN,   /* 550 5.1.1 not in the recipients table */

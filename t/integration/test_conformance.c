@@ -85,3 +85,55 @@ Test(conformance, address_literals_allowed)
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
+
+/* A message of n Received: lines, then a subject and a body. */
+static char *looping_message(int n, size_t *len)
+{
+	size_t size = (size_t)n * 80 + 256, off = 0;
+	char *m = malloc(size);
+
+	cr_assert_not_null(m);
+	for (int i = 0; i < n; i++)
+		off += (size_t)snprintf(m + off, size - off,
+		                        "Received: from hop%d.example.net by hop%d.example.net\r\n",
+		                        i, i + 1);
+	off += (size_t)snprintf(m + off, size - off, "Subject: loop %d\r\n\r\nbody\r\n", n);
+	*len = off;
+	return m;
+}
+
+/* RFC 5321 6.3: a message that has looped is refused at the end of DATA
+ * (554 5.4.6), not accepted and bounced; the session goes on. The limit
+ * is max_hops, our own Received: line included. */
+Test(conformance, mail_loop_refused_at_data)
+{
+	static const char *const rcpts[] = {"bob@localhost", NULL};
+	size_t len;
+	char *msg;
+
+	h_daemon_init(&D);
+	h_set(&D, "max_hops", "5");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	msg = looping_message(5, &len);
+	int code = h_transaction(&C1, NULL, "user@example.net", rcpts, msg, len);
+	free(msg);
+	cr_expect_eq(code, 554, "5 Received: + ours > max_hops 5: %d %s", code, C1.last);
+	cr_expect(h_last_has(&C1, "5.4.6"), "mail loop reply: %s", C1.last);
+	/* Still in step: the next message, one hop less, is taken. */
+	msg = looping_message(4, &len);
+	code = h_transaction(&C1, NULL, "user@example.net", rcpts, msg, len);
+	free(msg);
+	cr_expect_eq(code, 250, "4 Received: + ours = max_hops: %d %s", code, C1.last);
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	cr_expect(h_log_has(&D, "5.4.6"), "the refused loop is not logged");
+	h_spool_wait_idle(&D, 10000);
+	cr_expect_eq(h_spool_count(&D, "incoming"), 0, "the refused message left a file");
+	char bob[H_PATH];
+	h_maildir(&D, "localhost", "bob", bob, sizeof(bob));
+	cr_expect_eq(h_maildir_wait(bob, 1, 10000), 1, "exactly the second message arrives");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
