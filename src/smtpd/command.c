@@ -10,6 +10,7 @@
  * common clients need and that cannot be abused: blanks after "FROM:" and
  * "TO:", and trailing blanks at the end of the line.
  */
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "command.h"
@@ -194,6 +195,16 @@ enum reply_id cmd_check_helo(const char *arg, size_t len)
 	buf[len] = '\0';
 	if (memchr(buf, ' ', len) != NULL || memchr(buf, '\t', len) != NULL || strlen(buf) != len)
 		return RPL_BAD_HELO;
+	/* Tolerated, as real servers do, because legitimate clients send
+	 * them: a bare IP address and '_' in a host name. They are not
+	 * refused here; the classifier weighs the HELO form (timing.c). */
+	unsigned char bin[16];
+	if (inet_pton(AF_INET, buf, bin) == 1 || inet_pton(AF_INET6, buf, bin) == 1)
+		return RPL_NONE;
+	if (buf[0] != '[')
+		for (char *p = buf; *p; p++)
+			if (*p == '_')
+				*p = 'x';
 	return addr_domain_valid(buf, 1) ? RPL_NONE : RPL_BAD_HELO;
 }
 

@@ -86,7 +86,8 @@ const char *cmd_verb_name(enum cmd_verb v);
  * record (a client speaking TLS on the plain port). Needs 2 octets. */
 int cmd_is_tls_record(const unsigned char *p, size_t len);
 
-/* HELO/EHLO argument: a domain or an address literal, one word. Returns
+/* HELO/EHLO argument: a domain or an address literal, one word; also a
+ * bare IP address and '_' in labels, which real clients send. Returns
  * RPL_NONE or RPL_BAD_HELO. */
 enum reply_id cmd_check_helo(const char *arg, size_t len);
 

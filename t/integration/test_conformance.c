@@ -137,3 +137,30 @@ Test(conformance, mail_loop_refused_at_data)
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
+
+/* HELO/EHLO: RFC 5321 4.1.1.1 wants a domain or an address literal, but
+ * real clients also send a bare IP address or a host name with '_';
+ * like common servers we take them (the classifier weighs the form).
+ * No argument, or more than one word, is still 501. */
+Test(conformance, helo_forms)
+{
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO 192.0.2.1");
+	h_expect(&C1, 250, "HELO 2001:db8::1");
+	h_expect(&C1, 250, "EHLO desktop_7.example.net");
+	h_expect(&C1, 250, "EHLO [192.0.2.1]");
+	h_expect(&C1, 250, "EHLO host.example.net.");
+	expect_enh(&C1, 501, "5.5", "EHLO");
+	expect_enh(&C1, 501, "5.5", "HELO");
+	expect_enh(&C1, 501, "5.5", "EHLO two words");
+	expect_enh(&C1, 501, "5.5", "EHLO host!.example");
+	/* The session goes on after the errors. */
+	h_expect(&C1, 250, "EHLO mta_1.example.net");
+	h_expect(&C1, 250, "MAIL FROM:<user@example.net>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}

@@ -232,7 +232,13 @@ static const struct helo_case helo_cases[] = {
     {"[192.0.2.1]", 1},
     {"[IPv6:2001:db8::1]", 1},
     {"", 0},
-    {"bad_host.example", 0},
+    {"bad_host.example", 1}, /* tolerated: Windows host names */
+    {"192.0.2.1", 1},        /* tolerated: bare address, weighed by the classifier */
+    {"2001:db8::1", 1},
+    {"_.example", 1},
+    {"[192.0.2.1]x", 0},
+    {"192.0.2.", 0},
+    {"[bad_literal]", 0},
     {"two words", 0},
     {"tab\there", 0},
     {"-lead.example", 0},
