@@ -142,7 +142,11 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 		fatalx("session: no reply for id %d", (int)id);
 	session_emit(s, r->code, buf, n);
 
-	if (r->code >= 400 && r->code != 421 && id != RPL_NON_SMTP) {
+	/* Timeouts, too many errors and non-SMTP input have lines of their
+	 * own; every other refusal, the 421 of a shutdown included, is
+	 * logged here. */
+	if (r->code >= 400 && id != RPL_TIMEOUT && id != RPL_TOO_MANY_ERRORS &&
+	    id != RPL_NON_SMTP) {
 		log_info("reject: %s from unknown[%s]:%u: %.*s;%s%s%s%s%s%s helo=<%s>",
 		         s->cur_what ? s->cur_what : "CONNECT", s->addr, s->port, (int)(n - 2), buf,
 		         s->sender ? " from=<" : "", s->sender ? s->sender : "",

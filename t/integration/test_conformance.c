@@ -11,6 +11,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,26 @@ Test(conformance, helo_forms)
 	h_expect(&C1, 250, "MAIL FROM:<user@example.net>");
 	h_expect(&C1, 221, "QUIT");
 	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* On shutdown an idle session gets 421 4.3.2 and the connection is
+ * closed; the refusal is logged with the client like any other. */
+Test(conformance, shutdown_421_is_logged)
+{
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	h_expect(&C1, 250, "MAIL FROM:<user@example.net>");
+	cr_assert_eq(kill(D.pid, SIGTERM), 0);
+	cr_expect_eq(h_reply(&C1, 10000), 421, "idle session at shutdown: %s", C1.last);
+	cr_expect(h_last_has(&C1, "4.3.2"), "shutdown reply: %s", C1.last);
+	cr_expect(h_wait_closed(&C1, 10000), "the connection stays open after 421");
+	h_close(&C1);
+	cr_expect(h_log_wait(&D, "421 4.3.2", 5000), "the 421 is not logged");
+	cr_expect(h_log_has(&D, "[127.0.0.2]"), "the log does not name the client");
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
