@@ -52,7 +52,7 @@ enum reply_id {
 	RPL_SYNTAX,        /* 501 5.5.4 generic */
 	RPL_NO_ARGS,       /* 501 5.5.4 arguments where none are allowed */
 	RPL_NEED_ARG,      /* 501 5.5.4 argument missing */
-	RPL_BAD_HELO,      /* 501 5.5.2 */
+	RPL_BAD_HELO,      /* 501 5.5.4 */
 	RPL_MAIL_SYNTAX,   /* 501 5.5.4 */
 	RPL_RCPT_SYNTAX,   /* 501 5.5.4 */
 	RPL_PARAM_SYNTAX,  /* 501 5.5.4 malformed ESMTP parameter */

@@ -153,10 +153,10 @@ Test(conformance, helo_forms)
 	h_expect(&C1, 250, "EHLO desktop_7.example.net");
 	h_expect(&C1, 250, "EHLO [192.0.2.1]");
 	h_expect(&C1, 250, "EHLO host.example.net.");
-	expect_enh(&C1, 501, "5.5", "EHLO");
-	expect_enh(&C1, 501, "5.5", "HELO");
-	expect_enh(&C1, 501, "5.5", "EHLO two words");
-	expect_enh(&C1, 501, "5.5", "EHLO host!.example");
+	expect_enh(&C1, 501, "5.5.4", "EHLO");
+	expect_enh(&C1, 501, "5.5.4", "HELO");
+	expect_enh(&C1, 501, "5.5.4", "EHLO two words");
+	expect_enh(&C1, 501, "5.5.4", "EHLO host!.example");
 	/* The session goes on after the errors. */
 	h_expect(&C1, 250, "EHLO mta_1.example.net");
 	h_expect(&C1, 250, "MAIL FROM:<user@example.net>");

@@ -437,7 +437,7 @@ static const struct code_case code_cases[] = {
     {RPL_UNKNOWN_CMD, 500, "5.5.1"},    {RPL_LINE_TOO_LONG, 500, "5.5.2"},
     {RPL_BAD_CHAR, 500, "5.5.2"},       {RPL_NON_SMTP, 500, "5.5.1"},
     {RPL_SYNTAX, 501, "5.5.4"},         {RPL_NO_ARGS, 501, "5.5.4"},
-    {RPL_BAD_HELO, 501, "5.5.2"},       {RPL_BAD_SENDER, 501, "5.1.7"},
+    {RPL_BAD_HELO, 501, "5.5.4"},       {RPL_BAD_SENDER, 501, "5.1.7"},
     {RPL_BAD_RCPT, 501, "5.1.3"},       {RPL_PARAM_SYNTAX, 501, "5.5.4"},
     {RPL_NOT_IMPL, 502, "5.5.1"},       {RPL_BAD_SEQUENCE, 503, "5.5.1"},
     {RPL_NEED_RCPT, 503, "5.5.1"},      {RPL_PARAM_UNKNOWN, 555, "5.5.4"},
