@@ -185,3 +185,94 @@ Test(conformance, shutdown_421_is_logged)
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
+
+struct step {
+	const char *line;
+	int code;
+	const char *enh; /* NULL: no enhanced code expected (RFC 2034) */
+};
+
+static void run_steps(struct h_conn *c, const struct step *steps, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int got = h_cmd(c, "%s", steps[i].line);
+
+		cr_expect_eq(got, steps[i].code, "step %zu \"%s\": %d %s", i, steps[i].line, got,
+		             c->last);
+		if (steps[i].enh)
+			cr_expect(strncmp(c->last + 4, steps[i].enh, strlen(steps[i].enh)) == 0,
+			          "step %zu \"%s\": want %s, got %s", i, steps[i].line,
+			          steps[i].enh, c->last);
+	}
+}
+
+/* The command battery of an outside conformance suite, state by state:
+ * every reply with its code and RFC 3463 enhanced code. */
+static const struct step battery[] = {
+    /* Before HELO: the commands allowed in any state, and 503 for the
+     * transaction. */
+    {"NOOP", 250, "2.0.0"},
+    {"RSET", 250, "2.0.0"},
+    {"VRFY bob", 252, "2.5.2"},
+    {"EXPN staff", 502, "5.5.1"},
+    {"HELP", 214, "2.0.0"},
+    {"HELP MAIL", 214, "2.0.0"},
+    {"MAIL FROM:<a@example.net>", 503, "5.5.1"},
+    {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
+    {"DATA", 503, "5.5.1"},
+    {"", 500, "5.5.1"},
+    {"XYZZY", 500, "5.5.1"},
+    {"RSET now", 501, "5.5.4"},
+    {"VRFY", 501, "5.5.4"},
+    {"ehlo mta.example.net", 250, NULL},
+    /* MAIL syntax and parameters (RFC 5321 4.1.1.2, RFC 1870, 6152). */
+    {"MAIL FROM<a@example.net>", 501, "5.5.4"},
+    {"MAIL FROM:a@example.net", 501, "5.1.7"},
+    {"MAIL FROM:<a@example.net> FOO=BAR", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> SMTPUTF8", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> SIZE=99999999999", 552, "5.3.4"},
+    {"MAIL FROM:<a@example.net> SIZE=12k", 501, "5.5.4"},
+    {"MAIL FROM:<a@example.net> SIZE=1 SIZE=1", 501, "5.5.4"},
+    {"MAIL FROM:<a@example.net> BODY=9BIT", 501, "5.5.4"},
+    {"MAIL FROM:<a@example.net> BODY=7BIT BODY=7BIT", 501, "5.5.4"},
+    {"mail from: <a@example.net>   ", 250, "2.1.0"},
+    {"MAIL FROM:<a@example.net>", 503, "5.5.1"},
+    {"DATA", 503, "5.5.1"},
+    /* RCPT (RFC 5321 4.1.1.3, 4.5.1). */
+    {"RCPT TO:<>", 501, "5.1.3"},
+    {"RCPT TO:<bob@localhost> NOTIFY=NEVER", 555, "5.5.4"},
+    {"RCPT TO:<bob@other.example>", 554, "5.7.1"},
+    {"RCPT TO:<postmaster>", 250, "2.1.5"},
+    {"rcpt to: <Bob@LocalHost.>", 250, "2.1.5"},
+    {"STARTTLS", 503, "5.5.1"},
+    {"NOOP", 250, "2.0.0"},
+    /* A second EHLO ends the transaction (RFC 5321 4.1.4). */
+    {"EHLO mta.example.net", 250, NULL},
+    {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
+    {"HELO mta.example.net", 250, NULL},
+    /* Extensions exist only after EHLO (RFC 5321 4.1.1.1). */
+    {"MAIL FROM:<a@example.net> SIZE=10", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> BODY=8BITMIME", 555, "5.5.4"},
+    {"STARTTLS", 503, "5.5.1"},
+    {"MAIL FROM:<>", 250, "2.1.0"},
+    {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
+    {"QUIT now", 501, "5.5.4"},
+    {"QUIT", 221, "2.0.0"},
+};
+
+Test(conformance, command_battery)
+{
+	h_daemon_init(&D);
+	h_set(&D, "max_errors", "100");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	run_steps(&C1, battery, sizeof(battery) / sizeof(battery[0]));
+	cr_expect(h_wait_closed(&C1, 5000), "no close after QUIT");
+	h_close(&C1);
+	/* Every refusal is in the log with the client and the reply. */
+	cr_expect(h_log_has(&D, "reject: MAIL from unknown[127.0.0.2]"), "MAIL refusal not logged");
+	cr_expect(h_log_has(&D, "555 5.5.4 Unsupported parameter: FOO"), "555 not logged");
+	cr_expect(h_log_has(&D, "to=<bob@other.example>"), "relay refusal not logged");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
