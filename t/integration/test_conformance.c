@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "harness.h"
 
@@ -273,6 +274,47 @@ Test(conformance, command_battery)
 	cr_expect(h_log_has(&D, "reject: MAIL from unknown[127.0.0.2]"), "MAIL refusal not logged");
 	cr_expect(h_log_has(&D, "555 5.5.4 Unsupported parameter: FOO"), "555 not logged");
 	cr_expect(h_log_has(&D, "to=<bob@other.example>"), "relay refusal not logged");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* A client that sends commands and never reads the replies: the server
+ * stops reading from it once its replies back up (bounded output and
+ * input buffers), instead of reading on and queueing replies without
+ * limit; other clients are served meanwhile. */
+Test(conformance, client_that_never_reads)
+{
+	static char chunk[60000];
+	const size_t target = 24u * 1024 * 1024;
+	size_t sent = 0;
+
+	for (size_t i = 0; i + 6 <= sizeof(chunk); i += 6)
+		memcpy(chunk + i, "NOOP\r\n", 6);
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	long long deadline = h_now_ms() + 6000;
+	while (sent < target && h_now_ms() < deadline) {
+		ssize_t w = send(C1.fd, chunk, sizeof(chunk), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (w > 0)
+			sent += (size_t)w;
+		else
+			h_sleep_ms(20);
+	}
+	/* The kernel buffers hold a few MB, so a server that stops reading
+	 * blocks us early; one that reads on takes 24 MB in well under 6 s
+	 * (64 MB of replies). */
+	cr_expect_lt(sent, target, "the server read %zu octets without its replies being read",
+	             sent);
+	cr_log_info("sent %zu octets before the server stopped reading", sent);
+	struct h_conn c2;
+	h_open(&c2, "127.0.0.3", D.port);
+	h_expect(&c2, 250, "EHLO other.example.net");
+	h_expect(&c2, 221, "QUIT");
+	h_close(&c2);
+	h_close(&C1);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
