@@ -318,3 +318,40 @@ Test(conformance, client_that_never_reads)
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
+
+/* curl uploads a file as it is: a message written with Unix line ends
+ * arrives with bare LFs. By default (bare_lf = normalize) it is taken,
+ * with CR LF line ends in the Maildir, as current servers do. */
+Test(conformance, curl_upload_with_unix_line_ends)
+{
+	static const char msg[] = "From: a@example.net\nTo: bob@localhost\nSubject: unix\n\n"
+	                          "line one\n.line with a dot\nlast line\n";
+	char file[H_PATH], url[64], bob[H_PATH], *out = NULL;
+
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	snprintf(file, sizeof(file), "%s/unix.txt", D.dir);
+	cr_assert_eq(h_write_file(file, msg, strlen(msg), 0644), 0);
+	snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", D.port);
+	char *const argv[] = {
+	    "curl",          "-sS",         "--interface",   "127.0.0.2", url,  "--mail-from",
+	    "a@example.net", "--mail-rcpt", "bob@localhost", "-T",        file, NULL};
+	int rc = h_run(argv, NULL, 0, 30000, &out, NULL);
+	cr_expect_eq(rc, 0, "curl: exit %d: %s", rc, out ? out : "");
+	free(out);
+	h_maildir(&D, "localhost", "bob", bob, sizeof(bob));
+	cr_assert_eq(h_maildir_wait(bob, 1, 15000), 1, "the message did not arrive");
+	char **files;
+	int n = h_maildir_list(bob, &files);
+	cr_assert_eq(n, 1);
+	size_t len;
+	char *got = h_read_file(files[0], &len);
+	cr_assert_not_null(got);
+	cr_expect(h_contains(got, len, "\r\nline one\r\n.line with a dot\r\nlast line\r\n"),
+	          "lines not normalised to CR LF: %s", got);
+	cr_expect_eq(h_count(got, len, "\n") - h_count(got, len, "\r\n"), 0, "a bare LF was kept");
+	free(got);
+	h_free_list(files, n);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
