@@ -391,18 +391,20 @@ static enum reply_id rcpt_validate(const struct session *s, const struct mailadd
 	}
 }
 
+/* The domain that stands for this host: the first local domain. */
+static const char *primary_domain(const struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	for (size_t i = 0; i < cf->local_domains.n; i++)
+		if (cf->local_domains.v[i][0] != '.')
+			return cf->local_domains.v[i];
+	return cf->hostname;
+}
+
 /* <postmaster> is delivered as postmaster@ our first local domain. */
 static void postmaster_address(const struct session *s, char *buf, size_t size)
 {
-	const struct config *cf = session_cf(s);
-	const char *dom = cf->hostname;
-	for (size_t i = 0; i < cf->local_domains.n; i++) {
-		if (cf->local_domains.v[i][0] != '.') {
-			dom = cf->local_domains.v[i];
-			break;
-		}
-	}
-	snprintf(buf, size, "postmaster@%s", dom);
+	snprintf(buf, size, "postmaster@%s", primary_domain(s));
 }
 
 static void rcpt_verified(struct session *s, const char *buf, enum verify_result v);
@@ -433,6 +435,13 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		session_reply(s, RPL_LITERAL_DENIED, quoted);
 		s->cur_rcpt = NULL;
 		return;
+	}
+	if (rc.addr.is_literal && literal_is_ours(s, rc.addr.domain)) {
+		/* user@[our address] is user@ our first local domain, so that
+		 * delivery and the recipients table see a local address. */
+		snprintf(rc.addr.domain, sizeof(rc.addr.domain), "%s", primary_domain(s));
+		rc.addr.is_literal = 0;
+		addr_format(&rc.addr, buf, sizeof(buf));
 	}
 	if (!rcpt_allowed(s, &rc.addr)) {
 		snprintf(quoted, sizeof(quoted), "<%s>", buf);

@@ -65,24 +65,34 @@ Test(conformance, address_literals_are_policy_not_syntax)
 }
 
 /* With allow_address_literals, a literal naming the address the client
- * connected to is local; any other is relaying. */
+ * connected to is this host: user@[127.0.0.1] is user@ the first local
+ * domain (delivered there, checked against the recipients table); any
+ * other literal is relaying. */
 Test(conformance, address_literals_allowed)
 {
 	size_t mlen;
 	char *msg = h_make_message("literal", "literal-1", &mlen);
 	static const char *const rcpts[] = {"bob@[127.0.0.1]", NULL};
+	char table[H_PATH], bob[H_PATH];
 
 	h_daemon_init(&D);
+	snprintf(table, sizeof(table), "%s/recipients", D.dir);
+	cr_assert_eq(h_write_file(table, "bob@localhost\n", 14, 0644), 0);
 	h_set(&D, "allow_address_literals", "yes");
+	h_set(&D, "recipients", "%s", table);
 	h_daemon_start(&D);
 	h_open(&C1, "127.0.0.2", D.port);
 	h_expect(&C1, 250, "EHLO mta.example.net");
 	h_expect(&C1, 250, "MAIL FROM:<user@example.net>");
 	expect_enh(&C1, 250, "2.1.5", "RCPT TO:<bob@[127.0.0.1]>");
+	expect_enh(&C1, 550, "5.1.1", "RCPT TO:<nobody@[127.0.0.1]>");
 	expect_enh(&C1, 554, "5.7.1", "RCPT TO:<bob@[192.0.2.1]>");
 	h_expect(&C1, 221, "QUIT");
 	h_close(&C1);
 	cr_expect_eq(h_send_mail(D.port, "127.0.0.2", "user@[192.0.2.7]", rcpts, msg, mlen), 250);
+	h_maildir(&D, "localhost", "bob", bob, sizeof(bob));
+	cr_expect_eq(h_maildir_wait(bob, 1, 15000), 1,
+	             "bob@[127.0.0.1] did not reach bob@localhost");
 	free(msg);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
