@@ -626,7 +626,10 @@ static enum reply_id bad_sequence(const struct session *s, enum cmd_verb verb)
 
 static void session_non_smtp(struct session *s, const char *what)
 {
-	log_notice("non-SMTP input from unknown[%s]:%u: %s", s->addr, s->port, what);
+	char rpl[REPLY_LINE_MAX];
+	size_t n = reply_format(RPL_NON_SMTP, NULL, rpl, sizeof(rpl));
+	log_notice("non-SMTP input from unknown[%s]:%u: %s; reply %.*s", s->addr, s->port, what,
+	           (int)(n > 2 ? n - 2 : 0), rpl);
 	screen_non_smtp(s, what);
 	session_notify_type(s, SEV_NON_SMTP);
 	session_reply(s, RPL_NON_SMTP, NULL);

@@ -365,3 +365,20 @@ Test(conformance, curl_upload_with_unix_line_ends)
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
+
+/* An HTTP request on the SMTP port: 500 5.5.1, the connection closed,
+ * and a log line with the client, what it sent and the reply. */
+Test(conformance, non_smtp_refusal_is_logged)
+{
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	expect_enh(&C1, 500, "5.5.1", "GET / HTTP/1.1");
+	cr_expect(h_wait_closed(&C1, 5000), "the connection stays open");
+	h_close(&C1);
+	cr_expect(h_log_wait(&D, "non-SMTP input from unknown[127.0.0.2]", 5000),
+	          "no log line for the client");
+	cr_expect(h_log_has(&D, "GET / HTTP/1.1; reply 500 5.5.1"), "the log line lacks the reply");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
