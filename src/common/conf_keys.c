@@ -77,7 +77,7 @@ const struct conf_key conf_keys[] = {
      "time allowed for the next SMTP command"},
     {"data_timeout", CONF_DURATION, F(data_timeout), "300s", 1, 3600, NULL, "smtpd",
      "time allowed for the next piece of message data"},
-    {"bare_lf", CONF_ENUM, F(bare_lf), "normalize", 0, 0, bare_lf_values, "smtpd",
+    {"bare_lf", CONF_ENUM, F(bare_lf), "reject", 0, 0, bare_lf_values, "smtpd",
      "what to do with a bare LF in DATA: reject or normalize"},
 
     /* smtpd: TLS */

@@ -330,23 +330,57 @@ Test(conformance, client_that_never_reads)
 }
 
 /* curl uploads a file as it is: a message written with Unix line ends
- * arrives with bare LFs. By default (bare_lf = normalize) it is taken,
- * with CR LF line ends in the Maildir, as current servers do. */
+ * arrives with bare LFs. With bare_lf = reject (the default, as the
+ * smuggling defences of recent Postfix) it is refused with 554 5.6.0 and
+ * nothing is queued; with normalize it is taken, with CR LF line ends in
+ * the Maildir. */
+static int curl_upload(const char *file, char **out)
+{
+	char url[64];
+	snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", D.port);
+	char *const argv[] = {"curl",
+	                      "-sS",
+	                      "--interface",
+	                      "127.0.0.2",
+	                      url,
+	                      "--mail-from",
+	                      "a@example.net",
+	                      "--mail-rcpt",
+	                      "bob@localhost",
+	                      "-T",
+	                      (char *)file,
+	                      NULL};
+	return h_run(argv, NULL, 0, 30000, out, NULL);
+}
+
 Test(conformance, curl_upload_with_unix_line_ends)
 {
 	static const char msg[] = "From: a@example.net\nTo: bob@localhost\nSubject: unix\n\n"
 	                          "line one\n.line with a dot\nlast line\n";
-	char file[H_PATH], url[64], bob[H_PATH], *out = NULL;
+	char file[H_PATH], bob[H_PATH], *out = NULL;
 
 	h_daemon_init(&D);
 	h_daemon_start(&D);
 	snprintf(file, sizeof(file), "%s/unix.txt", D.dir);
 	cr_assert_eq(h_write_file(file, msg, strlen(msg), 0644), 0);
-	snprintf(url, sizeof(url), "smtp://127.0.0.1:%d", D.port);
-	char *const argv[] = {
-	    "curl",          "-sS",         "--interface",   "127.0.0.2", url,  "--mail-from",
-	    "a@example.net", "--mail-rcpt", "bob@localhost", "-T",        file, NULL};
-	int rc = h_run(argv, NULL, 0, 30000, &out, NULL);
+	int rc = curl_upload(file, &out);
+	cr_expect_neq(rc, 0, "bare LFs accepted under the default bare_lf = reject: %s",
+	              out ? out : "");
+	free(out);
+	out = NULL;
+	cr_expect(h_log_has(&D, "5.6.0"), "no log line for the refused message");
+	h_maildir(&D, "localhost", "bob", bob, sizeof(bob));
+	cr_expect(h_spool_wait_idle(&D, 5000));
+	cr_expect_eq(h_maildir_count(bob), 0, "the refused message was delivered");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	h_daemon_init(&D);
+	h_set(&D, "bare_lf", "normalize");
+	h_daemon_start(&D);
+	snprintf(file, sizeof(file), "%s/unix.txt", D.dir);
+	cr_assert_eq(h_write_file(file, msg, strlen(msg), 0644), 0);
+	rc = curl_upload(file, &out);
 	cr_expect_eq(rc, 0, "curl: exit %d: %s", rc, out ? out : "");
 	free(out);
 	h_maildir(&D, "localhost", "bob", bob, sizeof(bob));

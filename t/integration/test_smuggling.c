@@ -6,9 +6,9 @@
  * SMTP transaction. A server that took such a sequence for the end of the
  * data would queue a second, forged message. Only CR LF . CR LF ends the
  * data (RFC 5321 4.1.1.4), so the outcome must be:
- *   bare_lf = normalize (default): exactly ONE message, holding the
+ *   bare_lf = normalize: exactly ONE message, holding the
  *     would-be commands as text, with bare CR/LF turned into CR LF;
- *   bare_lf = reject: the message refused with a 5xx and
+ *   bare_lf = reject (the default): the message refused with a 5xx and
  *     nothing queued;
  * and in both cases the session stays in step (QUIT gets 221).
  *
@@ -157,6 +157,7 @@ Test(smuggling, normalize_gives_one_message)
 Test(smuggling, reject_refuses_and_queues_nothing)
 {
 	h_daemon_init(&D);
+	/* The default; set anyway so the test does not depend on it. */
 	h_set(&D, "bare_lf", "reject");
 	h_daemon_start(&D);
 	for (size_t i = 0; i < NVARIANTS; i++) {

@@ -130,8 +130,8 @@ static const struct good_case good_cases[] = {
     {"message_size_limit = 20M\nheader_size_limit = 64k\n",
      "message_size_limit = 20971520\nheader_size_limit = 65536\n"},
     {"message_size_limit = 10240000\nheader_size_limit = 100K\n", ""},
-    {"scan = off\nsmtp_tls = false\nbare_lf = Reject\nallow_address_literals = yes\n",
-     "allow_address_literals = yes\nbare_lf = reject\nsmtp_tls = no\nscan = no\n"},
+    {"scan = off\nsmtp_tls = false\nbare_lf = Normalize\nallow_address_literals = yes\n",
+     "allow_address_literals = yes\nbare_lf = normalize\nsmtp_tls = no\nscan = no\n"},
     {"schedule = Weighted\nweight = 3\nlo_max_wait = 10m\nscan_error_action = hold\n"
      "scan_threads = 2\nscan_max_filesize = 1M\nclamav_database = /srv/clamav\n",
      "clamav_database = /srv/clamav\nscan_threads = 2\nscan_max_filesize = 1048576\n"
