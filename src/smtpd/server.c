@@ -34,6 +34,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "../deliver/recipients.h"
 #include "reply.h"
 #include "screen.h"
 #include "smtpd.h"
@@ -308,6 +309,9 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	 * not change: it is the point of editing it. */
 	screen_server_reload(srv);
 	verify_reload(srv);
+	/* The recipient tables too (they are also re-read when they change
+	 * on disk, but an edit that keeps size and time would be missed). */
+	recipients_flush();
 }
 
 static void smtpd_cleanup(struct smtpd *srv)

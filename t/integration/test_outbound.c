@@ -756,6 +756,27 @@ Test(outbound, unknown_recipients_are_refused_at_rcpt)
 	h_expect(&c, 250, "MAIL FROM:<x@sender.test>");
 	h_expect(&c, 250, "RCPT TO:<carol@local.test>");
 	h_expect(&c, 550, "RCPT TO:<bob@local.test>");
+	/* An edit in place that keeps the size and the times is seen only
+	 * on SIGHUP: david replaces carol. */
+	struct stat st;
+	cr_assert_eq(stat(local, &st), 0);
+	const char *lt3 = "alice@local.test\ndavid@local.test\n";
+	cr_assert_eq(strlen(lt3), strlen(lt2));
+	int fd = open(local, O_WRONLY);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, lt3, strlen(lt3)), (ssize_t)strlen(lt3));
+	close(fd);
+	struct timespec times[2] = {st.st_atim, st.st_mtim};
+	cr_assert_eq(utimensat(AT_FDCWD, local, times, 0), 0);
+	h_expect(&c, 250, "RCPT TO:<carol@local.test>"); /* not seen yet */
+	cr_assert_eq(kill(D.pid, SIGHUP), 0);
+	int code = 250;
+	for (int i = 0; i < 50 && code == 250; i++) {
+		h_sleep_ms(100);
+		code = h_cmd(&c, "RCPT TO:<carol@local.test>");
+	}
+	cr_expect_eq(code, 550, "the table was not read again on SIGHUP");
+	h_expect(&c, 250, "RCPT TO:<david@local.test>");
 	/* A table that cannot be read tempfails instead of accepting. */
 	cr_assert_eq(unlink(local), 0);
 	h_expect(&c, 451, "RCPT TO:<alice@local.test>");
