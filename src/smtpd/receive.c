@@ -131,7 +131,9 @@ void session_data_start(struct session *s)
 	    .max_header = cf->header_size_limit,
 	    .normalize_bare = cf->bare_lf == BARE_LF_NORMALIZE,
 	};
-	data_init(&s->dp, &lim, session_sink, s);
+	/* Parser -> header filter (drops client-made X-Tempomx-*) -> file. */
+	hdr_filter_init(&s->hf, session_sink, s);
+	data_init(&s->dp, &lim, hdr_filter_feed, &s->hf);
 	s->state = S_DATA;
 	static const char go[] = "354 End data with <CR><LF>.<CR><LF>\r\n";
 	session_emit(s, 354, go, sizeof(go) - 1);
@@ -151,7 +153,7 @@ static void session_commit_done(void *arg, int error)
 	} else {
 		s->nmessages++;
 		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queued in %s)", s->id,
-		         s->sender, s->hdrlen + s->dp.size, s->nrcpt,
+		         s->sender, s->hdrlen + s->hf.written, s->nrcpt,
 		         spool_queue_name(screen_queue(s)));
 		screen_committed(s, 1);
 		session_reply(s, RPL_QUEUED, s->id);
@@ -204,7 +206,10 @@ static void session_data_end(struct session *s)
 	s->sf_open = 0;
 	s->commit_pending = 1;
 	evtimer_del(s->timer);
-	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->dp.size, screen_queue(s),
+	if (s->hf.removed > 0)
+		log_info("%s: removed %u X-Tempomx- header field%s supplied by the client", s->id,
+		         s->hf.removed, s->hf.removed == 1 ? "" : "s");
+	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, screen_queue(s),
 	                   session_commit_done, s);
 }
 

@@ -18,6 +18,7 @@
 
 #include "command.h"
 #include "data.h"
+#include "hdrfilter.h"
 #include "reply.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -87,7 +88,8 @@ struct session {
 	int sf_open;
 	int commit_pending;
 	struct data_parser dp;
-	uint64_t hdrlen; /* our Received: header */
+	struct hdr_filter hf; /* between dp and the spool file */
+	uint64_t hdrlen;      /* our Received: header */
 	char id[QUEUEID_SIZE];
 
 	int discarding; /* inside a command line longer than 512 octets */

@@ -416,3 +416,45 @@ Test(conformance, non_smtp_refusal_is_logged)
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
+
+/* Header fields named X-Tempomx-* are ours to write: a client's are
+ * removed (folded lines included) before the message is queued, ours
+ * stay, the body is untouched, and the removal is logged. */
+Test(conformance, client_tempomx_headers_are_removed)
+{
+	static const char msg[] = "X-Tempomx-Class: hi; verdict=good; score=0\r\n"
+	                          "From: a@example.net\r\n"
+	                          "x-tempomx-scan: clean;\r\n"
+	                          " engine=forged\r\n"
+	                          "Subject: forged verdicts\r\n"
+	                          "\r\n"
+	                          "X-Tempomx-Scan: this line is body text\r\n";
+	static const char *const rcpts[] = {"bob@localhost", NULL};
+	char bob[H_PATH];
+
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	cr_assert_eq(h_send_mail(D.port, "127.0.0.2", "a@example.net", rcpts, msg, strlen(msg)),
+	             250);
+	h_maildir(&D, "localhost", "bob", bob, sizeof(bob));
+	cr_assert_eq(h_maildir_wait(bob, 1, 15000), 1, "the message did not arrive");
+	char **files;
+	int n = h_maildir_list(bob, &files);
+	cr_assert_eq(n, 1);
+	size_t len;
+	char *got = h_read_file(files[0], &len);
+	cr_assert_not_null(got);
+	cr_expect(!h_contains(got, len, "verdict=good; score=0\r\n"), "the forged class stayed");
+	cr_expect(!h_contains(got, len, "engine=forged"), "the forged scan header stayed");
+	cr_expect(h_contains(got, len,
+	                     "From: a@example.net\r\nSubject: forged verdicts\r\n\r\n"
+	                     "X-Tempomx-Scan: this line is body text\r\n"),
+	          "the rest of the message changed:\n%s", got);
+	cr_expect_eq(h_count(got, len, "X-Tempomx-Class:"), 1, "ours is missing or doubled:\n%s",
+	             got);
+	free(got);
+	h_free_list(files, n);
+	cr_expect(h_log_has(&D, "removed 2 X-Tempomx- header fields supplied by the client"));
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
