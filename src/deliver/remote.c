@@ -357,18 +357,23 @@ static void mx_start(struct remote_job *j, struct dns_mx *v, size_t n, const cha
 {
 	char t[600];
 	struct dns_self self = {j->self, j->listen, j->nlisten, j->port};
-	const char *first = n > 0 ? v[0].host : "";
-	char best[300];
-	strlcpy_tmx(best, first, sizeof(best));
+	char addr[300];
+	strlcpy_tmx(addr, n > 0 ? v[0].host : "", sizeof(addr));
 	size_t left = dns_mx_prune_self(v, n, &self);
 	if (left == 0) {
 		/* RFC 3463 X.4.6, permanent: only a change of DNS or of our
 		 * configuration can end the loop, and the sender should hear
 		 * of it now, not after the queue lifetime. */
 		free(v); /* the hosts were freed by the prune */
-		smtp_local_reply(t, sizeof(t), 554, "5.4.6",
-		                 "mail for %s loops back to myself (%s %s is %s)", name,
-		                 name[0] == '[' ? "address" : "lowest MX", best, j->self);
+		if (name[0] == '[')
+			smtp_local_reply(
+			    t, sizeof(t), 554, "5.4.6",
+			    "mail for %s loops back to myself (I listen on %s port %u)", name, addr,
+			    j->port);
+		else
+			smtp_local_reply(t, sizeof(t), 554, "5.4.6",
+			                 "mail for %s loops back to myself (lowest MX is %s)", name,
+			                 j->self);
 		finish_all(j, 554, t);
 		return;
 	}

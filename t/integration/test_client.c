@@ -594,7 +594,7 @@ Test(client, address_literal_naming_us_is_a_loop)
 		h_dump_log(&D, 30);
 	cr_assert_eq(n, 1, "the loop did not bounce");
 	check_bounce_status(md, "u@[127.0.0.2]", "5.4.6");
-	cr_expect(h_log_has(&D, "loops back to myself"));
+	cr_expect(h_log_has(&D, "loops back to myself (I listen on 127.0.0.2 port"));
 	cr_expect(h_spool_wait_idle(&D, WAIT_MS));
 	h_daemon_stop(&D);
 	h_check_sanitizers(&D);
