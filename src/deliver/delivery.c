@@ -237,6 +237,7 @@ struct rjob {
 	const char **addrs;
 	size_t n;
 	char *self, *dns_servers, *tls_ca_file;
+	struct sockaddr_storage *listen;
 	int64_t finished;
 };
 
@@ -662,6 +663,7 @@ static void rjob_record(struct rjob *j)
 	free(j->idx);
 	free(j->addrs);
 	free(j->self);
+	free(j->listen);
 	free(j->dns_servers);
 	free(j->tls_ca_file);
 	free(j);
@@ -678,12 +680,19 @@ static void rjob_done(struct remote_job *rj)
 }
 
 /* Put recipient i into the job for its destination (one transaction per
- * destination: for "mx" the recipient domain, else the route). */
+ * destination: for "mx" the recipient domain, else the route). An
+ * address literal is grouped by its address: "[IPv6:2001:DB8::1]" and
+ * "[ipv6:2001:db8:0::1]" are one destination. */
 static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char *domain,
                      const struct config *cf)
 {
 	struct rjob *j;
-	char perr[200];
+	char perr[200], lit[ROUTE_LITERAL_MAX], canon[ROUTE_LITERAL_MAX + 8];
+	int v6;
+	if (route_literal(domain, lit, sizeof(lit), &v6) == 1) {
+		snprintf(canon, sizeof(canon), "[%s%s]", v6 ? "IPv6:" : "", lit);
+		domain = canon;
+	}
 	int pol = route_tls_policy(cf->tls_policy, domain, rt->host, perr, sizeof(perr));
 	if (pol < 0) {
 		log_warnx("%s: %s; using may", m->id, perr);
@@ -705,6 +714,13 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 		j->self = xstrdup(cf->hostname);
 		j->dns_servers = xstrdup(cf->dns_servers ? cf->dns_servers : "");
 		j->rj.self = j->self;
+		if (cf->listen.n > 0) {
+			j->listen = xcalloc(cf->listen.n, sizeof(*j->listen));
+			for (size_t k = 0; k < cf->listen.n; k++)
+				j->listen[k] = cf->listen.v[k].ss;
+		}
+		j->rj.listen = j->listen;
+		j->rj.nlisten = cf->listen.n;
 		j->rj.dns_servers = j->dns_servers;
 		j->rj.connect_timeout = (int)cf->smtp_connect_timeout;
 		j->rj.reuse_time = cf->smtp_connection_reuse_time;

@@ -14,10 +14,13 @@
  *
  * Failures are classified as RFC 5321 section 5.1 needs: a name that does
  * not exist is permanent, a name with no MX falls back to its address
- * records, anything else (timeout, SERVFAIL, refused) is temporary.
+ * records, anything else (timeout, SERVFAIL, refused) is temporary. The
+ * loop rule (dns_is_self, dns_mx_prune_self) serves MX lists and address
+ * literals alike: both are lists of hosts that must not include us.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 #include <ares.h>
 #include <event2/event.h>
 
+#include "addr.h"
 #include "dns.h"
 #include "log.h"
 #include "util.h"
@@ -470,14 +474,86 @@ void dns_mx_sort(struct dns_mx *v, size_t n)
 	}
 }
 
-size_t dns_mx_prune_self(struct dns_mx *v, size_t n, const char *self)
+/* addr (16 octets for AF_INET6, 4 for AF_INET) is loopback or the
+ * address of one of our interfaces. */
+static int addr_is_local(int af, const unsigned char *addr)
+{
+	static const unsigned char lo6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+	if ((af == AF_INET && addr[0] == 127) || (af == AF_INET6 && memcmp(addr, lo6, 16) == 0))
+		return 1;
+	struct ifaddrs *ifs, *i;
+	int found = 0;
+	if (getifaddrs(&ifs) < 0)
+		return 0;
+	for (i = ifs; i && !found; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != af)
+			continue;
+		if (af == AF_INET)
+			found =
+			    memcmp(&((struct sockaddr_in *)i->ifa_addr)->sin_addr, addr, 4) == 0;
+		else
+			found =
+			    memcmp(&((struct sockaddr_in6 *)i->ifa_addr)->sin6_addr, addr, 16) == 0;
+	}
+	freeifaddrs(ifs);
+	return found;
+}
+
+/* The address of sa as af and octets; a v4-mapped IPv6 one is IPv4. */
+static int sockaddr_octets(const struct sockaddr_storage *ss, int *af, unsigned char *out)
+{
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (ss->ss_family == AF_INET) {
+		*af = AF_INET;
+		memcpy(out, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const unsigned char *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+		*af = memcmp(a, mapped, 12) == 0 ? AF_INET : AF_INET6;
+		memcpy(out, *af == AF_INET ? a + 12 : a, *af == AF_INET ? 4 : 16);
+		return 0;
+	}
+	return -1;
+}
+
+int dns_is_self(const struct dns_self *self, const char *host)
+{
+	static const unsigned char any[16];
+	size_t hl = strlen(host);
+	/* A trailing dot is the same name. */
+	if (hl > 0 && host[hl - 1] == '.')
+		hl--;
+	if (self->name && strlen(self->name) == hl && ascii_strncasecmp(host, self->name, hl) == 0)
+		return 1;
+	unsigned char a[16], l[16];
+	int af = AF_INET, laf;
+	if (inet_pton(AF_INET, host, a) != 1) {
+		af = AF_INET6;
+		if (inet_pton(AF_INET6, host, a) != 1)
+			return 0; /* a name, and not ours */
+	}
+	for (size_t i = 0; i < self->nlisten; i++) {
+		const struct sockaddr_storage *ss = &self->listen[i];
+		if (sockaddr_port((const struct sockaddr *)ss) != self->port ||
+		    sockaddr_octets(ss, &laf, l) < 0)
+			continue;
+		int wild = memcmp(l, any, laf == AF_INET ? 4 : 16) == 0;
+		/* "[::]:25" takes IPv4 connections too (unless V6ONLY):
+		 * counting it as ours errs on the side of no loop. */
+		if (wild && (laf == af || (laf == AF_INET6 && af == AF_INET)) &&
+		    addr_is_local(af, a))
+			return 1;
+		if (!wild && laf == af && memcmp(l, a, af == AF_INET ? 4 : 16) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+size_t dns_mx_prune_self(struct dns_mx *v, size_t n, const struct dns_self *self)
 {
 	for (size_t i = 0; i < n; i++) {
-		size_t hl = strlen(v[i].host);
-		/* A trailing dot is the same name. */
-		if (hl > 0 && v[i].host[hl - 1] == '.')
-			hl--;
-		if (strlen(self) == hl && ascii_strncasecmp(v[i].host, self, hl) == 0) {
+		if (dns_is_self(self, v[i].host)) {
 			unsigned pref = v[i].pref;
 			size_t keep = 0;
 			while (keep < n && v[keep].pref < pref)

@@ -69,9 +69,24 @@ void dns_query_cancel(struct dns_query *q);
 void dns_mx_free(struct dns_mx *v, size_t n);
 /* Sort an MX list by preference, random order among equal ones. */
 void dns_mx_sort(struct dns_mx *v, size_t n);
+/* Who we are, for the loop rule: our host name, and our listening
+ * sockets with the port a connection would go to. A host given as an
+ * address (an address literal, or an MX record naming an address) is us
+ * when a connection to it on port would reach one of the listeners: the
+ * same address, or any local address (loopback or an interface's) under
+ * a wildcard listener of that port. */
+struct dns_self {
+	const char *name;
+	const struct sockaddr_storage *listen;
+	size_t nlisten;
+	unsigned port;
+};
+
+/* Whether host (a name or a numeric address) is us. */
+int dns_is_self(const struct dns_self *self, const char *host);
 /* Apply RFC 5321 section 5.1's loop rule: if one of the hosts is us
- * (self, case-insensitive), drop it and every host whose preference is
- * the same or higher. Returns the count left. The list must be sorted. */
-size_t dns_mx_prune_self(struct dns_mx *v, size_t n, const char *self);
+ * (dns_is_self), drop it and every host whose preference is the same or
+ * higher. Returns the count left. The list must be sorted. */
+size_t dns_mx_prune_self(struct dns_mx *v, size_t n, const struct dns_self *self);
 
 #endif

@@ -14,7 +14,10 @@
  * 5.1: for "mx" (or "smtp:host") the MX records from the lowest
  * preference, random among equal ones; a domain without MX records is its
  * own mail host; a list that names us stops before our own preference, so
- * two MXes never bounce mail between each other. A host that cannot be
+ * two MXes never bounce mail between each other. An address-literal
+ * domain ("[192.0.2.1]") is never looked up: that address is the one
+ * host, under the same loop rule (one of our listeners is a 5.4.6 loop),
+ * and a malformed literal bounces with 5.1.2. A host that cannot be
  * reached, or fails as a whole (greeting, EHLO, TLS that the policy
  * requires), hands over to the next address or host, at most
  * REMOTE_MAX_ADDRS in all; only when all have failed are the recipients
@@ -348,6 +351,38 @@ static void next_addr(struct remote_job *j)
 	                 &j->opts, j->relay, job_cb, j);
 }
 
+/* The hosts of the destination, best first: try them, less those that
+ * are us (RFC 5321 5.1); none left is a loop. name is the destination. */
+static void mx_start(struct remote_job *j, struct dns_mx *v, size_t n, const char *name)
+{
+	char t[600];
+	struct dns_self self = {j->self, j->listen, j->nlisten, j->port};
+	char addr[300];
+	strlcpy_tmx(addr, n > 0 ? v[0].host : "", sizeof(addr));
+	size_t left = dns_mx_prune_self(v, n, &self);
+	if (left == 0) {
+		/* RFC 3463 X.4.6, permanent: only a change of DNS or of our
+		 * configuration can end the loop, and the sender should hear
+		 * of it now, not after the queue lifetime. */
+		free(v); /* the hosts were freed by the prune */
+		if (name[0] == '[')
+			smtp_local_reply(
+			    t, sizeof(t), 554, "5.4.6",
+			    "mail for %s loops back to myself (I listen on %s port %u)", name, addr,
+			    j->port);
+		else
+			smtp_local_reply(t, sizeof(t), 554, "5.4.6",
+			                 "mail for %s loops back to myself (lowest MX is %s)", name,
+			                 j->self);
+		finish_all(j, 554, t);
+		return;
+	}
+	j->mx = v;
+	j->nmx = left;
+	j->mxi = 0;
+	next_host(j);
+}
+
 static void mx_cb(void *arg, int st, struct dns_mx *v, size_t n, const char *err)
 {
 	struct remote_job *j = arg;
@@ -372,22 +407,24 @@ static void mx_cb(void *arg, int st, struct dns_mx *v, size_t n, const char *err
 		v[0].host = xstrdup(name);
 		n = 1;
 	}
-	size_t left = dns_mx_prune_self(v, n, j->self);
-	if (left == 0) {
-		/* RFC 3463 X.4.6, permanent: only a change of DNS or of our
-		 * configuration can end the loop, and the sender should hear
-		 * of it now, not after the queue lifetime. */
-		free(v); /* the hosts were freed by the prune */
-		smtp_local_reply(t, sizeof(t), 554, "5.4.6",
-		                 "mail for %s loops back to myself (lowest MX is %s)", name,
-		                 j->self);
-		finish_all(j, 554, t);
+	mx_start(j, v, n, name);
+}
+
+/* RFC 5321 5.1: an address literal is not looked up; it is the one host
+ * of the destination, so the loop rule applies to it as to an MX list. */
+static void literal_start(struct remote_job *j)
+{
+	char host[ROUTE_LITERAL_MAX], t[600];
+	if (route_literal(j->domain, host, sizeof(host), NULL) < 0) {
+		/* RFC 3463 X.1.2: bad destination system address. */
+		smtp_local_reply(t, sizeof(t), 550, "5.1.2", "bad address literal %.280s",
+		                 j->domain);
+		finish_all(j, 550, t);
 		return;
 	}
-	j->mx = v;
-	j->nmx = left;
-	j->mxi = 0;
-	next_host(j);
+	struct dns_mx *v = xcalloc(1, sizeof(*v));
+	v[0].host = xstrdup(host);
+	mx_start(j, v, 1, j->domain);
 }
 
 static void resolve(struct remote_job *j)
@@ -421,7 +458,11 @@ static void resolve(struct remote_job *j)
 		j->q = dns_addr_query(d, j->host, j->port, addr_cb, j);
 		return;
 	}
-	j->port = j->route.kind == ROUTE_SMTP_MX ? j->route.port : 25;
+	j->port = j->route.port;
+	if (j->route.kind == ROUTE_MX && j->domain[0] == '[') {
+		literal_start(j);
+		return;
+	}
 	j->q =
 	    dns_mx_query(d, j->route.kind == ROUTE_SMTP_MX ? j->route.host : j->domain, mx_cb, j);
 }

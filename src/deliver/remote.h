@@ -7,7 +7,9 @@
 #ifndef TEMPOMX_REMOTE_H
 #define TEMPOMX_REMOTE_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "route.h"
 #include "smtp_client.h"
@@ -26,8 +28,10 @@ typedef void (*remote_done_fn)(struct remote_job *j);
 struct remote_job {
 	/* in */
 	struct route route;
-	char domain[256]; /* the recipients' domain (for "mx") */
-	const char *self; /* our host name: never deliver to ourselves */
+	char domain[256];                      /* the recipients' domain (for "mx") */
+	const char *self;                      /* our host name: never deliver to ourselves */
+	const struct sockaddr_storage *listen; /* our listeners, likewise */
+	size_t nlisten;
 	const char *dns_servers;
 	int connect_timeout;
 	int64_t reuse_time; /* seconds a session is kept for the next message; 0 = off */

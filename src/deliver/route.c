@@ -3,11 +3,15 @@
  *
  * The table is the "transport" setting: items "domain=transport"
  * separated by white space or commas (repeated lines add up). A key that
- * starts with a dot matches every subdomain. Local domains not in the
- * table go to their Maildir; anything else takes "default_transport".
+ * starts with a dot matches every subdomain. An address literal
+ * ("[192.0.2.1]", "[IPv6:2001:db8::1]") is matched as an address: an
+ * entry written as a literal matches the same address however it is
+ * spelt, and never as a subdomain. Local domains not in the table go to
+ * their Maildir; anything else takes "default_transport".
  * Called by delivery.c for each recipient; the table is parsed on each
  * lookup, which is cheap for the few entries a small site has.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,12 +79,46 @@ static int parse_hostport(const char *s, struct route *r, int *bracketed, char *
 	return 0;
 }
 
+int route_literal(const char *domain, char *host, size_t hostlen, int *v6)
+{
+	char body[ROUTE_LITERAL_MAX];
+	unsigned char bin[16];
+	size_t len = strlen(domain);
+	if (len == 0 || domain[0] != '[')
+		return 0;
+	if (len < 3 || domain[len - 1] != ']' || len - 2 >= sizeof(body))
+		return -1;
+	memcpy(body, domain + 1, len - 2);
+	body[len - 2] = '\0';
+	/* RFC 5321 4.1.3: the "IPv6:" tag is case-insensitive; anything
+	 * else must be a dotted quad (a general literal is not usable). */
+	int six = ascii_strncasecmp(body, "IPv6:", 5) == 0;
+	int af = six ? AF_INET6 : AF_INET;
+	const char *num = six ? body + 5 : body;
+	if (inet_pton(af, num, bin) != 1)
+		return -1;
+	if (inet_ntop(af, bin, host, (socklen_t)hostlen) == NULL)
+		return -1;
+	if (v6)
+		*v6 = six;
+	return 1;
+}
+
 int route_parse(const char *text, struct route *r, char *err, size_t errlen)
 {
 	int br;
 	memset(r, 0, sizeof(*r));
 	r->port = 25;
 	if (strcmp(text, "mx") == 0) {
+		r->kind = ROUTE_MX;
+		return 0;
+	}
+	if (strcmp(text, "smtp:") == 0 || strncmp(text, "smtp::", 6) == 0) {
+		/* No host: the recipient domain's own MX, on another port. */
+		if (text[5] == ':' && parse_port(text + 6, &r->port) < 0) {
+			snprintf(err, errlen, "bad port");
+			return -1;
+		}
 		r->kind = ROUTE_MX;
 		return 0;
 	}
@@ -151,6 +189,8 @@ static int table_walk(const char *table, int (*fn)(void *, const char *, size_t,
 
 struct match {
 	const char *domain;
+	int literal; /* 1: an address literal (canonical in lit), -1: a bad one */
+	char lit[ROUTE_LITERAL_MAX];
 	size_t best; /* length of the best key so far, 0 = none */
 	char transport[512];
 	int exact;
@@ -166,7 +206,17 @@ static int match_item(void *arg, const char *key, size_t klen, const char *trans
 		return -1;
 	size_t dl = strlen(m->domain);
 	int hit = 0;
-	if (key[0] == '.') {
+	char klit[ROUTE_LITERAL_MAX];
+	if (m->literal) {
+		/* The same address however it is spelt, never as a subdomain
+		 * of a ".parent" key. */
+		if (m->literal > 0)
+			hit = route_literal(key, klit, sizeof(klit), NULL) == 1 &&
+			      strcmp(klit, m->lit) == 0;
+		else
+			hit = strcmp(key, m->domain) == 0;
+		klen = (size_t)-1;
+	} else if (key[0] == '.') {
 		hit = dl > klen && ascii_strcasecmp(m->domain + dl - klen, key) == 0;
 	} else if (ascii_strcasecmp(m->domain, key) == 0) {
 		hit = 1;
@@ -183,6 +233,7 @@ int route_lookup(const struct config *cf, const char *domain, struct route *r, c
                  size_t errlen)
 {
 	struct match m = {.domain = domain, .err = err, .errlen = errlen};
+	m.literal = route_literal(domain, m.lit, sizeof(m.lit), NULL);
 	if (cf->transport && table_walk(cf->transport, match_item, &m, err, errlen) < 0)
 		return -1;
 	if (m.best > 0)
@@ -227,7 +278,10 @@ void route_format(const struct route *r, char *buf, size_t len)
 		snprintf(buf, len, "maildir");
 		break;
 	case ROUTE_MX:
-		snprintf(buf, len, "mx");
+		if (r->port == 25)
+			snprintf(buf, len, "mx");
+		else
+			snprintf(buf, len, "smtp::%u", r->port);
 		break;
 	case ROUTE_SMTP_MX:
 		snprintf(buf, len, "smtp:%s:%u", r->host, r->port);

@@ -9,9 +9,13 @@
 
 struct config;
 
+/* Room for the address of an address literal, as text. */
+#define ROUTE_LITERAL_MAX 64
+
 enum route_kind {
 	ROUTE_MAILDIR = 0,
-	ROUTE_MX,       /* "mx": MX lookup of the recipient domain */
+	ROUTE_MX,       /* "mx", "smtp:" or "smtp::port": MX lookup of the
+	                   recipient domain (an address literal: that address) */
 	ROUTE_SMTP_MX,  /* "smtp:host[:port]": MX lookup of host */
 	ROUTE_SMTP,     /* "smtp:[host]:port": that host, no MX lookup */
 	ROUTE_LMTP,     /* "lmtp:[host]:port" */
@@ -27,6 +31,12 @@ struct route {
 /* Parse one transport ("mx", "smtp:[10.0.0.5]:25" ...). Returns 0, or -1
  * with a reason in err. */
 int route_parse(const char *text, struct route *r, char *err, size_t errlen);
+/* An address-literal domain (RFC 5321 4.1.3): "[192.0.2.1]" or
+ * "[IPv6:2001:db8::1]" (tag in any case). Returns 0 when domain is no
+ * literal (it does not start with '['), -1 when it is a malformed one,
+ * 1 with the address in canonical numeric form in host (hostlen >=
+ * ROUTE_LITERAL_MAX) and *v6 (may be NULL) set for an IPv6 literal. */
+int route_literal(const char *domain, char *host, size_t hostlen, int *v6);
 /* The route of domain: the transport table first (exact domain, then
  * ".parent" entries, longest first), then maildir for local domains,
  * then default_transport. Returns 0, or -1 with err if the table or the

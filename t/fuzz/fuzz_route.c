@@ -1,11 +1,13 @@
 /*
  * fuzz_route.c: libFuzzer target for the delivery routing parsers
  * (src/deliver/route.c): one transport ("mx", "smtp:[host]:port",
- * "lmtp:unix:/path" ...) and the tls_policy setting. Any input must parse
- * or fail with a reason, and a parsed route must format back.
+ * "lmtp:unix:/path" ...), the tls_policy setting, and address-literal
+ * domains. Any input must parse or fail with a reason, a parsed route
+ * must format back, and a literal's canonical form must parse to itself.
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 	} else if (err[0] == '\0') {
 		abort(); /* a failure always says why */
+	}
+	char host[ROUTE_LITERAL_MAX], lit[ROUTE_LITERAL_MAX + 8], again_host[ROUTE_LITERAL_MAX];
+	int v6, v6again;
+	if (route_literal(text, host, sizeof(host), &v6) == 1) {
+		snprintf(lit, sizeof(lit), "[%s%s]", v6 ? "IPv6:" : "", host);
+		if (route_literal(lit, again_host, sizeof(again_host), &v6again) != 1 ||
+		    v6again != v6 || strcmp(host, again_host) != 0)
+			abort();
 	}
 	(void)route_tls_policy(text, "example.org", "mx1.example.org", err, sizeof(err));
 	(void)route_tls_policy(text, "sub.example.test", "192.0.2.7", err, sizeof(err));

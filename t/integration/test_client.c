@@ -5,16 +5,22 @@
  * jobs, a large message streamed byte for byte with SIZE=, connection
  * reuse (RSET after a failed transaction, a new connection when the idle
  * one was closed), timeouts mid-DATA, shutdown in the middle of a
- * transaction, LMTP over a unix socket, and the RFC 3463 codes of
- * failures that are ours (DNS, routing loops) in the RFC 3464 reports.
+ * transaction, LMTP over a unix socket, the RFC 3463 codes of failures
+ * that are ours (DNS, routing loops) in the RFC 3464 reports, and
+ * recipients at address literals (sent to that address, never looked
+ * up; refused, malformed, or naming us).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -443,5 +449,153 @@ Test(client, a_closed_idle_session_is_replaced)
 	cr_expect(!h_log_has(&D, "status=deferred"), "a closed idle session deferred mail");
 	h_daemon_stop(&D);
 	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+}
+
+/* RFC 5321 5.1: a recipient at an address literal goes to that address,
+ * here on the port of "smtp::port", with no DNS lookup (the resolver
+ * named is dead: a lookup would defer). [IPv6:::1] and [ipv6:0::1] are
+ * one destination, so they share one transaction. */
+Test(client, address_literal_is_the_destination)
+{
+	struct sink v4, v6;
+	base_conf();
+	int port = port_of_free();
+	ob_sink_start(&v4, D.dir, "v4", "127.0.0.9", port, NULL);
+	ob_sink_start(&v6, D.dir, "v6", "::1", port, NULL);
+	h_set(&D, "allow_address_literals", "yes");
+	h_set(&D, "dns_servers", "127.0.0.1:%d", port_of_free());
+	h_set(&D, "default_transport", "smtp::%d", port);
+	h_daemon_start(&D);
+
+	size_t len;
+	char *msg = h_make_message("client test", "literal-1", &len);
+	const char *rcpts[] = {"a@[127.0.0.9]", "b@[IPv6:::1]", "c@[ipv6:0::1]", NULL};
+	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@local.test", rcpts, msg, len), 250);
+	char *env = NULL;
+	int got = ob_sink_wait(&v4, 1, WAIT_MS, &env, NULL, NULL);
+	if (!got)
+		h_dump_log(&D, 30);
+	cr_assert(got, "nothing reached 127.0.0.9");
+	cr_expect(strstr(env, "rcpt a@[127.0.0.9]\n") != NULL, "%s", env);
+	free(env);
+	cr_assert(ob_sink_wait(&v6, 1, WAIT_MS, &env, NULL, NULL), "nothing reached ::1");
+	cr_expect(strstr(env, "rcpt b@[IPv6:::1]\nrcpt c@[ipv6:0::1]\n") != NULL, "%s", env);
+	free(env);
+	char relay[128];
+	snprintf(relay, sizeof(relay), "to=<a@[127.0.0.9]>, relay=127.0.0.9[127.0.0.9]:%d", port);
+	cr_expect(h_log_wait(&D, relay, 5000), "no log line %s", relay);
+	cr_expect(h_spool_wait_idle(&D, WAIT_MS));
+	cr_expect_eq(ob_sink_count(&v4), 1);
+	cr_expect_eq(ob_sink_count(&v6), 1, "the IPv6 literals did not share a transaction");
+	cr_expect(!h_log_has(&D, "lookup for"), "a literal was looked up in the DNS");
+	free(msg);
+	h_daemon_stop(&D);
+	ob_stop_py(v4.pid);
+	ob_stop_py(v6.pid);
+	h_check_sanitizers(&D);
+}
+
+/* Rewrite the deferred spool file that holds from into one with to
+ * (same length, so that no offset in the file moves). */
+static void spool_rewrite(const char *from, const char *to)
+{
+	char path[H_PATH + 32], file[H_PATH + 300];
+	snprintf(path, sizeof(path), "%s/deferred", D.spool);
+	DIR *dir = opendir(path);
+	cr_assert_not_null(dir, "%s", path);
+	struct dirent *de;
+	int done = 0;
+	while (!done && (de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
+		size_t flen;
+		char *f = h_read_file(file, &flen);
+		char *hit = f ? memmem(f, flen, from, strlen(from)) : NULL;
+		if (hit) {
+			FILE *fp = fopen(file, "r+");
+			cr_assert_not_null(fp, "%s", file);
+			cr_assert_eq(fseek(fp, hit - f, SEEK_SET), 0);
+			cr_assert_eq(fwrite(to, 1, strlen(to), fp), strlen(to));
+			cr_assert_eq(fclose(fp), 0);
+			done = 1;
+		}
+		free(f);
+	}
+	closedir(dir);
+	cr_assert(done, "no deferred message holds %s", from);
+}
+
+/* Under "mx" a literal goes to port 25 of the address, never to the DNS:
+ * nothing listens on 127.0.0.9:25, so the recipient is deferred with
+ * 4.4.1, not with an MX lookup failure. smtpd refuses a malformed
+ * literal, so only a spool file written elsewhere can hold one: the
+ * deferred message is edited to [999.0.0.9], which bounces with 5.1.2
+ * (bad destination system address). */
+Test(client, address_literal_refused_and_malformed)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(25)};
+	cr_assert(fd >= 0);
+	inet_pton(AF_INET, "127.0.0.9", &sin.sin_addr);
+	int listening = connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0;
+	close(fd);
+	if (listening)
+		cr_skip_test("something listens on 127.0.0.9:25");
+
+	base_conf();
+	h_set(&D, "allow_address_literals", "yes");
+	h_set(&D, "dns_servers", "127.0.0.1:%d", port_of_free());
+	h_set(&D, "retry_min", "2s");
+	h_daemon_start(&D);
+	send_one("u@[127.0.0.9]", "literal-2");
+	int got = h_log_wait(&D, "status=deferred (451 4.4.1 127.0.0.9[127.0.0.9]:25", WAIT_MS);
+	if (!got)
+		h_dump_log(&D, 30);
+	cr_assert(got, "the refused connection was not deferred with 4.4.1");
+	cr_expect(!h_log_has(&D, "lookup for"), "a literal was looked up in the DNS");
+	h_daemon_stop(&D);
+
+	spool_rewrite("u@[127.0.0.9]", "u@[999.0.0.9]");
+	h_daemon_start(&D);
+	char md[H_PATH];
+	h_maildir(&D, "local.test", "bob", md, sizeof(md));
+	int n = h_maildir_wait(md, 1, WAIT_MS);
+	if (n != 1)
+		h_dump_log(&D, 30);
+	cr_assert_eq(n, 1, "the malformed literal did not bounce");
+	check_bounce_status(md, "u@[999.0.0.9]", "5.1.2");
+	cr_expect(h_spool_wait_idle(&D, WAIT_MS));
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+}
+
+/* A literal naming one of our listeners loops: here a wildcard listener
+ * and [127.0.0.2] on its port. smtpd takes it as relaying (the client
+ * connected to 127.0.0.1), so only delivery can see the loop: 5.4.6. */
+Test(client, address_literal_naming_us_is_a_loop)
+{
+	base_conf();
+	int port = D.port;
+	h_set(&D, "listen", "*:%d", port);
+	h_set(&D, "allow_address_literals", "yes");
+	h_set(&D, "default_transport", "smtp::%d", port);
+	h_daemon_start(&D);
+	if (D.port != port) {
+		h_daemon_stop(&D);
+		cr_skip_test("port %d was taken; the harness moved to 127.0.0.1", port);
+	}
+	send_one("u@[127.0.0.2]", "literal-3");
+	char md[H_PATH];
+	h_maildir(&D, "local.test", "bob", md, sizeof(md));
+	int n = h_maildir_wait(md, 1, WAIT_MS);
+	if (n != 1)
+		h_dump_log(&D, 30);
+	cr_assert_eq(n, 1, "the loop did not bounce");
+	check_bounce_status(md, "u@[127.0.0.2]", "5.4.6");
+	cr_expect(h_log_has(&D, "loops back to myself (I listen on 127.0.0.2 port"));
+	cr_expect(h_spool_wait_idle(&D, WAIT_MS));
+	h_daemon_stop(&D);
 	h_check_sanitizers(&D);
 }

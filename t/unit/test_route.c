@@ -1,12 +1,13 @@
 /*
- * test_route.c: transports and the transport table (route.c), MX list
- * ordering and the loop rule (dns.c), the retry schedule (retry.c), and
- * server replies, EHLO keywords and dot-stuffing (smtp_proto.c).
+ * test_route.c: transports and the transport table (route.c), address
+ * literals as destinations, MX list ordering and the loop rule (dns.c), the retry schedule
+ * (retry.c), and server replies, EHLO keywords and dot-stuffing (smtp_proto.c).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "dns.h"
 #include "retry.h"
@@ -37,7 +38,11 @@ static const struct {
     {"smtp:[10.0.0.5]:65536", 0, 0, NULL, 0},
     {"smtp:[10.0.0.5]:x", 0, 0, NULL, 0},
     {"smtp:[10.0.0.5", 0, 0, NULL, 0},
-    {"smtp:", 0, 0, NULL, 0},
+    {"smtp:", 1, ROUTE_MX, "", 25},
+    {"smtp::2525", 1, ROUTE_MX, "", 2525},
+    {"smtp::0", 0, 0, NULL, 0},
+    {"smtp::x", 0, 0, NULL, 0},
+    {"smtp::", 0, 0, NULL, 0},
     {"smtp:bad/host", 0, 0, NULL, 0},
     {"uucp:host", 0, 0, NULL, 0},
     {"", 0, 0, NULL, 0},
@@ -150,7 +155,8 @@ Test(route, mx_sort_and_self)
 		seen_first[v[0].host[1] - '1'] = 1;
 		cr_expect_str_eq(v[3].host, "b.test");
 		/* We are c.test: c and d (same or higher preference) go. */
-		size_t n = dns_mx_prune_self(v, 6, "C.TEST");
+		struct dns_self self = {"C.TEST", NULL, 0, 25};
+		size_t n = dns_mx_prune_self(v, 6, &self);
 		cr_expect_eq(n, 4);
 		dns_mx_free(v, n);
 	}
@@ -163,12 +169,121 @@ Test(route, mx_sort_and_self)
 	v[0].pref = 5;
 	v[1].host = xstrdup("other.test");
 	v[1].pref = 10;
-	cr_expect_eq(dns_mx_prune_self(v, 2, "me.test"), 0);
+	struct dns_self me = {"me.test", NULL, 0, 25};
+	cr_expect_eq(dns_mx_prune_self(v, 2, &me), 0);
 	/* Not listed: untouched. */
 	v[0].host = xstrdup("x.test");
 	v[1].host = xstrdup("y.test");
-	cr_expect_eq(dns_mx_prune_self(v, 2, "me.test"), 2);
+	cr_expect_eq(dns_mx_prune_self(v, 2, &me), 2);
 	dns_mx_free(v, 2);
+}
+
+Test(route, literal_parse)
+{
+	static const struct {
+		const char *domain;
+		int rc, v6;
+		const char *host;
+	} cases[] = {
+	    {"example.org", 0, 0, NULL},
+	    {"", 0, 0, NULL},
+	    {"[192.0.2.1]", 1, 0, "192.0.2.1"},
+	    {"[IPv6:2001:db8::1]", 1, 1, "2001:db8::1"},
+	    {"[ipv6:2001:DB8:0:0::1]", 1, 1, "2001:db8::1"},
+	    {"[IPV6:::1]", 1, 1, "::1"},
+	    {"[IPv6:::ffff:192.0.2.1]", 1, 1, "::ffff:192.0.2.1"},
+	    {"[999.1.1.1]", -1, 0, NULL},
+	    {"[192.0.2]", -1, 0, NULL},
+	    {"[IPv6:zz]", -1, 0, NULL},
+	    {"[IPv6:192.0.2.1]", -1, 0, NULL},
+	    {"[2001:db8::1]", -1, 0, NULL},
+	    {"[x-tag:stuff]", -1, 0, NULL},
+	    {"[192.0.2.1", -1, 0, NULL},
+	    {"[]", -1, 0, NULL},
+	    {"[", -1, 0, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char host[ROUTE_LITERAL_MAX] = "";
+		int v6 = -1;
+		int rc = route_literal(cases[i].domain, host, sizeof(host), &v6);
+		cr_expect_eq(rc, cases[i].rc, "'%s': %d", cases[i].domain, rc);
+		if (rc == 1 && cases[i].rc == 1) {
+			cr_expect_str_eq(host, cases[i].host, "'%s'", cases[i].domain);
+			cr_expect_eq(v6, cases[i].v6, "'%s'", cases[i].domain);
+		}
+	}
+}
+
+/* A literal recipient follows default_transport like any domain (mx: to
+ * the address itself, remote.c); an admin's table entry for a literal
+ * matches the address however it is spelt, and no ".parent" entry
+ * ever matches a literal. */
+Test(route, literal_lookup)
+{
+	struct config cf;
+	struct route r;
+	char err[200];
+	load(&cf, "transport = [192.0.2.1]=smtp:[10.0.0.5]:26 "
+	          "[IPv6:2001:db8::1]=lmtp:[127.0.0.1]:24 .1]=smtp:[10.0.0.9]\n"
+	          "default_transport = smtp::2525\n");
+	cr_assert_eq(route_check(&cf, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(route_lookup(&cf, "[192.0.2.1]", &r, err, sizeof(err)), 0);
+	cr_expect_eq(r.kind, ROUTE_SMTP);
+	cr_expect_str_eq(r.host, "10.0.0.5");
+	cr_assert_eq(route_lookup(&cf, "[ipv6:2001:DB8:0::1]", &r, err, sizeof(err)), 0);
+	cr_expect_eq(r.kind, ROUTE_LMTP);
+	cr_assert_eq(route_lookup(&cf, "[192.0.2.2]", &r, err, sizeof(err)), 0);
+	cr_expect_eq(r.kind, ROUTE_MX, "'.1]' matched a literal");
+	cr_expect_eq(r.port, 2525);
+	cr_assert_eq(route_lookup(&cf, "[999.1.1.1]", &r, err, sizeof(err)), 0);
+	cr_expect_eq(r.kind, ROUTE_MX, "a bad literal goes to remote.c, which bounces it");
+	conf_free(&cf);
+
+	load(&cf, "local_domains = local.test\n");
+	cr_assert_eq(route_lookup(&cf, "[192.0.2.1]", &r, err, sizeof(err)), 0);
+	cr_expect_eq(r.kind, ROUTE_MX);
+	cr_expect_eq(r.port, 25);
+	conf_free(&cf);
+}
+
+static void listener(struct sockaddr_storage *ss, const char *text)
+{
+	socklen_t len;
+	cr_assert_eq(sockaddr_parse_listen(text, ss, &len), 0, "%s", text);
+}
+
+/* The loop rule for addresses: a literal (or an MX host written as an
+ * address) is us when the connection would reach one of our listeners. */
+Test(route, self_by_address)
+{
+	struct sockaddr_storage l[2];
+	listener(&l[0], "192.0.2.1:25");
+	listener(&l[1], "[2001:db8::1]:2525");
+	struct dns_self self = {"mx.example.test", l, 2, 25};
+	cr_expect(dns_is_self(&self, "MX.example.test."));
+	cr_expect(dns_is_self(&self, "192.0.2.1"));
+	cr_expect(!dns_is_self(&self, "192.0.2.2"));
+	cr_expect(!dns_is_self(&self, "2001:db8::1"), "another port is not us");
+	cr_expect(!dns_is_self(&self, "127.0.0.1"), "no wildcard listener");
+	self.port = 2525;
+	cr_expect(dns_is_self(&self, "2001:db8::1"));
+	cr_expect(!dns_is_self(&self, "192.0.2.1"));
+
+	/* A wildcard listener is every local address on its port. */
+	listener(&l[0], "*:2526");
+	struct dns_self wild = {"mx.example.test", l, 1, 2526};
+	cr_expect(dns_is_self(&wild, "127.0.0.1"));
+	cr_expect(dns_is_self(&wild, "127.0.0.2"));
+	cr_expect(!dns_is_self(&wild, "192.0.2.77"), "not an address of this host");
+	wild.port = 25;
+	cr_expect(!dns_is_self(&wild, "127.0.0.1"));
+
+	/* The literal is the one host of its destination: ours, none left. */
+	struct dns_mx *v = xcalloc(1, sizeof(*v));
+	v[0].host = xstrdup("127.0.0.9");
+	wild.port = 2526;
+	cr_expect_eq(dns_mx_prune_self(v, 1, &wild), 0);
+	free(v);
 }
 
 Test(route, dotstuff)
