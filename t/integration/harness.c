@@ -297,7 +297,7 @@ void h_chown_run_user(const char *path)
 
 /* A port that was free a moment ago, outside the kernel's ephemeral range
  * so client sockets of parallel tests do not take it. */
-static int free_port(void)
+int h_free_port(void)
 {
 	static unsigned seed;
 
@@ -340,7 +340,7 @@ void h_daemon_init(struct h_daemon *d)
 	cr_assert_eq(chown(d->mail, uid, gid), 0, "chown %s: %s", d->mail, strerror(errno));
 	registry_add(d);
 
-	d->port = free_port();
+	d->port = h_free_port();
 	h_set(d, "listen", "127.0.0.1:%d", d->port);
 	h_set(d, "spool_directory", "%s", d->spool);
 	h_set(d, "user", "%s", user);
@@ -552,7 +552,7 @@ void h_daemon_start(struct h_daemon *d)
 		if (d->pid == 0 && h_log_has(d, "in use")) {
 			/* Someone took the port between our check and the
 			 * daemon's bind: try another one. */
-			d->port = free_port();
+			d->port = h_free_port();
 			h_set(d, "listen", "127.0.0.1:%d", d->port);
 			continue;
 		}

@@ -81,6 +81,9 @@ int h_daemon_try_start(struct h_daemon *d, int timeout_ms);
  * (listeners bound, children being forked, none ready yet): 0, or -1
  * when it exited or did not get that far in time. */
 int h_daemon_spawn(struct h_daemon *d, int timeout_ms);
+/* A loopback port that was free a moment ago, outside the kernel's
+ * ephemeral range so client sockets of parallel tests do not take it. */
+int h_free_port(void);
 /* SIGTERM, wait up to timeout_ms, then SIGKILL the daemon and its
  * children. Returns the waitpid status. Then fails the test (cr_expect)
  * when the log holds a sanitizer report or when the daemon did not exit

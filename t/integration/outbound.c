@@ -115,19 +115,6 @@ int ob_sink_count(struct sink *s)
 	}
 }
 
-/* A free loopback port: the kernel picks one, we close it again. */
-int port_of_free(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert(fd >= 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
 /* Check a Maildir file is an RFC 3464 report about rcpt with status. */
 void ob_check_dsn_action(const char *path, const char *rcpt, const char *status,
                          const char *subject, const char *action)
@@ -186,4 +173,14 @@ int ob_sink_conn_of(struct sink *s, int n)
 int ob_sink_maxconc(struct sink *s, int n)
 {
 	return ob_sink_field(s, n, "maxconc");
+}
+
+void ob_base_conf(struct h_daemon *d)
+{
+	h_daemon_init(d);
+	h_set(d, "local_domains", "local.test");
+	h_set(d, "mynetworks", "127.0.0.1/32");
+	h_set(d, "retry_min", "1s");
+	h_set(d, "retry_max", "2s");
+	h_set(d, "queue_rescan_interval", "1s");
 }

@@ -38,7 +38,9 @@ int ob_sink_conn_of(struct sink *s, int n);
 /* The most connections the sink saw at once, up to transaction n. */
 int ob_sink_maxconc(struct sink *s, int n);
 /* A free loopback port: the kernel picks one, we close it again. */
-int port_of_free(void);
+/* A daemon set up for the delivery tests: local.test is local, 127.0.0.1
+ * may relay, retries every second or two, rescans every second. */
+void ob_base_conf(struct h_daemon *d);
 /* Check a Maildir file is an RFC 3464 report about rcpt with status. */
 void ob_check_dsn_action(const char *path, const char *rcpt, const char *status,
                          const char *subject, const char *action);

@@ -33,12 +33,7 @@ static struct h_daemon D;
 
 static void base_conf(void)
 {
-	h_daemon_init(&D);
-	h_set(&D, "local_domains", "local.test");
-	h_set(&D, "mynetworks", "127.0.0.1/32");
-	h_set(&D, "retry_min", "1s");
-	h_set(&D, "retry_max", "2s");
-	h_set(&D, "queue_rescan_interval", "1s");
+	ob_base_conf(&D);
 }
 
 static void send_one(const char *rcpt, const char *token)
@@ -55,8 +50,8 @@ Test(client, pipelining_is_used_only_when_offered)
 	struct sink p, np;
 	static const char *const nopipe[] = {"--no-pipelining", NULL};
 	base_conf();
-	ob_sink_start(&p, D.dir, "pipe", "127.0.0.1", port_of_free(), NULL);
-	ob_sink_start(&np, D.dir, "nopipe", "127.0.0.1", port_of_free(), nopipe);
+	ob_sink_start(&p, D.dir, "pipe", "127.0.0.1", h_free_port(), NULL);
+	ob_sink_start(&np, D.dir, "nopipe", "127.0.0.1", h_free_port(), nopipe);
 	h_set(&D, "transport", "pipe.test=smtp:[127.0.0.1]:%d nopipe.test=smtp:[127.0.0.1]:%d",
 	      p.port, np.port);
 	h_daemon_start(&D);
@@ -99,7 +94,7 @@ static int limit_round(const char *reuse, int *nconn)
 	static const char *const slow[] = {"--delay", "0.2", NULL};
 	enum { N = 30 };
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), slow);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "max_connections_per_destination", "2");
 	h_set(&D, "smtp_connection_reuse_time", "%s", reuse);
@@ -152,7 +147,7 @@ Test(client, total_connection_limit_spans_destinations)
 	struct sink s;
 	static const char *const slow[] = {"--delay", "0.2", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), slow);
 	h_set(&D, "transport", "one.test=smtp:[127.0.0.1]:%d two.test=smtp:[localhost]:%d", s.port,
 	      s.port);
 	h_set(&D, "max_outbound_connections", "1");
@@ -180,7 +175,7 @@ Test(client, rset_after_a_failed_transaction_on_a_reused_session)
 	struct sink s;
 	static const char *const tf[] = {"--tempfail", "1", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), tf);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), tf);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_connection_reuse_time", "60s");
 	h_daemon_start(&D);
@@ -204,7 +199,7 @@ Test(client, stall_mid_data_defers_with_4_4_2)
 	struct sink s;
 	static const char *const stall[] = {"--stall-data", "30", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_command_timeout", "2s");
 	h_set(&D, "smtp_data_timeout", "2s");
@@ -233,7 +228,7 @@ Test(client, shutdown_mid_transaction_leaves_the_recipient_pending)
 	struct sink s;
 	static const char *const stall[] = {"--stall", "60", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "retry_min", "1s");
 	h_daemon_start(&D);
@@ -282,7 +277,7 @@ static void check_bounce_status(const char *md, const char *rcpt, const char *st
 Test(client, dsn_codes_for_nxdomain_and_mx_loop)
 {
 	base_conf();
-	int dport = port_of_free();
+	int dport = h_free_port();
 	char zone[H_PATH + 16], ready[H_PATH + 16], dp[16];
 	snprintf(zone, sizeof(zone), "%s/zone", D.dir);
 	snprintf(ready, sizeof(ready), "%s/dns.ready", D.dir);
@@ -351,7 +346,7 @@ Test(client, large_message_is_streamed_byte_exact)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -399,7 +394,7 @@ Test(client, helo_when_ehlo_is_refused)
 	struct sink s;
 	static const char *const noehlo[] = {"--no-ehlo", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), noehlo);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), noehlo);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -429,7 +424,7 @@ Test(client, a_closed_idle_session_is_replaced)
 	struct sink s;
 	static const char *const hang[] = {"--hang-up", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), hang);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), hang);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_connection_reuse_time", "60s");
 	h_daemon_start(&D);
@@ -460,11 +455,11 @@ Test(client, address_literal_is_the_destination)
 {
 	struct sink v4, v6;
 	base_conf();
-	int port = port_of_free();
+	int port = h_free_port();
 	ob_sink_start(&v4, D.dir, "v4", "127.0.0.9", port, NULL);
 	ob_sink_start(&v6, D.dir, "v6", "::1", port, NULL);
 	h_set(&D, "allow_address_literals", "yes");
-	h_set(&D, "dns_servers", "127.0.0.1:%d", port_of_free());
+	h_set(&D, "dns_servers", "127.0.0.1:%d", h_free_port());
 	h_set(&D, "default_transport", "smtp::%d", port);
 	h_daemon_start(&D);
 
@@ -546,7 +541,7 @@ Test(client, address_literal_refused_and_malformed)
 
 	base_conf();
 	h_set(&D, "allow_address_literals", "yes");
-	h_set(&D, "dns_servers", "127.0.0.1:%d", port_of_free());
+	h_set(&D, "dns_servers", "127.0.0.1:%d", h_free_port());
 	h_set(&D, "retry_min", "2s");
 	h_daemon_start(&D);
 	send_one("u@[127.0.0.9]", "literal-2");

@@ -29,19 +29,14 @@ static struct h_daemon D;
 
 static void base_conf(void)
 {
-	h_daemon_init(&D);
-	h_set(&D, "local_domains", "local.test");
-	h_set(&D, "mynetworks", "127.0.0.1/32");
-	h_set(&D, "retry_min", "1s");
-	h_set(&D, "retry_max", "2s");
-	h_set(&D, "queue_rescan_interval", "1s");
+	ob_base_conf(&D);
 }
 
 Test(outbound, relay_is_byte_exact_pipelined_and_shares_a_transaction)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -82,7 +77,7 @@ Test(outbound, temporary_failure_is_retried)
 	struct sink s;
 	static const char *const tf[] = {"--tempfail", "2", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), tf);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), tf);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -108,7 +103,7 @@ Test(outbound, permanent_failure_bounces_as_rfc3464)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 
@@ -147,7 +142,7 @@ Test(outbound, queue_lifetime_expiry_bounces)
 {
 	base_conf();
 	/* Nothing listens there: every attempt fails to connect. */
-	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", port_of_free());
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", h_free_port());
 	h_set(&D, "queue_lifetime", "3s");
 	h_daemon_start(&D);
 
@@ -183,9 +178,9 @@ Test(outbound, undeliverable_bounce_is_dropped_after_its_own_lifetime)
 	 * report cannot be delivered. queue_lifetime stays at its 5 days:
 	 * only bounce_queue_lifetime can end the report. (A mail loop no
 	 * longer serves here: smtpd refuses it at DATA.) */
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "transport", "remote.test=smtp:[127.0.0.1]:%d", s.port);
-	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", port_of_free());
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", h_free_port());
 	h_set(&D, "bounce_queue_lifetime", "3s");
 	h_daemon_start(&D);
 
@@ -210,7 +205,7 @@ Test(outbound, bounce_to_the_null_sender_is_dropped)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -230,7 +225,7 @@ Test(outbound, mx_preference_fallback_a_records_and_self)
 {
 	struct sink s;
 	base_conf();
-	int port = port_of_free(), dport = port_of_free();
+	int port = h_free_port(), dport = h_free_port();
 	/* The sink listens on 127.0.0.4 only; 127.0.0.3 refuses. */
 	ob_sink_start(&s, D.dir, "sink", "127.0.0.4", port, NULL);
 	char zone[H_PATH + 16], ready[H_PATH + 16], dp[16];
@@ -296,7 +291,7 @@ Test(outbound, lmtp_reports_per_recipient)
 	struct sink s;
 	static const char *const lm[] = {"--lmtp", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", port_of_free(), lm);
+	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", h_free_port(), lm);
 	h_set(&D, "transport", "local.test=lmtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -327,7 +322,7 @@ Test(outbound, mx_without_dns_defers)
 {
 	base_conf();
 	/* Nothing answers DNS there: the lookup fails temporarily. */
-	h_set(&D, "dns_servers", "127.0.0.1:%d", port_of_free());
+	h_set(&D, "dns_servers", "127.0.0.1:%d", h_free_port());
 	h_daemon_start(&D);
 	size_t len;
 	char *msg = h_make_message("no dns", "nodns-1", &len);
@@ -383,8 +378,8 @@ Test(outbound, starttls_may_encrypt_and_verify)
 	base_conf();
 	make_cert(cert, key, sizeof(cert));
 	const char *tls[] = {"--tls", cert, key, NULL};
-	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", port_of_free(), tls);
-	ob_sink_start(&plain, D.dir, "plain", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", h_free_port(), tls);
+	ob_sink_start(&plain, D.dir, "plain", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "transport",
 	      "may.test=smtp:[127.0.0.1]:%d verify.test=smtp:[127.0.0.1]:%d "
 	      "strict.test=smtp:[127.0.0.1]:%d",
@@ -435,7 +430,7 @@ Test(outbound, verify_refuses_an_unknown_certificate)
 	base_conf();
 	make_cert(cert, key, sizeof(cert));
 	const char *tls[] = {"--tls", cert, key, NULL};
-	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", port_of_free(), tls);
+	ob_sink_start(&s, D.dir, "tls", "127.0.0.1", h_free_port(), tls);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	/* The system store does not know the self-signed certificate. */
 	h_set(&D, "tls_policy", "verify");
@@ -536,7 +531,7 @@ Test(outbound, delivery_killed_mid_transaction_loses_nothing)
 	struct sink s;
 	static const char *const stall[] = {"--stall", "30", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), stall);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), stall);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_daemon_start(&D);
 	size_t len;
@@ -581,7 +576,7 @@ Test(outbound, lmtp_into_dovecot)
 		return;
 	}
 	base_conf();
-	int lport = port_of_free();
+	int lport = h_free_port();
 	char dv[H_PATH + 16], conf[H_PATH + 32], users[H_PATH + 32], store[H_PATH + 32];
 	snprintf(dv, sizeof(dv), "%s/dovecot", D.dir);
 	snprintf(conf, sizeof(conf), "%s/dovecot.conf", dv);
@@ -677,7 +672,7 @@ static void reuse_round(const char *reuse, int same)
 {
 	struct sink s;
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), NULL);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "smtp_connection_reuse_time", "%s", reuse);
 	h_daemon_start(&D);
@@ -788,7 +783,7 @@ Test(outbound, unknown_recipients_are_refused_at_rcpt)
 Test(outbound, delay_warning_is_sent_once)
 {
 	base_conf();
-	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", port_of_free());
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", h_free_port());
 	h_set(&D, "delay_warning_time", "2s");
 	h_set(&D, "retry_max", "1s");
 	h_daemon_start(&D);
@@ -822,7 +817,7 @@ static int concurrency_round(const char *limit)
 	struct sink s;
 	static const char *const slow[] = {"--delay", "0.4", NULL};
 	base_conf();
-	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", port_of_free(), slow);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), slow);
 	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
 	h_set(&D, "delivery_threads", "4");
 	h_set(&D, "smtp_connection_reuse_time", "0");

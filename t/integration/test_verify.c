@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "outbound.h"
 
 TestSuite(verify, .init = h_setup, .fini = h_teardown, .timeout = 90);
 
@@ -44,26 +45,9 @@ struct dovecot {
 	char store[H_PATH + 32];  /* the mailboxes: <store>/<user>/Maildir */
 };
 
-static int port_of_free(void)
-{
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert(fd >= 0);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
-}
-
 static void base_conf(void)
 {
-	h_daemon_init(&D);
-	h_set(&D, "local_domains", "local.test");
-	h_set(&D, "mynetworks", "127.0.0.1/32");
-	h_set(&D, "retry_min", "1s");
-	h_set(&D, "retry_max", "2s");
-	h_set(&D, "queue_rescan_interval", "1s");
+	ob_base_conf(&D);
 }
 
 static int have_dovecot(void)
@@ -79,7 +63,7 @@ static int have_dovecot(void)
 static int dovecot_start(struct dovecot *dv)
 {
 	char dir[H_PATH + 16], conf[H_PATH + 32], users[H_PATH + 32];
-	dv->port = port_of_free();
+	dv->port = h_free_port();
 	snprintf(dir, sizeof(dir), "%s/dovecot", D.dir);
 	snprintf(conf, sizeof(conf), "%s/dovecot.conf", dir);
 	snprintf(users, sizeof(users), "%s/users", dir);
@@ -390,7 +374,7 @@ Test(verify, unix_socket_target)
 static void store_down(const char *failure, int want)
 {
 	base_conf();
-	h_set(&D, "recipient_verify", "lmtp:[127.0.0.1]:%d", port_of_free());
+	h_set(&D, "recipient_verify", "lmtp:[127.0.0.1]:%d", h_free_port());
 	if (failure)
 		h_set(&D, "recipient_verify_failure", "%s", failure);
 	h_daemon_start(&D);
