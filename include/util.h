@@ -45,6 +45,10 @@ int set_cloexec(int fd);
 /* fsync a directory by path or by descriptor. */
 int fsync_dir_path(const char *path);
 int fsync_dirfd(int dirfd);
+/* Read size octets (a file's st_size) from fd into a new buffer with a
+ * NUL after them; *got receives how many there were (fewer if the file
+ * shrank). Returns the buffer, or NULL with errno on a read error. */
+char *read_fd_all(int fd, size_t size, size_t *got);
 /* mkdir -p with the given mode for each created component. */
 int mkdir_p(const char *path, mode_t mode);
 

@@ -148,15 +148,12 @@ int whitelist_load(struct whitelist *wl, const char *path, char *err, size_t err
 		close(fd);
 		return -1;
 	}
-	size_t size = (size_t)st.st_size, got = 0;
-	char *buf = xmalloc(size + 1);
-	while (got < size) {
-		ssize_t r = read(fd, buf + got, size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
+	size_t got;
+	char *buf = read_fd_all(fd, (size_t)st.st_size, &got);
+	if (buf == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
 	}
 	close(fd);
 	char e[200];

@@ -674,16 +674,9 @@ int conf_load(const char *path, struct config *cf, char *err, size_t errlen)
 		         S_ISREG(st.st_mode) ? "file too large" : "not a regular file");
 		goto fail;
 	}
-	buf = xmalloc((size_t)st.st_size + 1);
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-		if (r == -1 && errno != EINTR)
-			goto syserr;
-		if (r == 0)
-			break;
-		if (r > 0)
-			got += (size_t)r;
-	}
+	buf = read_fd_all(fd, (size_t)st.st_size, &got);
+	if (buf == NULL)
+		goto syserr;
 	close(fd);
 	int rc = conf_parse_buffer(path, buf, got, cf, err, errlen);
 	free(buf);

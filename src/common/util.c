@@ -343,3 +343,26 @@ void rfc5322_date(int64_t t, char *buf, size_t size)
 	if (strftime(buf, size, "%a, %d %b %Y %H:%M:%S %z", &tm) == 0 && size > 0)
 		buf[0] = '\0';
 }
+
+char *read_fd_all(int fd, size_t size, size_t *got)
+{
+	char *buf = xmalloc(size + 1);
+	size_t n = 0;
+	while (n < size) {
+		ssize_t r = read(fd, buf + n, size - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			free(buf);
+			errno = e;
+			return NULL;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = '\0';
+	*got = n;
+	return buf;
+}

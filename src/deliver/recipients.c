@@ -141,15 +141,12 @@ static struct recipients_table *load(const char *path, struct stat *st)
 		close(fd);
 		return NULL;
 	}
-	size_t len = (size_t)st->st_size, got = 0;
-	char *buf = xmalloc(len + 1);
-	while (got < len) {
-		ssize_t r = read(fd, buf + got, len - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		got += (size_t)r;
+	size_t got;
+	char *buf = read_fd_all(fd, (size_t)st->st_size, &got);
+	if (buf == NULL) {
+		log_warn("recipients table %s", path);
+		close(fd);
+		return NULL;
 	}
 	close(fd);
 	char err[200];
