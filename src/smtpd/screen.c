@@ -39,6 +39,8 @@
 /* The expiry sweep: this often, at most this many records a slice. */
 #define SCREEN_SWEEP_USEC (60 * 1000000LL)
 #define SCREEN_SWEEP_RECORDS 20000
+/* TCP_INFO is read with each of the first commands of a session. */
+#define SCREEN_RTT_READS 16
 
 struct screen_item {
 	struct sockaddr_storage ss;
@@ -310,18 +312,32 @@ void screen_event(struct session *s, const struct session_event *ev)
 		timing_note_greeting(&sc->t, screen_greet_pause(s) > 0, ev->usec);
 		break;
 	case SEV_COMMAND:
+		/* The round trip the answer is judged against: the kernel's
+		 * estimate settles over the first exchanges. */
+		if (!ev->early && sc->t.commands < SCREEN_RTT_READS)
+			timing_rtt(&sc->t, s->fd);
 		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
-		                    ev->early, ev->bare_lf, ev->pipelining, ev->usec);
+		                    ev->early, ev->bare_lf, ev->pipelining,
+		                    ev->arrival > 0 ? ev->arrival : ev->usec);
 		break;
 	case SEV_REPLY:
 		timing_note_reply(&sc->t, ev->usec);
 		break;
 	case SEV_FLUSHED:
-		/* The kernel's RTT estimate settles after a few exchanges. */
-		if (sc->t.commands < 4)
-			timing_rtt(&sc->t, s->fd);
+		timing_note_flushed(&sc->t, ev->usec);
 		break;
 	case SEV_TLS:
+		timing_note_tls(&sc->t);
+		break;
+	case SEV_DATA_END:
+		timing_note_end_of_data(&sc->t, s->esmtp);
+		break;
+	case SEV_QUIT:
+		if (ev->octets > 0)
+			timing_note_after_quit(&sc->t);
+		break;
+	case SEV_HOLD_INPUT:
+		timing_patience_input(&sc->t, s->esmtp, ev->usec);
 		break;
 	case SEV_NON_SMTP:
 		/* The text came with screen_non_smtp(). */
