@@ -233,7 +233,7 @@ struct policy_params {
 	int64_t new_delay; /* seconds after first seen */
 	int junk_action;   /* enum junk_action */
 	int junk_log_only;
-	int64_t junk_delay;     /* seconds after first seen */
+	int64_t junk_delay;     /* seconds after the latest junk evidence */
 	int timing_junk_action; /* enum timing_junk_action */
 	int timing_log_only;
 };
@@ -243,8 +243,9 @@ struct policy_input {
 	int64_t first_seen; /* seconds, 0 = unknown */
 	int64_t now;        /* seconds */
 	enum verdict_class verdict;
-	int whitelisted; /* client, sender or every recipient */
-	int exempt;      /* mynetworks, timing = off listener */
+	int whitelisted;    /* client, sender or every recipient */
+	int exempt;         /* mynetworks, timing = off listener */
+	int64_t junk_since; /* predicted junk: its latest junk evidence (0: first_seen) */
 };
 
 enum policy_decision { POLICY_HI = 0, POLICY_LO, POLICY_TEMPFAIL, POLICY_REJECT };

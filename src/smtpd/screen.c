@@ -72,6 +72,7 @@ struct screen {
 	int whitelisted; /* the current transaction is whitelisted */
 	enum policy_history hist;
 	int64_t first_seen;
+	int64_t junk_since;
 	char hist_reason[160];
 	int patience_used;
 	/* the decision of the current transaction */
@@ -274,14 +275,18 @@ void screen_open(struct session *s)
 		struct history_entry host, agg;
 		int64_t now = wall_usec() / 1000000;
 		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
-			struct history_params hp = {.junk_threshold =
-			                                (double)cf->junk_threshold / 100.0,
-			                            .min_history = (uint32_t)cf->min_history,
-			                            .max_age = cf->history_max_age};
+			struct history_params hp = {
+			    .junk_threshold = (double)cf->junk_threshold / 100.0,
+			    .min_history = (uint32_t)cf->min_history,
+			    .net_junk_hosts = (uint32_t)cf->network_junk_hosts,
+			    .net_good_hosts = (uint32_t)cf->network_good_hosts,
+			    .net_overwhelming = (uint32_t)cf->network_overwhelming_hosts,
+			    .max_age = cf->history_max_age};
 			struct history_prediction pred;
 			sc->hist =
 			    (enum policy_history)history_predict(&host, &agg, &hp, now, &pred);
 			sc->first_seen = pred.first_seen;
+			sc->junk_since = pred.junk_since;
 			snprintf(sc->hist_reason, sizeof(sc->hist_reason), "%s", pred.reason);
 		}
 	}
@@ -447,6 +452,7 @@ enum reply_id screen_data(struct session *s)
 	policy_params_of(cf, &pp);
 	struct policy_input in = {.history = sc->hist,
 	                          .first_seen = sc->first_seen,
+	                          .junk_since = sc->junk_since,
 	                          .now = wall_usec() / 1000000,
 	                          .verdict = sc->v.cls,
 	                          .whitelisted = sc->whitelisted,

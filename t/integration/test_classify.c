@@ -334,11 +334,18 @@ Test(classify, predicted_junk_tempfailed_then_accepted_and_aggregated)
 	h_sleep_ms(800);
 	/* Behaves now, but the history predicts junk: tempfail at DATA. */
 	cr_expect_eq(good_session("127.0.1.2", "a@localhost", "u@localhost"), 451);
-	/* Its /24 shares the fate. */
+	/* One host's sessions do not speak for its /24. */
+	cr_expect_eq(good_session("127.0.1.6", "a@localhost", "u@localhost"), 250);
+	/* Three distinct junk hosts do: a new host there shares the fate. */
+	cr_expect_eq(junk_session("127.0.1.4"), 554);
+	cr_expect_eq(junk_session("127.0.1.5"), 554);
+	h_sleep_ms(800);
 	cr_expect_eq(good_session("127.0.1.3", "a@localhost", "u@localhost"), 451);
+	/* The neighbour with a good message of its own is judged by it. */
+	cr_expect_eq(good_session("127.0.1.6", "a@localhost", "u@localhost"), 250);
 	/* Another /24 is new and accepted. */
 	cr_expect_eq(good_session("127.0.2.3", "a@localhost", "u@localhost"), 250);
-	/* After junk_delay from first seen: accepted into lo. */
+	/* After junk_delay from its latest junk: accepted into lo. */
 	h_sleep_ms(4000);
 	cr_expect_eq(good_session("127.0.1.2", "a@localhost", "u@localhost"), 250);
 	cr_expect_eq(outcomes("127.0.1.2", "lo"), 1);
