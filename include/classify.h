@@ -47,7 +47,20 @@ enum timing_test {
 #define WEIGHT_NON_SMTP 100
 #define WEIGHT_BARE_LF 100
 #define WEIGHT_HELO 10
-#define WEIGHT_THINK 10
+/* Answers sooner than the network allows: suspect (into lo), never junk
+ * alone. */
+#define WEIGHT_THINK 30
+/* Reverse DNS: weak evidence only, below the suspect score even together. */
+#define WEIGHT_RDNS_FAIL 5
+#define WEIGHT_RDNS_GENERIC 5
+
+/* Think time is only judged on links whose round trip is at least this
+ * (usec): below it, scheduling noise on both hosts is as large as the
+ * round trip itself. A sample is too fast when it is under half the
+ * connection's minimum round trip; the finding needs THINK_FAST_MIN such
+ * samples that are also at least half of all samples. */
+#define THINK_MIN_RTT_USEC 2000
+#define THINK_FAST_MIN 2
 
 enum verdict_class { VERDICT_GOOD = 0, VERDICT_SUSPECT = 1, VERDICT_JUNK = 2 };
 
@@ -62,31 +75,46 @@ enum verdict_class { VERDICT_GOOD = 0, VERDICT_SUSPECT = 1, VERDICT_JUNK = 2 };
 struct timing {
 	int64_t connect_usec;
 	int64_t final_greet_usec; /* 0 until the final "220 " line was queued */
-	int64_t last_reply_usec;
-	uint32_t rtt_usec; /* kernel smoothed RTT, 0 if unknown */
+	int64_t last_reply_usec;  /* the last reply was queued */
+	int64_t last_flush_usec;  /* every queued reply had left for the kernel */
+	uint32_t rtt_usec;        /* kernel smoothed RTT, latest, 0 if unknown */
+	uint32_t rtt_min_usec;    /* the smallest RTT the kernel saw, 0 if unknown */
 
 	/* pregreet */
 	uint32_t pregreet_octets;
 	int64_t pregreet_first_usec;
-	int greet_split; /* the banner was sent in two parts */
+	uint8_t greet_split; /* the banner was sent in two parts */
 
-	/* pipelining */
-	int unauth_pipelining;
+	/* pipelining (RFC 2920 command groups) */
+	uint8_t unauth_pipelining;
 	char pipe_verbs[40]; /* "MAIL RCPT DATA" as seen in the first burst */
-	char pipe_after[12]; /* the verb they followed ("HELO", "EHLO", ...) */
-	int body_before_354;
-	char prev_verb[12];
-	int prev_sync; /* previous command was an RFC 2920 synchronisation point */
-	int burst_open;
+	char pipe_after[16]; /* what they followed ("EHLO", "end of data", ...) */
+	uint8_t body_before_354;
+	uint8_t after_quit; /* input followed QUIT */
+	char prev_verb[16];
+	uint8_t group_open; /* a pipelined command may follow now */
+	uint8_t after_data; /* the end of data was the last thing received */
+	uint8_t tls_fresh;  /* the TLS handshake just completed: a new start */
+	uint8_t burst_open;
 
 	/* patience */
 	int64_t patience_start, patience_len; /* usec; len 0 = no delay armed */
-	int impatient;                        /* 1 closed, 2 sent a command */
+	uint8_t impatient;                    /* 1 closed, 2 sent a command */
 	int64_t impatient_usec;               /* into the delay */
+	uint8_t hold_input;                   /* input arrived during the delay */
+	int64_t hold_input_usec;              /* how far into the delay */
 
-	/* think time, in usec, from each reply to the next command */
+	/* think time, in usec, from our reply leaving to the next command */
 	uint32_t think_n;
 	int64_t think_min, think_sum;
+	uint32_t think_fast;    /* samples under half the minimum round trip */
+	int64_t think_fast_max; /* the slowest of those */
+	uint32_t think_rtt;     /* the round trip they were judged against */
+
+	/* reverse DNS (weak evidence) */
+	uint8_t rdns_fail;    /* a name that does not confirm, or no name at all */
+	uint8_t rdns_generic; /* the name looks like a dynamic or generic pool */
+	char rdns_what[40];
 
 	/* non-SMTP input */
 	int non_smtp;
@@ -94,25 +122,48 @@ struct timing {
 	uint32_t bare_lf;
 
 	unsigned helo_flags;
-	int quit;
+	uint8_t quit;
 	uint32_t commands;
 };
 
 /* Start the evidence of a connection. */
 void timing_init(struct timing *t, int64_t connect_usec);
-/* Read the kernel's round-trip estimate for fd (TCP_INFO); keeps the
- * smallest non-zero value seen. */
+/* Read the kernel's round-trip estimates for fd (TCP_INFO: smoothed and
+ * minimum) into t (src/classify/rtt.c). */
 void timing_rtt(struct timing *t, int fd);
+/* The same from given values (usec, 0 = unknown): keeps the latest
+ * smoothed RTT and the smallest RTT seen. */
+void timing_note_rtt(struct timing *t, uint32_t srtt, uint32_t min_rtt);
 void timing_note_pregreet(struct timing *t, size_t octets, int64_t usec);
 void timing_note_greeting(struct timing *t, int split, int64_t usec);
 void timing_note_reply(struct timing *t, int64_t usec);
-/* A command line arrived. verb: its upper-case name ("MAIL"), NULL when it
- * is not a command; early: read before the previous reply went out;
- * pipelining: our EHLO reply offered PIPELINING. */
+/* Every queued reply has been handed to the kernel (usec): think time
+ * counts from here. */
+void timing_note_flushed(struct timing *t, int64_t usec);
+/* A command line arrived at usec. verb: its upper-case name ("MAIL"),
+ * NULL when it is not a command; early: read before the previous reply
+ * went out; pipelining: our EHLO reply offered PIPELINING. Whether an
+ * early command was allowed follows RFC 2920 3.1 (see timing.c). */
 void timing_note_command(struct timing *t, const char *verb, int early, int bare_lf, int pipelining,
                          int64_t usec);
+/* The end of data was received: the message content starts a new group
+ * of commands (RFC 2920 3.1). */
+void timing_note_end_of_data(struct timing *t, int pipelining);
+/* The TLS handshake completed: nothing is owed to the client, the
+ * dialogue starts again with EHLO (RFC 3207 4.2). */
+void timing_note_tls(struct timing *t);
 /* The message body was already waiting when the 354 was due. */
 void timing_note_early_body(struct timing *t);
+/* More input was waiting after QUIT, which must end a group. */
+void timing_note_after_quit(struct timing *t);
+/* Input arrived while a reply was held back (patience test). Without
+ * PIPELINING, or where RFC 2920 lets no command follow, it is talking
+ * during the delay; otherwise it is noted, and a command of it that turns
+ * out not to be allowed there counts as talking during the delay too. */
+void timing_patience_input(struct timing *t, int pipelining, int64_t usec);
+/* Reverse DNS of the client: fail = no forward-confirmed name; generic =
+ * the name looks like a dynamic pool; what = the name or the failure. */
+void timing_note_rdns(struct timing *t, int fail, int generic, const char *what);
 void timing_note_non_smtp(struct timing *t, const char *what);
 void timing_note_helo(struct timing *t, unsigned helo_flags);
 /* A reply is being delayed by len usec from start (patience test). */
@@ -182,7 +233,7 @@ struct policy_params {
 	int64_t new_delay; /* seconds after first seen */
 	int junk_action;   /* enum junk_action */
 	int junk_log_only;
-	int64_t junk_delay;     /* seconds after first seen */
+	int64_t junk_delay;     /* seconds after the latest junk evidence */
 	int timing_junk_action; /* enum timing_junk_action */
 	int timing_log_only;
 };
@@ -192,8 +243,9 @@ struct policy_input {
 	int64_t first_seen; /* seconds, 0 = unknown */
 	int64_t now;        /* seconds */
 	enum verdict_class verdict;
-	int whitelisted; /* client, sender or every recipient */
-	int exempt;      /* mynetworks, timing = off listener */
+	int whitelisted;    /* client, sender or every recipient */
+	int exempt;         /* mynetworks, timing = off listener */
+	int64_t junk_since; /* predicted junk: its latest junk evidence (0: first_seen) */
 };
 
 enum policy_decision { POLICY_HI = 0, POLICY_LO, POLICY_TEMPFAIL, POLICY_REJECT };

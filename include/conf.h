@@ -157,6 +157,9 @@ struct config {
 	int timing_junk_action;
 	int64_t junk_threshold;
 	int64_t min_history;
+	int64_t network_junk_hosts;
+	int64_t network_good_hosts;
+	int64_t network_overwhelming_hosts;
 	int64_t history_max_age;
 	int64_t history_v4_prefix;
 	int64_t history_v6_prefix;

@@ -23,7 +23,16 @@
  * Records are struct history_record stored as is, in host byte order: a
  * store is not portable between machines of different endianness. The
  * version byte comes first; a value of another size or version is treated
- * as absent (and removed by the sweep), never trusted.
+ * as absent (and removed by the sweep), never trusted, except version 1
+ * (80 bytes, before the network's host counts), which is read as version 2
+ * with no host counted and its last junk at its last_seen.
+ *
+ * Networks count hosts, not only mail: each host counts in its network's
+ * record as a good host or a junk host (history_rec_vote()), and the
+ * counts change in the same transaction as the host's record. The
+ * prediction for a host without mail of its own rests on how many
+ * distinct hosts of its network were good or junk, so one host's
+ * repeated sessions never speak for its neighbours.
  *
  * Processes and threads. Open the store with history_open() in each
  * process AFTER fork(): an LMDB environment must never be used across a
@@ -48,15 +57,18 @@
 
 #include "addr.h"
 
-#define HISTORY_RECORD_VERSION 1
+#define HISTORY_RECORD_VERSION 2
 
 /* Suggested defaults for the configuration keys of the same names. */
 #define HISTORY_DEFAULT_V4_PREFIX 24
 #define HISTORY_DEFAULT_V6_PREFIX 64
 #define HISTORY_DEFAULT_MAX_AGE (30 * 86400) /* history_max_age, seconds */
 #define HISTORY_DEFAULT_MAP_SIZE ((size_t)64 << 20)
-#define HISTORY_DEFAULT_JUNK_THRESHOLD 0.5 /* junk_threshold */
-#define HISTORY_DEFAULT_MIN_HISTORY 3      /* min_history */
+#define HISTORY_DEFAULT_JUNK_THRESHOLD 0.5  /* junk_threshold */
+#define HISTORY_DEFAULT_MIN_HISTORY 3       /* min_history */
+#define HISTORY_DEFAULT_NET_JUNK_HOSTS 3    /* network_junk_hosts */
+#define HISTORY_DEFAULT_NET_GOOD_HOSTS 3    /* network_good_hosts */
+#define HISTORY_DEFAULT_NET_OVERWHELMING 10 /* network_overwhelming_hosts */
 
 /* Weight of a new timing-score sample in the smoothed score. */
 #define HISTORY_SCORE_ALPHA 0.2
@@ -72,7 +84,7 @@ enum history_feedback {
 };
 
 /*
- * One record, 80 bytes, host byte order. Counters saturate at UINT32_MAX.
+ * One record, 96 bytes, host byte order. Counters saturate at UINT32_MAX.
  * "Observations" for the junk share (see predict.c): good = clean - virus
  * + admin_good, junk = junk + virus + admin_junk.
  */
@@ -95,8 +107,18 @@ struct history_record {
 	uint32_t admin_junk;    /* admin feedback "junk" */
 	uint32_t score_n;       /* timing-score samples */
 	float score;            /* smoothed timing score (EWMA) */
-	uint32_t reserved2;     /* 0 */
+	/* version 2 */
+	uint32_t good_hosts; /* network records: hosts counted good */
+	uint32_t junk_hosts; /* network records: hosts counted junk */
+	uint32_t reserved2;  /* 0 */
+	int64_t last_junk;   /* seconds: the latest junk observation, 0 = none */
 };
+
+/* How a host counts in its network: by its admin verdict if it has one,
+ * else junk while more than half of its judged mail was junk, good while
+ * it has judged mail and at most half was junk, not at all without. */
+enum history_vote { HISTORY_VOTE_NONE = 0, HISTORY_VOTE_GOOD = 1, HISTORY_VOTE_JUNK = 2 };
+enum history_vote history_rec_vote(const struct history_record *r);
 
 /* A record as found by a lookup or the listing. */
 struct history_entry {
@@ -137,12 +159,21 @@ struct history_params {
 	double junk_threshold; /* junk share strictly above this: junk (0..1) */
 	uint32_t min_history;  /* observations before the share is trusted */
 	int64_t max_age;       /* ignore records unseen this long (0: never) */
+	/* A network predicts junk from at least this many distinct junk
+	 * hosts, good from at least this many good ones (0: the defaults),
+	 * and overrides a host's own young history only from this many junk
+	 * hosts making at least 90% of its hosts. */
+	uint32_t net_junk_hosts;
+	uint32_t net_good_hosts;
+	uint32_t net_overwhelming;
 };
 
 struct history_prediction {
 	enum history_class cls;
 	int from_aggregate;    /* the decision rests on the network record */
 	int64_t first_seen;    /* earliest first_seen of host/network, 0 if none */
+	int64_t junk_since;    /* junk: the latest junk evidence (junk mail or an
+	                          admin verdict) of the record it rests on */
 	uint64_t observations; /* of the record the decision rests on */
 	double junk_share;     /* of that record, 0 when no observations */
 	char reason[160];      /* for the log line and the Received/X- header */

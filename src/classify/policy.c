@@ -7,9 +7,17 @@
  *
  * Order (DESIGN.md "Sender history and pre-acceptance policy"):
  * whitelisted -> hi; exempt -> hi; timing junk -> timing_junk_action;
- * predicted junk -> junk_action until junk_delay after first seen; new ->
- * new_action until new_delay after first seen; then hi when history and
- * verdict are both good, lo otherwise. A log-only mode decides, records
+ * predicted junk -> junk_action until junk_delay after the latest junk
+ * evidence; new -> new_action until new_delay after first seen; then hi
+ * when history and verdict are both good, lo otherwise.
+ *
+ * The two delays differ on purpose. A new sender waits new_delay once,
+ * from its first connection (retrying meanwhile changes nothing). A
+ * predicted-junk sender is refused for junk_delay after its latest junk
+ * (the junk mail the history saw, or the admin's junk verdict): each new
+ * junk observation starts the window again, and a sender that has been
+ * quiet for junk_delay is accepted into lo, scanned, and judged anew by
+ * what it sends. A log-only mode decides, records
  * the decision in "would" and carries on as if the check had passed.
  */
 #include <inttypes.h>
@@ -68,15 +76,17 @@ void policy_decide(const struct policy_params *p, const struct policy_input *in,
 	int64_t age =
 	    in->first_seen > 0 && in->now >= in->first_seen ? in->now - in->first_seen : 0;
 	if (in->history == POLICY_JUNK) {
+		int64_t since = in->junk_since > 0 ? in->junk_since : in->first_seen;
+		int64_t quiet = since > 0 && in->now >= since ? in->now - since : 0;
 		if (p->junk_action == JUNK_REJECT) {
 			refuse(out, in, POLICY_REJECT, p->junk_log_only);
 			snprintf(out->why, sizeof(out->why), "predicted junk");
-		} else if (p->junk_action == JUNK_TEMPFAIL && age < p->junk_delay) {
+		} else if (p->junk_action == JUNK_TEMPFAIL && quiet < p->junk_delay) {
 			refuse(out, in, POLICY_TEMPFAIL, p->junk_log_only);
 			snprintf(out->why, sizeof(out->why),
-			         "predicted junk, first seen %" PRId64 " s ago (junk_delay %" PRId64
-			         " s)",
-			         age, p->junk_delay);
+			         "predicted junk, latest junk %" PRId64
+			         " s ago (junk_delay %" PRId64 " s)",
+			         quiet, p->junk_delay);
 		} else {
 			out->decision = out->would = POLICY_LO;
 			snprintf(out->why, sizeof(out->why), "predicted junk, accepted into lo");

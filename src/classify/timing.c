@@ -10,7 +10,6 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,23 +22,19 @@ void timing_init(struct timing *t, int64_t connect_usec)
 	memset(t, 0, sizeof(*t));
 	t->connect_usec = connect_usec;
 	t->think_min = -1;
-	/* The greeting is what the first command answers: a client that
-	 * speaks first already pipelined over it. */
-	t->prev_sync = 1;
+	/* The greeting is what the first command answers: nothing may be
+	 * sent before it, so no group is open. */
+	t->group_open = 0;
 	snprintf(t->prev_verb, sizeof(t->prev_verb), "banner");
 }
 
-void timing_rtt(struct timing *t, int fd)
+void timing_note_rtt(struct timing *t, uint32_t srtt, uint32_t min_rtt)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof(ti);
-	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
-		return;
-	if (ti.tcpi_rtt == 0)
-		return;
-	if (t->rtt_usec == 0 || ti.tcpi_rtt < t->rtt_usec)
-		t->rtt_usec = ti.tcpi_rtt;
+	if (srtt > 0)
+		t->rtt_usec = srtt;
+	uint32_t m = min_rtt > 0 ? min_rtt : srtt;
+	if (m > 0 && (t->rtt_min_usec == 0 || m < t->rtt_min_usec))
+		t->rtt_min_usec = m;
 }
 
 void timing_note_pregreet(struct timing *t, size_t octets, int64_t usec)
@@ -62,19 +57,27 @@ void timing_note_reply(struct timing *t, int64_t usec)
 	t->last_reply_usec = usec;
 }
 
-/* RFC 2920 3.1: these may only end a group of pipelined commands; HELO
- * offers no pipelining at all, STARTTLS (RFC 3207 4.2) and AUTH (RFC 4954
- * 4) also wait for their reply. */
-static int verb_is_sync(const char *verb)
+void timing_note_flushed(struct timing *t, int64_t usec)
 {
-	static const char *const sync[] = {"EHLO", "HELO", "DATA", "VRFY",     "EXPN",
-	                                   "TURN", "QUIT", "NOOP", "STARTTLS", "AUTH"};
+	t->last_flush_usec = usec;
+}
+
+/* RFC 2920 3.1: RSET, MAIL and RCPT "can all appear anywhere in a
+ * pipelined command group"; EHLO, DATA, VRFY, EXPN, TURN, QUIT and NOOP
+ * "can only appear as the last command in a group"; commands of other
+ * extensions are last unless their extension says otherwise (STARTTLS,
+ * RFC 3207 4.2, and AUTH, RFC 4954 4, wait for their reply; ETRN, HELP
+ * and unknown verbs are given no leave). HELO offers no pipelining at
+ * all. */
+static int verb_ends_group(const char *verb)
+{
+	static const char *const anywhere[] = {"RSET", "MAIL", "RCPT"};
 	if (verb == NULL)
 		return 1;
-	for (size_t i = 0; i < sizeof(sync) / sizeof(sync[0]); i++)
-		if (strcmp(verb, sync[i]) == 0)
-			return 1;
-	return 0;
+	for (size_t i = 0; i < sizeof(anywhere) / sizeof(anywhere[0]); i++)
+		if (strcmp(verb, anywhere[i]) == 0)
+			return 0;
+	return 1;
 }
 
 static void append_verb(struct timing *t, const char *verb)
@@ -86,13 +89,55 @@ static void append_verb(struct timing *t, const char *verb)
 	snprintf(t->pipe_verbs + have, sizeof(t->pipe_verbs) - have, "%s%s", have ? " " : "", verb);
 }
 
+/* May a command that arrived before the previous reply went out come
+ * here? Inside an open group, yes. Right after the end of data, QUIT is
+ * let through even without PIPELINING: clients commonly send the final
+ * dot and QUIT together, and nothing depends on the order. */
+static int early_allowed(const struct timing *t, const char *verb)
+{
+	if (t->group_open)
+		return 1;
+	return t->after_data && verb != NULL && strcmp(verb, "QUIT") == 0;
+}
+
+static void think_sample(struct timing *t, int64_t usec)
+{
+	/* From our reply leaving (the flush) when we know it, else from
+	 * when it was queued. */
+	int64_t base =
+	    t->last_flush_usec >= t->last_reply_usec ? t->last_flush_usec : t->last_reply_usec;
+	if (base <= 0 || usec < base)
+		return;
+	int64_t think = usec - base;
+	t->think_n++;
+	t->think_sum += think;
+	if (t->think_min < 0 || think < t->think_min)
+		t->think_min = think;
+	/* An answer under half the minimum round trip cannot have waited
+	 * for our reply to reach the client; on short links the scheduling
+	 * of both hosts is noise of that size, so only longer ones count. */
+	uint32_t rtt = t->rtt_min_usec;
+	if (rtt >= THINK_MIN_RTT_USEC && think * 2 < (int64_t)rtt) {
+		t->think_fast++;
+		if (think > t->think_fast_max)
+			t->think_fast_max = think;
+		t->think_rtt = rtt;
+	}
+}
+
 void timing_note_command(struct timing *t, const char *verb, int early, int bare_lf, int pipelining,
                          int64_t usec)
 {
 	t->commands++;
 	if (bare_lf && t->bare_lf < UINT32_MAX)
 		t->bare_lf++;
-	if (early && (!pipelining || t->prev_sync)) {
+	if (t->tls_fresh) {
+		/* The first command on a fresh TLS session owes nothing to a
+		 * reply of ours: when it was read is not evidence. */
+		early = 0;
+		t->tls_fresh = 0;
+	}
+	if (early && !early_allowed(t, verb)) {
 		if (!t->unauth_pipelining) {
 			t->unauth_pipelining = 1;
 			t->burst_open = 1;
@@ -100,25 +145,72 @@ void timing_note_command(struct timing *t, const char *verb, int early, int bare
 		}
 		if (t->burst_open)
 			append_verb(t, verb ? verb : "?");
+		/* It was sent while we held a reply back: talking during the
+		 * delay, whatever the extensions offered. */
+		if (t->hold_input && !t->impatient) {
+			t->impatient = 2;
+			t->impatient_usec = t->hold_input_usec;
+		}
 	} else if (!early) {
 		t->burst_open = 0;
-		if (t->last_reply_usec > 0 && usec >= t->last_reply_usec) {
-			int64_t think = usec - t->last_reply_usec;
-			t->think_n++;
-			t->think_sum += think;
-			if (t->think_min < 0 || think < t->think_min)
-				t->think_min = think;
-		}
+		think_sample(t, usec);
 	} else if (t->burst_open) {
 		append_verb(t, verb ? verb : "?");
 	}
 	snprintf(t->prev_verb, sizeof(t->prev_verb), "%s", verb ? verb : "?");
-	t->prev_sync = verb_is_sync(verb);
+	t->group_open = pipelining && !verb_ends_group(verb);
+	t->after_data = 0;
+}
+
+void timing_note_end_of_data(struct timing *t, int pipelining)
+{
+	/* RFC 2920 3.1: "The actual transfer of message content is
+	 * explicitly allowed to be the first command in a group", so RSET,
+	 * MAIL, RCPT and a final DATA or QUIT may follow the dot at once. */
+	snprintf(t->prev_verb, sizeof(t->prev_verb), "end of data");
+	t->group_open = pipelining;
+	t->after_data = 1;
+	t->burst_open = 0;
+}
+
+void timing_note_tls(struct timing *t)
+{
+	snprintf(t->prev_verb, sizeof(t->prev_verb), "TLS handshake");
+	t->group_open = 0;
+	t->after_data = 0;
+	t->burst_open = 0;
+	t->tls_fresh = 1;
 }
 
 void timing_note_early_body(struct timing *t)
 {
 	t->body_before_354 = 1;
+}
+
+void timing_note_after_quit(struct timing *t)
+{
+	t->after_quit = 1;
+}
+
+void timing_patience_input(struct timing *t, int pipelining, int64_t usec)
+{
+	if (t->patience_len == 0 || t->patience_start < 0 || t->impatient)
+		return;
+	if (!pipelining || !t->group_open) {
+		timing_patience_break(t, 0, usec);
+		return;
+	}
+	if (!t->hold_input) {
+		t->hold_input = 1;
+		t->hold_input_usec = usec > t->patience_start ? usec - t->patience_start : 0;
+	}
+}
+
+void timing_note_rdns(struct timing *t, int fail, int generic, const char *what)
+{
+	t->rdns_fail = fail;
+	t->rdns_generic = generic;
+	snprintf(t->rdns_what, sizeof(t->rdns_what), "%s", what ? what : "");
 }
 
 void timing_note_non_smtp(struct timing *t, const char *what)
@@ -136,6 +228,7 @@ void timing_patience_start(struct timing *t, int64_t start, int64_t len)
 {
 	t->patience_start = start;
 	t->patience_len = len;
+	t->hold_input = 0;
 }
 
 void timing_patience_break(struct timing *t, int closed, int64_t usec)
@@ -148,7 +241,8 @@ void timing_patience_break(struct timing *t, int closed, int64_t usec)
 
 void timing_patience_end(struct timing *t)
 {
-	/* Waited it out: keep the length so the verdict can say so. */
+	/* Waited it out: keep the length so the verdict can say so. The
+	 * commands sent meanwhile are judged as they are taken. */
 	t->patience_start = -1;
 }
 

@@ -8,7 +8,8 @@
  * only writes the reason (marked "[log]"), off ignores the finding.
  * One strong finding (pregreet, unauthorised pipelining, impatience,
  * non-SMTP input, bare LF) is enough for junk: legitimate MTAs and mail
- * libraries never do any of them. HELO form and think time are weak.
+ * libraries never do any of them. HELO form and reverse DNS are weak;
+ * answering sooner than the round trip allows makes a client suspect.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -70,6 +71,9 @@ void verdict_compute(const struct timing *t, const enum test_action act[TT_NTEST
 	if (t->body_before_354)
 		add(&r, act[TT_PIPELINING], WEIGHT_PIPELINING,
 		    "unauth pipelining: body before 354");
+	if (t->after_quit)
+		add(&r, act[TT_PIPELINING], WEIGHT_PIPELINING,
+		    "unauth pipelining: input after QUIT");
 	if (t->impatient)
 		add(&r, act[TT_PATIENCE], WEIGHT_IMPATIENT,
 		    "impatient: %s %.1f s into a %.0f s delay",
@@ -88,19 +92,26 @@ void verdict_compute(const struct timing *t, const enum test_action act[TT_NTEST
 		add(&r, act[TT_HELO], WEIGHT_HELO, "HELO claims our own name");
 	if (t->helo_flags & HELO_INVALID)
 		add(&r, act[TT_HELO], WEIGHT_HELO, "HELO is not a valid name");
-	/* Think time: an answer faster than one round trip cannot have
-	 * waited for our reply; it only counts under enforce. */
-	if (t->think_n > 0 && act[TT_THINK] != TEST_OFF) {
-		int64_t rtt = t->rtt_usec ? t->rtt_usec : 1;
-		double mean = (double)t->think_sum / t->think_n;
-		if (t->rtt_usec > 0 && t->think_min >= 0 && t->think_min * 2 < rtt)
-			add(&r, act[TT_THINK], WEIGHT_THINK,
-			    "think time %.2f ms below the round trip %.2f ms", t->think_min / 1e3,
-			    rtt / 1e3);
-		else if (act[TT_THINK] == TEST_LOG && mean > 0)
-			add(&r, TEST_LOG, 0, "think time mean %.1f ms (%.0f round trips)",
-			    mean / 1e3, mean / (double)rtt);
-	}
+	/* Think time: an answer sooner than the network allows did not wait
+	 * for our reply (timing.c counts those samples). Slow links are never
+	 * held against a client: the yardstick is its own round trip. */
+	if (t->think_fast >= THINK_FAST_MIN && t->think_fast * 2 >= t->think_n)
+		add(&r, act[TT_THINK], WEIGHT_THINK,
+		    "think time below the round trip: %" PRIu32 " of %" PRIu32
+		    " answers within %.1f ms, round trip %.1f ms",
+		    t->think_fast, t->think_n, t->think_fast_max / 1e3, t->think_rtt / 1e3);
+	else if (t->think_n > 0 && act[TT_THINK] == TEST_LOG && t->rtt_min_usec > 0)
+		add(&r, TEST_LOG, 0, "think time mean %.1f ms (%.1f round trips)",
+		    (double)t->think_sum / t->think_n / 1e3,
+		    (double)t->think_sum / t->think_n / (double)t->rtt_min_usec);
+	/* Reverse DNS is weak evidence: together with nothing else it never
+	 * reaches the suspect score. */
+	if (t->rdns_fail)
+		add(&r, act[TT_HELO], WEIGHT_RDNS_FAIL, "no forward-confirmed reverse DNS (%s)",
+		    t->rdns_what);
+	if (t->rdns_generic)
+		add(&r, act[TT_HELO], WEIGHT_RDNS_GENERIC, "reverse DNS name looks dynamic (%s)",
+		    t->rdns_what);
 
 	v->cls = v->score >= VERDICT_JUNK_SCORE      ? VERDICT_JUNK
 	         : v->score >= VERDICT_SUSPECT_SCORE ? VERDICT_SUSPECT

@@ -61,9 +61,26 @@ static int feedback_existing(struct history *h, MDB_cursor *cur, struct feedback
 	return 0;
 }
 
-/* Write the feedback into one key unless feedback_existing() did. */
+/* The vote of the live host record at net (NONE when there is none). */
+static enum history_vote host_vote(struct history *h, MDB_txn *txn, const struct cidr *net,
+                                   int64_t now)
+{
+	struct history_rawkey k;
+	struct history_record r;
+	MDB_val kv, v;
+	history_key_make(&k, net->family, net->addr, net->bits);
+	kv.mv_size = k.len;
+	kv.mv_data = k.b;
+	if (mdb_get(txn, h->dbi, &kv, &v) != 0 || history_rec_decode(&v, &r) != 0 ||
+	    history_rec_expired(&r, now, h->max_age))
+		return HISTORY_VOTE_NONE;
+	return history_rec_vote(&r);
+}
+
+/* Write the feedback into one key unless feedback_existing() did; moved
+ * (network keys only, may be NULL) is a host's vote before and after. */
 static int feedback_key(struct history *h, MDB_txn *txn, struct feedback_job *j,
-                        const struct cidr *net, int verdict)
+                        const struct cidr *net, int verdict, const enum history_vote moved[2])
 {
 	struct history_rawkey k;
 	struct history_record r;
@@ -81,6 +98,8 @@ static int feedback_key(struct history *h, MDB_txn *txn, struct feedback_job *j,
 	if (!live)
 		history_rec_init(&r, j->now);
 	history_rec_apply_feedback(&r, j->fb, verdict, j->now);
+	if (moved != NULL)
+		history_rec_count_vote(&r, moved[0], moved[1]);
 	v.mv_size = sizeof(r);
 	v.mv_data = &r;
 	if ((rc = mdb_put(txn, h->dbi, &kv, &v, 0)) == 0)
@@ -96,6 +115,9 @@ static int feedback_body(struct history *h, MDB_txn *txn, void *arg)
 	int agg = history_agg_bits(h, j->net.family);
 	j->updated = 0;
 
+	enum history_vote moved[2] = {HISTORY_VOTE_NONE, HISTORY_VOTE_NONE};
+	if (j->net.bits == maxb)
+		moved[0] = host_vote(h, txn, &j->net, j->now);
 	int rc = mdb_cursor_open(txn, h->dbi, &cur);
 	if (rc != 0)
 		return rc;
@@ -110,17 +132,19 @@ static int feedback_body(struct history *h, MDB_txn *txn, void *arg)
 	n.bits = j->level;
 	size_t count = (size_t)1 << (j->level - j->net.bits);
 	for (size_t i = 0; i < count; i++) {
-		if ((rc = feedback_key(h, txn, j, &n, 1)) != 0)
+		if ((rc = feedback_key(h, txn, j, &n, 1, NULL)) != 0)
 			return rc;
 		history_addr_next(n.addr, n.bits);
 	}
 	/* A host's network learns from the host's feedback, but only as one
-	 * more observation: one host does not condemn or vouch for all. */
+	 * more observation and one host's changed vote: one host does not
+	 * condemn or vouch for all. */
 	if (j->net.bits == maxb && agg < maxb) {
+		moved[1] = host_vote(h, txn, &j->net, j->now);
 		n = j->net;
 		n.bits = agg;
 		history_mask_addr(n.addr, n.family, n.bits);
-		if ((rc = feedback_key(h, txn, j, &n, 0)) != 0)
+		if ((rc = feedback_key(h, txn, j, &n, 0, moved)) != 0)
 			return rc;
 	}
 	return 0;

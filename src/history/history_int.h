@@ -61,6 +61,9 @@ int history_rec_decode(const MDB_val *v, struct history_record *r);
 int history_rec_expired(const struct history_record *r, int64_t now, int64_t max_age);
 void history_rec_init(struct history_record *r, int64_t now);
 void history_rec_apply_event(struct history_record *r, const struct history_event *ev);
+/* A host's vote in its network changed from was to now: move the count. */
+void history_rec_count_vote(struct history_record *agg, enum history_vote was,
+                            enum history_vote now);
 void history_rec_apply_feedback(struct history_record *r, enum history_feedback fb, int verdict,
                                 int64_t now);
 

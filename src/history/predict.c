@@ -8,30 +8,39 @@
  * predicts from the sending server's past mail: no history means new; a
  * junk share above a threshold means predicted junk; otherwise good.
  * Large senders spread retries and outbound mail over many addresses of
- * one network, so a host we have never seen inherits the judgement of its
- * network (the aggregate record, /24 or /64 by default).
+ * one network, so a host we have never judged may inherit the judgement
+ * of its network (the aggregate record, /24 or /64 by default), but only
+ * from evidence of several distinct hosts: one host's sessions, however
+ * many, never speak for its neighbours.
  *
  * Observations of one record: good = clean - virus + admin_good (a virus
  * hit is reported by the scanner for a message smtpd had already counted
  * as clean, so it moves that message from good to junk), junk = junk +
  * virus + admin_junk. Tempfails, rejects and sessions are not
  * observations: they are our own decisions, and counting them would let
- * the policy confirm itself.
+ * the policy confirm itself. A network also counts its good hosts and its
+ * junk hosts (history_rec_vote()).
  *
  * Rules, first match wins:
- *   1. no usable record (absent or older than max_age)       -> new
- *   2. the host record carries an admin verdict               -> that verdict
- *   3. the host record has at least min_history observations  -> by share
- *   4. the network record carries an admin verdict            -> that verdict
- *   5. the network record has at least min_history            -> by share
- *   6. fewer observations: the host record if it has any, else the network:
- *      share above the threshold -> new (too little to predict junk, but no
- *      reason to trust the sender either); some observations -> good;
- *      none at all (only tempfailed sessions so far) -> new.
+ *   1. no usable record (absent or older than max_age)        -> new
+ *   2. the host record carries an admin verdict                -> that verdict
+ *   3. the host has at least min_history observations          -> by share
+ *   4. the network record carries an admin verdict             -> that verdict
+ *   5. the host has fewer observations, but some: its own, unless the
+ *      network is overwhelmingly junk (at least net_overwhelming junk
+ *      hosts, 90% of its hosts or more) -> junk; else share above the
+ *      threshold -> new (too little to predict junk, no reason to trust
+ *      it either), otherwise -> good
+ *   6. the network's hosts: at least net_junk_hosts junk hosts and a junk
+ *      host share above the threshold -> junk; at least net_good_hosts
+ *      good hosts and a share at or below it -> good; otherwise -> new.
  * "By share": junk share strictly above junk_threshold -> junk, else good.
- * Rule 6 keeps a sender whose only sessions so far were tempfailed (the
- * new-sender delay) "new", so the policy can time that delay from
- * first_seen, and keeps a few junk verdicts from making a sender "good".
+ * A host whose only sessions so far were tempfailed has no observations
+ * and stays "new" (rule 6), so the policy can time the new-sender delay
+ * from first_seen.
+ *
+ * junk_since, for the policy's junk_delay: the latest junk observation or
+ * admin junk verdict of the record the prediction rests on.
  */
 #include <math.h>
 #include <stdio.h>
@@ -136,15 +145,59 @@ static enum history_class by_share(struct history_prediction *out, const struct 
 	return decide(out, cls, is_agg, &o);
 }
 
+static int64_t junk_since(const struct history_record *r)
+{
+	int64_t t = r->last_junk;
+	if (r->admin == HISTORY_FEEDBACK_JUNK && r->admin_at > t)
+		t = r->admin_at;
+	return t > 0 ? t : r->last_seen;
+}
+
+/* Rule 6: the network's distinct hosts. */
+static enum history_class by_hosts(struct history_prediction *out, const struct history_entry *e,
+                                   double threshold, uint32_t need_junk, uint32_t need_good)
+{
+	struct obs o;
+	char net[HISTORY_NET_TEXT];
+	obs_of(&e->rec, &o);
+	history_net_format(&e->net, net, sizeof(net));
+	uint32_t jh = e->rec.junk_hosts, gh = e->rec.good_hosts;
+	double share = jh + gh > 0 ? (double)jh / ((double)jh + (double)gh) : 0.0;
+	enum history_class cls = HISTORY_NEW;
+	if (jh >= need_junk && share > threshold)
+		cls = HISTORY_JUNK;
+	else if (gh >= need_good && share <= threshold)
+		cls = HISTORY_GOOD;
+	snprintf(out->reason, sizeof(out->reason), "network %s: %u junk and %u good hosts%s", net,
+	         jh, gh,
+	         cls == HISTORY_NEW ? (jh + gh == 0 ? ", none judged yet" : ", too few to predict")
+	                            : "");
+	decide(out, cls, 1, &o);
+	out->junk_share = share;
+	return cls;
+}
+
+static int overwhelming(const struct history_entry *agg, uint32_t need)
+{
+	uint64_t jh = agg->rec.junk_hosts, gh = agg->rec.good_hosts;
+	return jh >= need && jh * 10 >= (jh + gh) * 9;
+}
+
 enum history_class history_predict(const struct history_entry *host,
                                    const struct history_entry *agg, const struct history_params *p,
                                    int64_t now, struct history_prediction *out)
 {
 	struct history_prediction local;
-	struct obs ho, ao;
+	struct obs ho;
 	double threshold = p != NULL ? p->junk_threshold : HISTORY_DEFAULT_JUNK_THRESHOLD;
 	uint32_t min_history = p != NULL ? p->min_history : HISTORY_DEFAULT_MIN_HISTORY;
 	int64_t max_age = p != NULL ? p->max_age : 0;
+	uint32_t need_junk =
+	    p != NULL && p->net_junk_hosts ? p->net_junk_hosts : HISTORY_DEFAULT_NET_JUNK_HOSTS;
+	uint32_t need_good =
+	    p != NULL && p->net_good_hosts ? p->net_good_hosts : HISTORY_DEFAULT_NET_GOOD_HOSTS;
+	uint32_t need_over = p != NULL && p->net_overwhelming ? p->net_overwhelming
+	                                                      : HISTORY_DEFAULT_NET_OVERWHELMING;
 
 	if (out == NULL)
 		out = &local;
@@ -168,23 +221,34 @@ enum history_class history_predict(const struct history_entry *host,
 		out->first_seen = agg->rec.first_seen;
 	int64_t first_seen = out->first_seen;
 	enum history_class cls;
+	const struct history_entry *basis;
 
 	if (h_ok)
 		obs_of(&host->rec, &ho);
-	if (a_ok)
-		obs_of(&agg->rec, &ao);
-	if (h_ok && host->rec.admin != HISTORY_FEEDBACK_NONE)
+	if (h_ok && host->rec.admin != HISTORY_FEEDBACK_NONE) {
 		cls = by_admin(out, host, 0);
-	else if (h_ok && ho.total >= min_history)
+		basis = host;
+	} else if (h_ok && ho.total >= min_history) {
 		cls = by_share(out, host, 0, threshold, min_history);
-	else if (a_ok && agg->rec.admin != HISTORY_FEEDBACK_NONE)
+		basis = host;
+	} else if (a_ok && agg->rec.admin != HISTORY_FEEDBACK_NONE) {
 		cls = by_admin(out, agg, 1);
-	else if (a_ok && ao.total >= min_history)
-		cls = by_share(out, agg, 1, threshold, min_history);
-	else if (h_ok && (ho.total > 0 || !a_ok || ao.total == 0))
+		basis = agg;
+	} else if (h_ok && ho.total > 0 && a_ok && overwhelming(agg, need_over)) {
+		cls = by_hosts(out, agg, threshold, need_junk, need_good);
+		basis = agg;
+	} else if (h_ok && ho.total > 0) {
 		cls = by_share(out, host, 0, threshold, min_history);
-	else
-		cls = by_share(out, agg, 1, threshold, min_history);
+		basis = host;
+	} else if (a_ok) {
+		cls = by_hosts(out, agg, threshold, need_junk, need_good);
+		basis = agg;
+	} else {
+		cls = by_share(out, host, 0, threshold, min_history);
+		basis = host;
+	}
 	out->first_seen = first_seen;
+	if (cls == HISTORY_JUNK)
+		out->junk_since = junk_since(&basis->rec);
 	return cls;
 }

@@ -11,12 +11,17 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "history_int.h"
 
-_Static_assert(sizeof(struct history_record) == 80, "history_record is part of the file format");
+_Static_assert(sizeof(struct history_record) == 96, "history_record is part of the file format");
+/* Version 1 records are the first 80 bytes of version 2. */
+#define HISTORY_V1_SIZE 80
+_Static_assert(offsetof(struct history_record, good_hosts) == HISTORY_V1_SIZE - 4,
+               "version 2 extends version 1");
 
 /* ---- keys ---------------------------------------------------------------- */
 
@@ -163,11 +168,56 @@ void history_net_format(const struct cidr *net, char *out, size_t size)
 
 int history_rec_decode(const MDB_val *v, struct history_record *r)
 {
+	if (v->mv_size == HISTORY_V1_SIZE) {
+		/* Version 1: no host counts; its junk, if any, dates from
+		 * when it was last seen. */
+		memset(r, 0, sizeof(*r));
+		memcpy(r, v->mv_data, HISTORY_V1_SIZE);
+		if (r->version != 1)
+			return -1;
+		r->version = HISTORY_RECORD_VERSION;
+		r->good_hosts = 0;
+		if (r->junk > 0 || r->virus > 0 || r->admin_junk > 0)
+			r->last_junk = r->last_seen;
+		return 0;
+	}
 	if (v->mv_size != sizeof(*r))
 		return -1;
 	/* LMDB values are only 2-byte aligned in the map: copy, never cast. */
 	memcpy(r, v->mv_data, sizeof(*r));
 	return r->version == HISTORY_RECORD_VERSION ? 0 : -1;
+}
+
+enum history_vote history_rec_vote(const struct history_record *r)
+{
+	if (r->admin == HISTORY_FEEDBACK_JUNK)
+		return HISTORY_VOTE_JUNK;
+	if (r->admin == HISTORY_FEEDBACK_GOOD)
+		return HISTORY_VOTE_GOOD;
+	uint64_t clean = r->clean > r->virus ? (uint64_t)r->clean - r->virus : 0;
+	uint64_t good = clean + r->admin_good;
+	uint64_t junk = (uint64_t)r->junk + r->virus + r->admin_junk;
+	if (good + junk == 0)
+		return HISTORY_VOTE_NONE;
+	return junk * 2 > good + junk ? HISTORY_VOTE_JUNK : HISTORY_VOTE_GOOD;
+}
+
+void history_rec_count_vote(struct history_record *agg, enum history_vote was,
+                            enum history_vote now)
+{
+	if (was == now)
+		return;
+	uint32_t *from = was == HISTORY_VOTE_GOOD   ? &agg->good_hosts
+	                 : was == HISTORY_VOTE_JUNK ? &agg->junk_hosts
+	                                            : NULL;
+	uint32_t *to = now == HISTORY_VOTE_GOOD   ? &agg->good_hosts
+	               : now == HISTORY_VOTE_JUNK ? &agg->junk_hosts
+	                                          : NULL;
+	/* A network record younger than its host's may not have counted it. */
+	if (from != NULL && *from > 0)
+		(*from)--;
+	if (to != NULL && *to < UINT32_MAX)
+		(*to)++;
 }
 
 int history_rec_expired(const struct history_record *r, int64_t now, int64_t max_age)
@@ -222,6 +272,8 @@ void history_rec_apply_event(struct history_record *r, const struct history_even
 		sat_inc(&r->junk);
 	if (f & HISTORY_EV_VIRUS)
 		sat_inc(&r->virus);
+	if ((f & (HISTORY_EV_JUNK | HISTORY_EV_VIRUS)) && ev->now > r->last_junk)
+		r->last_junk = ev->now;
 	if ((f & HISTORY_EV_SCORE) && isfinite(ev->score)) {
 		/* Clamp so the float conversion below is defined. */
 		double s = ev->score > 1e30 ? 1e30 : ev->score < -1e30 ? -1e30 : ev->score;
@@ -238,6 +290,8 @@ void history_rec_apply_feedback(struct history_record *r, enum history_feedback 
 {
 	rec_touch(r, now);
 	sat_inc(fb == HISTORY_FEEDBACK_GOOD ? &r->admin_good : &r->admin_junk);
+	if (fb == HISTORY_FEEDBACK_JUNK && now > r->last_junk)
+		r->last_junk = now;
 	if (verdict) {
 		r->admin = (uint8_t)fb;
 		r->admin_at = now;

@@ -434,9 +434,12 @@ int history_lookup(struct history *h, const struct sockaddr *addr, int64_t now,
 	return 0;
 }
 
-/* Read-modify-write one key inside the caller's transaction. */
+/* Read-modify-write one key inside the caller's transaction. For a host
+ * (votes != NULL) the host's vote before and after is returned; for a
+ * network (moved != NULL) a changed vote of one of its hosts is counted. */
 static int put_event(struct history *h, MDB_txn *txn, const struct cidr *net,
-                     const struct history_event *ev)
+                     const struct history_event *ev, enum history_vote votes[2],
+                     const enum history_vote moved[2])
 {
 	struct history_rawkey k;
 	struct history_record r;
@@ -447,10 +450,16 @@ static int put_event(struct history *h, MDB_txn *txn, const struct cidr *net,
 	int rc = mdb_get(txn, h->dbi, &kv, &v);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return rc;
-	if (rc != 0 || history_rec_decode(&v, &r) != 0 ||
-	    history_rec_expired(&r, ev->now, h->max_age))
+	int have = rc == 0 && history_rec_decode(&v, &r) == 0;
+	if (votes != NULL)
+		votes[0] = have ? history_rec_vote(&r) : HISTORY_VOTE_NONE;
+	if (!have || history_rec_expired(&r, ev->now, h->max_age))
 		history_rec_init(&r, ev->now);
 	history_rec_apply_event(&r, ev);
+	if (votes != NULL)
+		votes[1] = history_rec_vote(&r);
+	if (moved != NULL)
+		history_rec_count_vote(&r, moved[0], moved[1]);
 	v.mv_size = sizeof(r);
 	v.mv_data = &r;
 	return mdb_put(txn, h->dbi, &kv, &v, 0);
@@ -470,9 +479,10 @@ static int record_body(struct history *h, MDB_txn *txn, void *arg)
 			continue; /* refused by the caller already */
 		agg = host;
 		agg.bits = history_agg_bits(h, host.family);
-		int rc = put_event(h, txn, &host, &j->ev[i]);
+		enum history_vote votes[2];
+		int rc = put_event(h, txn, &host, &j->ev[i], votes, NULL);
 		if (rc == 0 && agg.bits < host.bits)
-			rc = put_event(h, txn, &agg, &j->ev[i]);
+			rc = put_event(h, txn, &agg, &j->ev[i], NULL, votes);
 		if (rc != 0)
 			return rc;
 	}

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "command.h"
+#include "util.h"
 
 struct verb_def {
 	const char *name;
@@ -89,11 +90,39 @@ int cmd_is_tls_record(const unsigned char *p, size_t len)
 	return len >= 2 && p[0] == 0x16 && p[1] == 0x03;
 }
 
+/* A message header line sent as a command ("Subject: hi", "From:",
+ * "X-Mailer:"): a field name of RFC 5322 3.6.8 (printable characters but
+ * the colon, at least one letter) followed at once by a colon. No SMTP
+ * command has a colon in its first word: that is a client writing the
+ * message where the dialogue is. A word that starts with a verb
+ * ("MAILFROM:<a@b>") is a malformed command instead. */
+static int is_header_line(const char *line, size_t len)
+{
+	int letters = 0;
+	for (size_t v = 0; v < NVERBS; v++) {
+		size_t vl = strlen(verbs[v].name);
+		if (len >= vl && ascii_strncasecmp(line, verbs[v].name, vl) == 0)
+			return 0;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		if (c == ':')
+			return i > 0 && letters > 0;
+		if (c < 33 || c > 126)
+			return 0;
+		if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+			letters++;
+	}
+	return 0;
+}
+
 /* "GET / HTTP/1.1" and friends: a method in capitals and a space. HTTP
  * methods are case-sensitive, and no SMTP verb collides with them. */
 static int is_foreign(const char *line, size_t len)
 {
 	if (cmd_is_tls_record((const unsigned char *)line, len))
+		return 1;
+	if (is_header_line(line, len))
 		return 1;
 	for (size_t i = 0; i < sizeof(foreign_verbs) / sizeof(foreign_verbs[0]); i++) {
 		size_t wl = strlen(foreign_verbs[i]);

@@ -387,10 +387,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 	case S_HELO:
 	case S_MAIL:
 	case S_RCPT:
-		/* Talking while a reply is held back: without PIPELINING
-		 * (RFC 2920) it cannot be a group of commands. */
-		if (s->held && !s->esmtp)
-			screen_patience_over(s, 0, 1);
+		/* Talking while a reply is held back: the classifier decides
+		 * whether RFC 2920 allowed it at this point. */
+		if (s->held)
+			session_notify_type(s, SEV_HOLD_INPUT);
 		if (!s->stalled)
 			session_process(s);
 		break;

@@ -225,6 +225,7 @@ int session_data_input(struct session *s, struct evbuffer *in)
 		size_t used = data_feed(&s->dp, v.iov_base, v.iov_len, &done);
 		evbuffer_drain(in, used);
 		if (done) {
+			session_notify_type(s, SEV_DATA_END);
 			session_data_end(s);
 			return 1;
 		}

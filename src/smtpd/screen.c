@@ -39,6 +39,25 @@
 /* The expiry sweep: this often, at most this many records a slice. */
 #define SCREEN_SWEEP_USEC (60 * 1000000LL)
 #define SCREEN_SWEEP_RECORDS 20000
+/* TCP_INFO is read with each of the first commands of a session. */
+#define SCREEN_RTT_READS 16
+
+/* Whitelist semantics (tempomx.conf(5) WHITELISTS). A client entry
+ * skips every delay (known at connect: no split banner, no held reply)
+ * and overrides every policy refusal. A sender entry is known from MAIL
+ * on: it skips the held reply when that comes later (patience_reply
+ * mail or rcpt) and overrides the decision at DATA. A recipient entry
+ * skips the held reply of its own RCPT and, when every recipient of the
+ * transaction is whitelisted, overrides the decision at DATA. None skips
+ * what is already past, and none stops the evidence being gathered: the
+ * real verdict is logged, stored and added to the message beside the
+ * override, and the history learns how the client behaved. */
+enum wl_kind { WL_NONE = 0, WL_CLIENT, WL_SENDER, WL_RECIPIENT };
+
+static const char *wl_kind_name(enum wl_kind k)
+{
+	return k == WL_CLIENT ? "client" : k == WL_SENDER ? "sender" : "recipient";
+}
 
 struct screen_item {
 	struct sockaddr_storage ss;
@@ -64,12 +83,14 @@ struct screen_server {
 
 struct screen {
 	struct timing t;
-	int active;      /* tests and delays apply */
-	int exempt;      /* mynetworks or a listener with timing = off */
-	int wl_client;   /* whitelisted client address */
-	int whitelisted; /* the current transaction is whitelisted */
+	int observe;              /* the evidence is gathered (not exempt) */
+	int probe;                /* the delays apply (not exempt, client not whitelisted) */
+	int exempt;               /* mynetworks or a listener with timing = off */
+	int wl_client;            /* whitelisted client address */
+	enum wl_kind whitelisted; /* what whitelisted the current transaction */
 	enum policy_history hist;
 	int64_t first_seen;
+	int64_t junk_since;
 	char hist_reason[160];
 	int patience_used;
 	/* the decision of the current transaction */
@@ -265,32 +286,37 @@ void screen_open(struct session *s)
 	timing_init(&sc->t, s->connect_usec);
 	sc->exempt = !session_timing_enabled(s) || conf_in_mynetworks(cf, session_peer(s));
 	sc->wl_client = ss && whitelist_client(&ss->wl, session_peer(s));
-	sc->active = !sc->exempt && !sc->wl_client;
+	sc->observe = !sc->exempt;
+	sc->probe = !sc->exempt && !sc->wl_client;
 	sc->hist = POLICY_NEW;
 	snprintf(sc->hist_reason, sizeof(sc->hist_reason), "no history");
 	if (ss && ss->hist) {
 		struct history_entry host, agg;
 		int64_t now = wall_usec() / 1000000;
 		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
-			struct history_params hp = {.junk_threshold =
-			                                (double)cf->junk_threshold / 100.0,
-			                            .min_history = (uint32_t)cf->min_history,
-			                            .max_age = cf->history_max_age};
+			struct history_params hp = {
+			    .junk_threshold = (double)cf->junk_threshold / 100.0,
+			    .min_history = (uint32_t)cf->min_history,
+			    .net_junk_hosts = (uint32_t)cf->network_junk_hosts,
+			    .net_good_hosts = (uint32_t)cf->network_good_hosts,
+			    .net_overwhelming = (uint32_t)cf->network_overwhelming_hosts,
+			    .max_age = cf->history_max_age};
 			struct history_prediction pred;
 			sc->hist =
 			    (enum policy_history)history_predict(&host, &agg, &hp, now, &pred);
 			sc->first_seen = pred.first_seen;
+			sc->junk_since = pred.junk_since;
 			snprintf(sc->hist_reason, sizeof(sc->hist_reason), "%s", pred.reason);
 		}
 	}
-	if (sc->active)
+	if (sc->observe)
 		timing_rtt(&sc->t, s->fd);
 }
 
 int64_t screen_greet_pause(const struct session *s)
 {
 	const struct screen *sc = s->scr;
-	if (sc == NULL || !sc->active || sc->hist == POLICY_GOOD)
+	if (sc == NULL || !sc->probe || sc->hist == POLICY_GOOD)
 		return 0;
 	if ((enum test_action)session_cf(s)->pregreet_action == TEST_OFF)
 		return 0;
@@ -300,7 +326,7 @@ int64_t screen_greet_pause(const struct session *s)
 void screen_event(struct session *s, const struct session_event *ev)
 {
 	struct screen *sc = s->scr;
-	if (sc == NULL || !sc->active)
+	if (sc == NULL || !sc->observe)
 		return;
 	switch (ev->type) {
 	case SEV_PREGREET:
@@ -310,18 +336,32 @@ void screen_event(struct session *s, const struct session_event *ev)
 		timing_note_greeting(&sc->t, screen_greet_pause(s) > 0, ev->usec);
 		break;
 	case SEV_COMMAND:
+		/* The round trip the answer is judged against: the kernel's
+		 * estimate settles over the first exchanges. */
+		if (!ev->early && sc->t.commands < SCREEN_RTT_READS)
+			timing_rtt(&sc->t, s->fd);
 		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
-		                    ev->early, ev->bare_lf, ev->pipelining, ev->usec);
+		                    ev->early, ev->bare_lf, ev->pipelining,
+		                    ev->arrival > 0 ? ev->arrival : ev->usec);
 		break;
 	case SEV_REPLY:
 		timing_note_reply(&sc->t, ev->usec);
 		break;
 	case SEV_FLUSHED:
-		/* The kernel's RTT estimate settles after a few exchanges. */
-		if (sc->t.commands < 4)
-			timing_rtt(&sc->t, s->fd);
+		timing_note_flushed(&sc->t, ev->usec);
 		break;
 	case SEV_TLS:
+		timing_note_tls(&sc->t);
+		break;
+	case SEV_DATA_END:
+		timing_note_end_of_data(&sc->t, s->esmtp);
+		break;
+	case SEV_QUIT:
+		if (ev->octets > 0)
+			timing_note_after_quit(&sc->t);
+		break;
+	case SEV_HOLD_INPUT:
+		timing_patience_input(&sc->t, s->esmtp, ev->usec);
 		break;
 	case SEV_NON_SMTP:
 		/* The text came with screen_non_smtp(). */
@@ -332,7 +372,7 @@ void screen_event(struct session *s, const struct session_event *ev)
 void screen_helo(struct session *s)
 {
 	struct screen *sc = s->scr;
-	if (sc == NULL || !sc->active || s->helo == NULL)
+	if (sc == NULL || !sc->observe || s->helo == NULL)
 		return;
 	char ours[64] = "";
 	struct sockaddr_storage local;
@@ -346,7 +386,7 @@ void screen_helo(struct session *s)
 void screen_non_smtp(struct session *s, const char *what)
 {
 	struct screen *sc = s->scr;
-	if (sc != NULL && sc->active)
+	if (sc != NULL && sc->observe)
 		timing_note_non_smtp(&sc->t, what);
 }
 
@@ -354,13 +394,18 @@ int64_t screen_patience(struct session *s, enum screen_reply which)
 {
 	const struct config *cf = session_cf(s);
 	struct screen *sc = s->scr;
-	if (sc == NULL || !sc->active || sc->patience_used || sc->hist == POLICY_GOOD)
+	if (sc == NULL || !sc->probe || sc->patience_used || sc->hist == POLICY_GOOD)
 		return 0;
 	if (cf->patience_delay <= 0 || (enum test_action)cf->patience_action == TEST_OFF ||
 	    cf->patience_reply != (int)which)
 		return 0;
-	/* A whitelisted sender skips every delay (known from MAIL on). */
-	if (s->sender && s->srv->scr && whitelist_sender(&s->srv->scr->wl, s->sender))
+	/* A whitelisted sender skips the delays still to come; a whitelisted
+	 * recipient the delay of its own RCPT reply. */
+	const struct whitelist *wl = s->srv->scr ? &s->srv->scr->wl : NULL;
+	if (wl && s->sender && whitelist_sender(wl, s->sender))
+		return 0;
+	if (wl && which == SCREEN_REPLY_RCPT && s->nrcpt > 0 &&
+	    whitelist_recipient(wl, s->rcpts[s->nrcpt - 1]))
 		return 0;
 	sc->patience_used = 1;
 	timing_patience_start(&sc->t, mono_usec(), cf->patience_delay * 1000000);
@@ -378,22 +423,22 @@ void screen_patience_over(struct session *s, int closed, int spoke)
 		timing_patience_end(&sc->t);
 }
 
-static int transaction_whitelisted(const struct session *s)
+static enum wl_kind transaction_whitelisted(const struct session *s)
 {
 	const struct screen *sc = s->scr;
 	const struct whitelist *wl = s->srv->scr ? &s->srv->scr->wl : NULL;
 	if (sc->wl_client)
-		return 1;
+		return WL_CLIENT;
 	if (wl == NULL)
-		return 0;
+		return WL_NONE;
 	if (s->sender && whitelist_sender(wl, s->sender))
-		return 1;
+		return WL_SENDER;
 	if (s->nrcpt == 0)
-		return 0;
+		return WL_NONE;
 	for (size_t i = 0; i < s->nrcpt; i++)
 		if (!whitelist_recipient(wl, s->rcpts[i]))
-			return 0;
-	return 1;
+			return WL_NONE;
+	return WL_RECIPIENT;
 }
 
 static void policy_params_of(const struct config *cf, struct policy_params *p)
@@ -421,7 +466,7 @@ enum reply_id screen_data(struct session *s)
 	if (sc == NULL)
 		return RPL_NONE;
 	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354. */
-	if (sc->active && s->bev && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+	if (sc->observe && s->bev && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
 		timing_note_early_body(&sc->t);
 	enum test_action act[TT_NTESTS];
 	test_actions(cf, act);
@@ -431,11 +476,24 @@ enum reply_id screen_data(struct session *s)
 	policy_params_of(cf, &pp);
 	struct policy_input in = {.history = sc->hist,
 	                          .first_seen = sc->first_seen,
+	                          .junk_since = sc->junk_since,
 	                          .now = wall_usec() / 1000000,
 	                          .verdict = sc->v.cls,
-	                          .whitelisted = sc->whitelisted,
+	                          .whitelisted = sc->whitelisted != WL_NONE,
 	                          .exempt = sc->exempt};
 	policy_decide(&pp, &in, &sc->pr);
+	if (sc->whitelisted != WL_NONE) {
+		/* Say what the whitelist overrode. */
+		struct policy_result plain;
+		in.whitelisted = 0;
+		policy_decide(&pp, &in, &plain);
+		int n =
+		    snprintf(sc->pr.why, sizeof(sc->pr.why), "whitelisted %s (without it: %s, ",
+		             wl_kind_name(sc->whitelisted), policy_decision_name(plain.decision));
+		if (n > 0 && (size_t)n < sizeof(sc->pr.why) - 2)
+			snprintf(sc->pr.why + n, sizeof(sc->pr.why) - (size_t)n, "%.*s)",
+			         (int)(sizeof(sc->pr.why) - (size_t)n - 2), plain.why);
+	}
 	sc->decided = 1;
 
 	enum reply_id r = RPL_NONE;
@@ -480,17 +538,19 @@ void screen_envelope(const struct session *s, struct envelope *env)
 		return;
 	env->class = sc->pr.decision == POLICY_HI ? CLASS_HI : CLASS_LO;
 	free(env->verdict);
-	env->verdict =
-	    xstrdup(sc->exempt || sc->whitelisted ? "good" : verdict_class_name(sc->v.cls));
+	/* The real verdict, even when a whitelist overrode it; exempt
+	 * clients are not judged at all. */
+	env->verdict = xstrdup(sc->exempt ? "good" : verdict_class_name(sc->v.cls));
 	env->score = sc->v.score;
 	free(env->reasons);
 	env->reasons = NULL;
-	if (sc->v.reasons[0] || sc->whitelisted || sc->exempt)
-		xasprintf(&env->reasons, "%s%s%s",
-		          sc->exempt        ? "exempt"
-		          : sc->whitelisted ? "whitelisted"
-		                            : "",
-		          (sc->exempt || sc->whitelisted) && sc->v.reasons[0] ? "; " : "",
+	char over[48] = "";
+	if (sc->exempt)
+		snprintf(over, sizeof(over), "exempt");
+	else if (sc->whitelisted != WL_NONE)
+		snprintf(over, sizeof(over), "whitelisted %s", wl_kind_name(sc->whitelisted));
+	if (sc->v.reasons[0] || over[0])
+		xasprintf(&env->reasons, "%s%s%s", over, over[0] && sc->v.reasons[0] ? "; " : "",
 		          sc->v.reasons);
 	free(env->history);
 	env->history = xstrdup(history_class_name((enum history_class)sc->hist));
@@ -503,10 +563,15 @@ int screen_header(const struct session *s, char **out)
 		*out = NULL;
 		return 0;
 	}
-	return xasprintf(out, "X-Tempomx-Class: %s; verdict=%s; score=%d; history=%s\r\n",
+	return xasprintf(out, "X-Tempomx-Class: %s; verdict=%s; score=%d; history=%s%s%s\r\n",
 	                 sc->pr.decision == POLICY_HI ? "hi" : "lo",
-	                 sc->exempt || sc->whitelisted ? "good" : verdict_class_name(sc->v.cls),
-	                 sc->v.score, history_class_name((enum history_class)sc->hist));
+	                 sc->exempt ? "good" : verdict_class_name(sc->v.cls), sc->v.score,
+	                 history_class_name((enum history_class)sc->hist),
+	                 sc->exempt                   ? "; exempt"
+	                 : sc->whitelisted != WL_NONE ? "; whitelisted="
+	                                              : "",
+	                 !sc->exempt && sc->whitelisted != WL_NONE ? wl_kind_name(sc->whitelisted)
+	                                                           : "");
 }
 
 void screen_committed(struct session *s, int ok)
@@ -537,11 +602,20 @@ void screen_close(struct session *s)
 	test_actions(session_cf(s), act);
 	struct verdict v;
 	verdict_compute(&sc->t, act, &v);
-	if (sc->active && !sc->logged_with_id)
+	if (sc->observe && !sc->logged_with_id)
 		log_info("classify: unknown[%s]:%u: no message accepted, verdict=%s, score=%d, "
 		         "history=%s, %s; reasons: %s",
 		         s->addr, s->port, verdict_class_name(v.cls), v.score,
 		         history_class_name((enum history_class)sc->hist),
+		         s->quit ? "quit" : "closed without QUIT",
+		         v.reasons[0] ? v.reasons : "none");
+	else if (sc->observe && v.cls > sc->v.cls)
+		/* Judged worse after its last message was taken: what the
+		 * history will learn must be in the log too. */
+		log_info("classify: unknown[%s]:%u: after %u accepted, session verdict=%s, "
+		         "score=%d, %s; reasons: %s",
+		         s->addr, s->port, sc->accepted_hi + sc->accepted_lo,
+		         verdict_class_name(v.cls), v.score,
 		         s->quit ? "quit" : "closed without QUIT",
 		         v.reasons[0] ? v.reasons : "none");
 	/* Exempt clients teach the history nothing: their mail is not
@@ -556,7 +630,7 @@ void screen_close(struct session *s)
 			flags |= HISTORY_EV_TEMPFAIL;
 		if (sc->rejects)
 			flags |= HISTORY_EV_REJECT;
-		if (v.cls == VERDICT_JUNK && sc->active)
+		if (v.cls == VERDICT_JUNK && sc->observe)
 			flags |= HISTORY_EV_JUNK;
 		writer_push(s->srv->scr, session_peer(s), s->peerlen, flags,
 		            verdict_score_sample(&v));

@@ -549,6 +549,10 @@ static void proceed_help(struct session *s, const struct cmd_line *cmd)
 
 static void proceed_quit(struct session *s, const struct cmd_line *cmd)
 {
+	/* QUIT ends every group (RFC 2920 3.1): nothing may follow it. */
+	struct session_event ev = {.type = SEV_QUIT,
+	                           .octets = evbuffer_get_length(bufferevent_get_input(s->bev))};
+	session_notify(s, &ev);
 	s->quit = 1;
 	session_reply(s, RPL_BYE, NULL);
 }
@@ -651,6 +655,7 @@ static void session_command(struct session *s, const char *line, size_t len, int
 	                           .usec = s->last_cmd_usec,
 	                           .verb = cmd.verb,
 	                           .early = early,
+	                           .arrival = s->last_read_usec,
 	                           .bare_lf = bare_lf,
 	                           .pipelining = s->esmtp};
 	session_notify(s, &ev);

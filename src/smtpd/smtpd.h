@@ -38,13 +38,16 @@ struct verify;
 
 /* What the observer is told. */
 enum session_event_type {
-	SEV_PREGREET, /* octets arrived before the greeting was complete */
-	SEV_GREETING, /* the final "220 " greeting line was queued */
-	SEV_COMMAND,  /* a complete command line was taken from the input */
-	SEV_REPLY,    /* a reply was queued for sending */
-	SEV_FLUSHED,  /* every queued reply has been written to the socket */
-	SEV_TLS,      /* the TLS handshake completed */
-	SEV_NON_SMTP, /* HTTP request or TLS record on the plain port */
+	SEV_PREGREET,   /* octets arrived before the greeting was complete */
+	SEV_GREETING,   /* the final "220 " greeting line was queued */
+	SEV_COMMAND,    /* a complete command line was taken from the input */
+	SEV_REPLY,      /* a reply was queued for sending */
+	SEV_FLUSHED,    /* every queued reply has been written to the socket */
+	SEV_TLS,        /* the TLS handshake completed */
+	SEV_NON_SMTP,   /* HTTP request or TLS record on the plain port */
+	SEV_DATA_END,   /* the end-of-data line of a message was received */
+	SEV_QUIT,       /* QUIT was taken; .pending: input was waiting after it */
+	SEV_HOLD_INPUT, /* input arrived while a reply was held back */
 };
 
 struct session_event {
@@ -53,11 +56,12 @@ struct session_event {
 	/* SEV_COMMAND */
 	enum cmd_verb verb; /* CMD_NONE: too long or not a command */
 	int early;          /* it arrived before the previous reply was sent */
+	int64_t arrival;    /* mono_usec() when its octets were read */
 	int bare_lf;        /* the line ended in LF without CR */
 	int pipelining;     /* our EHLO reply offered PIPELINING (RFC 2920) */
 	/* SEV_REPLY */
 	int code;
-	/* SEV_PREGREET: octets newly seen */
+	/* SEV_PREGREET: octets newly seen; SEV_QUIT: octets left unread */
 	size_t octets;
 };
 

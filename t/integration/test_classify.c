@@ -334,11 +334,18 @@ Test(classify, predicted_junk_tempfailed_then_accepted_and_aggregated)
 	h_sleep_ms(800);
 	/* Behaves now, but the history predicts junk: tempfail at DATA. */
 	cr_expect_eq(good_session("127.0.1.2", "a@localhost", "u@localhost"), 451);
-	/* Its /24 shares the fate. */
+	/* One host's sessions do not speak for its /24. */
+	cr_expect_eq(good_session("127.0.1.6", "a@localhost", "u@localhost"), 250);
+	/* Three distinct junk hosts do: a new host there shares the fate. */
+	cr_expect_eq(junk_session("127.0.1.4"), 554);
+	cr_expect_eq(junk_session("127.0.1.5"), 554);
+	h_sleep_ms(800);
 	cr_expect_eq(good_session("127.0.1.3", "a@localhost", "u@localhost"), 451);
+	/* The neighbour with a good message of its own is judged by it. */
+	cr_expect_eq(good_session("127.0.1.6", "a@localhost", "u@localhost"), 250);
 	/* Another /24 is new and accepted. */
 	cr_expect_eq(good_session("127.0.2.3", "a@localhost", "u@localhost"), 250);
-	/* After junk_delay from first seen: accepted into lo. */
+	/* After junk_delay from its latest junk: accepted into lo. */
 	h_sleep_ms(4000);
 	cr_expect_eq(good_session("127.0.1.2", "a@localhost", "u@localhost"), 250);
 	cr_expect_eq(outcomes("127.0.1.2", "lo"), 1);
@@ -421,6 +428,120 @@ Test(classify, whitelists_and_log_only)
 	h_close(&c);
 	cr_expect_eq(outcomes("127.0.5.2", "lo"), 1);
 	cr_expect(h_log_has(&D, "would reject"));
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
+
+/* A polite ESMTP transaction that times the RCPT reply (ms); returns the
+ * reply to the dot. */
+static int timed_session(const char *src, const char *from, const char *rcpt, long long *rcpt_ms,
+                         long long *greet_ms)
+{
+	struct h_conn c;
+	long long t0 = h_now_ms();
+	h_open(&c, src, D.port);
+	*greet_ms = h_now_ms() - t0;
+	h_expect(&c, 250, "EHLO good.example.test");
+	h_expect(&c, 250, "MAIL FROM:<%s>", from);
+	t0 = h_now_ms();
+	h_expect(&c, 250, "RCPT TO:<%s>", rcpt);
+	*rcpt_ms = h_now_ms() - t0;
+	h_expect(&c, 354, "DATA");
+	int code = h_cmd(&c, "Subject: t\r\n\r\nt\r\n.");
+	h_cmd(&c, "QUIT");
+	h_close(&c);
+	return code;
+}
+
+/* The newest message of a Maildir, or NULL. */
+static char *newest_message(const char *user, size_t *len)
+{
+	char md[H_PATH], **list;
+	h_maildir(&D, "localhost", user, md, sizeof(md));
+	int n = h_maildir_list(md, &list);
+	char *f = n > 0 ? h_read_file(list[n - 1], len) : NULL;
+	h_free_list(list, n);
+	return f;
+}
+
+/* tempomx.conf(5) WHITELISTS: what each kind skips and overrides. */
+Test(classify, whitelist_semantics_delays_reload_and_header)
+{
+	char path[H_PATH];
+	start();
+	h_set(&D, "greet_pause", "1");
+	h_set(&D, "patience_delay", "2");
+	h_set(&D, "patience_reply", "rcpt");
+	snprintf(path, sizeof(path), "%s/whitelist", D.dir);
+	const char wl[] = "sender friend@example.org\nrecipient abuse@localhost\n";
+	cr_assert_eq(h_write_file(path, wl, sizeof(wl) - 1, 0644), 0);
+	h_set(&D, "whitelist_file", "%s", path);
+	h_daemon_start(&D);
+	long long rcpt_ms, greet_ms;
+
+	/* Not whitelisted: split banner and held RCPT reply. */
+	cr_expect_eq(timed_session("127.0.9.1", "a@localhost", "u@localhost", &rcpt_ms, &greet_ms),
+	             250);
+	cr_expect_geq(greet_ms, 900, "greet pause missing: %lld ms", greet_ms);
+	cr_expect_geq(rcpt_ms, 1800, "patience delay missing: %lld ms", rcpt_ms);
+	/* A whitelisted sender skips the held reply that follows MAIL, not
+	 * the banner pause that came before it was known. */
+	cr_expect_eq(
+	    timed_session("127.0.9.2", "friend@example.org", "u@localhost", &rcpt_ms, &greet_ms),
+	    250);
+	cr_expect_geq(greet_ms, 900, "a sender is not known at the banner: %lld ms", greet_ms);
+	cr_expect_lt(rcpt_ms, 1000, "whitelisted sender delayed: %lld ms", rcpt_ms);
+	/* A whitelisted recipient skips the hold of its own RCPT reply. */
+	cr_expect_eq(
+	    timed_session("127.0.9.3", "a@localhost", "abuse@localhost", &rcpt_ms, &greet_ms), 250);
+	cr_expect_lt(rcpt_ms, 1000, "whitelisted recipient delayed: %lld ms", rcpt_ms);
+
+	/* Ratware to a whitelisted recipient: accepted into hi, and the
+	 * message says both the real verdict and the override. */
+	struct h_conn c;
+	const char burst[] = "HELO rat.example.test\r\nMAIL FROM:<rat@example.test>\r\n"
+	                     "RCPT TO:<abuse@localhost>\r\nDATA\r\n";
+	h_open(&c, "127.0.9.4", D.port);
+	h_send(&c, burst, sizeof(burst) - 1);
+	int code = 0;
+	for (int k = 0; k < 4; k++)
+		code = h_reply(&c, 5000);
+	cr_expect_eq(code, 354, "whitelisted recipient refused: %s", c.last);
+	cr_expect_eq(h_cmd(&c, "Subject: w\r\n\r\nw\r\n."), 250);
+	h_close(&c);
+	cr_expect_eq(outcomes("127.0.9.4", "hi"), 1);
+	cr_expect(h_log_has(&D, "whitelisted recipient (without it: reject"),
+	          "the log says what was overridden");
+	char md[H_PATH];
+	h_maildir(&D, "localhost", "abuse", md, sizeof(md));
+	cr_expect(h_maildir_wait(md, 2, 10000));
+	size_t len;
+	char *f = newest_message("abuse", &len);
+	cr_expect(f && h_contains(f, len, "verdict=junk") &&
+	              h_contains(f, len, "whitelisted=recipient"),
+	          "header: %.300s", f ? f : "(none)");
+	free(f);
+
+	/* SIGHUP reads the whitelist file again: a client entry then skips
+	 * the banner pause and overrides the refusal. */
+	const char wl2[] = "sender friend@example.org\nrecipient abuse@localhost\n"
+	                   "client 127.0.9.7\n";
+	cr_assert_eq(h_write_file(path, wl2, sizeof(wl2) - 1, 0644), 0);
+	cr_expect_eq(junk_session("127.0.9.7"), 554, "not whitelisted yet");
+	cr_assert_eq(kill(D.pid, SIGHUP), 0);
+	cr_expect(h_log_wait(&D, "whitelists: 1 clients", 10000), "no reload");
+	long long t0 = h_now_ms();
+	h_open(&c, "127.0.9.7", D.port);
+	cr_expect_lt(h_now_ms() - t0, 700, "whitelisted client got the banner pause");
+	h_send(&c, burst, sizeof(burst) - 1);
+	code = 0;
+	for (int k = 0; k < 4; k++)
+		code = h_reply(&c, 5000);
+	cr_expect_eq(code, 354, "whitelisted client refused after reload: %s", c.last);
+	cr_expect_eq(h_cmd(&c, "Subject: w\r\n\r\nw\r\n."), 250);
+	h_close(&c);
+	cr_expect(h_log_has(&D, "whitelisted client (without it: reject"));
 	h_daemon_stop(&D);
 	h_check_sanitizers(&D);
 	h_daemon_free(&D);

@@ -159,6 +159,13 @@ static const struct parse_case parse_cases[] = {
     {"HEAD / HTTP/1.1", 0, RPL_NON_SMTP, CMD_NONE, ""},
     {"PUT /x HTTP/1.1", 0, RPL_NON_SMTP, CMD_NONE, ""},
     {"\x16\x03\x01\x02\x00", 5, RPL_NON_SMTP, CMD_NONE, ""},
+    /* Message header lines sent at the command prompt. */
+    {"Subject: hello", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"From: <a@example.org>", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"To:", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"Received: from x by y", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"X-Mailer: ratware 1.0", 0, RPL_NON_SMTP, CMD_NONE, ""},
+    {"message-id:<1@x>", 0, RPL_NON_SMTP, CMD_NONE, ""},
 };
 
 Test(command, parse_table)

@@ -104,7 +104,8 @@ static void lookup(struct history *h, const char *ip, int64_t now, struct histor
 	             "history_lookup(%s)", ip);
 }
 
-static const struct history_params params = {0.5, 3, 30 * DAY};
+static const struct history_params params = {
+    .junk_threshold = 0.5, .min_history = 3, .max_age = 30 * DAY};
 
 static enum history_class predict_ip(struct history *h, const char *ip, int64_t now,
                                      struct history_prediction *pr)
@@ -122,6 +123,7 @@ static enum history_class predict_ip(struct history *h, const char *ip, int64_t 
 struct rec_spec {
 	int present;
 	uint32_t clean, junk, virus, admin_good, admin_junk, sessions;
+	uint32_t good_hosts, junk_hosts; /* network records */
 	uint8_t admin;
 	int64_t last_seen_ago;
 };
@@ -159,10 +161,23 @@ static const struct predict_case predict_cases[] = {
     {"viruses move clean mail to junk", REC(.clean = 10, .virus = 8), NONE, 0.5, 3, HISTORY_JUNK,
      0},
     {"only tempfailed sessions so far", REC(.sessions = 3), NONE, 0.5, 3, HISTORY_NEW, 0},
-    {"new host in a junk network", NONE, REC(.junk = 20), 0.5, 3, HISTORY_JUNK, 1},
-    {"new host in a good network", NONE, REC(.clean = 20), 0.5, 3, HISTORY_GOOD, 1},
-    {"young host in a junk network", REC(.clean = 1), REC(.clean = 1, .junk = 20), 0.5, 3,
-     HISTORY_JUNK, 1},
+    {"new host in a junk network", NONE, REC(.junk = 20, .junk_hosts = 5), 0.5, 3, HISTORY_JUNK, 1},
+    {"new host in a good network", NONE, REC(.clean = 20, .good_hosts = 4), 0.5, 3, HISTORY_GOOD,
+     1},
+    /* One host's many sessions never speak for its neighbours. */
+    {"new host, one junk host's 20 sessions", NONE, REC(.junk = 20, .junk_hosts = 1), 0.5, 3,
+     HISTORY_NEW, 1},
+    {"new host, one good host's 20 messages", NONE, REC(.clean = 20, .good_hosts = 1), 0.5, 3,
+     HISTORY_NEW, 1},
+    {"new host, two junk hosts", NONE, REC(.junk = 2, .junk_hosts = 2), 0.5, 3, HISTORY_NEW, 1},
+    {"new host, junk hosts outnumbered", NONE,
+     REC(.junk = 5, .clean = 20, .junk_hosts = 3, .good_hosts = 6), 0.5, 3, HISTORY_GOOD, 1},
+    /* A host's own judged mail wins over its network... */
+    {"young good host in a junk network", REC(.clean = 1),
+     REC(.clean = 1, .junk = 20, .junk_hosts = 5, .good_hosts = 1), 0.5, 3, HISTORY_GOOD, 0},
+    /* ...unless the network is overwhelmingly junk. */
+    {"young host in an overwhelmingly junk network", REC(.clean = 1),
+     REC(.clean = 1, .junk = 40, .junk_hosts = 12, .good_hosts = 1), 0.5, 3, HISTORY_JUNK, 1},
     {"known host in a junk network", REC(.clean = 10), REC(.clean = 10, .junk = 30), 0.5, 3,
      HISTORY_GOOD, 0},
     {"young host, young network", REC(.clean = 1), REC(.clean = 1), 0.5, 3, HISTORY_GOOD, 0},
@@ -179,8 +194,8 @@ static const struct predict_case predict_cases[] = {
      0},
     {"expired host record", REC(.junk = 9, .last_seen_ago = 31 * DAY), NONE, 0.5, 3, HISTORY_NEW,
      0},
-    {"expired host, live network", REC(.junk = 9, .last_seen_ago = 31 * DAY), REC(.clean = 9), 0.5,
-     3, HISTORY_GOOD, 1},
+    {"expired host, live network", REC(.junk = 9, .last_seen_ago = 31 * DAY),
+     REC(.clean = 9, .good_hosts = 3), 0.5, 3, HISTORY_GOOD, 1},
 };
 
 static void fill_entry(struct history_entry *e, const struct rec_spec *s, const char *net, int bits)
@@ -192,6 +207,8 @@ static void fill_entry(struct history_entry *e, const struct rec_spec *s, const 
 	e->rec.first_seen = T0 - 40 * DAY;
 	e->rec.last_seen = T0 - s->last_seen_ago;
 	e->rec.clean = e->rec.accepted_good = s->clean;
+	e->rec.good_hosts = s->good_hosts;
+	e->rec.junk_hosts = s->junk_hosts;
 	e->rec.junk = s->junk;
 	e->rec.virus = s->virus;
 	e->rec.admin_good = s->admin_good;
@@ -206,7 +223,9 @@ Test(history, predict_table)
 		const struct predict_case *c = &predict_cases[i];
 		struct history_entry host, agg;
 		struct history_prediction pr;
-		struct history_params p = {c->threshold, c->min_history, 30 * DAY};
+		struct history_params p = {.junk_threshold = c->threshold,
+		                           .min_history = c->min_history,
+		                           .max_age = 30 * DAY};
 		fill_entry(&host, &c->host, "192.0.2.7", 32);
 		fill_entry(&agg, &c->agg, "192.0.2.0", 24);
 		enum history_class got = history_predict(&host, &agg, &p, T0, &pr);
@@ -315,12 +334,14 @@ Test(history, ipv6_aggregate_and_mapped)
 	struct history *h = open_store(0);
 	struct history_entry host, agg;
 	struct history_prediction pr;
+	const char *junk6[] = {"2001:db8:1:2::5", "2001:db8:1:2::6", "2001:db8:1:2::7"};
 	for (int i = 0; i < 3; i++)
-		record(h, "2001:db8:1:2::5", JUNK_SESSION, T0);
+		record(h, junk6[i], JUNK_SESSION, T0);
 	lookup(h, "2001:db8:1:2::5", T0, &host, &agg);
 	cr_expect_eq(host.net.bits, 128);
 	cr_expect_eq(agg.net.bits, 64);
 	cr_expect_eq(agg.rec.junk, 3);
+	cr_expect_eq(agg.rec.junk_hosts, 3);
 	cr_expect_eq(predict_ip(h, "2001:db8:1:2:ffff::9", T0, &pr), HISTORY_JUNK, "%s", pr.reason);
 	cr_expect(strstr(pr.reason, "2001:db8:1:2::/64") != NULL, "%s", pr.reason);
 	cr_expect_eq(predict_ip(h, "2001:db8:1:3::5", T0, &pr), HISTORY_NEW);
@@ -464,7 +485,10 @@ Test(history, feedback)
 	cr_expect_eq(host.rec.admin_at, T0 + 5);
 	cr_expect_eq(agg.rec.admin_junk, 1);
 	cr_expect_eq(agg.rec.admin, HISTORY_FEEDBACK_NONE, "one host does not condemn its network");
-	cr_expect_eq(predict_ip(h, "192.0.2.2", T0 + 6, &pr), HISTORY_GOOD, "%s", pr.reason);
+	/* Nor does it vouch for it: one host is one vote (now a junk one). */
+	cr_expect_eq(agg.rec.junk_hosts, 1);
+	cr_expect_eq(agg.rec.good_hosts, 0);
+	cr_expect_eq(predict_ip(h, "192.0.2.2", T0 + 6, &pr), HISTORY_NEW, "%s", pr.reason);
 	cr_assert_eq(history_feedback(h, &one, HISTORY_FEEDBACK_GOOD, T0 + 7, NULL), 0);
 	cr_expect_eq(predict_ip(h, "192.0.2.1", T0 + 8, &pr), HISTORY_GOOD);
 
@@ -982,5 +1006,42 @@ Test(history, unreadable_record_is_absent)
 	cr_expect_eq(removed, 1);
 	cr_assert_eq(history_stat(h, &n, NULL), 0);
 	cr_expect_eq(n, 2);
+	history_close(h);
+}
+
+/* Issue-level behaviour of the network aggregate, through the store. */
+Test(history, network_needs_distinct_hosts)
+{
+	struct history *h = open_store(0);
+	struct history_prediction pr;
+	/* One false verdict of one host does not spill to its neighbours. */
+	record(h, "192.0.2.10", JUNK_SESSION, T0);
+	cr_expect_eq(predict_ip(h, "192.0.2.11", T0 + 1, &pr), HISTORY_NEW, "%s", pr.reason);
+	/* Nor do many sessions of that one host. */
+	for (int i = 0; i < 10; i++)
+		record(h, "192.0.2.10", JUNK_SESSION, T0 + 2 + i);
+	cr_expect_eq(predict_ip(h, "192.0.2.11", T0 + 20, &pr), HISTORY_NEW, "%s", pr.reason);
+	/* Five distinct junk hosts: a new host of the /24 is predicted junk,
+	 * and junk_since is the latest junk seen there. */
+	for (int i = 1; i <= 5; i++) {
+		char ip[32];
+		snprintf(ip, sizeof(ip), "198.51.100.%d", i);
+		record(h, ip, JUNK_SESSION, T0 + i);
+	}
+	cr_expect_eq(predict_ip(h, "198.51.100.200", T0 + 10, &pr), HISTORY_JUNK, "%s", pr.reason);
+	cr_expect_eq(pr.from_aggregate, 1);
+	cr_expect_eq(pr.junk_since, T0 + 5);
+	cr_expect(strstr(pr.reason, "5 junk and 0 good hosts") != NULL, "%s", pr.reason);
+	/* A neighbour with a good history of its own is not. */
+	record(h, "198.51.100.50", GOOD_MAIL, T0);
+	record(h, "198.51.100.50", GOOD_MAIL, T0 + 1);
+	cr_expect_eq(predict_ip(h, "198.51.100.50", T0 + 10, &pr), HISTORY_GOOD, "%s", pr.reason);
+	/* A host that turns from junk to good moves its vote. */
+	for (int i = 0; i < 3; i++)
+		record(h, "198.51.100.1", GOOD_MAIL, T0 + 20 + i);
+	struct history_entry host, agg;
+	lookup(h, "198.51.100.1", T0 + 30, &host, &agg);
+	cr_expect_eq(agg.rec.junk_hosts, 4);
+	cr_expect_eq(agg.rec.good_hosts, 2);
 	history_close(h);
 }

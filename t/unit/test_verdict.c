@@ -26,6 +26,12 @@ enum step_kind {
 	S_PAT_BREAK_CLOSE,
 	S_PAT_BREAK_SPOKE,
 	S_PAT_END,
+	S_DATA_END,   /* end of data; pipelining = PIPELINING offered */
+	S_TLS,        /* the TLS handshake completed */
+	S_QUIT_MORE,  /* input was waiting after QUIT */
+	S_HOLD_INPUT, /* input during the held reply; pipelining as offered */
+	S_FLUSH,      /* the queued replies left */
+	S_RTT,        /* octets = the kernel's minimum round trip, usec */
 	S_END
 };
 
@@ -133,6 +139,157 @@ static const struct row rows[] = {
      VERDICT_GOOD,
      WEIGHT_HELO,
      "HELO is a bare IP address"},
+    /* RFC 2920 3.1: message content starts a group. */
+    {"dot and QUIT together after ESMTP",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "DATA", 1, 0, 1},
+      {S_REPLY, 21},
+      {S_DATA_END, 30, NULL, 0, 0, 1},
+      {S_CMD, 30, "QUIT", 1, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"next transaction pipelined after the dot",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "DATA", 1, 0, 1},
+      {S_REPLY, 21},
+      {S_DATA_END, 30, NULL, 0, 0, 1},
+      {S_CMD, 30, "MAIL", 1, 0, 1},
+      {S_CMD, 30, "RCPT", 1, 0, 1},
+      {S_CMD, 30, "DATA", 1, 0, 1},
+      {S_REPLY, 31},
+      {S_DATA_END, 40, NULL, 0, 0, 1},
+      {S_CMD, 40, "QUIT", 1, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"RSET starts a group",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "RSET", 0, 0, 1},
+      {S_CMD, 20, "MAIL", 1, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "DATA", 1, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"dot and QUIT together after HELO: let through",
+     {{S_GREET, 0},
+      {S_CMD, 10, "HELO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 0},
+      {S_REPLY, 21},
+      {S_CMD, 30, "RCPT", 0, 0, 0},
+      {S_REPLY, 31},
+      {S_CMD, 40, "DATA", 0, 0, 0},
+      {S_REPLY, 41},
+      {S_DATA_END, 50, NULL, 0, 0, 0},
+      {S_CMD, 50, "QUIT", 1, 0, 0},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"next MAIL after the dot without PIPELINING",
+     {{S_GREET, 0},
+      {S_CMD, 10, "HELO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_DATA_END, 50, NULL, 0, 0, 0},
+      {S_CMD, 50, "MAIL", 1, 0, 0},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "unauth pipelining: MAIL after end of data"},
+    {"a command after DATA before the 354",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_CMD, 20, "DATA", 1, 0, 1},
+      {S_CMD, 20, "QUIT", 1, 0, 1},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "unauth pipelining: QUIT after DATA"},
+    {"NOOP ends a group",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "NOOP", 0, 0, 1},
+      {S_CMD, 20, "MAIL", 1, 0, 1},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "unauth pipelining: MAIL after NOOP"},
+    {"input after QUIT",
+     {{S_GREET, 0}, {S_CMD, 10, "EHLO", 0, 0, 0}, {S_QUIT_MORE, 20}, {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING,
+     "input after QUIT"},
+    {"EHLO on a fresh TLS session",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "STARTTLS", 0, 0, 1},
+      {S_REPLY, 21},
+      {S_TLS, 30},
+      {S_CMD, 30, "EHLO", 1, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    /* Patience with PIPELINING: what RFC 2920 allows may come meanwhile. */
+    {"DATA pipelined during the held RCPT reply",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_PAT_START, 20},
+      {S_HOLD_INPUT, 30, NULL, 0, 0, 1},
+      {S_PAT_END, 5020},
+      {S_CMD, 5020, "DATA", 1, 0, 1},
+      {S_END}},
+     VERDICT_GOOD,
+     0,
+     ""},
+    {"talking during the held EHLO reply",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 1},
+      {S_PAT_START, 10},
+      {S_HOLD_INPUT, 1510, NULL, 0, 0, 1},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_IMPATIENT,
+     "impatient: spoke 1.5 s into a 5 s delay"},
+    {"a command after DATA sent during the held RCPT reply",
+     {{S_GREET, 0},
+      {S_CMD, 10, "EHLO", 0, 0, 0},
+      {S_REPLY, 11},
+      {S_CMD, 20, "MAIL", 0, 0, 1},
+      {S_CMD, 20, "RCPT", 1, 0, 1},
+      {S_PAT_START, 20},
+      {S_HOLD_INPUT, 2020, NULL, 0, 0, 1},
+      {S_PAT_END, 5020},
+      {S_CMD, 5020, "DATA", 1, 0, 1},
+      {S_CMD, 5020, "RSET", 1, 0, 1},
+      {S_END}},
+     VERDICT_JUNK,
+     WEIGHT_PIPELINING + WEIGHT_IMPATIENT,
+     "impatient: spoke 2.0 s into a 5 s delay"},
     {"HELO bare IP and our name: suspect",
      {{S_GREET, 0}, {S_HELO, 5, NULL, 0, 0, 0, HELO_BARE_IP | HELO_OURS}, {S_END}},
      VERDICT_SUSPECT,
@@ -179,6 +336,24 @@ static void play(const struct row *r, const enum test_action act[TT_NTESTS], str
 			break;
 		case S_PAT_END:
 			timing_patience_end(&t);
+			break;
+		case S_DATA_END:
+			timing_note_end_of_data(&t, s->pipelining);
+			break;
+		case S_TLS:
+			timing_note_tls(&t);
+			break;
+		case S_QUIT_MORE:
+			timing_note_after_quit(&t);
+			break;
+		case S_HOLD_INPUT:
+			timing_patience_input(&t, s->pipelining, u);
+			break;
+		case S_FLUSH:
+			timing_note_flushed(&t, u);
+			break;
+		case S_RTT:
+			timing_note_rtt(&t, (uint32_t)s->octets, (uint32_t)s->octets);
 			break;
 		case S_END:
 			break;
@@ -259,6 +434,78 @@ Test(verdict, helo_form)
 
 Test(verdict, timing_state_is_small)
 {
-	/* Memory per connection: one fixed struct, no allocation. */
-	cr_expect_leq(sizeof(struct timing), 256);
+	/* Memory per connection: one fixed struct, no allocation, a few
+	 * hundred bytes (the session's buffers are the bulk of it). */
+	cr_expect_leq(sizeof(struct timing), 384);
+}
+
+/* A client that answers each of our replies gap_us after it left, on a
+ * link with the given round trip (usec), with think time enforced. */
+static void think_dialogue(uint32_t rtt, int64_t gap, struct verdict *v)
+{
+	static const char *const verbs[] = {"EHLO", "MAIL", "RCPT", "RCPT", "DATA"};
+	const enum test_action act[TT_NTESTS] = {TEST_ENFORCE, TEST_ENFORCE, TEST_ENFORCE,
+	                                         TEST_ENFORCE, TEST_ENFORCE, TEST_ENFORCE};
+	struct timing t;
+	int64_t now = 1000000;
+	timing_init(&t, 0);
+	timing_note_rtt(&t, rtt, rtt);
+	timing_note_greeting(&t, 0, now);
+	timing_note_flushed(&t, now);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		now += gap;
+		timing_note_command(&t, verbs[i], 0, 0, i > 0, now);
+		now += 100;
+		timing_note_reply(&t, now);
+		timing_note_flushed(&t, now + 10);
+		now += 10;
+	}
+	verdict_compute(&t, act, v);
+}
+
+Test(verdict, think_time_against_the_round_trip)
+{
+	/* rtt usec, answer gap usec, expected class, reason substring */
+	static const struct {
+		uint32_t rtt;
+		int64_t gap;
+		enum verdict_class cls;
+		const char *reason;
+	} t[] = {
+	    {40, 5, VERDICT_GOOD, NULL},          /* loopback: too short to judge */
+	    {40, 2000, VERDICT_GOOD, NULL},       /* loopback, slow client */
+	    {100000, 101000, VERDICT_GOOD, NULL}, /* 100 ms link, polite */
+	    {600000, 601000, VERDICT_GOOD, NULL}, /* 600 ms link, polite */
+	    {600000, 650000, VERDICT_GOOD, NULL}, /* 600 ms, a little jitter */
+	    {100000, 5000, VERDICT_SUSPECT, "below the round trip"}, /* scripted */
+	    {600000, 20000, VERDICT_SUSPECT, "below the round trip"},
+	};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct verdict v;
+		think_dialogue(t[i].rtt, t[i].gap, &v);
+		cr_expect_eq(v.cls, t[i].cls, "rtt %u gap %lld: %s (%s)", t[i].rtt,
+		             (long long)t[i].gap, verdict_class_name(v.cls), v.reasons);
+		if (t[i].reason)
+			cr_expect(strstr(v.reasons, t[i].reason) != NULL, "rtt %u: reasons '%s'",
+			          t[i].rtt, v.reasons);
+		else
+			cr_expect(strstr(v.reasons, "below the round trip") == NULL,
+			          "rtt %u gap %lld: reasons '%s'", t[i].rtt, (long long)t[i].gap,
+			          v.reasons);
+	}
+}
+
+Test(verdict, reverse_dns_is_weak_evidence)
+{
+	const enum test_action act[TT_NTESTS] = {TEST_ENFORCE, TEST_ENFORCE, TEST_ENFORCE,
+	                                         TEST_ENFORCE, TEST_ENFORCE, TEST_ENFORCE};
+	struct timing t;
+	struct verdict v;
+	timing_init(&t, 0);
+	timing_note_rdns(&t, 1, 1, "host-192-0-2-1.dyn.example");
+	verdict_compute(&t, act, &v);
+	cr_expect_eq(v.cls, VERDICT_GOOD, "rDNS alone: %s", verdict_class_name(v.cls));
+	cr_expect_eq(v.score, WEIGHT_RDNS_FAIL + WEIGHT_RDNS_GENERIC);
+	cr_expect(strstr(v.reasons, "looks dynamic") != NULL, "%s", v.reasons);
+	cr_expect_lt(WEIGHT_RDNS_FAIL + WEIGHT_RDNS_GENERIC, VERDICT_SUSPECT_SCORE);
 }
