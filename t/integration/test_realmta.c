@@ -131,7 +131,7 @@ static void expect_known_good(size_t since, const char *tag)
 	for (char *line = lines; *line;) {
 		char *end = strchr(line, '\n');
 		*end = '\0';
-		if (strstr(line, "]: hi,") || strstr(line, "]: lo,")) {
+		if (strstr(line, ": hi, verdict=") || strstr(line, ": lo, verdict=")) {
 			accepted++;
 			good += strstr(line, "history=good") != NULL;
 		}
@@ -183,10 +183,6 @@ Test(realmta, postfix_relays_every_batch_on_first_attempt)
 	size_t first = batch("first", 1);
 	cr_expect(rc_lines_with(D.log, first, "STARTTLS: ", "[" PF_SRC "]:"),
 	          "Postfix did not use STARTTLS");
-	int reuse = rc_max_messages_per_session(&D, first, PF_SRC);
-	cr_expect_gt(reuse, 1, "no session carried more than one message (max %d)", reuse);
-	cr_expect_gt(rc_lines_with(P.log, 0, "conn_use=", NULL), 0,
-	             "Postfix never reused a connection");
 
 	/* 2. Right after: known, good, no probing delays. */
 	h_sleep_ms(1000);
@@ -206,6 +202,12 @@ Test(realmta, postfix_relays_every_batch_on_first_attempt)
 	rc_postfix_retarget(&P, D.port);
 	size_t third = batch("hour-later", 3);
 	expect_known_good(third, "hour-later");
+
+	/* Connections were reused (in whichever batch Postfix chose to). */
+	int reuse = rc_max_messages_per_session(&D, first, PF_SRC);
+	cr_expect_gt(reuse, 1, "no session carried more than one message (max %d)", reuse);
+	cr_expect_gt(rc_lines_with(P.log, 0, "conn_use=", NULL), 0,
+	             "Postfix never reused a connection");
 
 	rc_postfix_stop(&P);
 	h_daemon_stop(&D);
