@@ -137,7 +137,7 @@ def up(name, subnet):
     except Exception:
         down(name)
         raise
-    print(mode)
+    return mode
 
 
 def delay(name, ms):
@@ -311,7 +311,7 @@ def client(kind, src, host, port, rounds, interval):
 
 def main(argv):
     if len(argv) >= 3 and argv[0] == "up":
-        up(argv[1], int(argv[2]))
+        print(up(argv[1], int(argv[2])))
     elif len(argv) >= 3 and argv[0] == "delay":
         delay(argv[1], int(argv[2]))
     elif len(argv) >= 2 and argv[0] == "down":
