@@ -2,11 +2,12 @@
  * test_netem.c: think time judged against the real round trip, with
  * clients behind a delayed link.
  *
- * The test makes a network namespace joined to the root namespace by a
- * veth pair (t/integration/netns.py; RFC 2544 addresses 198.18.S.0/24,
- * S from the PID), adds "tc netem" delay on both ends and runs clients
- * inside the namespace with "ip netns exec", at round trips of 0 (no
- * netem), 100 and 600 ms. tempomxd listens on loopback (for the
+ * The test makes a network namespace joined to the root namespace by
+ * veth (t/integration/netns.py; RFC 2544 addresses 198.18.S.0/24, S from
+ * the PID), delays both directions ("tc netem", or where the kernel has
+ * no sch_netem the script's userspace delay bridge, which keeps TCP end
+ * to end) and runs clients inside the namespace with "ip netns exec", at
+ * round trips of 0 (no delay), 100 and 600 ms. tempomxd listens on loopback (for the
  * harness) and on the root side of the pair. Where namespaces cannot be
  * made (no root, no iproute2, a container without CAP_NET_ADMIN) the
  * test is skipped with the reason.
