@@ -41,6 +41,7 @@
 import heapq, os, shutil, signal, socket, subprocess, sys, threading, time
 
 TIMEOUT = 30
+BRIDGE_LIFETIME = 1800
 
 
 def sh(*argv):
@@ -173,7 +174,8 @@ def down(name):
 
 def bridge(a, b, state):
     """Forward every frame between interfaces a and b after the delay in
-    state/delay (ms), read every 100 ms. Ends when state/ goes away."""
+    state/delay (ms), read every 100 ms. Ends when state/ goes away, or
+    after BRIDGE_LIFETIME seconds should nobody ever call "down"."""
     socks = {}
     for dev in (a, b):
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
@@ -197,8 +199,8 @@ def bridge(a, b, state):
 
     for dev in (a, b):
         threading.Thread(target=rx, args=(dev,), daemon=True).start()
-    next_read = 0.0
-    while True:
+    next_read, end = 0.0, time.monotonic() + BRIDGE_LIFETIME
+    while time.monotonic() < end:
         now = time.monotonic()
         if now >= next_read:
             try:
@@ -220,6 +222,7 @@ def bridge(a, b, state):
                 pass
         wake.wait(max(wait, 0))
         wake.clear()
+    return 0
 
 
 class Conn:
