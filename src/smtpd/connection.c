@@ -51,6 +51,7 @@ static const char *const state_names[] = {
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void session_log_connect(struct session *s);
 static void session_name_abandon(struct session *s);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
@@ -500,7 +501,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 /* The client's name. */
 
-void session_log_connect(struct session *s)
+/* "connect from name[addr]:port", once per session. */
+static void session_log_connect(struct session *s)
 {
 	if (s->connect_logged)
 		return;

@@ -184,7 +184,5 @@ void session_close(struct session *s);
 void session_kill(struct session *s);
 /* STARTTLS accepted: drop what follows in the clear and stop reading. */
 void session_tls_prepare(struct session *s);
-/* "connect from name[addr]:port", once per session. */
-void session_log_connect(struct session *s);
 
 #endif

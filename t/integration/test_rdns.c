@@ -35,7 +35,11 @@ static const char zone_text[] =
     "liar.test A 127.0.0.9\n"
     /* a PTR whose name has no address at all */
     "4.0.0.127.in-addr.arpa PTR gone.test\n"
-    "gone.test MX 10 mail.good.test\n";
+    "gone.test MX 10 mail.good.test\n"
+    /* ::1, forward-confirmed with an AAAA record */
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa PTR v6.good.test\n"
+    "v6.good.test A 127.0.0.1\n"
+    "v6.good.test AAAA ::1\n";
 /* 127.0.0.5 has no PTR record. */
 
 /* Start the responder on a free port with the zone; its questions go to
@@ -247,6 +251,42 @@ Test(rdns, off_asks_nothing)
 	cr_expect(h_log_wait(&D, "disconnect from unknown[127.0.0.1]:", WAIT_MS));
 	char *q = dns_questions();
 	cr_expect_str_eq(q, "", "reverse_dns = no asked: %s", q);
+	free(q);
+
+	h_daemon_stop(&D);
+	ob_stop_py(dns);
+	h_check_sanitizers(&D);
+}
+
+/* An IPv6 client: the PTR under ip6.arpa, then AAAA (not A). */
+Test(rdns, ipv6_client_confirmed_by_aaaa)
+{
+	start();
+	pid_t dns = dns_start();
+	int port6 = h_free_port();
+	char line[64];
+	snprintf(line, sizeof(line), "listen = [::1]:%d\n", port6);
+	h_conf_append(&D, line);
+	h_daemon_start(&D);
+
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	cr_assert(fd >= 0);
+	struct sockaddr_in6 sin6;
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	sin6.sin6_addr = in6addr_loopback;
+	sin6.sin6_port = htons((uint16_t)port6);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sin6, sizeof(sin6)), 0, "connect [::1]:%d",
+	             port6);
+	memset(&C1, 0, sizeof(C1));
+	C1.fd = fd;
+	h_expect_reply(&C1, 220, "greeting");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	cr_expect(h_log_wait(&D, "connect from v6.good.test[::1]:", WAIT_MS));
+	char *q = dns_questions();
+	cr_expect(h_contains(q, strlen(q), "v6.good.test AAAA"), "no AAAA lookup: %s", q);
+	cr_expect(!h_contains(q, strlen(q), "v6.good.test A\n"), "an A lookup for IPv6: %s", q);
 	free(q);
 
 	h_daemon_stop(&D);
