@@ -12,6 +12,7 @@
 #include <criterion/logging.h>
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,46 @@ Test(rdns, off_asks_nothing)
 
 	h_daemon_stop(&D);
 	ob_stop_py(dns);
+	h_check_sanitizers(&D);
+}
+
+/* SIGHUP with new dns_servers: a lookup under way on the old servers
+ * ends at once (the client is unknown and greeted), the next client is
+ * asked of the new ones. */
+Test(rdns, reload_switches_servers)
+{
+	start();
+	int port;
+	int fd = silent_server(&port);
+	pid_t dns = dns_start(); /* sets dns_servers: put the silent one back */
+	char good[64];
+	for (size_t i = 0; i < D.nkeys; i++)
+		if (strcmp(D.keys[i], "dns_servers") == 0)
+			snprintf(good, sizeof(good), "%s", D.values[i]);
+	h_set(&D, "dns_servers", "127.0.0.1:%d", port);
+	h_set(&D, "reverse_dns_timeout", "20s");
+	h_daemon_start(&D);
+
+	long long t0 = h_now_ms();
+	cr_assert_eq(h_connect(&C1, "127.0.0.2", D.port), 0);
+	h_sleep_ms(300);
+	h_set(&D, "dns_servers", "%s", good);
+	h_write_conf(&D);
+	cr_assert_eq(kill(D.pid, SIGHUP), 0);
+	h_expect_reply(&C1, 220, "greeting after the reload");
+	long long waited = h_now_ms() - t0;
+	cr_expect(waited < 10000, "the lookup outlived the reload (%lld ms)", waited);
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	cr_expect(h_log_wait(&D, "connect from unknown[127.0.0.2]:", WAIT_MS));
+
+	hello(&C2, "127.0.0.2");
+	cr_expect(h_log_wait(&D, "connect from mail.good.test[127.0.0.2]:", WAIT_MS),
+	          "the new servers were not asked (or the cache was not emptied)");
+
+	h_daemon_stop(&D);
+	ob_stop_py(dns);
+	close(fd);
 	h_check_sanitizers(&D);
 }
 
