@@ -37,6 +37,9 @@ static const char zone_text[] =
     /* a PTR whose name has no address at all */
     "4.0.0.127.in-addr.arpa PTR gone.test\n"
     "gone.test MX 10 mail.good.test\n"
+    /* a confirmed name of a dynamic pool */
+    "8.0.0.127.in-addr.arpa PTR dsl-127-0-0-8.pool.test\n"
+    "dsl-127-0-0-8.pool.test A 127.0.0.8\n"
     /* ::1, forward-confirmed with an AAAA record */
     "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.ip6.arpa PTR v6.good.test\n"
     "v6.good.test A 127.0.0.1\n"
@@ -150,6 +153,18 @@ Test(rdns, unconfirmed_names_are_unknown)
 	cr_expect(h_log_wait(&D, "disconnect from unknown[127.0.0.5]:", WAIT_MS));
 	cr_expect(!h_log_has(&D, "liar.test[") && !h_log_has(&D, "gone.test["),
 	          "an unconfirmed name was used");
+	/* Weak evidence for the classifier, never a refusal alone. */
+	cr_expect(h_log_wait(&D, "no forward-confirmed reverse DNS (liar.test does not confirm)",
+	                     WAIT_MS));
+	cr_expect(h_log_wait(&D, "no forward-confirmed reverse DNS (no PTR)", WAIT_MS));
+	size_t len;
+	char *msg = h_make_message("rdns", "rdns-dyn", &len);
+	const char *rcpts[] = {"bob@example.test", NULL};
+	cr_expect_eq(h_send_mail(D.port, "127.0.0.8", "a@pool.test", rcpts, msg, len), 250,
+	             "a dynamic-looking name alone refused");
+	free(msg);
+	cr_expect(
+	    h_log_wait(&D, "reverse DNS name looks dynamic (dsl-127-0-0-8.pool.test)", WAIT_MS));
 	char *q = dns_questions();
 	cr_expect(h_contains(q, strlen(q), "liar.test A"), "no forward lookup: %s", q);
 	cr_expect(h_contains(q, strlen(q), "5.0.0.127.in-addr.arpa PTR"), "no PTR lookup: %s", q);
