@@ -199,7 +199,7 @@ const struct conf_key conf_keys[] = {
      "patience test: enforce, log or off"},
     {"patience_reply", CONF_ENUM, F(patience_reply), "rcpt", 0, 0, patience_reply_values, "smtpd",
      "the reply delayed by the patience test: helo, mail or rcpt (the first of the session)"},
-    {"think_time_action", CONF_ENUM, F(think_time_action), "log", 0, 0, test_action_values, "smtpd",
+    {"think_time_action", CONF_ENUM, F(think_time_action), "enforce", 0, 0, test_action_values, "smtpd",
      "think-time test (answers faster than the round trip): enforce, log or off"},
     {"non_smtp_action", CONF_ENUM, F(non_smtp_action), "enforce", 0, 0, test_action_values, "smtpd",
      "non-SMTP input and bare LF test: enforce, log or off"},
