@@ -91,6 +91,10 @@ struct config {
 	char *tls_cert_file; /* "" = self-signed in <spool>/tls/ */
 	char *tls_key_file;
 
+	/* smtpd: the client's name (src/smtpd/rdns.c) */
+	int reverse_dns;             /* look it up, forward-confirmed */
+	int64_t reverse_dns_timeout; /* seconds */
+
 	/* spool */
 	int64_t spool_writers;
 	int64_t queue_rescan_interval; /* seconds */

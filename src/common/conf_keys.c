@@ -87,6 +87,12 @@ const struct conf_key conf_keys[] = {
     {"tls_key_file", CONF_PATH, F(tls_key_file), "", 0, 0, NULL, "smtpd",
      "PEM private key of tls_cert_file"},
 
+    /* smtpd: the client's name */
+    {"reverse_dns", CONF_BOOL, F(reverse_dns), "yes", 0, 0, NULL, "smtpd",
+     "look up the client's name (PTR, forward-confirmed) for logs and the classifier"},
+    {"reverse_dns_timeout", CONF_DURATION, F(reverse_dns_timeout), "2s", 1, 60, NULL, "smtpd",
+     "time the name lookup may hold the greeting; the client is unknown after it"},
+
     /* spool */
     {"spool_writers", CONF_INT, F(spool_writers), "8", 1, 64, NULL, "smtpd",
      "threads that write and fsync received messages"},
@@ -139,8 +145,9 @@ const struct conf_key conf_keys[] = {
      "transport of a domain not in the transport table"},
     {"transport", CONF_STRING, F(transport), "", 0, 0, NULL, "delivery",
      "transport table: items domain=transport; repeated lines add up"},
-    {"dns_servers", CONF_STRING, F(dns_servers), "", 0, 0, NULL, "delivery",
-     "DNS servers for MX lookups (addr or [addr]:port, comma separated); empty: resolv.conf"},
+    {"dns_servers", CONF_STRING, F(dns_servers), "", 0, 0, NULL, "all",
+     "DNS servers for MX and reverse lookups (addr or [addr]:port, comma separated); empty: "
+     "resolv.conf"},
     {"smtp_connect_timeout", CONF_DURATION, F(smtp_connect_timeout), "30s", 1, 3600, NULL,
      "delivery", "outbound SMTP/LMTP: time allowed to connect"},
     {"smtp_command_timeout", CONF_DURATION, F(smtp_command_timeout), "300s", 1, 3600, NULL,
@@ -192,8 +199,8 @@ const struct conf_key conf_keys[] = {
      "patience test: enforce, log or off"},
     {"patience_reply", CONF_ENUM, F(patience_reply), "rcpt", 0, 0, patience_reply_values, "smtpd",
      "the reply delayed by the patience test: helo, mail or rcpt (the first of the session)"},
-    {"think_time_action", CONF_ENUM, F(think_time_action), "log", 0, 0, test_action_values, "smtpd",
-     "think-time test (answers faster than the round trip): enforce, log or off"},
+    {"think_time_action", CONF_ENUM, F(think_time_action), "enforce", 0, 0, test_action_values,
+     "smtpd", "think-time test (answers faster than the round trip): enforce, log or off"},
     {"non_smtp_action", CONF_ENUM, F(non_smtp_action), "enforce", 0, 0, test_action_values, "smtpd",
      "non-SMTP input and bare LF test: enforce, log or off"},
     {"helo_action", CONF_ENUM, F(helo_action), "enforce", 0, 0, test_action_values, "smtpd",

@@ -2,15 +2,14 @@
  * dns.c: asynchronous MX and address lookups for the delivery child, with
  * c-ares driven by the delivery event loop.
  *
- * A resolver is one c-ares channel: its sockets become libevent events
- * through the socket state callback, and one timer follows ares_timeout(),
- * so lookups never block the loop. Results are handed to the caller from
- * an event of their own, never from inside c-ares or the call that
- * started the lookup, so a callback may start or cancel lookups and free
- * its job freely. The "dns_servers" setting (tests use a server on a
- * loopback port) is fixed per resolver; remote.c retires a resolver when
- * the setting changes, and it is freed when its last lookup has called
- * back. Called by remote.c, in the loop thread only.
+ * A resolver is one c-ares channel on the loop (dnsloop.c), so lookups
+ * never block it. Results are handed to the caller from an event of their
+ * own, never from inside c-ares or the call that started the lookup, so a
+ * callback may start or cancel lookups and free its job freely. The
+ * "dns_servers" setting (tests use a server on a loopback port) is fixed
+ * per resolver; remote.c retires a resolver when the setting changes, and
+ * it is freed when its last lookup has called back. Called by remote.c,
+ * in the loop thread only.
  *
  * Failures are classified as RFC 5321 section 5.1 needs: a name that does
  * not exist is permanent, a name with no MX falls back to its address
@@ -32,6 +31,7 @@
 
 #include "addr.h"
 #include "dns.h"
+#include "dnsloop.h"
 #include "log.h"
 #include "util.h"
 
@@ -39,28 +39,14 @@
 #define DNS_TIMEOUT_MS 3000
 #define DNS_TRIES 2
 
-static int dns_init_status = -1;
-
 int dns_init(void)
 {
-	if (dns_init_status != ARES_SUCCESS)
-		dns_init_status = ares_library_init(ARES_LIB_INIT_ALL);
-	return dns_init_status == ARES_SUCCESS ? 0 : -1;
+	return dnsloop_init();
 }
-
-struct dns_sock {
-	ares_socket_t fd;
-	short what;
-	struct event *ev;
-	struct dns_sock *next;
-};
 
 struct dns_resolver {
 	struct event_base *base;
-	ares_channel ch;
-	char *servers;
-	struct dns_sock *socks;
-	struct event *timer;
+	struct dnsloop *loop;
 	struct dns_query *queries; /* not yet handed back */
 	int retired, destroying;
 	int delivering; /* inside a caller's callback: not to be freed */
@@ -89,104 +75,21 @@ struct dns_query {
 	char err[300];
 };
 
-static void dns_rearm(struct dns_resolver *r)
-{
-	struct timeval tv;
-	if (r->destroying)
-		return;
-	if (ares_timeout(r->ch, NULL, &tv) != NULL)
-		evtimer_add(r->timer, &tv);
-	else
-		evtimer_del(r->timer);
-}
-
-static void dns_on_sock(evutil_socket_t fd, short what, void *arg)
-{
-	struct dns_resolver *r = arg;
-	ares_process_fd(r->ch, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
-	                (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
-	dns_rearm(r);
-}
-
-static void dns_on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct dns_resolver *r = arg;
-	(void)fd;
-	(void)what;
-	ares_process_fd(r->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
-	dns_rearm(r);
-}
-
-/* c-ares opens, closes or changes interest in a socket. */
-static void dns_sock_state(void *data, ares_socket_t fd, int readable, int writable)
-{
-	struct dns_resolver *r = data;
-	struct dns_sock **pp = &r->socks, *s;
-	while (*pp && (*pp)->fd != fd)
-		pp = &(*pp)->next;
-	s = *pp;
-	short what = (short)((readable ? EV_READ : 0) | (writable ? EV_WRITE : 0));
-	if (s && (what == 0 || what != s->what)) {
-		event_free(s->ev);
-		*pp = s->next;
-		free(s);
-		s = NULL;
-	}
-	if (what == 0 || s != NULL || r->destroying)
-		return;
-	s = xcalloc(1, sizeof(*s));
-	s->fd = fd;
-	s->what = what;
-	s->ev = event_new(r->base, fd, what | EV_PERSIST, dns_on_sock, r);
-	if (s->ev == NULL || event_add(s->ev, NULL) < 0)
-		fatalx("cannot add a resolver event");
-	s->next = r->socks;
-	r->socks = s;
-}
-
 struct dns_resolver *dns_resolver_new(struct event_base *base, const char *servers, char *err,
                                       size_t errlen)
 {
-	struct ares_options o;
-	if (dns_init() < 0) {
-		snprintf(err, errlen, "cannot initialise the resolver");
+	struct dnsloop *l = dnsloop_new(base, servers, DNS_TIMEOUT_MS, DNS_TRIES, err, errlen);
+	if (l == NULL)
 		return NULL;
-	}
 	struct dns_resolver *r = xcalloc(1, sizeof(*r));
 	r->base = base;
-	memset(&o, 0, sizeof(o));
-	o.timeout = DNS_TIMEOUT_MS;
-	o.tries = DNS_TRIES;
-	o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES;
-	o.sock_state_cb = dns_sock_state;
-	o.sock_state_cb_data = r;
-	int rc = ares_init_options(&r->ch, &o,
-	                           ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS |
-	                               ARES_OPT_SOCK_STATE_CB);
-	if (rc != ARES_SUCCESS) {
-		snprintf(err, errlen, "resolver: %s", ares_strerror(rc));
-		free(r);
-		return NULL;
-	}
-	if (servers && *servers) {
-		rc = ares_set_servers_ports_csv(r->ch, servers);
-		if (rc != ARES_SUCCESS) {
-			snprintf(err, errlen, "dns_servers '%s': %s", servers, ares_strerror(rc));
-			ares_destroy(r->ch);
-			free(r);
-			return NULL;
-		}
-	}
-	r->servers = xstrdup(servers ? servers : "");
-	r->timer = evtimer_new(base, dns_on_timer, r);
-	if (r->timer == NULL)
-		fatalx("cannot add the resolver timer");
+	r->loop = l;
 	return r;
 }
 
 const char *dns_resolver_servers(const struct dns_resolver *r)
 {
-	return r->servers;
+	return dnsloop_servers(r->loop);
 }
 
 static void dns_query_free(struct dns_query *q)
@@ -216,17 +119,9 @@ void dns_resolver_free(struct dns_resolver *r)
 	r->destroying = 1;
 	/* c-ares calls back every pending query with ARES_EDESTRUCTION;
 	 * those callbacks see destroying and do nothing. */
-	ares_destroy(r->ch);
+	dnsloop_free(r->loop);
 	while (r->queries)
 		dns_query_free(r->queries);
-	while (r->socks) {
-		struct dns_sock *s = r->socks;
-		r->socks = s->next;
-		event_free(s->ev);
-		free(s);
-	}
-	event_free(r->timer);
-	free(r->servers);
 	free(r);
 }
 
@@ -366,8 +261,8 @@ struct dns_query *dns_mx_query(struct dns_resolver *r, const char *domain, dns_m
 	q->mx = 1;
 	q->mx_cb = cb;
 	q->outstanding = 1;
-	ares_query(r->ch, domain, ns_c_in, ns_t_mx, mx_cb, q);
-	dns_rearm(r);
+	ares_query(dnsloop_channel(r->loop), domain, ns_c_in, ns_t_mx, mx_cb, q);
+	dnsloop_rearm(r->loop);
 	return q;
 }
 
@@ -436,9 +331,9 @@ struct dns_query *dns_addr_query(struct dns_resolver *r, const char *host, unsig
 	}
 	q->status = ARES_ENOTFOUND;
 	q->outstanding = 2;
-	ares_gethostbyname(r->ch, host, AF_INET, addr_cb, q);
-	ares_gethostbyname(r->ch, host, AF_INET6, addr_cb, q);
-	dns_rearm(r);
+	ares_gethostbyname(dnsloop_channel(r->loop), host, AF_INET, addr_cb, q);
+	ares_gethostbyname(dnsloop_channel(r->loop), host, AF_INET6, addr_cb, q);
+	dnsloop_rearm(r->loop);
 	return q;
 }
 

@@ -14,6 +14,12 @@
  * callback so no bufferevent (nor its SSL) is freed from inside its own
  * callback.
  *
+ * The client's name: session_new() asks rdns.c for it and the final
+ * greeting line waits for the answer (the greet pause, when there is one,
+ * runs meanwhile), so that "connect from name[addr]" and every later line
+ * has the name, as Postfix's smtpd does it. The answer is reported to the
+ * observer (SEV_RDNS).
+ *
  * Called by server.c (session_new, session_shutdown_all,
  * session_abort_all) and by session.c/receive.c for timers and closing.
  */
@@ -32,6 +38,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
+#include "rdns.h"
 #include "screen.h"
 #include "session.h"
 #include "smtpd.h"
@@ -44,6 +51,8 @@ static const char *const state_names[] = {
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void session_log_connect(struct session *s);
+static void session_name_abandon(struct session *s);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -55,6 +64,21 @@ const struct sockaddr *session_peer(const struct session *s)
 const char *session_client_addr(const struct session *s)
 {
 	return s->addr;
+}
+
+const char *session_client_name(const struct session *s)
+{
+	return s->name;
+}
+
+const char *session_client_ptr(const struct session *s)
+{
+	return s->ptr;
+}
+
+enum session_rdns session_client_rdns(const struct session *s)
+{
+	return s->rdns;
 }
 
 int session_fd(const struct session *s)
@@ -159,7 +183,7 @@ void session_tls_prepare(struct session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t junk = evbuffer_get_length(in);
 	if (junk > 0) {
-		log_info("unknown[%s]:%u: discarded %zu octets sent after STARTTLS", s->addr,
+		log_info("%s[%s]:%u: discarded %zu octets sent after STARTTLS", s->name, s->addr,
 		         s->port, junk);
 		evbuffer_drain(in, junk);
 	}
@@ -174,8 +198,8 @@ static void session_tls_switch(struct session *s)
 	if (s->bev == NULL) {
 		char err[256];
 		tls_error(NULL, err, sizeof(err));
-		log_warnx("STARTTLS from unknown[%s]:%u: cannot start TLS: %s", s->addr, s->port,
-		          err);
+		log_warnx("STARTTLS from %s[%s]:%u: cannot start TLS: %s", s->name, s->addr,
+		          s->port, err);
 		session_kill(s);
 		return;
 	}
@@ -192,8 +216,8 @@ static void session_tls_done(struct session *s)
 	free(s->tls_desc);
 	s->tls_desc = xstrdup(desc);
 	s->tls_active = 1;
-	log_info("STARTTLS: %s with cipher %s from unknown[%s]:%u", tls_protocol(s->bev),
-	         tls_cipher(s->bev), s->addr, s->port);
+	log_info("STARTTLS: %s with cipher %s from %s[%s]:%u", tls_protocol(s->bev),
+	         tls_cipher(s->bev), s->name, s->addr, s->port);
 	session_notify_type(s, SEV_TLS);
 	/* RFC 3207 4.2: forget everything learnt in the clear. */
 	free(s->helo);
@@ -226,7 +250,7 @@ static void session_destroy(struct session *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	event_free(s->timer);
-	log_info("disconnect from unknown[%s]:%u commands=%u errors=%u messages=%u%s", s->addr,
+	log_info("disconnect from %s[%s]:%u commands=%u errors=%u messages=%u%s", s->name, s->addr,
 	         s->port, s->ncommands, s->errors, s->nmessages, s->quit ? " quit" : "");
 
 	if (s->prev)
@@ -250,6 +274,7 @@ void session_kill(struct session *s)
 	if (s->state == S_DEAD)
 		return;
 	s->state = S_DEAD;
+	session_name_abandon(s);
 	session_release_message(s);
 	verify_cancel(s);
 	if (s->bev) {
@@ -319,13 +344,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	case S_HELO:
 	case S_MAIL:
 	case S_RCPT:
-		log_info("timeout after %s from unknown[%s]:%u",
-		         s->cur_what ? s->cur_what : "CONNECT", s->addr, s->port);
+		log_info("timeout after %s from %s[%s]:%u", s->cur_what ? s->cur_what : "CONNECT",
+		         s->name, s->addr, s->port);
 		session_reply(s, RPL_TIMEOUT, NULL);
 		break;
 	case S_DATA:
-		log_info("%s: timeout after DATA (%" PRIu64 " octets) from unknown[%s]:%u", s->id,
-		         s->dp.size, s->addr, s->port);
+		log_info("%s: timeout after DATA (%" PRIu64 " octets) from %s[%s]:%u", s->id,
+		         s->dp.size, s->name, s->addr, s->port);
 		session_release_message(s);
 		s->state = S_HELO;
 		session_reset_transaction(s);
@@ -335,13 +360,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		if (unsent == 0) {
 			session_tls_switch(s);
 		} else {
-			log_info("timeout sending the STARTTLS reply to unknown[%s]:%u", s->addr,
-			         s->port);
+			log_info("timeout sending the STARTTLS reply to %s[%s]:%u", s->name,
+			         s->addr, s->port);
 			session_kill(s);
 		}
 		break;
 	case S_TLS:
-		log_info("TLS handshake timeout from unknown[%s]:%u", s->addr, s->port);
+		log_info("TLS handshake timeout from %s[%s]:%u", s->name, s->addr, s->port);
 		session_kill(s);
 		break;
 	case S_CLOSING:
@@ -433,16 +458,17 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	int eof = (what & BEV_EVENT_EOF) != 0;
+	session_name_abandon(s);
 	if (s->state == S_TLS) {
 		char err[256];
 		tls_error(bev, err, sizeof(err));
-		log_info("TLS handshake failed from unknown[%s]:%u: %s", s->addr, s->port,
+		log_info("TLS handshake failed from %s[%s]:%u: %s", s->name, s->addr, s->port,
 		         eof ? "connection closed" : err);
 		session_kill(s);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		log_info("timeout sending to unknown[%s]:%u", s->addr, s->port);
+		log_info("timeout sending to %s[%s]:%u", s->name, s->addr, s->port);
 		session_kill(s);
 		return;
 	}
@@ -465,12 +491,49 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (s->state < S_CLOSING && !s->quit)
-		log_info("lost connection after %s from unknown[%s]:%u",
+		log_info("lost connection after %s from %s[%s]:%u",
 		         s->state == S_DATA ? "DATA"
 		         : s->cur_what      ? s->cur_what
 		                            : "CONNECT",
-		         s->addr, s->port);
+		         s->name, s->addr, s->port);
 	session_kill(s);
+}
+
+/* The client's name. */
+
+/* "connect from name[addr]:port", once per session. */
+static void session_log_connect(struct session *s)
+{
+	if (s->connect_logged)
+		return;
+	s->connect_logged = 1;
+	log_info("connect from %s[%s]:%u", s->name, s->addr, s->port);
+}
+
+/* The session ends before its name is known: the connect line says
+ * unknown, and comes before the line that says why it ended. */
+static void session_name_abandon(struct session *s)
+{
+	if (s->rdns_query) {
+		rdns_cancel(s->rdns_query);
+		s->rdns_query = NULL;
+	}
+	session_log_connect(s);
+}
+
+static void session_name_known(void *arg, const struct rdns_answer *a)
+{
+	struct session *s = arg;
+	s->rdns_query = NULL;
+	s->rdns = a->result;
+	if (a->result == RDNS_CONFIRMED)
+		strlcpy_tmx(s->name, a->name, sizeof(s->name));
+	strlcpy_tmx(s->ptr, a->ptr, sizeof(s->ptr));
+	session_log_connect(s);
+	struct session_event ev = {.type = SEV_RDNS, .rdns = a->result};
+	session_notify(s, &ev);
+	if (s->greet_pause_over && s->state == S_GREETING)
+		session_greet_final(s);
 }
 
 /* Life cycle, called by server.c. */
@@ -491,6 +554,7 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 	s->port = sockaddr_port(peer);
 	s->connect_usec = mono_usec();
 	s->sf.fd = -1;
+	strlcpy_tmx(s->name, "unknown", sizeof(s->name));
 
 	s->timer = evtimer_new(srv->base, on_timer, s);
 	s->bev = bufferevent_socket_new(srv->base, fd, 0);
@@ -502,11 +566,16 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 	srv->sessions = s;
 	session_setup_bev(s);
 
-	log_info("connect from unknown[%s]:%u", s->addr, s->port);
 	s->obs = srv->obs;
 	if (s->obs && s->obs->open)
 		s->obs_ctx = s->obs->open(srv->obs_arg, s);
 	screen_open(s);
+	/* The name is asked for first, so that it may come during the
+	 * pause; it always comes from a callback of its own. */
+	if (session_cf(s)->reverse_dns)
+		s->rdns_query = rdns_lookup(srv, session_peer(s), session_name_known, s);
+	else
+		session_log_connect(s);
 	/* Clients without a good history get the banner in two parts. */
 	session_greet(s, screen_greet_pause(s));
 	return s;
@@ -517,6 +586,8 @@ void session_shutdown_all(struct smtpd *srv)
 	struct session *s, *next;
 	for (s = srv->sessions; s; s = next) {
 		next = s->next;
+		if (s->state == S_GREETING)
+			session_name_abandon(s);
 		switch (s->state) {
 		case S_GREETING:
 		case S_INIT:
@@ -541,8 +612,8 @@ void session_abort_all(struct smtpd *srv)
 {
 	for (struct session *s = srv->sessions; s; s = s->next) {
 		if (s->state == S_DATA || s->state == S_COMMIT)
-			log_info("%s: shutdown: dropping the session of unknown[%s]:%u in %s",
-			         s->id, s->addr, s->port, state_names[s->state]);
+			log_info("%s: shutdown: dropping the session of %s[%s]:%u in %s", s->id,
+			         s->name, s->addr, s->port, state_names[s->state]);
 		session_kill(s);
 	}
 }

@@ -43,9 +43,9 @@ void session_release_message(struct session *s)
 	if (s->commit_pending) {
 		commit_pool_forget(s->srv->commits, s);
 		s->commit_pending = 0;
-		log_info("%s: client unknown[%s]:%u left before the commit completed; the message "
+		log_info("%s: client %s[%s]:%u left before the commit completed; the message "
 		         "is kept",
-		         s->id, s->addr, s->port);
+		         s->id, s->name, s->addr, s->port);
 	}
 }
 
@@ -69,10 +69,10 @@ static int session_received(struct session *s, char **out)
 	else
 		snprintf(forpart, sizeof(forpart), ";\r\n\t");
 	return xasprintf(out,
-	                 "Received: from %s (unknown [%s%s])\r\n"
+	                 "Received: from %s (%s [%s%s])\r\n"
 	                 "\tby %s (tempomx) with %s%s id %s%s%s\r\n",
-	                 s->helo, strchr(s->addr, ':') ? "IPv6:" : "", s->addr, cf->hostname,
-	                 session_protocol(s), tls, s->id, forpart, date);
+	                 s->helo, s->name, strchr(s->addr, ':') ? "IPv6:" : "", s->addr,
+	                 cf->hostname, session_protocol(s), tls, s->id, forpart, date);
 }
 
 void session_data_start(struct session *s)
@@ -83,7 +83,7 @@ void session_data_start(struct session *s)
 	env.arrival_usec = wall_usec();
 	env.client_addr = xstrdup(s->addr);
 	env.client_port = s->port;
-	env.client_name = xstrdup("unknown");
+	env.client_name = xstrdup(s->name);
 	env.helo = xstrdup(s->helo);
 	env.protocol = xstrdup(session_protocol(s));
 	env.tls = s->tls_desc ? xstrdup(s->tls_desc) : NULL;
@@ -99,12 +99,12 @@ void session_data_start(struct session *s)
 		memcpy(s->id, env.id, sizeof(s->id));
 	envelope_free(&env);
 	if (rc != 0) {
-		log_warn("cannot create a queue file for unknown[%s]:%u", s->addr, s->port);
+		log_warn("cannot create a queue file for %s[%s]:%u", s->name, s->addr, s->port);
 		session_reply(s, RPL_LOCAL_ERROR, "cannot create queue file");
 		return;
 	}
 	s->sf_open = 1;
-	log_info("%s: client=unknown[%s]:%u", s->id, s->addr, s->port);
+	log_info("%s: client=%s[%s]:%u", s->id, s->name, s->addr, s->port);
 
 	char *hdr, *cls;
 	int n = session_received(s, &hdr);

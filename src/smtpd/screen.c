@@ -29,6 +29,7 @@
 #include "conf.h"
 #include "history.h"
 #include "log.h"
+#include "rdnsname.h"
 #include "screen.h"
 #include "session.h"
 #include "util.h"
@@ -323,6 +324,27 @@ int64_t screen_greet_pause(const struct session *s)
 	return session_cf(s)->greet_pause;
 }
 
+/* Reverse DNS as weak evidence: a name that does not lead back to the
+ * client, or none at all, and a name that looks like a dynamic pool. A
+ * lookup that failed says nothing about the client. */
+static void note_rdns(struct session *s, struct screen *sc, enum session_rdns r)
+{
+	const char *ptr = session_client_ptr(s);
+	const char *generic = NULL;
+	if (r == RDNS_NONE || r == RDNS_TEMPFAIL)
+		return;
+	if (ptr != NULL && ptr[0] != '\0')
+		generic = rdnsname_generic(ptr, session_client_addr(s));
+	char what[40];
+	if (r == RDNS_CONFIRMED)
+		snprintf(what, sizeof(what), "%s", ptr ? ptr : "?");
+	else if (r == RDNS_NO_PTR)
+		snprintf(what, sizeof(what), "no PTR");
+	else
+		snprintf(what, sizeof(what), "%s does not confirm", ptr && ptr[0] ? ptr : "PTR");
+	timing_note_rdns(&sc->t, r != RDNS_CONFIRMED, generic != NULL, what);
+}
+
 void screen_event(struct session *s, const struct session_event *ev)
 {
 	struct screen *sc = s->scr;
@@ -362,6 +384,9 @@ void screen_event(struct session *s, const struct session_event *ev)
 		break;
 	case SEV_HOLD_INPUT:
 		timing_patience_input(&sc->t, s->esmtp, ev->usec);
+		break;
+	case SEV_RDNS:
+		note_rdns(s, sc, ev->rdns);
 		break;
 	case SEV_NON_SMTP:
 		/* The text came with screen_non_smtp(). */
@@ -508,11 +533,11 @@ enum reply_id screen_data(struct session *s)
 	                      : r == RPL_POLICY_REJECT   ? "reject"
 	                      : r == RPL_POLICY_TEMPFAIL ? "tempfail"
 	                                                 : "tempfail (load)";
-	log_info("classify: unknown[%s]:%u: %s, verdict=%s, score=%d, history=%s (%s), %s%s%s%s; "
+	log_info("classify: %s[%s]:%u: %s, verdict=%s, score=%d, history=%s (%s), %s%s%s%s; "
 	         "reasons: %s",
-	         s->addr, s->port, outcome, verdict_class_name(sc->v.cls), sc->v.score,
-	         history_class_name((enum history_class)sc->hist), sc->hist_reason, sc->pr.why,
-	         sc->pr.would != sc->pr.decision ? " (log only: would " : "",
+	         session_client_name(s), s->addr, s->port, outcome, verdict_class_name(sc->v.cls),
+	         sc->v.score, history_class_name((enum history_class)sc->hist), sc->hist_reason,
+	         sc->pr.why, sc->pr.would != sc->pr.decision ? " (log only: would " : "",
 	         sc->pr.would != sc->pr.decision ? policy_decision_name(sc->pr.would) : "",
 	         sc->pr.would != sc->pr.decision ? ")" : "",
 	         sc->v.reasons[0] ? sc->v.reasons : "none");
@@ -603,19 +628,19 @@ void screen_close(struct session *s)
 	struct verdict v;
 	verdict_compute(&sc->t, act, &v);
 	if (sc->observe && !sc->logged_with_id)
-		log_info("classify: unknown[%s]:%u: no message accepted, verdict=%s, score=%d, "
+		log_info("classify: %s[%s]:%u: no message accepted, verdict=%s, score=%d, "
 		         "history=%s, %s; reasons: %s",
-		         s->addr, s->port, verdict_class_name(v.cls), v.score,
-		         history_class_name((enum history_class)sc->hist),
+		         session_client_name(s), s->addr, s->port, verdict_class_name(v.cls),
+		         v.score, history_class_name((enum history_class)sc->hist),
 		         s->quit ? "quit" : "closed without QUIT",
 		         v.reasons[0] ? v.reasons : "none");
 	else if (sc->observe && v.cls > sc->v.cls)
 		/* Judged worse after its last message was taken: what the
 		 * history will learn must be in the log too. */
-		log_info("classify: unknown[%s]:%u: after %u accepted, session verdict=%s, "
+		log_info("classify: %s[%s]:%u: after %u accepted, session verdict=%s, "
 		         "score=%d, %s; reasons: %s",
-		         s->addr, s->port, sc->accepted_hi + sc->accepted_lo,
-		         verdict_class_name(v.cls), v.score,
+		         session_client_name(s), s->addr, s->port,
+		         sc->accepted_hi + sc->accepted_lo, verdict_class_name(v.cls), v.score,
 		         s->quit ? "quit" : "closed without QUIT",
 		         v.reasons[0] ? v.reasons : "none");
 	/* Exempt clients teach the history nothing: their mail is not

@@ -35,6 +35,7 @@
 #include "conf.h"
 #include "log.h"
 #include "../deliver/recipients.h"
+#include "rdns.h"
 #include "reply.h"
 #include "screen.h"
 #include "smtpd.h"
@@ -309,6 +310,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	 * not change: it is the point of editing it. */
 	screen_server_reload(srv);
 	verify_reload(srv);
+	rdns_reload(srv);
 	/* The recipient tables too (they are also re-read when they change
 	 * on disk, but an edit that keeps size and time would be missed). */
 	recipients_flush();
@@ -322,6 +324,7 @@ static void smtpd_cleanup(struct smtpd *srv)
 	screen_server_free(srv);
 	admission_free(srv);
 	verify_free(srv);
+	rdns_free(srv);
 	struct event *evs[] = {srv->ev_term, srv->ev_int, srv->ev_hup, srv->ev_grace};
 	for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++)
 		if (evs[i])
@@ -369,6 +372,7 @@ int smtpd_main(struct runtime *rt)
 	screen_server_init(&srv);
 	admission_init(&srv);
 	verify_init(&srv);
+	rdns_init(&srv);
 
 	srv.ev_term = evsignal_new(srv.base, SIGTERM, on_term, &srv);
 	srv.ev_int = evsignal_new(srv.base, SIGINT, on_term, &srv);

@@ -91,7 +91,7 @@ void session_emit(struct session *s, int code, const char *text, size_t len)
 		size_t n = (size_t)(end - p);
 		if (n > 0 && p[n - 1] == '\r')
 			n--;
-		log_debug("unknown[%s]:%u: > %.*s", s->addr, s->port, (int)n, p);
+		log_debug("%s[%s]:%u: > %.*s", s->name, s->addr, s->port, (int)n, p);
 		p = nl ? nl + 1 : e;
 	}
 }
@@ -147,9 +147,9 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 	 * logged here. */
 	if (r->code >= 400 && id != RPL_TIMEOUT && id != RPL_TOO_MANY_ERRORS &&
 	    id != RPL_NON_SMTP) {
-		log_info("reject: %s from unknown[%s]:%u: %.*s;%s%s%s%s%s%s helo=<%s>",
-		         s->cur_what ? s->cur_what : "CONNECT", s->addr, s->port, (int)(n - 2), buf,
-		         s->sender ? " from=<" : "", s->sender ? s->sender : "",
+		log_info("reject: %s from %s[%s]:%u: %.*s;%s%s%s%s%s%s helo=<%s>",
+		         s->cur_what ? s->cur_what : "CONNECT", s->name, s->addr, s->port,
+		         (int)(n - 2), buf, s->sender ? " from=<" : "", s->sender ? s->sender : "",
 		         s->sender ? ">" : "", s->cur_rcpt ? " to=<" : "",
 		         s->cur_rcpt ? s->cur_rcpt : "", s->cur_rcpt ? ">" : "",
 		         s->helo ? s->helo : "");
@@ -161,14 +161,16 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 		return;
 	}
 	if (s->errors > (unsigned)session_cf(s)->max_errors && s->state < S_CLOSING) {
-		log_info("too many errors (%u) from unknown[%s]:%u", s->errors, s->addr, s->port);
+		log_info("too many errors (%u) from %s[%s]:%u", s->errors, s->name, s->addr,
+		         s->port);
 		session_reply(s, RPL_TOO_MANY_ERRORS, NULL);
 	}
 }
 
-/* The greeting. RFC 5321 4.2: "220 SP domain SP text". It goes out in one
- * piece now; session_greet() can send a "220-" line first and the final
- * line after a pause, which is how a later pregreet test will use it. */
+/* The greeting. RFC 5321 4.2: "220 SP domain SP text". session_greet()
+ * can send a "220-" line first and the final line after a pause (the
+ * pregreet test); the final line also waits for the client's name
+ * (connection.c), whichever takes longer. */
 
 static size_t greeting_line(struct session *s, int final, char *buf, size_t size)
 {
@@ -182,6 +184,9 @@ static size_t greeting_line(struct session *s, int final, char *buf, size_t size
 
 void session_greet_final(struct session *s)
 {
+	s->greet_pause_over = 1;
+	if (s->rdns_query != NULL || s->state != S_GREETING)
+		return; /* the name first: session_name_known() comes back here */
 	char buf[REPLY_LINE_MAX];
 	size_t n = greeting_line(s, 1, buf, sizeof(buf));
 	s->state = S_INIT;
@@ -632,7 +637,7 @@ static void session_non_smtp(struct session *s, const char *what)
 {
 	char rpl[REPLY_LINE_MAX];
 	size_t n = reply_format(RPL_NON_SMTP, NULL, rpl, sizeof(rpl));
-	log_notice("non-SMTP input from unknown[%s]:%u: %s; reply %.*s", s->addr, s->port, what,
+	log_notice("non-SMTP input from %s[%s]:%u: %s; reply %.*s", s->name, s->addr, s->port, what,
 	           (int)(n > 2 ? n - 2 : 0), rpl);
 	screen_non_smtp(s, what);
 	session_notify_type(s, SEV_NON_SMTP);
@@ -662,7 +667,7 @@ static void session_command(struct session *s, const char *line, size_t len, int
 	s->cur_what = cmd_verb_name(cmd.verb);
 	s->cur_rcpt = NULL;
 	if (log_verbose())
-		log_debug("unknown[%s]:%u: < %.*s%s%s", s->addr, s->port, (int)len, line,
+		log_debug("%s[%s]:%u: < %.*s%s%s", s->name, s->addr, s->port, (int)len, line,
 		          bare_lf ? " (bare LF)" : "", early ? " (pipelined)" : "");
 
 	if (r == RPL_NON_SMTP) {

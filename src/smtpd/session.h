@@ -7,7 +7,8 @@
  *   receive.c     the message: envelope, Received: header, DATA stream
  *                 into the spool file, commit and its reply
  *   connection.c  the transport: bufferevents, timers, STARTTLS switch,
- *                 closing and lingering, life cycle
+ *                 closing and lingering, life cycle, the client's name
+ *                 (asked of rdns.c at connect)
  */
 #ifndef TEMPOMX_SMTPD_SESSION_H
 #define TEMPOMX_SMTPD_SESSION_H
@@ -19,6 +20,7 @@
 #include "command.h"
 #include "data.h"
 #include "hdrfilter.h"
+#include "rdnsname.h"
 #include "reply.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -28,6 +30,7 @@ struct bufferevent;
 struct evbuffer;
 struct event;
 struct verify_probe;
+struct rdns_query;
 
 /* Input kept while we are not consuming it (commit pending, output
  * stalled); libevent stops reading beyond this. */
@@ -71,6 +74,14 @@ struct session {
 	socklen_t peerlen;
 	char addr[64]; /* numeric client address */
 	unsigned port;
+	/* The client's name (rdns.c): forward-confirmed, else "unknown";
+	 * what its PTR said, confirmed or not; how the lookup went. */
+	char name[RDNSNAME_MAX + 1];
+	char ptr[RDNSNAME_MAX + 1];
+	enum session_rdns rdns;
+	struct rdns_query *rdns_query; /* under way; the final greeting waits */
+	int greet_pause_over;          /* the split banner's pause is over */
+	int connect_logged;            /* "connect from" is in the log */
 
 	char *helo;
 	int esmtp;      /* EHLO (not HELO) was accepted */
@@ -139,8 +150,11 @@ void session_rcpt_verified(struct session *s, const char *addr, enum verify_resu
 void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len);
 /* The held reply goes out now. */
 void session_release_held(struct session *s);
-/* Send the greeting, in two parts when pause_seconds > 0. */
+/* Send the greeting, in two parts when pause_seconds > 0. The final
+ * line goes when the pause is over and the client's name is known. */
 void session_greet(struct session *s, int64_t pause_seconds);
+/* The pause is over: the final line, unless the name is still awaited
+ * (then it goes from session_name_known). */
 void session_greet_final(struct session *s);
 /* Back in a command state: 421 if shutting down, else arm the command
  * timeout; 1 when commands may be taken. */

@@ -12,6 +12,10 @@
  * without reaching into the session. Every reply passes through one
  * function in session.c and every complete command line through another;
  * both report here.
+ *
+ * The client's name comes from reverse DNS (rdns.c) before the final
+ * greeting line; SEV_RDNS says it is known, and session_client_name()
+ * gives it ("unknown" unless forward-confirmed).
  */
 #ifndef TEMPOMX_SMTPD_SMTPD_H
 #define TEMPOMX_SMTPD_SMTPD_H
@@ -35,6 +39,7 @@ struct smtpd_listener;
 struct screen_server;
 struct admission;
 struct verify;
+struct rdns;
 
 /* What the observer is told. */
 enum session_event_type {
@@ -46,8 +51,19 @@ enum session_event_type {
 	SEV_TLS,        /* the TLS handshake completed */
 	SEV_NON_SMTP,   /* HTTP request or TLS record on the plain port */
 	SEV_DATA_END,   /* the end-of-data line of a message was received */
-	SEV_QUIT,       /* QUIT was taken; .pending: input was waiting after it */
+	SEV_QUIT,       /* QUIT was taken; .octets: input was waiting after it */
 	SEV_HOLD_INPUT, /* input arrived while a reply was held back */
+	SEV_RDNS,       /* the client's reverse DNS lookup is over (.rdns) */
+};
+
+/* What reverse DNS said of the client (rdns.c). */
+enum session_rdns {
+	RDNS_NONE = 0,    /* not looked up: reverse_dns = no, or not yet */
+	RDNS_CONFIRMED,   /* a PTR name one of whose A/AAAA records is the client */
+	RDNS_NO_PTR,      /* no PTR record (NXDOMAIN, or no record of that type) */
+	RDNS_UNCONFIRMED, /* a PTR, but not a valid host name or none of its
+	                   * addresses is the client's */
+	RDNS_TEMPFAIL,    /* timeout, SERVFAIL, network: no answer either way */
 };
 
 struct session_event {
@@ -63,6 +79,8 @@ struct session_event {
 	int code;
 	/* SEV_PREGREET: octets newly seen; SEV_QUIT: octets left unread */
 	size_t octets;
+	/* SEV_RDNS; the names are session_client_name() and _ptr() */
+	enum session_rdns rdns;
 };
 
 struct session_observer {
@@ -96,6 +114,7 @@ struct smtpd {
 	struct screen_server *scr; /* classifier, history, whitelists (screen.c) */
 	struct admission *adm;     /* queue depth and free disk (admission.c) */
 	struct verify *verify;     /* recipient verification (verify.c) */
+	struct rdns *rdns;         /* reverse DNS of clients (rdns.c) */
 };
 
 /* server.c */
@@ -119,6 +138,13 @@ void session_abort_all(struct smtpd *srv);
 /* Read-only facts for observers. */
 const struct sockaddr *session_peer(const struct session *s);
 const char *session_client_addr(const struct session *s);
+/* The forward-confirmed name of the client, else "unknown" (also before
+ * the lookup is over and with reverse_dns = no): log lines say
+ * name[addr]. */
+const char *session_client_name(const struct session *s);
+/* The name the PTR record gave, confirmed or not; "" when none. */
+const char *session_client_ptr(const struct session *s);
+enum session_rdns session_client_rdns(const struct session *s);
 int session_fd(const struct session *s);
 int session_timing_enabled(const struct session *s);
 const char *session_helo(const struct session *s);

@@ -225,8 +225,8 @@ static enum verify_result probe_failure(struct verify_probe *p, const char *why)
 {
 	enum verify_result r = failure_result(p->v);
 	if (p->s)
-		log_info("verify: cannot verify <%s> for unknown[%s]:%u with %s: %s; %s", p->addr,
-		         p->s->addr, p->s->port, p->v->target, why,
+		log_info("verify: cannot verify <%s> for %s[%s]:%u with %s: %s; %s", p->addr,
+		         session_client_name(p->s), p->s->addr, p->s->port, p->v->target, why,
 		         r == VERIFY_ACCEPT ? "accepted unverified" : "tempfailed");
 	else
 		log_info("verify: cannot verify <%s> with %s: %s", p->addr, p->v->target, why);
@@ -424,8 +424,9 @@ static void conn_rcpt_answer(struct verify_conn *c, const struct lmtp_reply *r)
 		                 cf->recipient_verify_negative_ttl,
 		                 (size_t)cf->recipient_verify_cache_size);
 		if (p->s)
-			log_info("verify: reject: RCPT from unknown[%s]:%u: to=<%s>: %s said: %s",
-			         p->s->addr, p->s->port, p->addr, v->target, r->text);
+			log_info("verify: reject: RCPT from %s[%s]:%u: to=<%s>: %s said: %s",
+			         session_client_name(p->s), p->s->addr, p->s->port, p->addr,
+			         v->target, r->text);
 		else
 			log_info("verify: <%s> unknown to %s: %s", p->addr, v->target, r->text);
 		probe_finish(p, VERIFY_UNKNOWN);
@@ -649,9 +650,8 @@ enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, cons
 	case VERIFY_CACHE_KNOWN:
 		return VERIFY_ACCEPT;
 	case VERIFY_CACHE_UNKNOWN:
-		log_info(
-		    "verify: reject: RCPT from unknown[%s]:%u: to=<%s>: unknown to %s (cached)",
-		    s->addr, s->port, addr, v->target);
+		log_info("verify: reject: RCPT from %s[%s]:%u: to=<%s>: unknown to %s (cached)",
+		         session_client_name(s), s->addr, s->port, addr, v->target);
 		return VERIFY_UNKNOWN;
 	case VERIFY_CACHE_MISS:
 		break;

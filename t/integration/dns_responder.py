@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 # dns_responder.py: a tiny authoritative DNS server on a loopback UDP port
-# for t/integration/test_outbound.c. Records come from a file of lines
-# "name MX pref host" and "name A 1.2.3.4"; a name with no line at all is
-# NXDOMAIN, a known name without the asked type is an empty answer
-# (NODATA). Writes DIR/dns.ready when listening.
+# for t/integration/test_outbound.c and test_rdns.c. Records come from a
+# file of lines "name MX pref host", "name A 1.2.3.4", "name AAAA ::1" and
+# "name PTR host" (name as 4.3.2.1.in-addr.arpa); a name with no line at
+# all is NXDOMAIN, a known name without the asked type is an empty answer
+# (NODATA). Writes DIR/dns.ready when listening; with a fourth argument,
+# appends "name TYPE" to that file for every question.
 import socket
 import struct
 import sys
@@ -30,6 +32,8 @@ def enc_name(name):
 
 def main():
     port, table, ready = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    qlog = open(sys.argv[4], "a") if len(sys.argv) > 4 else None
+    qnames = {1: "A", 12: "PTR", 15: "MX", 28: "AAAA"}
     records = {}
     for line in open(table):
         f = line.split()
@@ -47,6 +51,9 @@ def main():
         except (ValueError, struct.error, IndexError, UnicodeDecodeError):
             continue
         question = msg[12:off + 4]
+        if qlog:
+            qlog.write("%s %s\n" % (name, qnames.get(qtype, str(qtype))))
+            qlog.flush()
         answers = []
         rcode = 0
         if name not in records:
@@ -59,6 +66,12 @@ def main():
                 elif rec[0] == "A" and qtype == 1:
                     rdata = socket.inet_aton(rec[1])
                     answers.append(struct.pack("!HHIH", 1, 1, 60, len(rdata)) + rdata)
+                elif rec[0] == "AAAA" and qtype == 28:
+                    rdata = socket.inet_pton(socket.AF_INET6, rec[1])
+                    answers.append(struct.pack("!HHIH", 28, 1, 60, len(rdata)) + rdata)
+                elif rec[0] == "PTR" and qtype == 12:
+                    rdata = enc_name(rec[1])
+                    answers.append(struct.pack("!HHIH", 12, 1, 60, len(rdata)) + rdata)
         hdr = struct.pack("!HHHHHH", qid, 0x8400 | rcode, 1, len(answers), 0, 0)
         body = b"".join(b"\xc0\x0c" + a for a in answers)
         s.sendto(hdr + question + body, peer)

@@ -356,6 +356,10 @@ void h_daemon_init(struct h_daemon *d)
 	 * sets its own. */
 	h_set(d, "greet_pause", "0");
 	h_set(d, "patience_delay", "0");
+	/* The client's name would be asked of the system's DNS servers,
+	 * which a test machine may not reach, before every greeting;
+	 * t/integration/test_rdns.c runs its own. */
+	h_set(d, "reverse_dns", "no");
 }
 
 void h_set(struct h_daemon *d, const char *key, const char *fmt, ...)

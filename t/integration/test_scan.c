@@ -116,8 +116,9 @@ static unsigned history_virus_count(struct h_daemon *d, const unsigned char *key
 	snprintf(path, sizeof(path), "%s/db/data.mdb", d->spool);
 	unsigned char *db = (unsigned char *)h_read_file(path, &len);
 	unsigned best = 0;
-	for (size_t i = 0; db && i + klen + 80 <= len; i++) {
-		if (memcmp(db + i, key, klen) != 0 || db[i + klen] != 1)
+	/* A version 2 record (include/history.h) is 96 bytes, virus at 48. */
+	for (size_t i = 0; db && i + klen + 96 <= len; i++) {
+		if (memcmp(db + i, key, klen) != 0 || db[i + klen] != 2)
 			continue;
 		uint32_t v;
 		memcpy(&v, db + i + klen + 48, 4);
