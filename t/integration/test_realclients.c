@@ -389,8 +389,8 @@ static int session(const char *src, int (*fn)(struct h_conn *, char *), char *er
 	}
 	if (h_reply(c, 10000) != 220)
 		r = fail(err, c, "no 220 greeting");
-	else
-		r = fn(c, err);
+	else if ((r = fn(c, err)) > 0)
+		snprintf(err, ERRLEN, "%.200s", c->last); /* an illegal row's reply */
 	h_close(c);
 	free(c);
 	return r;
@@ -447,6 +447,8 @@ Test(realclients, rfc2920_group_shapes)
 		cr_expect_eq(r->result, r->expect_code,
 		             "illegal \"%s\" (%s): DATA got %d, want %d %s:\n%s", r->name, r->src,
 		             r->result, r->expect_code, r->err, lines);
+		cr_expect(r->result != 554 || strstr(r->err, "5.7.1") != NULL,
+		          "illegal \"%s\" (%s): not 5.7.1: %s", r->name, r->src, r->err);
 		cr_expect(strstr(lines, "pipelining") != NULL,
 		          "illegal \"%s\" (%s) not noted as unauthorised pipelining:\n%s", r->name,
 		          r->src, lines);
