@@ -6,7 +6,7 @@
  *
  * Opening: connect, greeting, EHLO or LHLO (HELO when an SMTP server
  * refuses EHLO with 5xx: RFC 5321 3.2), STARTTLS per tls_policy under
- * libevent's OpenSSL filter (tls.c builds the SSL), and EHLO again after
+ * libevent's OpenSSL filter (conn.c, tls.c), and EHLO again after
  * TLS (RFC 3207 4.2). Then the session idles until smtp_send() runs a
  * transaction: RSET first if the last one did not end, MAIL FROM with
  * SIZE= and BODY=8BITMIME when offered, one RCPT per recipient, then DATA
@@ -15,9 +15,13 @@
  * are taken in order, else one command per reply. LMTP gets one reply
  * per accepted recipient after the dot (RFC 2033 4.2). QUIT ends it.
  *
- * Each state names the reply the session waits for; on_reply() is the
- * one transition function: it hands a complete reply (proto.c parsed it)
- * to the handler of the current state, which picks the next state.
+ * Each state names what the session waits for; the table states[] gives
+ * each its reply handler and its timeout. on_reply() is the one place a
+ * complete reply goes: to the handler of the current state, which picks
+ * the next state; enter() is the one place the state changes. The bytes,
+ * the TLS filter and the timer are conn.c's, who got which answer is
+ * rcpts.c's, the body is body.c's: calls go from here to them, never
+ * back.
  *
  * Timeouts (RFC 5321 4.5.3.2): command_timeout for every reply but the
  * last and for each data block to drain, data_timeout for the reply to
@@ -31,24 +35,18 @@
  * next transaction from the callback. Loop thread only.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "body.h"
+#include "conn.h"
 #include "log.h"
+#include "rcpts.h"
 #include "smtp.h"
 #include "smtp_proto.h"
-#include "tls.h"
 #include "util.h"
 
 /* Seconds to wait for the reply to QUIT. */
@@ -71,7 +69,7 @@ enum smtp_state {
 	ST_MAIL,      /* the reply to MAIL FROM */
 	ST_RCPT,      /* the reply to the RCPT of m->rcpts[rcpt] */
 	ST_DATA,      /* the reply to DATA */
-	ST_BODY,      /* nothing: the message is being sent */
+	ST_BODY,      /* the output to drain: the message is being sent */
 	ST_DOT,       /* the reply (LMTP: replies) to the final dot */
 	ST_EMPTY_DOT, /* the reply to the dot of an empty message (DATA took none) */
 	ST_END_RSET,  /* the reply to the RSET that ends a probe */
@@ -80,91 +78,131 @@ enum smtp_state {
 };
 
 struct smtp_session {
-	struct event_base *base;
-	struct bufferevent *bev;
-	struct event *timer;
-	struct event *notify;
-	enum smtp_state st;
+	struct smtp_conn *conn;
+	enum smtp_state st; /* written by enter() only */
 	smtp_cb cb;
 	void *arg;
-	int note; /* the enum smtp_event notify will deliver, 0 = none */
+	int note; /* the enum smtp_event the posted event delivers, 0 = none */
 	void (*gone)(void *);
 	void *gone_arg;
 
 	/* Settings. */
-	int lmtp, policy, command_timeout, data_timeout;
+	int lmtp, policy, connect_timeout, command_timeout, data_timeout;
 	char helo[256], peer[256], ca_file[1024];
 	char relay[300];
-	char tls[128];
 
 	struct smtp_caps caps;
 	int dirty; /* a transaction was begun and not finished: RSET */
-	int dead;
 	struct smtp_reply rp;
 	int fail_code;
 	char fail_text[700];
 
 	/* The transaction. */
 	const struct smtp_message *m;
-	struct smtp_result *res;
-	char *accepted_v; /* accepted_v[i]: the RCPT of m->rcpts[i] got a 2xx */
-	size_t accepted;
-	size_t rcpt;      /* ST_RCPT: whose reply is next */
-	size_t lmtp_next; /* ST_DOT under LMTP: whose reply is next */
-	int pipe;         /* PIPELINING: the envelope was sent in one write */
-	int mail_failed;  /* MAIL was refused; pipelined replies still come */
+	struct smtp_rcpts rc; /* the recipients' answers; rc.next: whose RCPT is next */
+	int pipe;             /* PIPELINING: the envelope was sent in one write */
+	int mail_failed;      /* MAIL was refused; pipelined replies still come */
 	struct smtp_body body;
 };
 
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_write(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
+enum smtp_timeout { T_NONE, T_CONNECT, T_COMMAND, T_DATA, T_QUIT };
 
-/* ---- notifications, timers, output ---- */
+static void reply_greeting(struct smtp_session *s);
+static void reply_ehlo(struct smtp_session *s);
+static void reply_helo(struct smtp_session *s);
+static void reply_starttls(struct smtp_session *s);
+static void reply_rset(struct smtp_session *s);
+static void reply_mail(struct smtp_session *s);
+static void reply_rcpt(struct smtp_session *s);
+static void reply_data(struct smtp_session *s);
+static void reply_dot(struct smtp_session *s);
+static void reply_empty_dot(struct smtp_session *s);
+static void reply_end_rset(struct smtp_session *s);
+static void reply_quit(struct smtp_session *s);
 
-static void on_notify(evutil_socket_t fd, short what, void *arg)
+/* Per state: its reply's handler (NULL: no reply is due), its timeout,
+ * whether it is part of a transaction's envelope, and where a failure
+ * happened ("after MAIL FROM"; NULL: EHLO's or LHLO's). */
+static const struct state {
+	void (*reply)(struct smtp_session *s);
+	enum smtp_timeout timeout;
+	int envelope;
+	const char *what;
+} states[] = {
+    [ST_CONNECT] = {NULL, T_CONNECT, 0, "connecting"},
+    [ST_GREETING] = {reply_greeting, T_COMMAND, 0, "waiting for the greeting"},
+    [ST_EHLO] = {reply_ehlo, T_COMMAND, 0, NULL},
+    [ST_HELO] = {reply_helo, T_COMMAND, 0, "after HELO"},
+    [ST_STARTTLS] = {reply_starttls, T_COMMAND, 0, "after STARTTLS"},
+    [ST_TLS] = {NULL, T_COMMAND, 0, "in the TLS handshake"},
+    [ST_EHLO_TLS] = {reply_ehlo, T_COMMAND, 0, NULL},
+    [ST_IDLE] = {NULL, T_NONE, 0, "while idle"},
+    [ST_RSET] = {reply_rset, T_COMMAND, 1, "after RSET"},
+    [ST_MAIL] = {reply_mail, T_COMMAND, 1, "after MAIL FROM"},
+    [ST_RCPT] = {reply_rcpt, T_COMMAND, 1, "after RCPT TO"},
+    [ST_DATA] = {reply_data, T_COMMAND, 1, "after DATA"},
+    [ST_BODY] = {NULL, T_COMMAND, 0, "sending the message"},
+    [ST_DOT] = {reply_dot, T_DATA, 0, "after the final dot"},
+    [ST_EMPTY_DOT] = {reply_empty_dot, T_DATA, 0, "after the final dot"},
+    [ST_END_RSET] = {reply_end_rset, T_COMMAND, 1, "after RSET"},
+    [ST_QUIT] = {reply_quit, T_QUIT, 0, "while idle"},
+    [ST_DEAD] = {NULL, T_NONE, 0, "while idle"},
+};
+
+/* ---- states, timers, notifications ---- */
+
+/* (Re)start the timeout of the current state. */
+static void rearm(struct smtp_session *s)
 {
-	struct smtp_session *s = arg;
-	(void)fd;
-	(void)what;
-	int ev = s->note;
-	s->note = 0;
-	if (ev && s->cb)
-		s->cb(s, (enum smtp_event)ev, s->arg); /* may free s */
+	switch (states[s->st].timeout) {
+	case T_NONE:
+		smtp_conn_disarm(s->conn);
+		return;
+	case T_CONNECT:
+		smtp_conn_arm(s->conn, s->connect_timeout);
+		return;
+	case T_COMMAND:
+		smtp_conn_arm(s->conn, s->command_timeout);
+		return;
+	case T_DATA:
+		smtp_conn_arm(s->conn, s->data_timeout);
+		return;
+	case T_QUIT:
+		smtp_conn_arm(s->conn, SMTP_QUIT_TIMEOUT);
+		return;
+	}
+}
+
+/* The one place the state changes. */
+static void enter(struct smtp_session *s, enum smtp_state st)
+{
+	s->st = st;
+	if (st == ST_DEAD)
+		smtp_conn_stop(s->conn); /* no more events */
+	else
+		rearm(s);
+}
+
+static const char *state_what(const struct smtp_session *s)
+{
+	const char *w = states[s->st].what;
+	return w ? w : s->lmtp ? "after LHLO" : "after EHLO";
 }
 
 /* Tell the owner ev, from the loop (never from inside the caller). */
 static void notify(struct smtp_session *s, enum smtp_event ev)
 {
 	s->note = (int)ev;
-	evtimer_del(s->timer);
-	event_active(s->notify, EV_TIMEOUT, 1);
+	smtp_conn_post(s->conn);
 }
 
-static void arm(struct smtp_session *s, int secs)
+static void on_posted(void *arg)
 {
-	struct timeval tv = {secs > 0 ? secs : 1, 0};
-	evtimer_add(s->timer, &tv);
-}
-
-static void say(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void say(struct smtp_session *s, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(s->bev), fmt, ap);
-	va_end(ap);
-}
-
-/* The connection is unusable from now on; no more events. */
-static void kill_session(struct smtp_session *s)
-{
-	s->dead = 1;
-	s->st = ST_DEAD;
-	evtimer_del(s->timer);
-	if (s->bev)
-		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	struct smtp_session *s = arg;
+	int ev = s->note;
+	s->note = 0;
+	if (ev && s->cb)
+		s->cb(s, (enum smtp_event)ev, s->arg); /* may free s */
 }
 
 /* ---- outcomes ---- */
@@ -174,7 +212,7 @@ static void fail(struct smtp_session *s, int code, const char *text)
 {
 	s->fail_code = code;
 	strlcpy_tmx(s->fail_text, text, sizeof(s->fail_text));
-	kill_session(s);
+	enter(s, ST_DEAD);
 	notify(s, SMTP_FAILED);
 }
 
@@ -196,87 +234,12 @@ static void fail_reply(struct smtp_session *s, const char *when)
 	fail(s, code, t);
 }
 
-/* Give every recipient without a code this one. */
-static void fill_undecided(struct smtp_session *s, int code, const char *text)
-{
-	for (size_t i = 0; i < s->m->nrcpt; i++) {
-		if (s->res[i].code != 0)
-			continue;
-		s->res[i].code = code;
-		strlcpy_tmx(s->res[i].reply, text, sizeof(s->res[i].reply));
-	}
-}
-
-static int any_decided(const struct smtp_session *s)
-{
-	for (size_t i = 0; i < s->m->nrcpt; i++)
-		if (s->res[i].code != 0)
-			return 1;
-	return 0;
-}
-
 /* The transaction is over (SMTP_DONE); the session idles if alive. */
 static void done(struct smtp_session *s)
 {
-	if (!s->dead)
-		s->st = ST_IDLE;
+	if (s->st != ST_DEAD)
+		enter(s, ST_IDLE);
 	notify(s, SMTP_DONE);
-}
-
-/* A reply outside 2xx, 4xx, 5xx is no answer a recipient can keep. */
-static int result_code(int code)
-{
-	return code / 100 == 2 || code >= 400 ? code : 451;
-}
-
-static void set_result(struct smtp_result *r, int code, const char *text)
-{
-	r->code = result_code(code);
-	strlcpy_tmx(r->reply, text, sizeof(r->reply));
-}
-
-static int in_envelope(enum smtp_state st)
-{
-	return st == ST_RSET || st == ST_MAIL || st == ST_RCPT || st == ST_DATA ||
-	       st == ST_END_RSET;
-}
-
-static const char *state_what(const struct smtp_session *s)
-{
-	switch (s->st) {
-	case ST_CONNECT:
-		return "connecting";
-	case ST_GREETING:
-		return "waiting for the greeting";
-	case ST_EHLO:
-	case ST_EHLO_TLS:
-		return s->lmtp ? "after LHLO" : "after EHLO";
-	case ST_HELO:
-		return "after HELO";
-	case ST_STARTTLS:
-		return "after STARTTLS";
-	case ST_TLS:
-		return "in the TLS handshake";
-	case ST_RSET:
-	case ST_END_RSET:
-		return "after RSET";
-	case ST_MAIL:
-		return "after MAIL FROM";
-	case ST_RCPT:
-		return "after RCPT TO";
-	case ST_DATA:
-		return "after DATA";
-	case ST_BODY:
-		return "sending the message";
-	case ST_DOT:
-	case ST_EMPTY_DOT:
-		return "after the final dot";
-	case ST_IDLE:
-	case ST_QUIT:
-	case ST_DEAD:
-		break;
-	}
-	return "while idle";
 }
 
 /* The connection broke, or a timeout (timed_out) passed. */
@@ -301,82 +264,45 @@ static void net_fail(struct smtp_session *s, int timed_out, int err)
 	else
 		snprintf(what, sizeof(what), "connection closed %s", state_what(s));
 	if (st == ST_IDLE) {
-		kill_session(s);
+		enter(s, ST_DEAD);
 		if (s->note == 0)
 			notify(s, SMTP_CLOSED);
 		return;
 	}
-	if (in_envelope(st) || st == ST_BODY || st == ST_DOT || st == ST_EMPTY_DOT) {
+	if (states[st].envelope || st == ST_BODY || st == ST_DOT || st == ST_EMPTY_DOT) {
 		/* Recipients not yet answered are deferred, never assumed
 		 * delivered. After the final dot went out unanswered, the
 		 * message may have arrived: a retry may duplicate it (RFC
 		 * 1047), the safe side. */
-		if (in_envelope(st) && !any_decided(s)) {
+		if (states[st].envelope && !rcpts_any_decided(&s->rc)) {
 			fail_local(s, 451, "4.4.2", what);
 			return;
 		}
 		smtp_local_reply(t, sizeof(t), 451, "4.4.2", "%s: %s", s->relay, what);
-		fill_undecided(s, 451, t);
-		kill_session(s);
+		rcpts_fill(&s->rc, 451, t);
+		enter(s, ST_DEAD);
 		done(s);
 		return;
 	}
 	fail_local(s, 451, "4.4.2", what);
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_session *s = arg;
-	(void)fd;
-	(void)what;
-	if (s->st == ST_QUIT) {
-		smtp_free(s);
-		return;
-	}
-	net_fail(s, 1, 0);
-}
-
 /* ---- opening ---- */
 
 static void ready(struct smtp_session *s)
 {
-	s->st = ST_IDLE;
+	enter(s, ST_IDLE);
 	notify(s, SMTP_READY);
 }
 
 static void send_hello(struct smtp_session *s, enum smtp_state st)
 {
-	say(s, "%s %s\r\n", st == ST_HELO ? "HELO" : s->lmtp ? "LHLO" : "EHLO", s->helo);
-	s->st = st;
-	arm(s, s->command_timeout);
-}
-
-static void start_tls(struct smtp_session *s)
-{
-	char err[300];
-	/* RFC 3207 4: anything the server sent before the handshake is not
-	 * to be trusted. */
-	evbuffer_drain(bufferevent_get_input(s->bev),
-	               evbuffer_get_length(bufferevent_get_input(s->bev)));
-	SSL *ssl =
-	    tls_client_new(s->policy == TLS_POLICY_VERIFY, s->ca_file, s->peer, err, sizeof(err));
-	if (ssl == NULL) {
-		fail_local(s, 451, "4.7.5", err);
-		return;
-	}
-	struct bufferevent *f = bufferevent_openssl_filter_new(
-	    s->base, s->bev, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
-	if (f == NULL) {
-		SSL_free(ssl);
-		fail_local(s, 451, "4.7.5", "cannot start TLS");
-		return;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(f, 1);
-	s->bev = f;
-	bufferevent_setcb(f, on_read, on_write, on_event, s);
-	bufferevent_enable(f, EV_READ | EV_WRITE);
-	s->st = ST_TLS;
-	arm(s, s->command_timeout);
+	smtp_conn_printf(s->conn, "%s %s\r\n",
+	                 st == ST_HELO ? "HELO"
+	                 : s->lmtp     ? "LHLO"
+	                               : "EHLO",
+	                 s->helo);
+	enter(s, st);
 }
 
 static void reply_greeting(struct smtp_session *s)
@@ -401,9 +327,8 @@ static void reply_ehlo(struct smtp_session *s)
 		if (s->st == ST_EHLO_TLS) {
 			ready(s);
 		} else if (s->policy != TLS_POLICY_NONE && s->caps.starttls) {
-			say(s, "STARTTLS\r\n");
-			s->st = ST_STARTTLS;
-			arm(s, s->command_timeout);
+			smtp_conn_printf(s->conn, "STARTTLS\r\n");
+			enter(s, ST_STARTTLS);
 		} else if (s->policy >= TLS_POLICY_ENCRYPT) {
 			no_tls_offered(s);
 		} else {
@@ -412,7 +337,7 @@ static void reply_ehlo(struct smtp_session *s)
 		return;
 	}
 	if (s->lmtp || rp->code < 500 || s->st == ST_EHLO_TLS) {
-		fail_reply(s, s->lmtp ? "after LHLO" : "after EHLO");
+		fail_reply(s, state_what(s));
 		return;
 	}
 	/* RFC 5321 3.2: a server that refuses EHLO (5xx: does not know it)
@@ -436,12 +361,17 @@ static void reply_helo(struct smtp_session *s)
 
 static void reply_starttls(struct smtp_session *s)
 {
+	char why[600];
 	if (s->rp.code == 220) {
-		start_tls(s);
+		if (smtp_conn_start_tls(s->conn, s->policy == TLS_POLICY_VERIFY, s->ca_file,
+		                        s->peer, why, sizeof(why)) < 0) {
+			fail_local(s, 451, "4.7.5", why);
+			return;
+		}
+		enter(s, ST_TLS);
 	} else if (s->policy >= TLS_POLICY_ENCRYPT) {
-		char what[600];
-		snprintf(what, sizeof(what), "STARTTLS refused: %s", s->rp.text);
-		fail_local(s, 451, "4.7.4", what);
+		snprintf(why, sizeof(why), "STARTTLS refused: %s", s->rp.text);
+		fail_local(s, 451, "4.7.4", why);
 	} else {
 		ready(s); /* "may": on without TLS */
 	}
@@ -457,20 +387,20 @@ static void send_command(struct smtp_session *s, enum smtp_state st, size_t rcpt
 	switch (st) {
 	case ST_RSET:
 	case ST_END_RSET:
-		say(s, "RSET\r\n");
+		smtp_conn_printf(s->conn, "RSET\r\n");
 		return;
 	case ST_MAIL:
 		if (s->caps.size && !m->probe)
 			snprintf(params, sizeof(params), " SIZE=%llu", (unsigned long long)m->size);
 		if (s->caps.eightbit && m->eightbit)
 			strncat(params, " BODY=8BITMIME", sizeof(params) - strlen(params) - 1);
-		say(s, "MAIL FROM:<%s>%s\r\n", m->sender, params);
+		smtp_conn_printf(s->conn, "MAIL FROM:<%s>%s\r\n", m->sender, params);
 		return;
 	case ST_RCPT:
-		say(s, "RCPT TO:<%s>\r\n", m->rcpts[rcpt]);
+		smtp_conn_printf(s->conn, "RCPT TO:<%s>\r\n", m->rcpts[rcpt]);
 		return;
 	case ST_DATA:
-		say(s, "DATA\r\n");
+		smtp_conn_printf(s->conn, "DATA\r\n");
 		return;
 	default:
 		fatalx("smtp: no command for state %d", (int)st);
@@ -492,10 +422,9 @@ static void send_envelope(struct smtp_session *s)
 /* The next reply is st's; without PIPELINING its command goes now. */
 static void expect(struct smtp_session *s, enum smtp_state st)
 {
-	s->st = st;
 	if (!s->pipe)
-		send_command(s, st, s->rcpt);
-	arm(s, s->command_timeout);
+		send_command(s, st, s->rc.next);
+	enter(s, st);
 }
 
 static void reply_rset(struct smtp_session *s)
@@ -515,9 +444,8 @@ static void rcpts_answered(struct smtp_session *s)
 		expect(s, ST_END_RSET);
 		return;
 	}
-	if (!s->pipe && s->accepted == 0) {
+	if (!s->pipe && s->rc.accepted == 0) {
 		/* Nobody to send to: the transaction ends here. */
-		s->dirty = 1;
 		done(s);
 		return;
 	}
@@ -527,7 +455,6 @@ static void rcpts_answered(struct smtp_session *s)
 static void reply_mail(struct smtp_session *s)
 {
 	s->dirty = 1;
-	s->rcpt = 0;
 	if (s->rp.code != 250) {
 		if (s->m->probe) {
 			/* The question could not be asked: no recipient's
@@ -538,7 +465,7 @@ static void reply_mail(struct smtp_session *s)
 		/* Every recipient shares the sender's fate. With PIPELINING,
 		 * the RCPT and DATA replies still come. */
 		s->mail_failed = 1;
-		fill_undecided(s, result_code(s->rp.code), s->rp.text);
+		rcpts_fill(&s->rc, s->rp.code, s->rp.text);
 		if (!s->pipe) {
 			done(s);
 			return;
@@ -552,47 +479,12 @@ static void reply_mail(struct smtp_session *s)
 
 static void reply_rcpt(struct smtp_session *s)
 {
-	size_t k = s->rcpt++;
-	int code = s->rp.code;
-	if (!s->mail_failed) {
-		if (code / 100 == 2) {
-			s->accepted_v[k] = 1;
-			s->accepted++;
-		}
-		/* A probe's answer is the RCPT reply itself; a message's
-		 * accepted recipients get theirs after the dot. */
-		if (code / 100 != 2 || s->m->probe)
-			set_result(&s->res[k], code, s->rp.text);
-	}
-	if (s->rcpt < s->m->nrcpt)
-		expect(s, ST_RCPT);
-	else
+	/* A probe's answer is the RCPT reply itself; a message's accepted
+	 * recipients get theirs after the dot. */
+	if (rcpts_rcpt_reply(&s->rc, s->rp.code, s->rp.text, s->m->probe, !s->mail_failed))
 		rcpts_answered(s);
-}
-
-static void pump(struct smtp_session *s);
-
-static void reply_data(struct smtp_session *s)
-{
-	int code = s->rp.code;
-	if (code == 354 && (s->accepted == 0 || s->mail_failed)) {
-		/* Pipelined DATA accepted though no recipient was: end an
-		 * empty message and let the server refuse it. */
-		evbuffer_add(bufferevent_get_output(s->bev), ".\r\n", 3);
-		s->st = ST_EMPTY_DOT;
-		arm(s, s->data_timeout);
-		return;
-	}
-	if (code != 354) {
-		if (s->accepted > 0 && !s->mail_failed)
-			fill_undecided(s, result_code(code), s->rp.text);
-		done(s);
-		return;
-	}
-	s->st = ST_BODY;
-	smtp_body_begin(&s->body, s->m->fd, s->m->body_off, s->m->size);
-	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUT_LOW, 0);
-	pump(s);
+	else
+		expect(s, ST_RCPT);
 }
 
 /* Refill the output from the spool file; the final dot after the last
@@ -600,140 +492,98 @@ static void reply_data(struct smtp_session *s)
 static void pump(struct smtp_session *s)
 {
 	char why[300];
-	switch (smtp_body_fill(&s->body, bufferevent_get_output(s->bev), SMTP_OUT_HIGH, why,
-	                       sizeof(why))) {
+	switch (
+	    smtp_body_fill(&s->body, smtp_conn_output(s->conn), SMTP_OUT_HIGH, why, sizeof(why))) {
 	case SMTP_BODY_MORE:
 		/* RFC 5321 4.5.3.2.5: each data block must drain in time. */
-		arm(s, s->command_timeout);
+		rearm(s);
 		return;
 	case SMTP_BODY_ERROR:
-		fill_undecided(s, 451, why);
-		kill_session(s);
+		rcpts_fill(&s->rc, 451, why);
+		enter(s, ST_DEAD);
 		done(s);
 		return;
 	case SMTP_BODY_END:
 		break;
 	}
-	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-	s->st = ST_DOT;
-	s->lmtp_next = 0;
-	arm(s, s->data_timeout);
+	smtp_conn_low_mark(s->conn, 0);
+	rcpts_dot_begin(&s->rc);
+	enter(s, ST_DOT);
 }
 
-static void skip_refused(struct smtp_session *s)
+static void reply_data(struct smtp_session *s)
 {
-	while (s->lmtp_next < s->m->nrcpt && !s->accepted_v[s->lmtp_next])
-		s->lmtp_next++;
+	int code = s->rp.code;
+	if (code == 354 && (s->rc.accepted == 0 || s->mail_failed)) {
+		/* Pipelined DATA accepted though no recipient was: end an
+		 * empty message and let the server refuse it. */
+		evbuffer_add(smtp_conn_output(s->conn), ".\r\n", 3);
+		enter(s, ST_EMPTY_DOT);
+		return;
+	}
+	if (code != 354) {
+		if (s->rc.accepted > 0 && !s->mail_failed)
+			rcpts_fill(&s->rc, code, s->rp.text);
+		done(s);
+		return;
+	}
+	enter(s, ST_BODY);
+	smtp_body_begin(&s->body, s->m->fd, s->m->body_off, s->m->size);
+	smtp_conn_low_mark(s->conn, SMTP_OUT_LOW);
+	pump(s);
 }
 
 static void reply_dot(struct smtp_session *s)
 {
-	const struct smtp_message *m = s->m;
-	if (!s->lmtp) {
-		for (size_t i = 0; i < m->nrcpt; i++)
-			if (s->accepted_v[i])
-				set_result(&s->res[i], s->rp.code, s->rp.text);
-		s->dirty = 0;
-		if (s->rp.code == 421)
-			kill_session(s);
-		done(s);
+	if (!rcpts_dot_reply(&s->rc, s->lmtp, s->rp.code, s->rp.text)) {
+		rearm(s); /* LMTP: the next recipient's reply is due */
 		return;
 	}
-	/* RFC 2033 4.2: one reply per accepted recipient, in order. */
-	skip_refused(s);
-	if (s->lmtp_next < m->nrcpt)
-		set_result(&s->res[s->lmtp_next++], s->rp.code, s->rp.text);
-	skip_refused(s);
-	if (s->lmtp_next >= m->nrcpt) {
-		s->dirty = 0;
-		done(s);
-		return;
-	}
-	arm(s, s->data_timeout);
+	s->dirty = 0;
+	if (!s->lmtp && s->rp.code == 421)
+		enter(s, ST_DEAD);
+	done(s);
+}
+
+static void reply_empty_dot(struct smtp_session *s)
+{
+	done(s); /* dirty: the server may not have taken the dot as an end */
 }
 
 static void reply_end_rset(struct smtp_session *s)
 {
-	/* The answers are in: a refused RSET only makes the session
-	 * unfit for the next question. */
+	/* The answers are in: a refused RSET only makes the session unfit
+	 * for the next question. */
 	if (s->rp.code == 250)
 		s->dirty = 0;
 	else
-		kill_session(s);
+		enter(s, ST_DEAD);
 	done(s);
 }
 
-/* ---- the transition function ---- */
+static void reply_quit(struct smtp_session *s)
+{
+	smtp_free(s);
+}
+
+/* ---- the transition function, and the connection's events ---- */
 
 static void on_reply(struct smtp_session *s)
 {
-	if (in_envelope(s->st) && s->rp.code == 421) {
+	if (states[s->st].envelope && s->rp.code == 421) {
 		/* RFC 5321 3.8: the server is closing; whoever has no answer
 		 * yet shares this one. */
-		fill_undecided(s, 421, s->rp.text);
-		kill_session(s);
+		rcpts_fill(&s->rc, 421, s->rp.text);
+		enter(s, ST_DEAD);
 		done(s);
 		return;
 	}
-	switch (s->st) {
-	case ST_GREETING:
-		reply_greeting(s);
-		return;
-	case ST_EHLO:
-	case ST_EHLO_TLS:
-		reply_ehlo(s);
-		return;
-	case ST_HELO:
-		reply_helo(s);
-		return;
-	case ST_STARTTLS:
-		reply_starttls(s);
-		return;
-	case ST_RSET:
-		reply_rset(s);
-		return;
-	case ST_MAIL:
-		reply_mail(s);
-		return;
-	case ST_RCPT:
-		reply_rcpt(s);
-		return;
-	case ST_DATA:
-		reply_data(s);
-		return;
-	case ST_DOT:
-		reply_dot(s);
-		return;
-	case ST_EMPTY_DOT:
-		s->dirty = 1;
-		done(s);
-		return;
-	case ST_END_RSET:
-		reply_end_rset(s);
-		return;
-	case ST_QUIT:
-		smtp_free(s);
-		return;
-	case ST_CONNECT:
-	case ST_TLS:
-	case ST_IDLE:
-	case ST_BODY:
-	case ST_DEAD:
-		return;
-	}
+	states[s->st].reply(s);
 }
 
-static int wants_reply(enum smtp_state st)
-{
-	return st != ST_CONNECT && st != ST_TLS && st != ST_IDLE && st != ST_BODY && st != ST_DEAD;
-}
-
-/* ---- the bufferevent callbacks ---- */
-
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_readable(void *arg)
 {
 	struct smtp_session *s = arg;
-	(void)bev;
 	if (s->st == ST_BODY)
 		return; /* read after the dot */
 	if (s->st == ST_IDLE) {
@@ -742,76 +592,81 @@ static void on_read(struct bufferevent *bev, void *arg)
 		net_fail(s, 0, 0);
 		return;
 	}
-	while (wants_reply(s->st)) {
-		struct evbuffer *in = bufferevent_get_input(s->bev);
-		size_t n;
-		char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-		if (line == NULL) {
-			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX)
-				fail_local(s, 451, "4.5.0", "reply line too long");
+	if (s->st == ST_CONNECT)
+		enter(s, ST_GREETING); /* the greeting came before the connect event */
+	while (states[s->st].reply) {
+		int r = smtp_conn_read_reply(s->conn, &s->rp);
+		if (r == 0)
 			return;
-		}
-		int r = n <= SMTP_REPLY_LINE_MAX ? smtp_reply_line(&s->rp, line, n) : -1;
-		free(line);
 		if (r < 0) {
 			if (s->st == ST_QUIT) {
 				smtp_free(s);
 				return;
 			}
 			char what[300];
-			snprintf(what, sizeof(what), "malformed reply %s", state_what(s));
+			if (r == SMTP_CONN_TOO_LONG)
+				snprintf(what, sizeof(what), "reply line too long");
+			else
+				snprintf(what, sizeof(what), "malformed reply %s", state_what(s));
 			fail_local(s, 451, "4.5.0", what);
 			return;
 		}
-		if (r == 1) {
-			enum smtp_state st = s->st;
-			on_reply(s);
-			if (st == ST_QUIT)
-				return; /* freed */
-			smtp_reply_init(&s->rp);
-		}
+		enum smtp_state st = s->st;
+		on_reply(s);
+		if (st == ST_QUIT)
+			return; /* freed */
 	}
 }
 
-static void on_write(struct bufferevent *bev, void *arg)
+static void on_connected(void *arg)
 {
 	struct smtp_session *s = arg;
-	(void)bev;
+	if (s->st == ST_CONNECT) {
+		enter(s, ST_GREETING);
+		on_readable(s);
+	} else if (s->st == ST_TLS) {
+		send_hello(s, ST_EHLO_TLS);
+	}
+}
+
+static void on_drained(void *arg)
+{
+	struct smtp_session *s = arg;
 	if (s->st == ST_BODY)
 		pump(s);
-	else if (s->st == ST_DOT && s->lmtp_next == 0)
-		arm(s, s->data_timeout); /* the last block drained: the reply is due */
+	else if (s->st == ST_DOT && s->rc.next == 0)
+		rearm(s); /* the last block drained: the reply is due */
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+static void on_broken(void *arg, int err)
 {
 	struct smtp_session *s = arg;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (s->st == ST_CONNECT) {
-			s->st = ST_GREETING;
-			arm(s, s->command_timeout);
-		} else if (s->st == ST_TLS) {
-			SSL *ssl = bufferevent_openssl_get_ssl(bev);
-			tls_client_describe(ssl, s->tls, sizeof(s->tls));
-			send_hello(s, ST_EHLO_TLS);
-		}
-		return;
-	}
 	if (s->st == ST_QUIT) {
 		smtp_free(s);
 		return;
 	}
 	if (s->st == ST_TLS) {
-		char err[300];
-		unsigned long e = bufferevent_get_openssl_error(bev);
-		tls_client_failure(bufferevent_openssl_get_ssl(bev), e, err, sizeof(err));
-		while (bufferevent_get_openssl_error(bev) != 0)
-			;
-		fail_local(s, 451, "4.7.5", err);
+		char why[300];
+		smtp_conn_tls_error(s->conn, why, sizeof(why));
+		fail_local(s, 451, "4.7.5", why);
 		return;
 	}
-	net_fail(s, 0, (what & BEV_EVENT_ERROR) ? EVUTIL_SOCKET_ERROR() : 0);
+	net_fail(s, 0, err);
 }
+
+static void on_timeout(void *arg)
+{
+	struct smtp_session *s = arg;
+	if (s->st == ST_QUIT) {
+		smtp_free(s);
+		return;
+	}
+	net_fail(s, 1, 0);
+}
+
+static const struct smtp_conn_ops conn_ops = {
+    on_connected, on_readable, on_drained, on_broken, on_timeout, on_posted,
+};
 
 /* ---- the public side ---- */
 
@@ -820,11 +675,11 @@ struct smtp_session *smtp_open(struct event_base *base, const struct sockaddr *s
                                smtp_cb cb, void *arg)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
-	s->base = base;
 	s->cb = cb;
 	s->arg = arg;
 	s->lmtp = o->lmtp;
 	s->policy = o->tls_policy;
+	s->connect_timeout = connect_timeout;
 	s->command_timeout = o->command_timeout;
 	s->data_timeout = o->data_timeout;
 	strlcpy_tmx(s->helo, o->helo ? o->helo : "localhost", sizeof(s->helo));
@@ -832,25 +687,16 @@ struct smtp_session *smtp_open(struct event_base *base, const struct sockaddr *s
 	strlcpy_tmx(s->ca_file, o->tls_ca_file ? o->tls_ca_file : "", sizeof(s->ca_file));
 	strlcpy_tmx(s->relay, relay, sizeof(s->relay));
 	smtp_reply_init(&s->rp);
-	s->timer = evtimer_new(base, on_timer, s);
-	s->notify = event_new(base, -1, 0, on_notify, s);
-	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (s->timer == NULL || s->notify == NULL || s->bev == NULL)
-		fatalx("cannot set up an outbound connection");
-	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-	s->st = ST_CONNECT;
-	errno = 0;
-	if (bufferevent_socket_connect(s->bev, sa, (int)len) < 0) {
+	s->conn = smtp_conn_new(base, &conn_ops, s);
+	enter(s, ST_CONNECT);
+	if (smtp_conn_connect(s->conn, sa, len) < 0) {
 		/* Refused at once (a unix socket that is not there): the
 		 * owner still hears of it from the loop. */
 		char what[300];
 		snprintf(what, sizeof(what), "connect: %s",
 		         errno ? strerror(errno) : "connection failed");
 		fail_local(s, 451, "4.4.1", what);
-		return s;
 	}
-	arm(s, connect_timeout);
 	return s;
 }
 
@@ -858,19 +704,12 @@ void smtp_send(struct smtp_session *s, const struct smtp_opts *o, const struct s
                struct smtp_result *res)
 {
 	s->m = m;
-	s->res = res;
 	s->command_timeout = o->command_timeout;
 	s->data_timeout = o->data_timeout;
-	for (size_t i = 0; i < m->nrcpt; i++)
-		res[i].code = 0;
-	free(s->accepted_v);
-	s->accepted_v = xcalloc(m->nrcpt ? m->nrcpt : 1, 1);
-	s->accepted = 0;
+	rcpts_begin(&s->rc, res, m->nrcpt);
 	s->mail_failed = 0;
-	s->rcpt = 0;
 	s->pipe = s->caps.pipelining;
-	smtp_reply_init(&s->rp);
-	if (s->dead || s->st != ST_IDLE) {
+	if (s->st != ST_IDLE) {
 		fail_local(s, 451, "4.4.2", "connection closed while idle");
 		return;
 	}
@@ -898,7 +737,7 @@ void smtp_set_cb(struct smtp_session *s, smtp_cb cb, void *arg)
 
 int smtp_usable(const struct smtp_session *s)
 {
-	return !s->dead && s->st == ST_IDLE;
+	return s->st == ST_IDLE;
 }
 
 const char *smtp_relay(const struct smtp_session *s)
@@ -908,7 +747,7 @@ const char *smtp_relay(const struct smtp_session *s)
 
 const char *smtp_tls(const struct smtp_session *s)
 {
-	return s->tls;
+	return smtp_conn_tls(s->conn);
 }
 
 int smtp_fail_code(const struct smtp_session *s)
@@ -927,15 +766,13 @@ void smtp_quit(struct smtp_session *s, void (*gone)(void *), void *arg)
 	s->gone_arg = arg;
 	s->cb = NULL;
 	s->note = 0;
-	event_del(s->notify);
+	smtp_conn_unpost(s->conn);
 	if (!smtp_usable(s)) {
 		smtp_free(s);
 		return;
 	}
-	say(s, "QUIT\r\n");
-	smtp_reply_init(&s->rp);
-	s->st = ST_QUIT;
-	arm(s, SMTP_QUIT_TIMEOUT);
+	smtp_conn_printf(s->conn, "QUIT\r\n");
+	enter(s, ST_QUIT);
 }
 
 void smtp_free(struct smtp_session *s)
@@ -944,16 +781,8 @@ void smtp_free(struct smtp_session *s)
 		return;
 	void (*gone)(void *) = s->gone;
 	void *gone_arg = s->gone_arg;
-	if (s->bev) {
-		SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
-		if (ssl && !s->dead)
-			SSL_shutdown(ssl); /* close_notify, best effort */
-		bufferevent_free(s->bev);
-		ERR_clear_error();
-	}
-	event_free(s->timer);
-	event_free(s->notify);
-	free(s->accepted_v);
+	smtp_conn_free(s->conn, s->st != ST_DEAD);
+	rcpts_free(&s->rc);
 	smtp_body_free(&s->body);
 	free(s);
 	if (gone)
