@@ -2,13 +2,16 @@
  * test_smtp.c: the one reply parser of the outbound SMTP/LMTP client
  * (src/smtp/proto.c), table-driven over what SMTP and LMTP servers send:
  * whole replies, replies cut short, malformed lines, control octets, and
- * the limits on lines. The dialogue itself is exercised against real
+ * the limits on lines; and which recipient each reply answers (rcpts.c).
+ * The dialogue itself is exercised against real
  * servers by t/integration/test_outbound.c and test_verify.c.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "rcpts.h"
+#include "smtp.h"
 #include "smtp_proto.h"
 
 enum { MORE, DONE, BAD };
@@ -130,4 +133,48 @@ Test(smtp_reply, ehlo_extensions)
 	cr_assert_eq(parse(lhlo, sizeof(lhlo) - 1, &rp, &used), DONE);
 	smtp_caps_parse(rp.ext, &c);
 	cr_expect(!c.pipelining && c.eightbit && !c.starttls && !c.size);
+}
+
+/* Who gets which answer (src/smtp/rcpts.c): RCPT replies in order, then
+ * one reply to the dot for all (SMTP) or one per accepted recipient in
+ * RCPT order (LMTP, RFC 2033 4.2). */
+Test(smtp_rcpts, smtp_and_lmtp_answers)
+{
+	struct smtp_result res[3];
+	struct smtp_rcpts r = {0};
+	for (int lmtp = 0; lmtp <= 1; lmtp++) {
+		rcpts_begin(&r, res, 3);
+		cr_expect_eq(rcpts_rcpt_reply(&r, 250, "250 ok", 0, 1), 0);
+		cr_expect_eq(rcpts_rcpt_reply(&r, 550, "550 5.1.1 unknown", 0, 1), 0);
+		cr_expect_eq(rcpts_rcpt_reply(&r, 251, "251 forwarded", 0, 1), 1);
+		cr_expect_eq(r.accepted, 2);
+		cr_expect_eq(res[0].code, 0, "an accepted recipient waits for the dot");
+		cr_expect_eq(res[1].code, 550);
+		rcpts_dot_begin(&r);
+		if (lmtp) {
+			cr_expect_eq(rcpts_dot_reply(&r, 1, 250, "250 2.0.0 saved"), 0);
+			cr_expect_eq(rcpts_dot_reply(&r, 1, 452, "452 4.2.2 over quota"), 1);
+			cr_expect_eq(res[2].code, 452);
+		} else {
+			cr_expect_eq(rcpts_dot_reply(&r, 0, 250, "250 2.0.0 queued"), 1);
+			cr_expect_eq(res[2].code, 250);
+		}
+		cr_expect_eq(res[0].code, 250);
+		cr_expect_eq(res[1].code, 550, "a refused recipient kept its RCPT answer");
+	}
+	/* A probe keeps the 2xx of RCPT; a code outside 2xx-5xx is 451. */
+	rcpts_begin(&r, res, 2);
+	rcpts_rcpt_reply(&r, 250, "250 ok", 1, 1);
+	rcpts_rcpt_reply(&r, 354, "354 what", 1, 1);
+	cr_expect_eq(res[0].code, 250);
+	cr_expect_eq(res[1].code, 451);
+	/* Replies after a refused MAIL only move on; the rest share one. */
+	rcpts_begin(&r, res, 2);
+	cr_expect_eq(rcpts_any_decided(&r), 0);
+	rcpts_rcpt_reply(&r, 250, "250 ok", 0, 0);
+	cr_expect_eq(r.accepted, 0);
+	rcpts_fill(&r, 421, "421 closing");
+	cr_expect(res[0].code == 421 && res[1].code == 421);
+	cr_expect_str_eq(res[1].reply, "421 closing");
+	rcpts_free(&r);
 }
