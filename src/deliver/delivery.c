@@ -299,6 +299,17 @@ static void fin_done(struct task *t)
 		msg_free(m);
 		return;
 	}
+	if (m->fin_errno == ENOENT) {
+		/* The admin took the message out of out/ (tempomxctl hold,
+		 * delete, requeue) while it was being delivered: the file is
+		 * theirs now. Recipients delivered meanwhile may get it again
+		 * when it is released (at least once). */
+		log_info(
+		    "%s: taken out of out/ during delivery; %zu recipient%s still pending there",
+		    m->id, envelope_pending(&m->env), envelope_pending(&m->env) == 1 ? "" : "s");
+		msg_free(m);
+		return;
+	}
 	/* The deliveries are done; only their record failed. Re-reading the
 	 * file would deliver them again, so keep the message in memory and
 	 * retry the update. On shutdown it stays in out/ as it was: the

@@ -764,6 +764,11 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
 	 * or the old name is gone). */
 	if (renameat2(incfd, tmp, sp->dirfd[q], id, RENAME_EXCHANGE) == 0) {
 		discard_keep_errno(sp, incfd, tmp);
+	} else if (errno == ENOENT) {
+		/* The old name is gone: another process (tempomxctl hold or
+		 * delete) took the message meanwhile. Putting the update back
+		 * under that name would make a second copy of the message. */
+		goto fail_unlink;
 	} else if (renameat(incfd, tmp, sp->dirfd[q], id) < 0) {
 		goto fail_unlink;
 	}
@@ -796,6 +801,27 @@ int spool_remove(struct spool *sp, enum spool_queue q, const char *id)
 	if (recycle_put(sp, sp->dirfd[q], id) < 0)
 		return -1;
 	return dirsync(sp, q);
+}
+
+int spool_purge(struct spool *sp, enum spool_queue q, const char *id)
+{
+	if (!valid_queue(q) || (!queueid_valid(id) && q != Q_CORRUPT) || strchr(id, '/') != NULL ||
+	    id[0] == '.' || id[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Never into spare/: a stage may still be reading the file, and a
+	 * spare file is truncated when it is taken. */
+	if (unlinkat(sp->dirfd[q], id, 0) < 0)
+		return -1;
+	return dirsync(sp, q);
+}
+
+void spool_keep_files(struct spool *sp)
+{
+	if (sp->sparefd >= 0)
+		close(sp->sparefd);
+	sp->sparefd = -1;
 }
 
 int spool_release(struct spool *sp, enum spool_queue q, const char *id)
