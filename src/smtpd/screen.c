@@ -158,36 +158,12 @@ static void writer_push(struct screen_server *ss, const struct sockaddr *sa, soc
 
 /* ---- process level ---- */
 
-static void load_whitelists(const struct config *cf, struct whitelist *wl)
-{
-	memset(wl, 0, sizeof(*wl));
-	for (size_t i = 0; i < cf->whitelist_clients.n; i++) {
-		wl->clients = xreallocarray(wl->clients, wl->nclients + 1, sizeof(*wl->clients));
-		wl->clients[wl->nclients++] = cf->whitelist_clients.v[i];
-	}
-	const char *lists[2] = {cf->whitelist_senders, cf->whitelist_recipients};
-	for (int k = 0; k < 2; k++) {
-		char *copy = xstrdup(lists[k] ? lists[k] : "");
-		char *save = NULL;
-		for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save))
-			if (whitelist_add(wl, k + 1, w) != 0)
-				log_warnx("whitelist_%s: bad entry '%s' ignored",
-				          k == 0 ? "senders" : "recipients", w);
-		free(copy);
-	}
-	if (cf->whitelist_file && cf->whitelist_file[0]) {
-		char err[512];
-		if (whitelist_load(wl, cf->whitelist_file, err, sizeof(err)) != 0)
-			log_warnx("whitelist_file: %s (the entries before it are used)", err);
-	}
-}
-
 void screen_server_init(struct smtpd *srv)
 {
 	const struct config *cf = srv->rt->cf;
 	struct screen_server *ss = xcalloc(1, sizeof(*ss));
 	srv->scr = ss;
-	load_whitelists(cf, &ss->wl);
+	whitelist_from_config(cf, &ss->wl);
 	char path[4096], err[512];
 	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
 	ss->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
@@ -212,7 +188,7 @@ void screen_server_reload(struct smtpd *srv)
 	if (srv->scr == NULL)
 		return;
 	whitelist_free(&srv->scr->wl);
-	load_whitelists(srv->rt->cf, &srv->scr->wl);
+	whitelist_from_config(srv->rt->cf, &srv->scr->wl);
 	if (srv->scr->thread_started) {
 		pthread_mutex_lock(&srv->scr->mu);
 		srv->scr->max_age = srv->rt->cf->history_max_age;
@@ -396,24 +372,6 @@ static int transaction_whitelisted(const struct session *s)
 	return 1;
 }
 
-static void policy_params_of(const struct config *cf, struct policy_params *p)
-{
-	memset(p, 0, sizeof(*p));
-	/* new_action: accept, tempfail, log */
-	p->new_action = cf->new_action == 0 ? NEW_ACCEPT : NEW_TEMPFAIL;
-	p->new_log_only = cf->new_action == 2;
-	p->new_delay = cf->new_delay;
-	/* predicted_junk_action: tempfail, reject, accept, log */
-	p->junk_action = cf->predicted_junk_action == 1   ? JUNK_REJECT
-	                 : cf->predicted_junk_action == 2 ? JUNK_ACCEPT
-	                                                  : JUNK_TEMPFAIL;
-	p->junk_log_only = cf->predicted_junk_action == 3;
-	p->junk_delay = cf->junk_delay;
-	/* timing_junk_action: reject, tempfail, log */
-	p->timing_junk_action = cf->timing_junk_action == 1 ? TJ_TEMPFAIL : TJ_REJECT;
-	p->timing_log_only = cf->timing_junk_action == 2;
-}
-
 enum reply_id screen_data(struct session *s)
 {
 	const struct config *cf = session_cf(s);
@@ -428,7 +386,7 @@ enum reply_id screen_data(struct session *s)
 	verdict_compute(&sc->t, act, &sc->v);
 	sc->whitelisted = transaction_whitelisted(s);
 	struct policy_params pp;
-	policy_params_of(cf, &pp);
+	policy_params_from_config(cf, &pp);
 	struct policy_input in = {.history = sc->hist,
 	                          .first_seen = sc->first_seen,
 	                          .now = wall_usec() / 1000000,
