@@ -247,8 +247,16 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	env.scan_result = xstrdup(result);
 	if (spool_update(wenv->sp, q, id, &env, prepend, dest) < 0) {
 		/* The old file is untouched (or updated in place, which the
-		 * scan-result check above handles): the next rescan retries. */
-		log_warn("%s: cannot move from %s to %s", id, qname, spool_queue_name(dest));
+		 * scan-result check above handles): the next rescan retries.
+		 * ENOENT: the admin took it away (tempomxctl hold, delete)
+		 * while it was being scanned; it is theirs now. */
+		if (errno == ENOENT)
+			log_info(
+			    "%s: taken out of %s/ during its scan; left where the admin put it", id,
+			    qname);
+		else
+			log_warn("%s: cannot move from %s to %s", id, qname,
+			         spool_queue_name(dest));
 	} else {
 		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS && strcmp(what, "virus") == 0)
 			worker_record_virus(wenv, &env);
