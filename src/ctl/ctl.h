@@ -67,6 +67,9 @@ extern const size_t ctl_ncommands;
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "tempomxctl: usage: tempomxctl NAME ARGS" for a command; CTL_USAGE. */
 int ctl_usage(const char *name);
+/* "tempomxctl: NAME: why; usage: tempomxctl NAME ARGS", one line;
+ * CTL_USAGE. */
+int ctl_usage_why(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* privs.c: open the spool (as its owner when root); 0, or -1 with the
  * error printed. */

@@ -140,8 +140,7 @@ int cmd_queue(struct ctl *c, int argc, char **argv)
 		if (strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--json") == 0) {
 			json = 1;
 		} else {
-			ctl_err("queue: unknown argument %s", argv[i]);
-			return ctl_usage("queue");
+			return ctl_usage_why("queue", "unknown argument %s", argv[i]);
 		}
 	}
 	if (ctl_open_spool(c) < 0)

@@ -62,8 +62,7 @@ static int each_id(struct ctl *c, const char *cmd, int argc, char **argv, int fi
 	int failed = 0, any = 0;
 	for (int i = first; i < argc; i++) {
 		if (argv[i][0] == '-') {
-			ctl_err("%s: unknown option %s", cmd, argv[i]);
-			return ctl_usage(cmd);
+			return ctl_usage_why(cmd, "unknown option %s", argv[i]);
 		}
 		if (!ctl_check_id(argv[i]))
 			return CTL_USAGE;
@@ -268,8 +267,7 @@ int cmd_delete(struct ctl *c, int argc, char **argv)
 			ids++;
 	}
 	if ((all || filtered) && ids > 0) {
-		ctl_err("delete: give queue IDs, or ALL, or filters, not both");
-		return ctl_usage("delete");
+		return ctl_usage_why("delete", "give queue IDs, or ALL, or filters, not both");
 	}
 	if (all || filtered)
 		return delete_matching(c, &f);

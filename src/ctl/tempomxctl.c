@@ -80,6 +80,22 @@ int ctl_usage(const char *name)
 	return CTL_USAGE;
 }
 
+int ctl_usage_why(const char *name, const char *fmt, ...)
+{
+	const struct ctl_command *cmd = find_command(name);
+	va_list ap;
+	fflush(stdout);
+	fprintf(stderr, "tempomxctl: %s: ", name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd != NULL)
+		fprintf(stderr, "; usage: tempomxctl %s%s%s", cmd->name, cmd->args[0] ? " " : "",
+		        cmd->args);
+	fputc('\n', stderr);
+	return CTL_USAGE;
+}
+
 /* One line per command: its name, a tab, its arguments; then the
  * summaries for a reader. With --names only the first part. */
 static int cmd_help(struct ctl *c, int argc, char **argv)
