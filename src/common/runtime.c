@@ -27,6 +27,8 @@ static const char *const restart_keys[] = {
     "user",             /* privileges are already dropped */
     "spool_directory",  /* the spool is opened and watched */
     "pid_file",         /* written once by the master */
+    "control_socket",   /* bound once by the master */
+    "control_group",    /* owner of the socket, set when it is bound */
     "spool_writers",    /* writer thread pool is sized at start */
     "delivery_threads", /* delivery thread pool is sized at start */
 };
