@@ -3,7 +3,9 @@
  *
  *   tempomxctl.c   main: global options, the command table, help, config
  *   privs.c        running as the spool owner for spool and history work
- *   daemon.c       the running master: pid file, signals (reload, flush)
+ *   daemon.c       the running master: its control socket (reload, flush,
+ *                  status)
+ *   status.c       status: the daemon, its children, the queues
  *   spoolview.c    finding messages in the spool, filters, the walk
  *   mailq.c        the queue listing (Postfix's mailq layout, JSON lines)
  *   json.c         JSON string output
@@ -17,7 +19,7 @@
  * down. Queue actions move files with the spool library (src/spool/):
  * every move is a rename followed by an fsync of the directories, so a
  * message always has exactly one name. Actions that need the daemon go
- * to the master by signal (SIGHUP reload, SIGUSR1 flush).
+ * to the master over its control socket (reload, flush, status).
  *
  * Every command returns an exit status: CTL_OK, CTL_FAIL (something asked
  * for could not be done; one line on stderr for each) or CTL_USAGE (bad
@@ -82,12 +84,14 @@ void ctl_as_invoker(struct ctl *c);
 void ctl_as_owner(struct ctl *c);
 void ctl_close(struct ctl *c);
 
-/* daemon.c: pid of the running master, 0 when none runs (no pid file,
- * or its process is gone or is not tempomxd). */
-pid_t ctl_daemon_pid(const struct ctl *c);
-/* Send sig to the master. Returns 0, or -1 with the error printed ("not
- * running", "permission denied"). what names the action for messages. */
-int ctl_daemon_signal(struct ctl *c, int sig, const char *what);
+/* daemon.c: send one request (cmd: "reload", "flush", "status") to the
+ * master's control socket. Returns 0 when it answered "ok", with the
+ * data lines in *lines (malloc'd, if lines is not NULL); -2 when the
+ * daemon is not running (nothing printed); -1 on any other failure,
+ * printed with what ("flush: ...") in front. */
+int ctl_daemon_request(struct ctl *c, const char *cmd, char **lines, const char *what);
+/* The same for an action: "not running" is printed too; 0 or -1. */
+int ctl_daemon_action(struct ctl *c, const char *cmd, const char *what);
 
 /* spoolview.c */
 /* Queues that hold mail an admin lists (hi, lo, out, deferred, hold,
@@ -161,6 +165,7 @@ int cmd_release(struct ctl *c, int argc, char **argv);
 int cmd_requeue(struct ctl *c, int argc, char **argv);
 int cmd_flush(struct ctl *c, int argc, char **argv);
 int cmd_reload(struct ctl *c, int argc, char **argv);
+int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_why(struct ctl *c, int argc, char **argv);
 int cmd_history_show(struct ctl *c, int argc, char **argv);
 int cmd_history_good(struct ctl *c, int argc, char **argv);

@@ -1,76 +1,132 @@
 /*
- * daemon.c: tempomxctl's way to the running daemon: the master's pid from
- * pid_file, and the signals tempomxd(8) documents (SIGHUP: reload the
- * configuration and the whitelist file; SIGUSR1: retry the deferred
- * queue now).
+ * daemon.c: tempomxctl's way to the running daemon: one request on the
+ * master's control socket (control_socket; protocol in
+ * src/tempomxd/control.h): reload, flush, status.
  *
- * A pid file can outlive its daemon (kill -9) and its number be reused,
- * so a pid counts only when that process exists and is named tempomxd.
+ * The socket belongs to root and control_group with mode 0660, so the
+ * request is made with the invoker's identity, not the spool owner's
+ * (ctl_as_invoker). A missing socket, or one nobody listens on, means
+ * the daemon is not running.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ctl.h"
 #include "log.h"
+#include "util.h"
 
-static int is_tempomxd(pid_t pid)
-{
-	char path[64], comm[64];
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno != ENOENT; /* no /proc to ask: trust kill(0) */
-	ssize_t n = read(fd, comm, sizeof(comm) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	comm[n] = '\0';
-	comm[strcspn(comm, "\n")] = '\0';
-	return strncmp(comm, "tempomxd", 8) == 0;
-}
+#define CTL_PROTOCOL "tempomx-control 1"
+#define CTL_REPLY_MAX (256 * 1024)
+#define CTL_REPLY_TIMEOUT 30 /* seconds: a reload may take a moment */
 
-pid_t ctl_daemon_pid(const struct ctl *c)
+static int connect_socket(struct ctl *c, const char *what)
 {
-	char buf[32];
-	int fd = open(c->cf.pid_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	char *end;
-	long pid = strtol(buf, &end, 10);
-	if (end == buf || pid <= 1 || (*end != '\n' && *end != '\0'))
-		return 0;
-	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
-		return 0;
-	return is_tempomxd((pid_t)pid) ? (pid_t)pid : 0;
-}
-
-int ctl_daemon_signal(struct ctl *c, int sig, const char *what)
-{
-	/* The master runs as root: signal it with the invoker's rights. */
-	ctl_as_invoker(c);
-	pid_t pid = ctl_daemon_pid(c);
-	int rc = 0;
-	if (pid == 0) {
-		ctl_err("%s: tempomxd is not running (no live process in %s)", what,
-		        c->cf.pid_file);
-		rc = -1;
-	} else if (kill(pid, sig) < 0) {
-		ctl_err("%s: cannot signal tempomxd (pid %ld): %s", what, (long)pid,
-		        errno == EPERM ? "permission denied" : strerror(errno));
-		rc = -1;
-	} else {
-		log_info("%s: signal %d sent to tempomxd pid %ld", what, sig, (long)pid);
+	struct sockaddr_un sun;
+	const char *path = c->cf.control_socket;
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		ctl_err("%s: control_socket %s: path too long", what, path);
+		return -1;
 	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ctl_err("%s: socket: %s", what, strerror(errno));
+		return -1;
+	}
+	struct timeval tv = {CTL_REPLY_TIMEOUT, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		return fd;
+	int e = errno;
+	close(fd);
+	if (e == ENOENT || e == ECONNREFUSED) {
+		errno = e;
+		return -2;
+	}
+	if (e == EACCES || e == EPERM)
+		ctl_err("%s: %s: permission denied (root or control_group only)", what, path);
+	else
+		ctl_err("%s: cannot reach tempomxd at %s: %s", what, path, strerror(e));
+	return -1;
+}
+
+int ctl_daemon_request(struct ctl *c, const char *cmd, char **lines, const char *what)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+	if (lines != NULL)
+		*lines = NULL;
+	ctl_as_invoker(c);
+	int fd = connect_socket(c, what);
+	if (fd == -2) {
+		ctl_as_owner(c);
+		return -2;
+	}
+	if (fd < 0)
+		goto out;
+	char req[256];
+	int n = snprintf(req, sizeof(req), "%s %s\n", CTL_PROTOCOL, cmd);
+	if (n < 0 || (size_t)n >= sizeof(req) || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+		ctl_err("%s: cannot send the request to tempomxd: %s", what, strerror(errno));
+		goto out;
+	}
+	buf = xmalloc(CTL_REPLY_MAX + 1);
+	for (;;) {
+		ssize_t r = recv(fd, buf + len, CTL_REPLY_MAX - len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			ctl_err("%s: no reply from tempomxd: %s", what,
+			        errno == EAGAIN ? "timed out" : strerror(errno));
+			goto out;
+		}
+		if (r == 0 || (len += (size_t)r) >= CTL_REPLY_MAX)
+			break;
+	}
+	buf[len] = '\0';
+	/* The last line is "ok" or "error TEXT"; the lines before it are
+	 * the data. */
+	while (len > 0 && buf[len - 1] == '\n')
+		buf[--len] = '\0';
+	char *last = strrchr(buf, '\n');
+	last = last ? last + 1 : buf;
+	if (strcmp(last, "ok") == 0) {
+		*last = '\0';
+		rc = 0;
+	} else if (strncmp(last, "error ", 6) == 0) {
+		ctl_err("%s: %s", what, last + 6);
+	} else {
+		ctl_err("%s: tempomxd sent no complete reply", what);
+	}
+	if (rc == 0 && lines != NULL) {
+		*lines = buf;
+		buf = NULL;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
 	ctl_as_owner(c);
 	return rc;
+}
+
+int ctl_daemon_action(struct ctl *c, const char *cmd, const char *what)
+{
+	int rc = ctl_daemon_request(c, cmd, NULL, what);
+	if (rc == -2)
+		ctl_err("%s: tempomxd is not running (no control socket at %s)", what,
+		        c->cf.control_socket);
+	if (rc == 0)
+		log_info("%s: requested from tempomxd", what);
+	return rc == 0 ? 0 : -1;
 }

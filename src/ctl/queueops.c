@@ -1,6 +1,6 @@
 /*
  * queueops.c: the queue actions of tempomxctl: hold, release, requeue,
- * delete, flush (and reload, the other signal to the master).
+ * delete, flush (and reload, the other request to the master).
  *
  * Each action is one spool operation on one message, done here while the
  * daemon runs or not: a move is spool_move() (rename, then fsync of the
@@ -22,7 +22,6 @@
  * Every action is logged with the queue ID and printed as "ID: what".
  */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,7 +292,7 @@ int cmd_flush(struct ctl *c, int argc, char **argv)
 {
 	if (argc > 1)
 		return each_id(c, "flush", argc, argv, 1, 0, flush_one, NULL);
-	if (ctl_daemon_signal(c, SIGUSR1, "flush") < 0)
+	if (ctl_daemon_action(c, "flush", "flush") < 0)
 		return CTL_FAIL;
 	printf("flush requested: every deferred message is retried now\n");
 	return CTL_OK;
@@ -304,8 +303,8 @@ int cmd_reload(struct ctl *c, int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		return ctl_usage("reload");
-	if (ctl_daemon_signal(c, SIGHUP, "reload") < 0)
+	if (ctl_daemon_action(c, "reload", "reload") < 0)
 		return CTL_FAIL;
-	printf("reload requested\n");
+	printf("reloaded: the daemon runs with the new configuration\n");
 	return CTL_OK;
 }

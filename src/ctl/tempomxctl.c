@@ -33,6 +33,7 @@ const struct ctl_command ctl_commands[] = {
     {"delete", "ID ... | ALL | --from ADDR | --to ADDR", cmd_delete, "delete messages"},
     {"flush", "[ID ...]", cmd_flush, "retry deferred mail now"},
     {"reload", "", cmd_reload, "make the daemon read its configuration again"},
+    {"status", "", cmd_status, "the daemon, its children and listeners, the queues"},
     {"why", "ADDR | ID", cmd_why, "what the policy would decide for a client now, and why"},
     {"history show", "ADDR", cmd_history_show, "show the history of a client and its network"},
     {"history good", "ADDR | CIDR", cmd_history_good, "mark a host or network as a good sender"},

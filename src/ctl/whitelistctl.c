@@ -5,14 +5,13 @@
  * The file has one entry a line, "client CIDR", "sender ADDR" or
  * "recipient ADDR" (classify.h), with comments kept as they are. An edit
  * writes a new file next to the old one, flushes it and renames it over
- * the old one, so smtpd never reads half a file; then the master gets
- * SIGHUP, which makes smtpd read the whitelists again without closing a
- * connection. Entries from the whitelist_clients, whitelist_senders and
- * whitelist_recipients keys are listed too but only the file is edited.
+ * the old one, so smtpd never reads half a file; then the master is
+ * asked to reload (control socket), which makes smtpd read the
+ * whitelists again without closing a connection. Entries from the whitelist_clients,
+ * whitelist_senders and whitelist_recipients keys are listed too but only the file is edited.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,14 +156,17 @@ static const char *wl_file(struct ctl *c, const char *cmd)
 }
 
 /* Tell the daemon, if it runs, to read the whitelists again. */
-static void apply(struct ctl *c, const char *cmd)
+static int apply(struct ctl *c, const char *cmd)
 {
-	if (ctl_daemon_pid(c) == 0) {
+	int rc = ctl_daemon_request(c, "reload", NULL, cmd);
+	if (rc == -2) {
 		printf("tempomxd is not running; the change applies when it starts\n");
-		return;
+		return CTL_OK;
 	}
-	if (ctl_daemon_signal(c, SIGHUP, cmd) == 0)
-		printf("applied: tempomxd reads the whitelists again\n");
+	if (rc < 0)
+		return CTL_FAIL;
+	printf("applied: tempomxd reads the whitelists again\n");
+	return CTL_OK;
 }
 
 static int parse_entry(const char *cmd, int argc, char **argv, int *kind, char *canon, size_t size)
@@ -222,8 +224,7 @@ int cmd_whitelist_add(struct ctl *c, int argc, char **argv)
 	free(text);
 	log_info("whitelist: %s %s added to %s by the admin", kinds[kind], canon, path);
 	printf("%s %s: added to %s\n", kinds[kind], canon, path);
-	apply(c, "whitelist add");
-	return CTL_OK;
+	return apply(c, "whitelist add");
 }
 
 int cmd_whitelist_remove(struct ctl *c, int argc, char **argv)
@@ -271,8 +272,7 @@ int cmd_whitelist_remove(struct ctl *c, int argc, char **argv)
 	free(out);
 	log_info("whitelist: %s %s removed from %s by the admin", kinds[kind], canon, path);
 	printf("%s %s: removed from %s\n", kinds[kind], canon, path);
-	apply(c, "whitelist remove");
-	return CTL_OK;
+	return apply(c, "whitelist remove");
 }
 
 int cmd_whitelist_list(struct ctl *c, int argc, char **argv)

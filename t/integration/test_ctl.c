@@ -734,6 +734,77 @@ Test(ctl, whitelist_applies_without_restart)
 	h_daemon_free(&D);
 }
 
+/* ---- the control socket: status, reload ---- */
+
+Test(ctl, status_running_and_stopped)
+{
+	char *out;
+	start_deferring_daemon();
+	send_one("carol@remote.test", "ctl-status-token");
+	cr_assert(wait_count("deferred", 1, 15000));
+	int rc = CTL(&out, "status");
+	cr_expect_eq(rc, 0, "status: %d\n%s", rc, out);
+	char want[64];
+	snprintf(want, sizeof(want), "tempomxd: running, pid %ld,", (long)D.pid);
+	cr_expect(strstr(out, want) != NULL, "no \"%s\" in:\n%s", want, out);
+	cr_expect(strstr(out, "  smtpd     pid ") && strstr(out, "  scanner   pid ") &&
+	              strstr(out, "  delivery  pid ") && strstr(out, ", 0 restarts"),
+	          "children:\n%s", out);
+	snprintf(want, sizeof(want), "listening on 127.0.0.1:%d", D.port);
+	cr_expect(strstr(out, want) != NULL, "%s", out);
+	cr_expect(strstr(out, "  deferred    1\n") && strstr(out, "oldest hi message: ") &&
+	              strstr(out, "oldest lo message: none"),
+	          "queues:\n%s", out);
+	cr_expect(strstr(out, "last reload: none") != NULL, "%s", out);
+	free(out);
+	h_daemon_stop(&D);
+	rc = CTL(&out, "status");
+	cr_expect_eq(rc, 1, "status of a stopped daemon: %d", rc);
+	cr_expect(strstr(out, "tempomxd: not running") && strstr(out, "  deferred    1\n"), "%s",
+	          out);
+	free(out);
+	h_daemon_free(&D);
+}
+
+/* A reload goes through the control socket and its result comes back:
+ * a bad file is named with its line, and the daemon keeps running. */
+Test(ctl, reload_reports_the_result)
+{
+	char *out, good[H_PATH + 16];
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	/* tempomxctl reads its own copy, the daemon re-reads D.conf. */
+	snprintf(good, sizeof(good), "%s/ctl.conf", D.dir);
+	char *text = h_read_file(D.conf, NULL);
+	cr_assert_not_null(text);
+	cr_assert_eq(h_write_file(good, text, strlen(text), 0644), 0);
+	free(text);
+	char *argv[] = {(char *)ctl_path(), "-f", good, "reload", NULL};
+	int rc = h_run(argv, NULL, 0, CTL_TIMEOUT_MS, &out, NULL);
+	cr_expect_eq(rc, 0, "reload: %d %s", rc, out);
+	cr_expect(strstr(out, "reloaded") != NULL, "%s", out);
+	free(out);
+
+	h_conf_append(&D, "no_such_key = 1\n");
+	int line = h_write_conf(&D);
+	rc = h_run(argv, NULL, 0, CTL_TIMEOUT_MS, &out, NULL);
+	char want[H_PATH + 32];
+	snprintf(want, sizeof(want), "%s:%d: unknown key", D.conf, line);
+	cr_expect_eq(rc, 1, "a bad reload succeeded: %s", out);
+	cr_expect(strstr(out, want) && strstr(out, "keeping the current configuration") &&
+	              h_count(out, strlen(out), "\n") == 1,
+	          "no \"%s\" in one line:\n%s", want, out);
+	free(out);
+	char *st[] = {(char *)ctl_path(), "-f", good, "status", NULL};
+	rc = h_run(st, NULL, 0, CTL_TIMEOUT_MS, &out, NULL);
+	cr_expect_eq(rc, 0);
+	cr_expect(strstr(out, "last reload: ") && strstr(out, "failed: "), "%s", out);
+	free(out);
+	cr_expect(h_daemon_alive(&D), "the daemon died of a bad reload");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
 /* ---- the manual ---- */
 
 /* The command names of tempomxctl(8): the ".It Cm" items of COMMANDS,

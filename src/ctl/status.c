@@ -1,0 +1,132 @@
+/*
+ * status.c: tempomxctl status: is the daemon running, since when, with
+ * which children (pid, restarts) and listeners, how did the last reload
+ * go (all from the master, over the control socket); and, from the spool
+ * itself, how many messages wait in each queue directory and how old the
+ * oldest message of each class is. The spool part works with the daemon
+ * down too; the exit status then says it is not running.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+#include "util.h"
+
+static void age(int64_t s, char *buf, size_t size)
+{
+	if (s < 0)
+		s = 0;
+	if (s >= 86400)
+		snprintf(buf, size, "%lldd%02lldh", (long long)(s / 86400),
+		         (long long)(s % 86400 / 3600));
+	else if (s >= 3600)
+		snprintf(buf, size, "%lldh%02lldm", (long long)(s / 3600),
+		         (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(buf, size, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else
+		snprintf(buf, size, "%llds", (long long)s);
+}
+
+static void when(int64_t t, char *buf, size_t size)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+	if (localtime_r(&tt, &tm) == NULL || strftime(buf, size, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, size, "%lld", (long long)t);
+}
+
+/* The master's "status" lines, in words. */
+static void print_daemon(const char *lines)
+{
+	char *copy = xstrdup(lines), *save = NULL;
+	long long started = 0, uptime = 0;
+	char pid[32] = "?", version[64] = "?";
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char buf[64], name[64], cpid[32];
+		unsigned restarts;
+		long long t;
+		if (sscanf(l, "pid %31s", pid) == 1 || sscanf(l, "version %63s", version) == 1)
+			continue;
+		if (sscanf(l, "started %lld", &started) == 1)
+			continue;
+		if (sscanf(l, "uptime %lld", &uptime) == 1) {
+			age(uptime, buf, sizeof(buf));
+			char since[64];
+			when(started, since, sizeof(since));
+			printf("tempomxd: running, pid %s, version %s, up %s (since %s)\n", pid,
+			       version, buf, since);
+		} else if (strncmp(l, "config ", 7) == 0) {
+			printf("configuration: %s\n", l + 7);
+		} else if (sscanf(l, "child %63s pid %31s restarts %u", name, cpid, &restarts) ==
+		           3) {
+			if (strcmp(cpid, "0") == 0)
+				printf("  %-9s not running (restarting), %u restart%s\n", name,
+				       restarts, restarts == 1 ? "" : "s");
+			else
+				printf("  %-9s pid %s, %u restart%s\n", name, cpid, restarts,
+				       restarts == 1 ? "" : "s");
+		} else if (strncmp(l, "listen ", 7) == 0) {
+			printf("  listening on %s\n", l + 7);
+		} else if (strcmp(l, "reload never") == 0) {
+			printf("last reload: none since the start\n");
+		} else if (sscanf(l, "reload %lld", &t) == 1) {
+			const char *rest = strchr(l + 7, ' ');
+			when(t, buf, sizeof(buf));
+			printf("last reload: %s, %s\n", buf, rest ? rest + 1 : "");
+		}
+	}
+	free(copy);
+}
+
+static void print_queues(struct ctl *c)
+{
+	static const enum spool_queue qs[] = {Q_INCOMING, Q_HI,   Q_LO,         Q_OUT,
+	                                      Q_DEFERRED, Q_HOLD, Q_QUARANTINE, Q_CORRUPT};
+	printf("queues in %s:\n", c->cf.spool_directory);
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+		printf("  %-11s %zu\n", spool_queue_name(qs[i]), spool_count(&c->sp, qs[i]));
+	/* The oldest message of each class still to be delivered (not
+	 * counting quarantine, which never is). */
+	struct ctl_filter f;
+	struct ctl_msg *v;
+	ctl_filter_init(&f);
+	size_t n = ctl_collect(c, &f, &v);
+	int64_t now = wall_usec() / 1000000;
+	for (int cls = CLASS_HI; cls <= CLASS_LO; cls++) {
+		const struct ctl_msg *oldest = NULL;
+		for (size_t i = 0; i < n; i++)
+			if ((int)v[i].env.class == cls && v[i].q != Q_QUARANTINE &&
+			    (oldest == NULL || v[i].env.arrival_usec < oldest->env.arrival_usec))
+				oldest = &v[i];
+		if (oldest == NULL) {
+			printf("oldest %s message: none\n", cls == CLASS_HI ? "hi" : "lo");
+			continue;
+		}
+		char buf[32];
+		age(now - oldest->env.arrival_usec / 1000000, buf, sizeof(buf));
+		printf("oldest %s message: %s old, %s in %s/\n", cls == CLASS_HI ? "hi" : "lo", buf,
+		       oldest->env.id, spool_queue_name(oldest->q));
+	}
+	ctl_msgs_free(v, n);
+}
+
+int cmd_status(struct ctl *c, int argc, char **argv)
+{
+	(void)argv;
+	char *lines = NULL;
+	if (argc != 1)
+		return ctl_usage("status");
+	int rc = ctl_daemon_request(c, "status", &lines, "status");
+	if (rc == -2)
+		printf("tempomxd: not running (no control socket at %s)\n", c->cf.control_socket);
+	else if (rc == 0)
+		print_daemon(lines);
+	free(lines);
+	if (ctl_open_spool(c) < 0)
+		return CTL_FAIL;
+	print_queues(c);
+	return rc == 0 ? CTL_OK : CTL_FAIL;
+}
