@@ -49,6 +49,7 @@
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
+#include "stats.h"
 #include "tempomx.h"
 #include "util.h"
 
@@ -346,6 +347,7 @@ static void msg_bounce(struct msg *m, size_t i)
 	struct rcpt *r = &m->env.rcpts[i];
 	r->status = RCPT_BOUNCED;
 	r->next_retry = 0;
+	stats_add(STAT_BOUNCED, 1);
 	if (m->env.sender == NULL || m->env.sender[0] == '\0') {
 		log_info("%s: to=<%s>, status=bounced, no notification to the null sender%s", m->id,
 		         r->addr, m->env.bounce_of ? " (a bounce: dropped)" : "");
@@ -444,6 +446,7 @@ static void job_done(struct task *t)
 	if (j->rc == 0) {
 		r->status = RCPT_SENT;
 		r->next_retry = 0;
+		stats_add(STAT_DELIVERED, 1);
 		set_reply(r, "delivered to maildir");
 		log_info("%s: to=<%s>%s, relay=local, delay=%.2f, delays=%.2f/%.2f/%.2f, "
 		         "status=sent (delivered to maildir)",
@@ -456,6 +459,7 @@ static void job_done(struct task *t)
 		snprintf(reply, sizeof(reply), "maildir: %s", j->err);
 		r->status = RCPT_DEFERRED;
 		r->next_retry = r->last_attempt + m->d->rt->cf->retry_min;
+		stats_add(STAT_DEFERRED, 1);
 		set_reply(r, reply);
 		log_info("%s: to=<%s>%s, relay=local, delay=%.2f, delays=%.2f/%.2f/%.2f, "
 		         "status=deferred (%s)",
@@ -525,12 +529,14 @@ static void rjob_record(struct rjob *j)
 			r->status = RCPT_SENT;
 			r->next_retry = 0;
 			st = "sent";
+			stats_add(STAT_DELIVERED, 1);
 		} else if (res->code / 100 == 5) {
 			st = "bounced";
 		} else {
 			r->status = RCPT_DEFERRED;
 			r->next_retry = r->last_attempt + cf->retry_min;
 			st = "deferred";
+			stats_add(STAT_DEFERRED, 1);
 		}
 		log_info("%s: to=<%s>, relay=%s, delay=%.2f, delays=%.2f/%.2f/%.2f, %s%s%s"
 		         "status=%s (%s)",
@@ -699,6 +705,7 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 		/* Not attempted: the recipient keeps its status and waits. */
 		r->next_retry = now + cf->retry_min;
 		set_reply(r, reason);
+		stats_add(STAT_DEFERRED, 1);
 		log_info("%s: to=<%s>, relay=none, delay=%.2f, status=deferred (%s)", m->id,
 		         r->addr, secs(m->picked - m->env.arrival_usec), reason);
 		return;
@@ -955,6 +962,7 @@ int delivery_main(struct runtime *rt)
 		log_warn("cannot open spool %s", rt->cf->spool_directory);
 		return 1;
 	}
+	stats_start(rt->cf->spool_directory, "delivery");
 	d.base = event_base_new();
 	if (d.base == NULL)
 		fatalx("event_base_new failed");
@@ -1003,5 +1011,6 @@ int delivery_main(struct runtime *rt)
 	event_base_free(d.base);
 	idlist_free(&d.waiting);
 	spool_close(&d.sp);
+	stats_stop();
 	return status;
 }

@@ -44,6 +44,7 @@
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
+#include "stats.h"
 #include "tempomx.h"
 #include "util.h"
 
@@ -415,6 +416,7 @@ int scanner_main(struct runtime *rt)
 		log_warn("cannot open spool %s", rt->cf->spool_directory);
 		return 1;
 	}
+	stats_start(rt->cf->spool_directory, "scanner");
 	s.wenv.sp = &s.sp;
 	sched_init(&s.sched, rt->cf->schedule, (unsigned)rt->cf->weight,
 	           rt->cf->lo_max_wait * 1000000);
@@ -468,5 +470,6 @@ int scanner_main(struct runtime *rt)
 	}
 	s.stopping = 1;
 	scanner_free(&s);
+	stats_stop();
 	return status;
 }

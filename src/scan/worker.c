@@ -44,6 +44,7 @@
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 /* Longest value copied into a header field from the envelope (reasons)
@@ -258,8 +259,11 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			log_warn("%s: cannot move from %s to %s", id, qname,
 			         spool_queue_name(dest));
 	} else {
-		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS && strcmp(what, "virus") == 0)
+		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS &&
+		    strcmp(what, "virus") == 0) {
 			worker_record_virus(wenv, &env);
+			stats_add(STAT_VIRUS, 1);
+		}
 		log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=%.1fms, size=%llu, "
 		         "result=%s%s%s, client=%s, moved to %s",
 		         id, cls, (unsigned long long)job->pick.order, wait,

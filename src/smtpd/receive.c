@@ -30,6 +30,7 @@
 #include "screen.h"
 #include "session.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 
@@ -156,6 +157,7 @@ static void session_commit_done(void *arg, int error)
 		         s->sender, s->hdrlen + s->hf.written, s->nrcpt,
 		         spool_queue_name(screen_queue(s)));
 		screen_committed(s, 1);
+		stats_add(screen_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
 		session_reply(s, RPL_QUEUED, s->id);
 	}
 	if (s->state == S_HELO)

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "screen.h"
 #include "session.h"
+#include "stats.h"
 #include "util.h"
 
 /* Events waiting for the writer beyond this are dropped (and logged):
@@ -372,6 +373,36 @@ static int transaction_whitelisted(const struct session *s)
 	return 1;
 }
 
+/* The daily counter of a refusal at DATA: by timing (with the strongest
+ * enforced evidence as its reason), as predicted junk, as new, or by
+ * load. */
+static enum stats_counter refusal_counter(const struct screen *sc,
+                                          const enum test_action act[TT_NTESTS], enum reply_id r)
+{
+	const struct timing *t = &sc->t;
+	if (r != RPL_POLICY_REJECT && r != RPL_POLICY_TEMPFAIL)
+		return STAT_TEMPFAIL_LOAD;
+	if (sc->v.cls == VERDICT_JUNK && !sc->whitelisted && !sc->exempt) {
+		if (r == RPL_POLICY_TEMPFAIL)
+			return STAT_TEMPFAIL_TIMING;
+		if (act[TT_PREGREET] == TEST_ENFORCE && t->pregreet_octets > 0)
+			return STAT_REFUSED_PREGREET;
+		if (act[TT_PIPELINING] == TEST_ENFORCE &&
+		    (t->unauth_pipelining || t->body_before_354))
+			return STAT_REFUSED_PIPELINING;
+		if (act[TT_PATIENCE] == TEST_ENFORCE && t->impatient)
+			return STAT_REFUSED_PATIENCE;
+		if (act[TT_NON_SMTP] == TEST_ENFORCE && t->bare_lf > 0)
+			return STAT_REFUSED_BARE_LF;
+		if (act[TT_NON_SMTP] == TEST_ENFORCE && t->non_smtp)
+			return STAT_REFUSED_NON_SMTP;
+		return STAT_REFUSED_TIMING_OTHER;
+	}
+	if (sc->hist == POLICY_JUNK)
+		return r == RPL_POLICY_REJECT ? STAT_REFUSED_JUNK : STAT_TEMPFAIL_JUNK;
+	return STAT_TEMPFAIL_NEW;
+}
+
 enum reply_id screen_data(struct session *s)
 {
 	const struct config *cf = session_cf(s);
@@ -420,6 +451,8 @@ enum reply_id screen_data(struct session *s)
 		sc->rejects++;
 	else if (r != RPL_NONE)
 		sc->tempfails++;
+	if (r != RPL_NONE)
+		stats_add(refusal_counter(sc, act, r), 1);
 	return r;
 }
 

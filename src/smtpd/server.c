@@ -39,6 +39,7 @@
 #include "screen.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "tempomx.h"
 #include "tls.h"
 #include "util.h"
@@ -148,6 +149,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
+	stats_add(STAT_CONNECTIONS, 1);
 	sockaddr_host(sa, host, sizeof(host));
 	struct smtpd_client *c = client_get(srv, host, 1);
 	const char *why = NULL;
@@ -358,6 +360,7 @@ int smtpd_main(struct runtime *rt)
 		log_warn("smtpd: cannot open the spool %s", cf->spool_directory);
 		return 1;
 	}
+	stats_start(cf->spool_directory, "smtpd");
 	srv.base = event_base_new();
 	if (srv.base == NULL)
 		fatalx("smtpd: cannot create the event loop");
@@ -387,6 +390,7 @@ int smtpd_main(struct runtime *rt)
 	if (rc != 0)
 		log_warnx("smtpd: event loop failed");
 	smtpd_cleanup(&srv);
+	stats_stop();
 	log_info("smtpd stopped");
 	return rc;
 }

@@ -79,7 +79,7 @@ static const char *const queue_names[Q_COUNT] = {
 };
 
 /* Directories below the spool root that are not queues. */
-static const char *const extra_dirs[] = {"db", "tls", "spare"};
+static const char *const extra_dirs[] = {"db", "tls", "spare", "stats"};
 
 #define CORRUPT_SUFFIX_MAX 1000
 
