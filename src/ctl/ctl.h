@@ -6,6 +6,8 @@
  *   daemon.c       the running master: its control socket (reload, flush,
  *                  status)
  *   status.c       status: the daemon, its children, the queues
+ *   stats.c        stats: the daily counters as tables
+ *   svg.c          stats --svg: the same as a stacked bar chart
  *   spoolview.c    finding messages in the spool, filters, the walk
  *   mailq.c        the queue listing (Postfix's mailq layout, JSON lines)
  *   json.c         JSON string output
@@ -35,6 +37,7 @@
 #include "conf.h"
 #include "envelope.h"
 #include "spool.h"
+#include "stats.h"
 
 #define CTL_OK 0
 #define CTL_FAIL 1
@@ -156,6 +159,14 @@ int ctl_parse_client(const char *s, struct sockaddr_storage *ss);
 /* A record as a few lines: label ("host", "network"), key, counters. */
 void ctl_history_print_record(const char *label, const struct history_entry *e);
 
+/* stats.c, svg.c: the counters of one day (all processes added up). */
+struct ctl_day {
+	char day[16]; /* YYYY-MM-DD */
+	uint64_t v[STAT_COUNT];
+};
+/* Write the chart of days[0..n) (oldest first) as SVG to fp. */
+void svg_chart(FILE *fp, const struct ctl_day *days, size_t n);
+
 /* The commands, one function each. */
 int cmd_queue(struct ctl *c, int argc, char **argv);
 int cmd_show(struct ctl *c, int argc, char **argv);
@@ -166,6 +177,7 @@ int cmd_requeue(struct ctl *c, int argc, char **argv);
 int cmd_flush(struct ctl *c, int argc, char **argv);
 int cmd_reload(struct ctl *c, int argc, char **argv);
 int cmd_status(struct ctl *c, int argc, char **argv);
+int cmd_stats(struct ctl *c, int argc, char **argv);
 int cmd_why(struct ctl *c, int argc, char **argv);
 int cmd_history_show(struct ctl *c, int argc, char **argv);
 int cmd_history_good(struct ctl *c, int argc, char **argv);

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -802,6 +803,116 @@ Test(ctl, reload_reports_the_result)
 	free(out);
 	cr_expect(h_daemon_alive(&D), "the daemon died of a bad reload");
 	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* ---- daily counters ---- */
+
+static void today(char *buf, size_t size)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%Y-%m-%d", &tm);
+}
+
+/* Mail accepted, tempfailed and deferred is counted; the counts survive
+ * a kill -9 of every process of the daemon; tempomxctl stats shows them
+ * and draws them as an SVG chart that python's XML parser reads, with
+ * one bar group per day whose numbers are the counters. */
+Test(ctl, stats_survive_kill9_and_chart)
+{
+	char *out, day[16], svg[H_PATH + 16];
+	const char *rcpts[] = {"alice@example.test", NULL};
+	size_t len;
+	h_daemon_init(&D);
+	h_set(&D, "local_domains", "example.test");
+	h_set(&D, "relay_domains", "remote.test");
+	h_set(&D, "transport", "remote.test=smtp:[127.0.0.1]:1");
+	h_set(&D, "new_action", "tempfail");
+	h_daemon_start(&D);
+	char *msg = h_make_message("stats", "ctl-stats-token", &len);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@example.test", rcpts, msg, len),
+		             250);
+	/* 127.0.0.2 is outside mynetworks and new: tempfailed. */
+	cr_assert_eq(h_send_mail(D.port, "127.0.0.2", "bob@remote.test", rcpts, msg, len), 451);
+	send_one("carol@remote.test", "ctl-stats-deferred");
+	cr_assert(wait_count("deferred", 1, 15000));
+	char maildir[H_PATH + 64];
+	h_maildir(&D, "example.test", "alice", maildir, sizeof(maildir));
+	cr_assert_eq(h_maildir_wait(maildir, 3, 15000), 3);
+	/* The writer thread runs every second. */
+	h_sleep_ms(2500);
+
+	/* kill -9 of the master and every child, nothing shut down. */
+	pid_t kids[16];
+	int nk = h_children(D.pid, kids, 16);
+	cr_assert_geq(nk, 3, "only %d children", nk);
+	kill(D.pid, SIGKILL);
+	for (int i = 0; i < nk; i++)
+		kill(kids[i], SIGKILL);
+	for (int i = 0; i < 200 && h_daemon_alive(&D); i++)
+		h_sleep_ms(10);
+	cr_assert(!h_daemon_alive(&D), "the master survived SIGKILL");
+	h_sleep_ms(200);
+
+	h_daemon_start(&D);
+	cr_assert_eq(h_send_mail(D.port, "127.0.0.1", "bob@example.test", rcpts, msg, len), 250);
+	cr_assert_eq(h_maildir_wait(maildir, 4, 15000), 4);
+	h_daemon_stop(&D); /* a clean stop writes the last counts */
+	free(msg);
+
+	snprintf(svg, sizeof(svg), "%s/chart.svg", D.dir);
+	int rc = CTL(&out, "stats", "--days", "2", "--svg", svg);
+	cr_assert_eq(rc, 0, "stats: %d\n%s", rc, out);
+	cr_log_info("tempomxctl stats:\n%s", out);
+	today(day, sizeof(day));
+	char needle[32];
+	snprintf(needle, sizeof(needle), "\n%s ", day);
+	const char *row = strstr(out, needle);
+	cr_assert_not_null(row, "no row for %s:\n%s", day, out);
+	unsigned long long v[9];
+	int got = sscanf(row + 12, "%llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+	                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8]);
+	cr_assert_eq(got, 9, "%s", row);
+	/* Connections: 3 + 1 + 1 + 1 and the daemon's own greeting probes. */
+	cr_expect_geq(v[0], 6, "connections %llu", v[0]);
+	cr_expect_eq(v[1], 5, "accepted hi %llu:\n%s", v[1], out);
+	cr_expect_eq(v[2], 0, "accepted lo %llu", v[2]);
+	cr_expect_eq(v[3], 1, "tempfailed new %llu:\n%s", v[3], out);
+	const char *rrow = strstr(row + 1, needle);
+	cr_assert_not_null(rrow, "%s", out);
+	unsigned long long dl, df, bo;
+	cr_assert_eq(sscanf(rrow + 12, "%llu %llu %llu", &dl, &df, &bo), 3, "%s", rrow);
+	cr_expect_eq(dl, 4, "delivered %llu", dl);
+	cr_expect_geq(df, 1, "deferred %llu", df);
+	cr_expect_eq(bo, 0);
+	free(out);
+
+	char script[2 * H_PATH + 1024];
+	snprintf(script, sizeof(script),
+	         "import xml.etree.ElementTree as ET\n"
+	         "ns = {'s': 'http://www.w3.org/2000/svg'}\n"
+	         "root = ET.parse('%s').getroot()\n"
+	         "days = [g for g in root.iter('{http://www.w3.org/2000/svg}g')"
+	         " if g.get('class') == 'day']\n"
+	         "assert len(days) == 2, len(days)\n"
+	         "d = days[-1]\n"
+	         "assert d.get('data-day') == '%s', d.get('data-day')\n"
+	         "segs = {r.get('data-type'): int(r.get('data-count'))"
+	         " for r in d.findall('s:rect', ns)}\n"
+	         "assert segs['accepted_hi'] == 5 and segs['tempfailed'] == 1, segs\n"
+	         "assert int(d.get('data-total')) == sum(segs.values()) == 6, segs\n"
+	         "assert days[0].get('data-total') == '0'\n"
+	         "assert root.find('s:g[@class=\"legend\"]', ns) is not None\n"
+	         "print('svg ok')\n",
+	         svg, day);
+	char *argv[] = {"python3", "-c", script, NULL};
+	rc = h_run(argv, NULL, 0, CTL_TIMEOUT_MS, &out, NULL);
+	cr_expect_eq(rc, 0, "the SVG did not pass:\n%s", out);
+	free(out);
+	cr_log_info("chart: %s", svg);
 	h_daemon_free(&D);
 }
 
