@@ -55,7 +55,7 @@ struct engine_limits {
 	const char *tmpdir;     /* for extracted parts; NULL: $TMPDIR or /tmp */
 };
 
-/* What an engine was built from, for log lines and tempomxctl. */
+/* What an engine was built from, for its log lines. */
 struct engine_info {
 	unsigned signatures;  /* as counted by cl_load() */
 	char db_version[128]; /* "main:62,daily:27450,bytecode:335" or "custom" */
