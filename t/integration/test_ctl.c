@@ -396,6 +396,37 @@ Test(ctl, bad_arguments)
 	h_daemon_free(&D);
 }
 
+/* A user who is neither root nor the spool owner gets one clear line. */
+Test(ctl, permission_denied_is_one_line)
+{
+	char *out;
+	prepared_spool();
+	h_daemon_start(&D);
+	char *argv[] = {"setpriv",
+	                "--reuid=54321",
+	                "--regid=54321",
+	                "--clear-groups",
+	                (char *)ctl_path(),
+	                "-f",
+	                D.conf,
+	                "queue",
+	                NULL};
+	int rc = h_run(argv, NULL, 0, CTL_TIMEOUT_MS, &out, NULL);
+	cr_expect_eq(rc, 1, "queue as another user: %d\n%s", rc, out);
+	cr_expect(strstr(out, "permission denied") && h_count(out, strlen(out), "\n") == 1, "%s",
+	          out);
+	free(out);
+	argv[7] = "reload";
+	rc = h_run(argv, NULL, 0, CTL_TIMEOUT_MS, &out, NULL);
+	cr_expect_eq(rc, 1, "reload as another user: %d\n%s", rc, out);
+	cr_expect(strstr(out, "reload: ") && strstr(out, "permission denied") &&
+	              h_count(out, strlen(out), "\n") == 1,
+	          "%s", out);
+	free(out);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
 /* ---- against a running daemon ---- */
 
 /* A daemon that defers mail for remote.test (nothing listens on port 1)
