@@ -117,6 +117,15 @@ int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct enve
  * spool_read(). */
 int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                        size_t *body_off, int *fdp);
+/* Claim the message open on fd, which was opened as q/id: an exclusive
+ * flock(2) on the file, released when fd is closed, then a check that
+ * q/id is still that file. A stage that works on a message for a while
+ * (delivery, from the open to the final update) holds the claim, and
+ * tempomxctl claims a message before it moves or removes it from such a
+ * queue, so the two never act on one message at once. Never blocks.
+ * Returns 0, or -1 with errno EWOULDBLOCK (claimed by another process)
+ * or ENOENT (q/id was moved or removed meanwhile). */
+int spool_claim(struct spool *sp, enum spool_queue q, const char *id, int fd);
 /* Rewrite q/id with a new envelope and the same message, optionally with
  * extra header text (CRLF-terminated lines) put before the message, into
  * queue dest (dest may equal q): new file in incoming/, fsync, rename over

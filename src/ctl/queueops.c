@@ -15,16 +15,21 @@
  * file (ENOENT) and we look for the message again in its new queue; if we
  * moved it first, the stage's own rename or update finds no file and the
  * stage leaves it alone (spool_update() never writes a message back under
- * a name that was taken away). One case costs a duplicate, never a loss:
- * a message taken out of out/ while delivery is sending it; recipients
- * delivered in that moment get it again when it is released.
+ * a name that was taken away). A message in out/ is claimed by delivery
+ * while it is being delivered (spool_claim): we claim it too before we
+ * touch it, which waits for the end of its delivery (at most
+ * CLAIM_WAIT_MS) and then finds it delivered, or deferred, or still
+ * there, never half way.
  *
  * Every action is logged with the queue ID and printed as "ID: what".
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "log.h"
@@ -37,6 +42,56 @@ typedef int (*action_fn)(struct ctl *c, const char *id, enum spool_queue q, stru
                          void *arg);
 
 #define ACTION_ROUNDS 3
+#define CLAIM_WAIT_MS 30000
+#define CLAIM_POLL_MS 50
+
+/* For a message in out/: claim it, waiting while delivery has it. *fd
+ * gets the descriptor that holds the claim (close it after the move),
+ * -1 for other queues. Returns 0, 1 when it moved meanwhile (look
+ * again), -1 on an error (printed). */
+static int claim(struct ctl *c, const char *id, enum spool_queue q, int *fd)
+{
+	*fd = -1;
+	if (q != Q_OUT)
+		return 0;
+	int f = openat(c->sp.dirfd[Q_OUT], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (f < 0) {
+		if (errno == ENOENT)
+			return 1;
+		ctl_err("%s: cannot open out/%s: %s", id, id, strerror(errno));
+		return -1;
+	}
+	int said = 0;
+	for (int waited = 0;; waited += CLAIM_POLL_MS) {
+		if (spool_claim(&c->sp, Q_OUT, id, f) == 0) {
+			*fd = f;
+			return 0;
+		}
+		if (errno == ENOENT) {
+			close(f);
+			return 1;
+		}
+		if (errno != EWOULDBLOCK || waited >= CLAIM_WAIT_MS) {
+			ctl_err("%s: %s", id,
+			        errno == EWOULDBLOCK ? "still being delivered; try again later"
+			                             : strerror(errno));
+			close(f);
+			return -1;
+		}
+		if (!said++) {
+			printf("%s: being delivered; waiting for the delivery to end\n", id);
+			fflush(stdout);
+		}
+		struct timespec ts = {0, CLAIM_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void unclaim(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+}
 
 static int one_id(struct ctl *c, const char *id, int with_corrupt, action_fn fn, void *arg)
 {
@@ -81,7 +136,12 @@ static int each_id(struct ctl *c, const char *cmd, int argc, char **argv, int fi
 static int move_to(struct ctl *c, const char *id, enum spool_queue q, enum spool_queue dest,
                    const char *what)
 {
-	if (spool_move(&c->sp, id, q, dest) < 0) {
+	int fd, r = claim(c, id, q, &fd);
+	if (r != 0)
+		return r;
+	r = spool_move(&c->sp, id, q, dest);
+	unclaim(fd);
+	if (r < 0) {
 		if (errno == ENOENT)
 			return 1;
 		ctl_err("%s: cannot move %s/%s to %s/: %s", id, spool_queue_name(q), id,
@@ -180,7 +240,25 @@ static int requeue_one(struct ctl *c, const char *id, enum spool_queue q, struct
 	 * are not delivered again. */
 	free(env->scan_result);
 	env->scan_result = NULL;
-	if (spool_update(&c->sp, q, id, env, NULL, dest) < 0) {
+	int fd, r = claim(c, id, q, &fd);
+	if (r != 0)
+		return r;
+	/* What delivery recorded before we got the claim is in the file,
+	 * not in our copy of the envelope: read it again. */
+	if (fd >= 0) {
+		struct envelope now;
+		if (spool_read(&c->sp, q, id, &now, NULL) != 0) {
+			unclaim(fd);
+			return 1;
+		}
+		free(now.scan_result);
+		now.scan_result = NULL;
+		envelope_free(env);
+		*env = now;
+	}
+	r = spool_update(&c->sp, q, id, env, NULL, dest);
+	unclaim(fd);
+	if (r < 0) {
 		if (errno == ENOENT)
 			return 1;
 		ctl_err("%s: cannot requeue %s/%s: %s", id, spool_queue_name(q), id,
@@ -203,7 +281,12 @@ int cmd_requeue(struct ctl *c, int argc, char **argv)
 
 static int purge(struct ctl *c, const char *id, enum spool_queue q)
 {
-	if (spool_purge(&c->sp, q, id) < 0) {
+	int fd, r = claim(c, id, q, &fd);
+	if (r != 0)
+		return r;
+	r = spool_purge(&c->sp, q, id);
+	unclaim(fd);
+	if (r < 0) {
 		if (errno == ENOENT)
 			return 1;
 		ctl_err("%s: cannot delete %s/%s: %s", id, spool_queue_name(q), id,

@@ -29,7 +29,8 @@
  * returned) or the next hop answered the final dot with 2xx, and the envelope is rewritten by
  * spool_update() (new file, fsync, rename) or the file removed only once every delivery of the
  * message has finished. A crash in between delivers a recipient again,
- * never loses one.
+ * never loses one. A message is claimed (spool_claim) from its open to
+ * its final update, so tempomxctl never moves it in the meantime.
  */
 #include <errno.h>
 #include <limits.h>
@@ -738,6 +739,16 @@ static void msg_start(struct delivery *d, const char *id)
 		 * -2: moved to corrupt/ by the spool library, with a log. */
 		if (r == -1 && errno != ENOENT)
 			log_warn("%s: cannot open out/%s", id, id);
+		envelope_free(&m->env);
+		free(m);
+		return;
+	}
+	/* tempomxctl claims a message before it takes it out of out/; a
+	 * message it is taking is skipped (the rescan brings it back if it
+	 * stays). */
+	if (spool_claim(&d->sp, Q_OUT, id, m->fd) < 0) {
+		log_debug("%s: claimed by another process; not delivered now", id);
+		close(m->fd);
 		envelope_free(&m->env);
 		free(m);
 		return;

@@ -43,6 +43,14 @@
  * message twice (delivered, but the envelope update recording it was
  * lost), never zero times.
  *
+ * Another process acting on a message (tempomxctl hold, delete, requeue)
+ * must not make a second copy either. A rename is exclusive: of two
+ * processes renaming one name, one gets ENOENT. An update never writes a
+ * file back under a name that was taken away (spool_update). And a stage
+ * that keeps a message open while it works on it claims it
+ * (spool_claim, an flock on the file), so the admin's move waits for the
+ * end of a delivery instead of taking the file from under it.
+ *
  * New names are created with O_EXCL (or a spare file is renamed to them
  * with RENAME_NOREPLACE) and committed with RENAME_NOREPLACE, so even a
  * queue ID collision cannot overwrite an accepted message. Files that are
@@ -58,6 +66,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -632,6 +641,28 @@ corrupt:
 	memset(env, 0, sizeof(*env));
 	spool_corrupt(sp, q, id, err);
 	return -2;
+}
+
+int spool_claim(struct spool *sp, enum spool_queue q, const char *id, int fd)
+{
+	struct stat a, b;
+	if (!queueid_valid(id) || !valid_queue(q)) {
+		errno = EINVAL;
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	/* Between the open and the lock the other side may have claimed,
+	 * moved and released it: the name must still be this file. */
+	if (fstat(fd, &a) < 0 || fstatat(sp->dirfd[q], id, &b, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		flock(fd, LOCK_UN);
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
 }
 
 int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
