@@ -769,6 +769,18 @@ static char *derived_spool_file(const char *spool, const char *name)
 	return p;
 }
 
+/* Next to the spool, not in it: local users must reach the maildrop,
+ * and the spool is its owner's alone. */
+static char *derived_maildrop(const char *spool)
+{
+	size_t n = strlen(spool);
+	while (n > 1 && spool[n - 1] == '/')
+		n--;
+	char *p;
+	xasprintf(&p, "%.*s-maildrop", (int)n, spool);
+	return p;
+}
+
 int conf_finish(struct config *cf, char *err, size_t errlen)
 {
 	char host[ADDR_DOMAIN_MAX + 2];
@@ -818,6 +830,10 @@ int conf_finish(struct config *cf, char *err, size_t errlen)
 	if (cf->control_socket == NULL || cf->control_socket[0] == '\0') {
 		free(cf->control_socket);
 		cf->control_socket = derived_spool_file(cf->spool_directory, "tempomxd.sock");
+	}
+	if (cf->maildrop_directory == NULL || cf->maildrop_directory[0] == '\0') {
+		free(cf->maildrop_directory);
+		cf->maildrop_directory = derived_maildrop(cf->spool_directory);
 	}
 	if ((cf->tls_cert_file[0] == '\0') != (cf->tls_key_file[0] == '\0')) {
 		snprintf(err, errlen, "tls_cert_file and tls_key_file must be set together");
@@ -953,6 +969,10 @@ void conf_print_changed(const struct config *cf, FILE *fp)
 	if (cf->control_socket && cf->control_socket[0] != '\0' && cf->spool_directory) {
 		free(def.control_socket);
 		def.control_socket = derived_spool_file(cf->spool_directory, "tempomxd.sock");
+	}
+	if (cf->maildrop_directory && cf->maildrop_directory[0] != '\0' && cf->spool_directory) {
+		free(def.maildrop_directory);
+		def.maildrop_directory = derived_maildrop(cf->spool_directory);
 	}
 	for (size_t i = 0; i < conf_nkeys; i++) {
 		char *a = conf_value_string(cf, &conf_keys[i]);

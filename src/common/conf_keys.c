@@ -43,6 +43,8 @@ const struct conf_key conf_keys[] = {
      "unix socket of tempomxctl; empty: <spool_directory>/tempomxd.sock"},
     {"control_group", CONF_STRING, F(control_group), "", 0, 0, NULL, "master",
      "group that may use the control socket besides root; empty: none"},
+    {"maildrop_directory", CONF_PATH, F(maildrop_directory), "", 0, 0, NULL, "smtpd",
+     "where tempomx-sendmail leaves local mail for smtpd; empty: <spool_directory>-maildrop"},
     {"syslog_facility", CONF_STRING, F(syslog_facility), "mail", 0, 0, NULL, "all",
      "syslog facility: mail, daemon or local0 to local7"},
     {"shutdown_grace", CONF_DURATION, F(shutdown_grace), "10s", 0, 3600, NULL, "master",

@@ -34,6 +34,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "pickup.h"
 #include "../deliver/recipients.h"
 #include "reply.h"
 #include "screen.h"
@@ -321,6 +322,7 @@ static void smtpd_cleanup(struct smtpd *srv)
 	listeners_stop(srv);
 	/* Every session is gone; what is still queued gets committed. */
 	commit_pool_free(srv->commits);
+	pickup_free(srv->pickup);
 	screen_server_free(srv);
 	admission_free(srv);
 	verify_free(srv);
@@ -386,6 +388,7 @@ int smtpd_main(struct runtime *rt)
 		smtpd_cleanup(&srv);
 		return 1;
 	}
+	srv.pickup = pickup_new(&srv);
 	int rc = event_base_dispatch(srv.base) < 0 ? 1 : 0;
 	if (rc != 0)
 		log_warnx("smtpd: event loop failed");

@@ -92,6 +92,7 @@ struct smtpd {
 	struct screen_server *scr; /* classifier, history, whitelists (screen.c) */
 	struct admission *adm;     /* queue depth and free disk (admission.c) */
 	struct verify *verify;     /* recipient verification (verify.c) */
+	struct pickup *pickup;     /* local submissions (pickup.c) */
 };
 
 /* server.c */

@@ -50,6 +50,7 @@
 #include "spool.h"
 #include "tempomx.h"
 #include "util.h"
+#include "../smtpd/pickup.h"
 #include "../smtpd/tls.h"
 
 #define LISTEN_BACKLOG 1024
@@ -592,6 +593,8 @@ int main(int argc, char **argv)
 	master_check_database(&m, drop, uid, gid);
 	char err[1024];
 	if (spool_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err)) < 0)
+		startup_fail("%s", err);
+	if (pickup_prepare(m.cf.maildrop_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
 	master_lock(&m);
 	master_clean_spool(&m);
