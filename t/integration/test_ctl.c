@@ -334,6 +334,51 @@ Test(ctl, json_parsed_by_python)
 	h_daemon_free(&D);
 }
 
+/* Quarantine is left only with --force, to out/ for delivery; a held
+ * message never scanned goes back to its class's queue; requeue forgets
+ * the scan result; a file in corrupt/ can be deleted by its name. */
+Test(ctl, release_quarantine_requeue_corrupt)
+{
+	char *out, path[H_PATH + 64];
+	prepared_spool();
+	put_golden_queue();
+	int rc = CTL(&out, "release", "06B0000010000000000005");
+	cr_expect_eq(rc, 1, "%s", out);
+	cr_expect(strstr(out, "in quarantine (infected Eicar-Signature); add --force") != NULL,
+	          "%s", out);
+	free(out);
+	cr_expect_eq(h_spool_count(&D, "quarantine"), 1);
+	rc = CTL(&out, "release", "--force", "06B0000010000000000005");
+	cr_expect_eq(rc, 0, "%s", out);
+	cr_expect(strstr(out, "released, moved from quarantine/ to out/") != NULL, "%s", out);
+	free(out);
+	/* Held, never scanned, class hi: back to hi/. */
+	rc = CTL(&out, "release", "06B0000010000000000003");
+	cr_expect(rc == 0 && strstr(out, "moved from hold/ to hi/"), "%s", out);
+	free(out);
+	/* The released virus, requeued: to lo/ (its class), scan result gone. */
+	rc = CTL(&out, "requeue", "06B0000010000000000005");
+	cr_expect(rc == 0 && strstr(out, "moved from out/ to lo/"), "%s", out);
+	free(out);
+	snprintf(path, sizeof(path), "%s/lo/06B0000010000000000005", D.spool);
+	char *file = h_read_file(path, NULL);
+	cr_expect(file && !strstr(file, "scan-result"), "requeued file:\n%s", file);
+	free(file);
+	/* An unreadable file goes to corrupt/ when read, then by name. */
+	snprintf(path, sizeof(path), "%s/deferred/06B0000010000000000007", D.spool);
+	cr_assert_eq(h_write_file(path, "garbage\n", 8, 0600), 0);
+	h_chown_run_user(path);
+	rc = CTL(&out, "queue", "--queue", "deferred");
+	cr_expect(rc == 0 && !strstr(out, "06B0000010000000000007"), "%s", out);
+	free(out);
+	cr_expect_eq(h_spool_count(&D, "corrupt"), 1);
+	rc = CTL(&out, "delete", "06B0000010000000000007");
+	cr_expect(rc == 0 && strstr(out, "deleted from corrupt/"), "%d %s", rc, out);
+	free(out);
+	cr_expect_eq(h_spool_count(&D, "corrupt"), 0);
+	h_daemon_free(&D);
+}
+
 /* ---- bad arguments ---- */
 
 struct bad_case {
