@@ -271,6 +271,11 @@ static void pick_one(struct pickup *p, const char *name, struct pickup_item *it)
 		put_aside(p, name, st.st_uid, why);
 		goto out;
 	}
+	/* Arrival is when the user handed the message over (the file was
+	 * written), not when the daemon came to take it. */
+	env.arrival_usec = (int64_t)st.st_mtim.tv_sec * 1000000 + st.st_mtim.tv_nsec / 1000;
+	if (env.arrival_usec <= 0 || env.arrival_usec > wall_usec())
+		env.arrival_usec = wall_usec();
 	free(env.protocol);
 	env.protocol = xstrdup("LOCAL");
 	env.client_addr = xstrdup("");

@@ -96,6 +96,9 @@ Test(sendmail, t_takes_to_cc_bcc_and_removes_bcc)
 		free(m);
 	}
 	cr_expect(h_log_has(&D, "local submission by uid"));
+	/* The delay counts from the submission, not from 1970. */
+	cr_expect(h_log_has(&D, "to=<alice@example.test>, relay=local, delay=0."),
+	          "no short delay");
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
