@@ -8,6 +8,7 @@
  *   status.c       status: the daemon, its children, the queues
  *   stats.c        stats: the daily counters as tables
  *   svg.c          stats --svg: the same as a stacked bar chart
+ *   monitor.c      monitor: queues and rates, a line a second
  *   spoolview.c    finding messages in the spool, filters, the walk
  *   mailq.c        the queue listing (Postfix's mailq layout, JSON lines)
  *   json.c         JSON string output
@@ -164,6 +165,9 @@ struct ctl_day {
 	char day[16]; /* YYYY-MM-DD */
 	uint64_t v[STAT_COUNT];
 };
+/* The counters of the last n days, oldest first, today last. 0, or -1
+ * (printed). */
+int ctl_stats_read(struct ctl *c, struct ctl_day *days, size_t n);
 /* Write the chart of days[0..n) (oldest first) as SVG to fp. */
 void svg_chart(FILE *fp, const struct ctl_day *days, size_t n);
 
@@ -178,6 +182,7 @@ int cmd_flush(struct ctl *c, int argc, char **argv);
 int cmd_reload(struct ctl *c, int argc, char **argv);
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_stats(struct ctl *c, int argc, char **argv);
+int cmd_monitor(struct ctl *c, int argc, char **argv);
 int cmd_why(struct ctl *c, int argc, char **argv);
 int cmd_history_show(struct ctl *c, int argc, char **argv);
 int cmd_history_good(struct ctl *c, int argc, char **argv);

@@ -49,7 +49,7 @@ static void add_file(int dirfd, const char *name, struct ctl_day *days, size_t n
 	free(text);
 }
 
-static int read_days(struct ctl *c, struct ctl_day *days, size_t n)
+int ctl_stats_read(struct ctl *c, struct ctl_day *days, size_t n)
 {
 	char path[4096];
 	int64_t today = (int64_t)time(NULL) / 86400;
@@ -177,7 +177,7 @@ int cmd_stats(struct ctl *c, int argc, char **argv)
 	if (ctl_open_spool(c) < 0)
 		return CTL_FAIL;
 	struct ctl_day *days = xcalloc((size_t)ndays, sizeof(*days));
-	if (read_days(c, days, (size_t)ndays) < 0) {
+	if (ctl_stats_read(c, days, (size_t)ndays) < 0) {
 		free(days);
 		return CTL_FAIL;
 	}

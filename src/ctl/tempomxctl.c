@@ -36,6 +36,8 @@ const struct ctl_command ctl_commands[] = {
     {"status", "", cmd_status, "the daemon, its children and listeners, the queues"},
     {"stats", "[--days N] [--svg FILE]", cmd_stats,
      "connections and mail per day by outcome, as text or as an SVG chart"},
+    {"monitor", "[--interval SECONDS] [--count N]", cmd_monitor,
+     "queue sizes and mail rates, one line per interval"},
     {"why", "ADDR | ID", cmd_why, "what the policy would decide for a client now, and why"},
     {"history show", "ADDR", cmd_history_show, "show the history of a client and its network"},
     {"history good", "ADDR | CIDR", cmd_history_good, "mark a host or network as a good sender"},

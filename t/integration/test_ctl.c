@@ -1022,6 +1022,30 @@ Test(ctl, stats_survive_kill9_and_chart)
 	h_daemon_free(&D);
 }
 
+/* monitor: a heading and one line per interval, bounded by --count,
+ * with the queue sizes of the spool. */
+Test(ctl, monitor_lines)
+{
+	char *out;
+	start_deferring_daemon();
+	send_one("carol@remote.test", "ctl-monitor-token");
+	cr_assert(wait_count("deferred", 1, 15000));
+	int rc = CTL(&out, "monitor", "--count", "2");
+	cr_expect_eq(rc, 0, "monitor: %d\n%s", rc, out);
+	cr_expect(strncmp(out, "time        hi    lo   out defer  hold conn/s", 45) == 0, "%s",
+	          out);
+	cr_expect_eq(h_count(out, strlen(out), "\n"), 3, "%s", out);
+	/* time, hi, lo, out, then 1 in deferred. */
+	const char *l2 = strchr(out, '\n') + 1;
+	unsigned hi, lo, o, df;
+	cr_expect(sscanf(l2, "%*s %u %u %u %u", &hi, &lo, &o, &df) == 4 && df == 1, "%s", l2);
+	free(out);
+	cr_expect_eq(CTL(&out, "monitor", "--interval", "0"), 2);
+	free(out);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
 /* ---- the manual ---- */
 
 /* The command names of tempomxctl(8): the ".It Cm" items of COMMANDS,
