@@ -1,9 +1,10 @@
 /*
  * status.c: tempomxctl status: is the daemon running, since when, with
  * which children (pid, restarts) and listeners, how did the last reload
- * go (all from the master, over the control socket); and, from the spool
- * itself, how many messages wait in each queue directory and how old the
- * oldest message of each class is. The spool part works with the daemon
+ * go (all from the master, over the control socket); the scanner's
+ * virus database (signatures, version, when loaded, a failed reload) from
+ * the file the scanner keeps; and, from the spool itself, how many messages wait in each queue
+ * directory and how old the oldest message of each class is. The spool part works with the daemon
  * down too; the exit status then says it is not running.
  */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include <time.h>
 
 #include "ctl.h"
+#include "scan.h"
 #include "util.h"
 
 static void age(int64_t s, char *buf, size_t size)
@@ -30,7 +32,7 @@ static void age(int64_t s, char *buf, size_t size)
 		snprintf(buf, size, "%llds", (long long)s);
 }
 
-static void when(int64_t t, char *buf, size_t size)
+static void when_str(int64_t t, char *buf, size_t size)
 {
 	time_t tt = (time_t)t;
 	struct tm tm;
@@ -55,7 +57,7 @@ static void print_daemon(const char *lines)
 		if (sscanf(l, "uptime %lld", &uptime) == 1) {
 			age(uptime, buf, sizeof(buf));
 			char since[64];
-			when(started, since, sizeof(since));
+			when_str(started, since, sizeof(since));
 			printf("tempomxd: running, pid %s, version %s, up %s (since %s)\n", pid,
 			       version, buf, since);
 		} else if (strncmp(l, "config ", 7) == 0) {
@@ -74,11 +76,46 @@ static void print_daemon(const char *lines)
 			printf("last reload: none since the start\n");
 		} else if (sscanf(l, "reload %lld", &t) == 1) {
 			const char *rest = strchr(l + 7, ' ');
-			when(t, buf, sizeof(buf));
+			when_str(t, buf, sizeof(buf));
 			printf("last reload: %s, %s\n", buf, rest ? rest + 1 : "");
 		}
 	}
 	free(copy);
+}
+
+/* The scanner's database, from the file the scanner keeps (scan.h). */
+static void print_scanner(struct ctl *c)
+{
+	char path[4096], when[64];
+	snprintf(path, sizeof(path), "%s/%s", c->cf.spool_directory, SCANNER_STATUS_FILE);
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL) {
+		printf("virus database: unknown (the scanner has not started)\n");
+		return;
+	}
+	char line[1024];
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		long long t;
+		int off = 0;
+		if (strcmp(line, "engine none") == 0) {
+			printf("virus database: none loaded%s\n",
+			       c->cf.scan ? "" : " (scan = no: mail is not scanned)");
+		} else if (strncmp(line, "engine ", 7) == 0) {
+			const char *loaded = strstr(line, ", loaded=");
+			if (loaded != NULL && sscanf(loaded + 9, "%lld", &t) == 1) {
+				when_str(t, when, sizeof(when));
+				printf("virus database: %.*s, loaded %s\n",
+				       (int)(loaded - line - 7), line + 7, when);
+			} else {
+				printf("virus database: %s\n", line + 7);
+			}
+		} else if (sscanf(line, "reload-failed %lld %n", &t, &off) == 1 && off > 0) {
+			when_str(t, when, sizeof(when));
+			printf("  last database reload failed at %s: %s\n", when, line + off);
+		}
+	}
+	fclose(fp);
 }
 
 static void print_queues(struct ctl *c)
@@ -127,6 +164,7 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 	free(lines);
 	if (ctl_open_spool(c) < 0)
 		return CTL_FAIL;
+	print_scanner(c);
 	print_queues(c);
 	return rc == 0 ? CTL_OK : CTL_FAIL;
 }

@@ -629,6 +629,15 @@ Test(ctl, holds_race_the_scanner)
 	h_maildir(&D, "example.test", "race", maildir, sizeof(maildir));
 	pid_t sc = scanner_pid();
 	cr_assert_gt(sc, 0);
+	/* The scanner's database as status shows it, once it is loaded. */
+	char stfile[H_PATH + 32];
+	snprintf(stfile, sizeof(stfile), "%s/scanner.status", D.spool);
+	for (int i = 0; i < 500 && access(stfile, F_OK) != 0; i++)
+		h_sleep_ms(20);
+	cr_expect_eq(CTL(&out, "status"), 0);
+	cr_expect(strstr(out, "virus database: signatures=") && strstr(out, ", loaded "), "%s",
+	          out);
+	free(out);
 
 	cr_assert_eq(kill(sc, SIGSTOP), 0);
 	for (int i = 0; i < RACE_N; i++) {
@@ -863,6 +872,7 @@ Test(ctl, status_running_and_stopped)
 	              strstr(out, "oldest lo message: none"),
 	          "queues:\n%s", out);
 	cr_expect(strstr(out, "last reload: none") != NULL, "%s", out);
+	cr_expect(strstr(out, "virus database: none loaded (scan = no") != NULL, "%s", out);
 	free(out);
 	h_daemon_stop(&D);
 	rc = CTL(&out, "status");
