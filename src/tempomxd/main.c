@@ -19,7 +19,8 @@
  * is valid, forwards SIGHUP to the children; SIGUSR1 asks delivery to
  * flush its deferred queue. The control socket (control.c) is one more
  * event on the master's loop: tempomxctl asks there for the same reload
- * and flush, and for the daemon's status (master_control).
+ * and flush, for the daemon's status and for a log level
+ * (master_control).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -436,8 +437,18 @@ static void master_control(void *arg, uid_t uid, const char *cmd, const char *ar
                            struct control_reply *r)
 {
 	struct master *m = arg;
-	if (args[0] != '\0' && strcmp(cmd, "ping") != 0) {
+	if (args[0] != '\0' && strcmp(cmd, "ping") != 0 && strcmp(cmd, "log-level") != 0) {
 		control_reply_fail(r, "%s takes no argument", cmd);
+	} else if (strcmp(cmd, "log-level") == 0) {
+		/* Shared with the children (log_share_verbosity): at once. */
+		if (strcmp(args, "debug") == 0 || strcmp(args, "info") == 0) {
+			log_info("log level %s, requested by uid %ld", args, (long)uid);
+			log_set_verbose(strcmp(args, "debug") == 0);
+		} else if (args[0] == '\0') {
+			control_reply_line(r, "level %s", log_verbose() > 0 ? "debug" : "info");
+		} else {
+			control_reply_fail(r, "log-level %s: the level is debug or info", args);
+		}
 	} else if (strcmp(cmd, "ping") == 0) {
 		control_reply_line(r, "version %s", PACKAGE_VERSION);
 	} else if (strcmp(cmd, "status") == 0) {
@@ -622,6 +633,10 @@ int main(int argc, char **argv)
 	log_info("daemon started: version %s, %zu listener%s", PACKAGE_VERSION, m.rt.nlisten,
 	         m.rt.nlisten == 1 ? "" : "s");
 
+	/* One verbosity for the master and every child it forks, so that
+	 * log-level changes them all. */
+	if (log_share_verbosity() < 0)
+		log_warn("log level: not shared with the children");
 	/* Signal handlers first: a child that dies at once is still seen. */
 	child_set_init(&m.children, &m.rt, m.base, drop, uid, gid);
 	m.children.master_fd = m.control_fd;
