@@ -14,6 +14,7 @@
  *   json.c         JSON string output
  *   show.c         show ID: envelope, verdict, recipients, headers, body
  *   queueops.c     hold, release, requeue, delete, flush
+ *   daemonctl.c    reload, log-level
  *   historyctl.c   history show, good, junk, forget, list
  *   why.c          why ADDR|ID: what the policy would decide now
  *   whitelistctl.c whitelist add, remove, list
@@ -180,6 +181,7 @@ int cmd_release(struct ctl *c, int argc, char **argv);
 int cmd_requeue(struct ctl *c, int argc, char **argv);
 int cmd_flush(struct ctl *c, int argc, char **argv);
 int cmd_reload(struct ctl *c, int argc, char **argv);
+int cmd_log_level(struct ctl *c, int argc, char **argv);
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_stats(struct ctl *c, int argc, char **argv);
 int cmd_monitor(struct ctl *c, int argc, char **argv);

@@ -102,6 +102,8 @@ int ctl_daemon_request(struct ctl *c, const char *cmd, char **lines, const char 
 	last = last ? last + 1 : buf;
 	if (strcmp(last, "ok") == 0) {
 		*last = '\0';
+		if (last > buf && last[-1] == '\n')
+			last[-1] = '\0';
 		rc = 0;
 	} else if (strncmp(last, "error ", 6) == 0) {
 		ctl_err("%s: %s", what, last + 6);

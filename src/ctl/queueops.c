@@ -1,6 +1,6 @@
 /*
  * queueops.c: the queue actions of tempomxctl: hold, release, requeue,
- * delete, flush (and reload, the other request to the master).
+ * delete and flush.
  *
  * Each action is one spool operation on one message, done here while the
  * daemon runs or not: a move is spool_move() (rename, then fsync of the
@@ -356,7 +356,7 @@ int cmd_delete(struct ctl *c, int argc, char **argv)
 	return each_id(c, "delete", argc, argv, 1, 1, delete_one, NULL);
 }
 
-/* ---- flush, reload ---- */
+/* ---- flush ---- */
 
 static int flush_one(struct ctl *c, const char *id, enum spool_queue q, struct envelope *env,
                      void *arg)
@@ -378,16 +378,5 @@ int cmd_flush(struct ctl *c, int argc, char **argv)
 	if (ctl_daemon_action(c, "flush", "flush") < 0)
 		return CTL_FAIL;
 	printf("flush requested: every deferred message is retried now\n");
-	return CTL_OK;
-}
-
-int cmd_reload(struct ctl *c, int argc, char **argv)
-{
-	(void)argv;
-	if (argc > 1)
-		return ctl_usage("reload");
-	if (ctl_daemon_action(c, "reload", "reload") < 0)
-		return CTL_FAIL;
-	printf("reloaded: the daemon runs with the new configuration\n");
 	return CTL_OK;
 }

@@ -33,6 +33,7 @@ const struct ctl_command ctl_commands[] = {
     {"delete", "ID ... | ALL | --from ADDR | --to ADDR", cmd_delete, "delete messages"},
     {"flush", "[ID ...]", cmd_flush, "retry deferred mail now"},
     {"reload", "", cmd_reload, "make the daemon read its configuration again"},
+    {"log-level", "[debug|info]", cmd_log_level, "show or change how much the daemon logs"},
     {"status", "", cmd_status, "the daemon, its children and listeners, the queues"},
     {"stats", "[--days N] [--svg FILE]", cmd_stats,
      "connections and mail per day by outcome, as text or as an SVG chart"},

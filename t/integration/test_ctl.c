@@ -1056,6 +1056,37 @@ Test(ctl, monitor_lines)
 	h_daemon_free(&D);
 }
 
+/* log-level changes what the children log, at once. */
+Test(ctl, log_level_reaches_the_children)
+{
+	char *out, md[H_PATH + 64];
+	h_daemon_init(&D);
+	h_set(&D, "local_domains", "example.test");
+	h_daemon_start(&D);
+	cr_expect_eq(CTL(&out, "log-level"), 0);
+	cr_expect_str_eq(out, "info\n");
+	free(out);
+	cr_expect_eq(CTL(&out, "log-level", "debug"), 0, "%s", out);
+	free(out);
+	send_one("alice@example.test", "ctl-debug-1");
+	h_maildir(&D, "example.test", "alice", md, sizeof(md));
+	cr_assert_eq(h_maildir_wait(md, 1, 15000), 1);
+	/* A debug line of the delivery child. */
+	cr_expect(h_log_wait(&D, ": to=<alice@example.test>, file ", 5000),
+	          "no debug line from delivery");
+	cr_expect_eq(CTL(&out, "log-level", "info"), 0, "%s", out);
+	free(out);
+	send_one("bob@example.test", "ctl-debug-2");
+	h_maildir(&D, "example.test", "bob", md, sizeof(md));
+	cr_assert_eq(h_maildir_wait(md, 1, 15000), 1);
+	h_sleep_ms(200);
+	cr_expect(!h_log_has(&D, ": to=<bob@example.test>, file "), "debug line after info");
+	cr_expect_eq(CTL(&out, "log-level", "loud"), 2);
+	free(out);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
 /* ---- the manual ---- */
 
 /* The command names of tempomxctl(8): the ".It Cm" items of COMMANDS,
