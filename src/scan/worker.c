@@ -157,6 +157,10 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		envelope_free(&env);
 		return;
 	}
+	/* The queue manager's line, in Postfix's shape: the message enters
+	 * the scanner's queue (each time it does). */
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue %s)", id, env.sender ? env.sender : "",
+	         (unsigned long long)env.size, env.nrcpt, qname);
 	double wait = 0.0;
 	if (fstat(fd, &st) == 0) {
 		/* The rename into the queue set the ctime. */

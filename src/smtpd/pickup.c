@@ -215,9 +215,10 @@ static void commit_done(void *arg, int error)
 		/* Durable in hi/: the maildrop copy may go. */
 		if (unlinkat(p->dirfd, it->name, 0) < 0)
 			log_warn("pickup: cannot remove %s/%s", p->dir, it->name);
-		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queued in hi, local "
-		         "submission by uid %ld)",
-		         it->id, it->sender, it->size, it->nrcpt, (long)it->uid);
+		/* Postfix's pickup line; the from= line is the scanner's. */
+		log_info("%s: uid=%ld from=<%s>, accepted into hi, size=%" PRIu64
+		         ", nrcpt=%zu (local submission)",
+		         it->id, (long)it->uid, it->sender, it->size, it->nrcpt);
 		stats_add(STAT_ACCEPTED_HI, 1);
 	}
 	free(it->sender);

@@ -95,7 +95,7 @@ Test(sendmail, t_takes_to_cc_bcc_and_removes_bcc)
 		cr_expect(strstr(m, "\r\n\r\nthe report\r\n") != NULL, "%s", m);
 		free(m);
 	}
-	cr_expect(h_log_has(&D, "local submission by uid"));
+	cr_expect(h_log_has(&D, ": uid=0 from=<cron@example.test>, accepted into hi"));
 	/* The delay counts from the submission, not from 1970. */
 	cr_expect(h_log_has(&D, "to=<alice@example.test>, relay=local, delay=0."),
 	          "no short delay");
