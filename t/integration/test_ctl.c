@@ -17,12 +17,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -743,7 +745,20 @@ Test(ctl, hold_waits_for_a_delivery_in_progress)
 	cr_assert(h_log_wait(&D, "class=hi", 10000));
 	cr_assert(wait_count("out", 1, 10000));
 	only_id("out", id, sizeof(id));
-	h_sleep_ms(700);
+	/* Until delivery has it: its claim is an flock on the file. */
+	char path[H_PATH + 96];
+	snprintf(path, sizeof(path), "%s/out/%s", D.spool, id);
+	int claimed = 0;
+	for (int i = 0; i < 200 && !claimed; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			claimed = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+			close(fd);
+		}
+		if (!claimed)
+			h_sleep_ms(50);
+	}
+	cr_assert(claimed, "delivery never took the message");
 	long long t0 = h_now_ms();
 	int rc = CTL(&out, "hold", id);
 	long long took = h_now_ms() - t0;
