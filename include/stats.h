@@ -45,6 +45,7 @@ enum stats_counter {
 	STAT_DELIVERED,            /* recipients delivered */
 	STAT_DEFERRED,             /* recipient delivery attempts deferred */
 	STAT_BOUNCED,              /* recipients bounced */
+	STAT_SCANNED,              /* messages passed on by the scanner (or with scan = no) */
 	STAT_COUNT
 };
 

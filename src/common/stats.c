@@ -48,6 +48,7 @@ const char *const stats_names[STAT_COUNT] = {
     [STAT_DELIVERED] = "delivered",
     [STAT_DEFERRED] = "deferred",
     [STAT_BOUNCED] = "bounced",
+    [STAT_SCANNED] = "scanned",
 };
 
 static struct {

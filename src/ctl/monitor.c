@@ -2,13 +2,12 @@
  * monitor.c: tempomxctl monitor: a live view in the manner of vmstat(8),
  * one line per interval (a second by default): the messages in each
  * queue directory, and the rates since the line before of connections,
- * messages accepted into hi and lo, tempfails, refusals, viruses and
- * recipients delivered and deferred. The queues are counted in the spool;
- * the rates come from the daily counters (include/stats.h), which each
- * process writes once a second, so a rate is exact over a few lines and
- * may jump by a second's worth from one line to the next. A heading is
- * repeated every MONITOR_HEADING lines. It ends after --count lines, on
- * Ctrl-C, or when its output is closed (monitor | head), exiting 0.
+ * messages accepted into hi and lo, tempfails, refusals, messages
+ * scanned, viruses and recipients delivered, deferred and bounced. The queues are counted in the
+ * spool; the rates come from the daily counters (include/stats.h), which each process writes once a
+ * second, so a rate is exact over a few lines and may jump by a second's worth from one line to the
+ * next. A heading is repeated every MONITOR_HEADING lines. It ends after --count lines, on Ctrl-C,
+ * or when its output is closed (monitor | head), exiting 0.
  */
 #include <errno.h>
 #include <signal.h>
@@ -37,9 +36,9 @@ static double rate(uint64_t now, uint64_t before, double secs)
 
 static void heading(void)
 {
-	printf("%-8s %5s %5s %5s %5s %5s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "time", "hi", "lo",
-	       "out", "defer", "hold", "conn/s", "hi/s", "lo/s", "tf/s", "ref/s", "vir/s", "dlv/s",
-	       "dfr/s", "bnc/s");
+	printf("%-8s %5s %5s %5s %5s %5s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "time", "hi",
+	       "lo", "out", "defer", "hold", "conn/s", "hi/s", "lo/s", "tf/s", "ref/s", "scan/s",
+	       "vir/s", "dlv/s", "dfr/s", "bnc/s");
 }
 
 int cmd_monitor(struct ctl *c, int argc, char **argv)
@@ -105,7 +104,7 @@ int cmd_monitor(struct ctl *c, int argc, char **argv)
 			heading();
 		printf(
 		    "%-8s %5zu %5zu %5zu %5zu %5zu %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f "
-		    "%6.1f\n",
+		    "%6.1f %6.1f\n",
 		    when, spool_count(&c->sp, Q_HI), spool_count(&c->sp, Q_LO),
 		    spool_count(&c->sp, Q_OUT), spool_count(&c->sp, Q_DEFERRED),
 		    spool_count(&c->sp, Q_HOLD),
@@ -113,6 +112,7 @@ int cmd_monitor(struct ctl *c, int argc, char **argv)
 		    rate(a[STAT_ACCEPTED_HI], b[STAT_ACCEPTED_HI], secs),
 		    rate(a[STAT_ACCEPTED_LO], b[STAT_ACCEPTED_LO], secs),
 		    rate(tf_now, tf_before, secs), rate(ref_now, ref_before, secs),
+		    rate(a[STAT_SCANNED], b[STAT_SCANNED], secs),
 		    rate(a[STAT_VIRUS], b[STAT_VIRUS], secs),
 		    rate(a[STAT_DELIVERED], b[STAT_DELIVERED], secs),
 		    rate(a[STAT_DEFERRED], b[STAT_DEFERRED], secs),

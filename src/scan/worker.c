@@ -196,6 +196,7 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			else
 				log_warn("%s: cannot move from %s to out", id, qname);
 		} else {
+			stats_add(STAT_SCANNED, 1);
 			log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=off, moved to out", id,
 			         cls, (unsigned long long)job->pick.order, wait);
 		}
@@ -263,6 +264,7 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			log_warn("%s: cannot move from %s to %s", id, qname,
 			         spool_queue_name(dest));
 	} else {
+		stats_add(STAT_SCANNED, 1);
 		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS &&
 		    strcmp(what, "virus") == 0) {
 			worker_record_virus(wenv, &env);
