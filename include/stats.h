@@ -24,6 +24,12 @@
 #include <stdint.h>
 
 #define STATS_DIR "stats"
+/* Not a counter but a gauge: the SMTP sessions open now and their
+ * states, in <spool_directory>/SMTPD_GAUGES_FILE, rewritten by smtpd
+ * every second while it runs (src/smtpd/gauges.c). */
+#define SMTPD_GAUGES_FILE "smtpd.status"
+/* A gauges file older than this is a dead smtpd's. */
+#define SMTPD_GAUGES_STALE 5
 #define STATS_FLUSH_SECONDS 1
 
 enum stats_counter {

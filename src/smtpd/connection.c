@@ -43,6 +43,13 @@ static const char *const state_names[] = {
     "COMMIT",   "STARTTLS", "TLS",  "CLOSING", "LINGER", "DEAD",
 };
 
+const char *session_state_name(enum session_state st)
+{
+	if ((unsigned)st < sizeof(state_names) / sizeof(state_names[0]))
+		return state_names[st];
+	return "UNKNOWN";
+}
+
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);

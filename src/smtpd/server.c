@@ -34,6 +34,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "gauges.h"
 #include "pickup.h"
 #include "../deliver/recipients.h"
 #include "reply.h"
@@ -323,6 +324,7 @@ static void smtpd_cleanup(struct smtpd *srv)
 	/* Every session is gone; what is still queued gets committed. */
 	commit_pool_free(srv->commits);
 	pickup_free(srv->pickup);
+	gauges_free(srv->gauges);
 	screen_server_free(srv);
 	admission_free(srv);
 	verify_free(srv);
@@ -389,6 +391,7 @@ int smtpd_main(struct runtime *rt)
 		return 1;
 	}
 	srv.pickup = pickup_new(&srv);
+	srv.gauges = gauges_new(&srv);
 	int rc = event_base_dispatch(srv.base) < 0 ? 1 : 0;
 	if (rc != 0)
 		log_warnx("smtpd: event loop failed");
