@@ -161,6 +161,11 @@ int ctl_parse_client(const char *s, struct sockaddr_storage *ss);
 /* A record as a few lines: label ("host", "network"), key, counters. */
 void ctl_history_print_record(const char *label, const struct history_entry *e);
 
+/* status.c: smtpd's live gauges (stats.h, SMTPD_GAUGES_FILE): the open
+ * sessions into *sessions and "HELO 2, DATA 1" into states. 0, or -1
+ * when there is no fresh file (smtpd not running). */
+int ctl_gauges(struct ctl *c, unsigned *sessions, char *states, size_t size);
+
 /* stats.c, svg.c: the counters of one day (all processes added up). */
 struct ctl_day {
 	char day[16]; /* YYYY-MM-DD */

@@ -3,7 +3,8 @@
  * one line per interval (a second by default): the messages in each
  * queue directory, and the rates since the line before of connections,
  * messages accepted into hi and lo, tempfails, refusals, messages
- * scanned, viruses and recipients delivered, deferred and bounced. The queues are counted in the
+ * scanned, viruses and recipients delivered, deferred and bounced; then
+ * the SMTP sessions open and their states (smtpd's gauges). The queues are counted in the
  * spool; the rates come from the daily counters (include/stats.h), which each process writes once a
  * second, so a rate is exact over a few lines and may jump by a second's worth from one line to the
  * next. A heading is repeated every MONITOR_HEADING lines. It ends after --count lines, on Ctrl-C,
@@ -36,9 +37,9 @@ static double rate(uint64_t now, uint64_t before, double secs)
 
 static void heading(void)
 {
-	printf("%-8s %5s %5s %5s %5s %5s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s\n", "time", "hi",
-	       "lo", "out", "defer", "hold", "conn/s", "hi/s", "lo/s", "tf/s", "ref/s", "scan/s",
-	       "vir/s", "dlv/s", "dfr/s", "bnc/s");
+	printf("%-8s %5s %5s %5s %5s %5s %6s %6s %6s %6s %6s %6s %6s %6s %6s %6s %5s %s\n", "time",
+	       "hi", "lo", "out", "defer", "hold", "conn/s", "hi/s", "lo/s", "tf/s", "ref/s",
+	       "scan/s", "vir/s", "dlv/s", "dfr/s", "bnc/s", "open", "sessions by state");
 }
 
 int cmd_monitor(struct ctl *c, int argc, char **argv)
@@ -104,7 +105,7 @@ int cmd_monitor(struct ctl *c, int argc, char **argv)
 			heading();
 		printf(
 		    "%-8s %5zu %5zu %5zu %5zu %5zu %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f %6.1f "
-		    "%6.1f %6.1f\n",
+		    "%6.1f %6.1f ",
 		    when, spool_count(&c->sp, Q_HI), spool_count(&c->sp, Q_LO),
 		    spool_count(&c->sp, Q_OUT), spool_count(&c->sp, Q_DEFERRED),
 		    spool_count(&c->sp, Q_HOLD),
@@ -117,6 +118,13 @@ int cmd_monitor(struct ctl *c, int argc, char **argv)
 		    rate(a[STAT_DELIVERED], b[STAT_DELIVERED], secs),
 		    rate(a[STAT_DEFERRED], b[STAT_DEFERRED], secs),
 		    rate(a[STAT_BOUNCED], b[STAT_BOUNCED], secs));
+		/* The open sessions, "-" while smtpd does not run. */
+		unsigned open_n;
+		char states[512];
+		if (ctl_gauges(c, &open_n, states, sizeof(states)) == 0)
+			printf("%5u %s\n", open_n, states);
+		else
+			printf("%5s\n", "-");
 		if (fflush(stdout) != 0 || ferror(stdout)) {
 			/* The reader went away (monitor | head): done. What
 			 * stdio still holds cannot be written anywhere, so

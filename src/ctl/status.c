@@ -1,7 +1,8 @@
 /*
  * status.c: tempomxctl status: is the daemon running, since when, with
  * which children (pid, restarts) and listeners, how did the last reload
- * go (all from the master, over the control socket); the scanner's
+ * go (all from the master, over the control socket); the SMTP sessions
+ * open and their states (smtpd's gauges); the scanner's
  * virus database (signatures, version, when loaded, a failed reload) from
  * the file the scanner keeps; and, from the spool itself, how many messages wait in each queue
  * directory and how old the oldest message of each class is. The spool part works with the daemon
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "ctl.h"
@@ -81,6 +83,33 @@ static void print_daemon(const char *lines)
 		}
 	}
 	free(copy);
+}
+
+int ctl_gauges(struct ctl *c, unsigned *sessions, char *states, size_t size)
+{
+	char path[4096], line[128];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", c->cf.spool_directory, SMTPD_GAUGES_FILE);
+	if (stat(path, &st) < 0 || (int64_t)time(NULL) - st.st_mtime > SMTPD_GAUGES_STALE)
+		return -1;
+	FILE *fp = fopen(path, "r");
+	if (fp == NULL)
+		return -1;
+	*sessions = 0;
+	if (size > 0)
+		states[0] = '\0';
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char name[32];
+		unsigned n;
+		if (sscanf(line, "sessions %u", &n) == 1) {
+			*sessions = n;
+		} else if (sscanf(line, "state %31s %u", name, &n) == 2) {
+			size_t l = strlen(states);
+			snprintf(states + l, size - l, "%s%s %u", l ? ", " : "", name, n);
+		}
+	}
+	fclose(fp);
+	return 0;
 }
 
 /* The scanner's database, from the file the scanner keeps (scan.h). */
@@ -161,6 +190,11 @@ int cmd_status(struct ctl *c, int argc, char **argv)
 		printf("tempomxd: not running (no control socket at %s)\n", c->cf.control_socket);
 	else if (rc == 0)
 		print_daemon(lines);
+	unsigned sessions;
+	char states[512];
+	if (rc == 0 && ctl_gauges(c, &sessions, states, sizeof(states)) == 0)
+		printf("smtp sessions open: %u%s%s%s\n", sessions, states[0] ? " (" : "", states,
+		       states[0] ? ")" : "");
 	free(lines);
 	if (ctl_open_spool(c) < 0)
 		return CTL_FAIL;

@@ -1048,13 +1048,23 @@ Test(ctl, stats_survive_kill9_and_chart)
 }
 
 /* monitor: a heading and one line per interval, bounded by --count,
- * with the queue sizes of the spool. */
+ * with the queue sizes of the spool and the SMTP sessions open by state;
+ * status shows the sessions too. */
+static struct h_conn MC;
+
 Test(ctl, monitor_lines)
 {
 	char *out;
 	start_deferring_daemon();
 	send_one("carol@remote.test", "ctl-monitor-token");
 	cr_assert(wait_count("deferred", 1, 15000));
+	/* One session open, after EHLO, while monitor looks. */
+	h_open(&MC, "127.0.0.1", D.port);
+	h_expect(&MC, 250, "EHLO watcher.example");
+	h_sleep_ms(1300);
+	cr_expect_eq(CTL(&out, "status"), 0);
+	cr_expect(strstr(out, "smtp sessions open: 1 (HELO 1)\n") != NULL, "%s", out);
+	free(out);
 	int rc = CTL(&out, "monitor", "--count", "2");
 	cr_expect_eq(rc, 0, "monitor: %d\n%s", rc, out);
 	cr_expect(strncmp(out, "time        hi    lo   out defer  hold conn/s", 45) == 0, "%s",
@@ -1064,7 +1074,9 @@ Test(ctl, monitor_lines)
 	const char *l2 = strchr(out, '\n') + 1;
 	unsigned hi, lo, o, df;
 	cr_expect(sscanf(l2, "%*s %u %u %u %u", &hi, &lo, &o, &df) == 4 && df == 1, "%s", l2);
+	cr_expect(strstr(l2, "     1 HELO 1\n") != NULL, "no open session in:\n%s", out);
 	free(out);
+	h_close(&MC);
 	cr_expect_eq(CTL(&out, "monitor", "--interval", "0"), 2);
 	free(out);
 	h_daemon_stop(&D);
