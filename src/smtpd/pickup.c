@@ -245,7 +245,12 @@ static void pick_one(struct pickup *p, const char *name, struct pickup_item *it)
 	memset(&st, 0, sizeof(st));
 	int fd = openat(p->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		if (errno != ENOENT)
+		/* A symbolic link (or anything else we may not open) would be
+		 * tried again twice a second: put it aside once. */
+		if (errno == ELOOP || errno == EACCES || errno == ENXIO)
+			put_aside(p, name, (uid_t)-1,
+			          errno == ELOOP ? "a symbolic link" : "cannot be opened");
+		else if (errno != ENOENT)
 			log_warn("pickup: cannot open %s/%s", p->dir, name);
 		return;
 	}
