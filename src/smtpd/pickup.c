@@ -247,10 +247,14 @@ static void pick_one(struct pickup *p, const char *name, struct pickup_item *it)
 	if (fd < 0) {
 		/* A symbolic link (or anything else we may not open) would be
 		 * tried again twice a second: put it aside once. */
-		if (errno == ELOOP || errno == EACCES || errno == ENXIO)
-			put_aside(p, name, (uid_t)-1,
-			          errno == ELOOP ? "a symbolic link" : "cannot be opened");
-		else if (errno != ENOENT)
+		if (errno == ELOOP || errno == EACCES || errno == ENXIO) {
+			const char *reason =
+			    errno == ELOOP ? "a symbolic link" : "cannot be opened";
+			struct stat lst;
+			if (fstatat(p->dirfd, name, &lst, AT_SYMLINK_NOFOLLOW) < 0)
+				lst.st_uid = (uid_t)-1;
+			put_aside(p, name, lst.st_uid, reason);
+		} else if (errno != ENOENT)
 			log_warn("pickup: cannot open %s/%s", p->dir, name);
 		return;
 	}
