@@ -44,6 +44,7 @@
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 /* Longest value copied into a header field from the envelope (reasons)
@@ -156,6 +157,10 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		envelope_free(&env);
 		return;
 	}
+	/* The queue manager's line, in Postfix's shape: the message enters
+	 * the scanner's queue (each time it does). */
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue %s)", id, env.sender ? env.sender : "",
+	         (unsigned long long)env.size, env.nrcpt, qname);
 	double wait = 0.0;
 	if (fstat(fd, &st) == 0) {
 		/* The rename into the queue set the ctime. */
@@ -191,6 +196,7 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			else
 				log_warn("%s: cannot move from %s to out", id, qname);
 		} else {
+			stats_add(STAT_SCANNED, 1);
 			log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=off, moved to out", id,
 			         cls, (unsigned long long)job->pick.order, wait);
 		}
@@ -247,11 +253,23 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	env.scan_result = xstrdup(result);
 	if (spool_update(wenv->sp, q, id, &env, prepend, dest) < 0) {
 		/* The old file is untouched (or updated in place, which the
-		 * scan-result check above handles): the next rescan retries. */
-		log_warn("%s: cannot move from %s to %s", id, qname, spool_queue_name(dest));
+		 * scan-result check above handles): the next rescan retries.
+		 * ENOENT: the admin took it away (tempomxctl hold, delete)
+		 * while it was being scanned; it is theirs now. */
+		if (errno == ENOENT)
+			log_info(
+			    "%s: taken out of %s/ during its scan; left where the admin put it", id,
+			    qname);
+		else
+			log_warn("%s: cannot move from %s to %s", id, qname,
+			         spool_queue_name(dest));
 	} else {
-		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS && strcmp(what, "virus") == 0)
+		stats_add(STAT_SCANNED, 1);
+		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS &&
+		    strcmp(what, "virus") == 0) {
 			worker_record_virus(wenv, &env);
+			stats_add(STAT_VIRUS, 1);
+		}
 		log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=%.1fms, size=%llu, "
 		         "result=%s%s%s, client=%s, moved to %s",
 		         id, cls, (unsigned long long)job->pick.order, wait,

@@ -50,6 +50,13 @@ static const char *const state_names[] = {
     "COMMIT",   "STARTTLS", "TLS",  "CLOSING", "LINGER", "DEAD",
 };
 
+const char *session_state_name(enum session_state st)
+{
+	if ((unsigned)st < sizeof(state_names) / sizeof(state_names[0]))
+		return state_names[st];
+	return "UNKNOWN";
+}
+
 static void on_read(struct bufferevent *bev, void *arg);
 static void session_log_connect(struct session *s);
 static void session_name_abandon(struct session *s);

@@ -30,6 +30,7 @@
 #include "screen.h"
 #include "session.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 
@@ -152,10 +153,13 @@ static void session_commit_done(void *arg, int error)
 		session_reply(s, RPL_LOCAL_ERROR, "queue file write error");
 	} else {
 		s->nmessages++;
-		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queued in %s)", s->id,
-		         s->sender, s->hdrlen + s->hf.written, s->nrcpt,
-		         spool_queue_name(screen_queue(s)));
+		/* The from= line is the scanner's, which takes the message into
+		 * its queue as Postfix's qmgr does (log analysers such as
+		 * pflogsumm count senders and bytes from there). */
+		log_info("%s: accepted into %s, size=%" PRIu64 ", nrcpt=%zu", s->id,
+		         spool_queue_name(screen_queue(s)), s->hdrlen + s->hf.written, s->nrcpt);
 		screen_committed(s, 1);
+		stats_add(screen_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
 		session_reply(s, RPL_QUEUED, s->id);
 	}
 	if (s->state == S_HELO)

@@ -60,6 +60,9 @@ enum session_state {
 /* States in which command lines are read and answered. */
 #define ST_CMD (ST(S_INIT) | ST(S_HELO) | ST(S_MAIL) | ST(S_RCPT))
 
+/* "HELO", "DATA" ... for logs and the live gauges (connection.c). */
+const char *session_state_name(enum session_state st);
+
 struct session {
 	struct smtpd *srv;
 	struct session *prev, *next; /* srv->sessions */
