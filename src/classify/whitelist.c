@@ -12,17 +12,14 @@
  * domain and, to be lenient, local part); an entry without matches the
  * domain; a leading dot matches the domain and every sub-domain.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "classify.h"
 #include "conf.h"
 #include "log.h"
+#include "table.h"
 #include "util.h"
 
 #define WHITELIST_FILE_MAX (16 * 1024 * 1024)
@@ -90,16 +87,13 @@ static int kind_of(const char *w, size_t n)
 
 int whitelist_parse(struct whitelist *wl, const char *buf, size_t len, char *err, size_t errlen)
 {
-	size_t lineno = 0;
-	for (size_t off = 0; off < len;) {
-		const char *p = buf + off;
-		const char *nl = memchr(p, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - p) : len - off;
-		off += n + (nl ? 1 : 0);
-		lineno++;
-		const char *hash = memchr(p, '#', n);
-		if (hash)
-			n = (size_t)(hash - p);
+	struct table_cursor cur;
+	const char *p;
+	size_t n;
+
+	table_cursor_init(&cur, buf, len);
+	while (table_next_line(&cur, &p, &n)) {
+		size_t lineno = cur.lineno;
 		/* words: kind, entry */
 		size_t i = 0;
 		while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'))
@@ -140,25 +134,10 @@ int whitelist_parse(struct whitelist *wl, const char *buf, size_t len, char *err
 
 int whitelist_load(struct whitelist *wl, const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_size > WHITELIST_FILE_MAX) {
-		snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "too large");
-		close(fd);
-		return -1;
-	}
 	size_t got;
-	char *buf = read_fd_all(fd, (size_t)st.st_size, &got);
-	if (buf == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
+	char *buf = table_load(path, WHITELIST_FILE_MAX, &got, NULL, err, errlen);
+	if (buf == NULL)
 		return -1;
-	}
-	close(fd);
 	char e[200];
 	int rc = whitelist_parse(wl, buf, got, e, sizeof(e));
 	free(buf);
