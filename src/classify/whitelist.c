@@ -10,12 +10,14 @@
  *
  * Matching: an entry with '@' matches that address (case-insensitive
  * domain and, to be lenient, local part); an entry without matches the
- * domain; a leading dot matches the domain and every sub-domain.
+ * domain; a leading dot matches the domain and every sub-domain (the rule
+ * of local_domains, implemented by addr_domain_match in addr.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "classify.h"
 #include "conf.h"
 #include "log.h"
@@ -163,24 +165,21 @@ int whitelist_client(const struct whitelist *wl, const struct sockaddr *sa)
 	return wl->nclients > 0 && cidr_match_list(wl->clients, wl->nclients, sa);
 }
 
+/* An entry with '@' is one address; one without is a domain, and
+ * ".example.com" is example.com and every name below it
+ * (ADDR_MATCH_WITH_SUBDOMAINS, like local_domains). */
 static int addr_matches(char *const *v, size_t n, const char *addr)
 {
 	if (addr == NULL || *addr == '\0')
 		return 0;
 	const char *at = strrchr(addr, '@');
 	const char *dom = at ? at + 1 : addr;
-	size_t dlen = strlen(dom);
 	for (size_t i = 0; i < n; i++) {
 		const char *e = v[i];
 		if (strchr(e, '@')) {
 			if (ascii_strcasecmp(e, addr) == 0)
 				return 1;
-		} else if (e[0] == '.') {
-			size_t elen = strlen(e);
-			if (ascii_strcasecmp(e + 1, dom) == 0 ||
-			    (dlen > elen && ascii_strcasecmp(dom + dlen - elen, e) == 0))
-				return 1;
-		} else if (ascii_strcasecmp(e, dom) == 0) {
+		} else if (addr_domain_match(e, dom, ADDR_MATCH_WITH_SUBDOMAINS)) {
 			return 1;
 		}
 	}

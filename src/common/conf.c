@@ -943,34 +943,15 @@ void conf_print_changed(const struct config *cf, FILE *fp)
 	conf_free(&def);
 }
 
-/* Domain matching for local_domains and relay_domains: case-insensitive,
- * a trailing dot ignored; an entry ".example.com" matches example.com and
- * every name below it. */
+/* local_domains and relay_domains: ".example.com" is example.com and
+ * every name below it (addr_domain_match's ADDR_MATCH_WITH_SUBDOMAINS). */
 static int domain_in_list(const struct strlist *l, const char *domain)
 {
-	char d[ADDR_DOMAIN_MAX + 2];
-	if (domain == NULL)
+	if (domain == NULL || strlen(domain) > ADDR_DOMAIN_MAX + 1)
 		return 0;
-	size_t n = strlen(domain);
-	if (n == 0 || n > ADDR_DOMAIN_MAX + 1)
-		return 0;
-	memcpy(d, domain, n + 1);
-	ascii_lower(d);
-	if (n > 1 && d[n - 1] == '.')
-		d[--n] = '\0';
-	for (size_t i = 0; i < l->n; i++) {
-		const char *e = l->v[i];
-		if (e[0] != '.') {
-			if (strcmp(d, e) == 0)
-				return 1;
-			continue;
-		}
-		size_t en = strlen(e);
-		if (strcmp(d, e + 1) == 0)
+	for (size_t i = 0; i < l->n; i++)
+		if (addr_domain_match(l->v[i], domain, ADDR_MATCH_WITH_SUBDOMAINS))
 			return 1;
-		if (n > en && strcmp(d + n - en, e) == 0)
-			return 1;
-	}
 	return 0;
 }
 
