@@ -8,7 +8,9 @@
  * against it and answers 550 5.1.1 to an unknown user, so tempomx never
  * accepts mail it would have to bounce (backscatter). The file is read
  * once and again whenever its inode, size or mtime change, or after
- * SIGHUP. Called by src/smtpd/session.c (linked into libtmx_smtpd).
+ * SIGHUP. Called by smtpd (src/smtpd/session.c at RCPT, server.c on
+ * SIGHUP); it lives in common/ because the tables describe what delivery
+ * can deliver while smtpd is the one that checks them.
  */
 #include <stdio.h>
 #include <stdlib.h>
