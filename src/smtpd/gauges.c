@@ -26,7 +26,7 @@
 #include "tempomx.h"
 #include "util.h"
 
-#define GAUGES_STATES (S_DEAD + 1)
+#define GAUGES_STATES SESSION_NSTATES
 
 struct gauges {
 	struct smtpd *srv;
@@ -39,8 +39,9 @@ static void gauges_write(struct gauges *g)
 	unsigned count[GAUGES_STATES] = {0};
 	unsigned total = 0;
 	for (const struct session *s = g->srv->sessions; s != NULL; s = s->next) {
-		if ((unsigned)s->state < GAUGES_STATES)
-			count[s->state]++;
+		int st = session_state_index(s);
+		if (st >= 0 && st < GAUGES_STATES)
+			count[st]++;
 		total++;
 	}
 	char buf[1024];
@@ -48,7 +49,7 @@ static void gauges_write(struct gauges *g)
 	for (int st = 0; st < GAUGES_STATES && n > 0 && (size_t)n < sizeof(buf); st++)
 		if (count[st] > 0)
 			n += snprintf(buf + n, sizeof(buf) - (size_t)n, "state %s %u\n",
-			              session_state_name((enum session_state)st), count[st]);
+			              session_state_name(st), count[st]);
 	if (n <= 0 || (size_t)n >= sizeof(buf))
 		return;
 	char tmp[4200];

@@ -27,7 +27,6 @@
 #include "conf.h"
 #include "data.h"
 #include "log.h"
-#include "screen.h"
 #include "session.h"
 #include "spool.h"
 #include "stats.h"
@@ -48,6 +47,12 @@ void session_release_message(struct session *s)
 		         "is kept",
 		         s->id, s->name, s->addr, s->port);
 	}
+}
+
+/* The queue the observer's decision puts the message in (hi without one). */
+static enum spool_queue message_queue(struct session *s)
+{
+	return s->obs && s->obs->queue ? s->obs->queue(s->obs_ctx, s) : Q_HI;
 }
 
 static int session_sink(void *arg, const char *buf, size_t len)
@@ -94,7 +99,8 @@ void session_data_start(struct session *s)
 	for (size_t i = 0; i < s->nrcpt; i++)
 		envelope_add_rcpt(&env, s->rcpts[i], NULL);
 	env.class = CLASS_HI;
-	screen_envelope(s, &env);
+	if (s->obs && s->obs->envelope)
+		s->obs->envelope(s->obs_ctx, s, &env);
 	int rc = spool_create(&s->srv->spool, &env, &s->sf);
 	if (rc == 0)
 		memcpy(s->id, env.id, sizeof(s->id));
@@ -112,7 +118,8 @@ void session_data_start(struct session *s)
 	int wrc = spool_write(&s->sf, hdr, (size_t)n);
 	free(hdr);
 	/* Our class header, right under our Received: so that it is ours. */
-	int cn = screen_header(s, &cls);
+	cls = NULL;
+	int cn = s->obs && s->obs->header ? s->obs->header(s->obs_ctx, s, &cls) : 0;
 	if (wrc == 0 && cn > 0)
 		wrc = spool_write(&s->sf, cls, (size_t)cn);
 	free(cls);
@@ -135,7 +142,7 @@ void session_data_start(struct session *s)
 	/* Parser -> header filter (drops client-made X-Tempomx-*) -> file. */
 	hdr_filter_init(&s->hf, session_sink, s);
 	data_init(&s->dp, &lim, hdr_filter_feed, &s->hf);
-	s->state = S_DATA;
+	session_set_phase(s, PH_DATA);
 	static const char go[] = "354 End data with <CR><LF>.<CR><LF>\r\n";
 	session_emit(s, 354, go, sizeof(go) - 1);
 	session_arm(s);
@@ -147,7 +154,7 @@ static void session_commit_done(void *arg, int error)
 	s->commit_pending = 0;
 	s->cur_what = "END-OF-DATA";
 	s->cur_rcpt = NULL;
-	s->state = S_HELO;
+	session_set_phase(s, PH_HELO);
 	if (error != 0) {
 		log_warnx("%s: commit failed: %s", s->id, strerror(error));
 		session_reply(s, RPL_LOCAL_ERROR, "queue file write error");
@@ -157,12 +164,12 @@ static void session_commit_done(void *arg, int error)
 		 * its queue as Postfix's qmgr does (log analysers such as
 		 * pflogsumm count senders and bytes from there). */
 		log_info("%s: accepted into %s, size=%" PRIu64 ", nrcpt=%zu", s->id,
-		         spool_queue_name(screen_queue(s)), s->hdrlen + s->hf.written, s->nrcpt);
-		screen_committed(s, 1);
-		stats_add(screen_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
+		         spool_queue_name(message_queue(s)), s->hdrlen + s->hf.written, s->nrcpt);
+		session_notify_type(s, SEV_COMMITTED);
+		stats_add(message_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
 		session_reply(s, RPL_QUEUED, s->id);
 	}
-	if (s->state == S_HELO)
+	if (session_in(s, PH(PH_HELO)))
 		session_reset_transaction(s);
 	session_idle(s);
 }
@@ -198,22 +205,22 @@ static void session_data_end(struct session *s)
 	s->cur_rcpt = NULL;
 	if (r != RPL_NONE) {
 		session_release_message(s);
-		s->state = S_HELO;
+		session_set_phase(s, PH_HELO);
 		session_reply(s, r, "queue file write error");
-		if (s->state == S_HELO)
+		if (session_in(s, PH(PH_HELO)))
 			session_reset_transaction(s);
 		/* session_process(), our caller, goes on with the input. */
 		session_ready(s);
 		return;
 	}
-	s->state = S_COMMIT;
+	session_set_phase(s, PH_COMMIT);
 	s->sf_open = 0;
 	s->commit_pending = 1;
 	evtimer_del(s->timer);
 	if (s->hf.removed > 0)
 		log_info("%s: removed %u X-Tempomx- header field%s supplied by the client", s->id,
 		         s->hf.removed, s->hf.removed == 1 ? "" : "s");
-	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, screen_queue(s),
+	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, message_queue(s),
 	                   session_commit_done, s);
 }
 
