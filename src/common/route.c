@@ -9,7 +9,8 @@
  * entry written as a literal matches the same address however it is
  * spelt, and never as a subdomain. Local domains not in the table go to
  * their Maildir; anything else takes "default_transport".
- * Called by delivery.c for each recipient; the table is parsed on each
+ * Called by delivery.c for each recipient, and by smtpd's recipient
+ * verification for its target (same syntax); the table is parsed on each
  * lookup, which is cheap for the few entries a small site has.
  */
 #include <arpa/inet.h>
