@@ -74,6 +74,29 @@ int addr_domain_valid(const char *d, int allow_literal);
 /* Case-insensitive domain equality ignoring one trailing dot. */
 int addr_domain_eq(const char *a, const char *b);
 
+/*
+ * What a table key that starts with a dot (".example.com") means; each
+ * kind of table has one rule, documented in tempomx.conf(5):
+ * - ADDR_MATCH_WITH_SUBDOMAINS: example.com and every name below it
+ *   (local_domains, relay_domains, the whitelists);
+ * - ADDR_MATCH_SUBDOMAINS: only the names below example.com, as in
+ *   Postfix's transport(5) (the transport table);
+ * - ADDR_MATCH_EXACT: nothing special, the key is one name (tls_policy).
+ * A key without the leading dot names one domain under every rule.
+ */
+enum addr_match_rule {
+	ADDR_MATCH_EXACT,
+	ADDR_MATCH_WITH_SUBDOMAINS,
+	ADDR_MATCH_SUBDOMAINS,
+};
+/* How key matches domain: ADDR_MATCH_SAME when it names the domain
+ * itself, ADDR_MATCH_PARENT when it covers it as a ".parent" key, 0 when
+ * not at all (a table that picks one entry prefers SAME, then the longest
+ * parent). ASCII case is ignored, and one trailing dot on either side. */
+#define ADDR_MATCH_PARENT 1
+#define ADDR_MATCH_SAME 2
+int addr_domain_match(const char *key, const char *domain, enum addr_match_rule rule);
+
 /* Split a "local@domain" string (as stored in an envelope) at its last '@'
  * outside quotes. Returns 0 and fills local/domain (domain lower-cased), or
  * -1 when there is no domain. */

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include <event2/event.h>
+
 #include "conf.h"
 
 struct runtime {
@@ -38,6 +40,12 @@ int runtime_reload(struct runtime *rt);
  * that arrived during start-up is delivered now. Threads started before
  * keep them blocked. */
 void runtime_signals_ready(void);
+/* The signal set-up of a child's event loop: each of the n signals in sigs
+ * is handled by cb(sig, EV_SIGNAL, arg) in base's loop (its event stored
+ * in evs[i], for the caller to free), then runtime_signals_ready(). A
+ * failure is fatal: a child that cannot hear SIGTERM must not run. */
+void runtime_child_signals(struct event_base *base, const int *sigs, size_t n, event_callback_fn cb,
+                           void *arg, struct event **evs);
 
 /* Child entry points. Each returns the process exit status. */
 int smtpd_main(struct runtime *rt);

@@ -10,19 +10,18 @@
  *
  * Matching: an entry with '@' matches that address (case-insensitive
  * domain and, to be lenient, local part); an entry without matches the
- * domain; a leading dot matches the domain and every sub-domain.
+ * domain; a leading dot matches the domain and every sub-domain (the rule
+ * of local_domains, implemented by addr_domain_match in addr.c).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "addr.h"
 #include "classify.h"
 #include "conf.h"
 #include "log.h"
+#include "table.h"
 #include "util.h"
 
 #define WHITELIST_FILE_MAX (16 * 1024 * 1024)
@@ -90,16 +89,13 @@ static int kind_of(const char *w, size_t n)
 
 int whitelist_parse(struct whitelist *wl, const char *buf, size_t len, char *err, size_t errlen)
 {
-	size_t lineno = 0;
-	for (size_t off = 0; off < len;) {
-		const char *p = buf + off;
-		const char *nl = memchr(p, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - p) : len - off;
-		off += n + (nl ? 1 : 0);
-		lineno++;
-		const char *hash = memchr(p, '#', n);
-		if (hash)
-			n = (size_t)(hash - p);
+	struct table_cursor cur;
+	const char *p;
+	size_t n;
+
+	table_cursor_init(&cur, buf, len);
+	while (table_next_line(&cur, &p, &n)) {
+		size_t lineno = cur.lineno;
 		/* words: kind, entry */
 		size_t i = 0;
 		while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'))
@@ -140,25 +136,10 @@ int whitelist_parse(struct whitelist *wl, const char *buf, size_t len, char *err
 
 int whitelist_load(struct whitelist *wl, const char *path, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	struct stat st;
-	if (fstat(fd, &st) != 0 || st.st_size > WHITELIST_FILE_MAX) {
-		snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "too large");
-		close(fd);
-		return -1;
-	}
 	size_t got;
-	char *buf = read_fd_all(fd, (size_t)st.st_size, &got);
-	if (buf == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
+	char *buf = table_load(path, WHITELIST_FILE_MAX, &got, NULL, err, errlen);
+	if (buf == NULL)
 		return -1;
-	}
-	close(fd);
 	char e[200];
 	int rc = whitelist_parse(wl, buf, got, e, sizeof(e));
 	free(buf);
@@ -184,24 +165,21 @@ int whitelist_client(const struct whitelist *wl, const struct sockaddr *sa)
 	return wl->nclients > 0 && cidr_match_list(wl->clients, wl->nclients, sa);
 }
 
+/* An entry with '@' is one address; one without is a domain, and
+ * ".example.com" is example.com and every name below it
+ * (ADDR_MATCH_WITH_SUBDOMAINS, like local_domains). */
 static int addr_matches(char *const *v, size_t n, const char *addr)
 {
 	if (addr == NULL || *addr == '\0')
 		return 0;
 	const char *at = strrchr(addr, '@');
 	const char *dom = at ? at + 1 : addr;
-	size_t dlen = strlen(dom);
 	for (size_t i = 0; i < n; i++) {
 		const char *e = v[i];
 		if (strchr(e, '@')) {
 			if (ascii_strcasecmp(e, addr) == 0)
 				return 1;
-		} else if (e[0] == '.') {
-			size_t elen = strlen(e);
-			if (ascii_strcasecmp(e + 1, dom) == 0 ||
-			    (dlen > elen && ascii_strcasecmp(dom + dlen - elen, e) == 0))
-				return 1;
-		} else if (ascii_strcasecmp(e, dom) == 0) {
+		} else if (addr_domain_match(e, dom, ADDR_MATCH_WITH_SUBDOMAINS)) {
 			return 1;
 		}
 	}

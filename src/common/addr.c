@@ -499,6 +499,41 @@ int addr_domain_eq(const char *a, const char *b)
 	return 1;
 }
 
+/* Length of a name without one trailing dot (the root label). */
+static size_t name_len(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 1 && s[n - 1] == '.' ? n - 1 : n;
+}
+
+static int same_chars(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (to_lower((unsigned char)a[i]) != to_lower((unsigned char)b[i]))
+			return 0;
+	return 1;
+}
+
+int addr_domain_match(const char *key, const char *domain, enum addr_match_rule rule)
+{
+	if (key == NULL || domain == NULL)
+		return 0;
+	size_t kl = name_len(key), dl = name_len(domain);
+	if (kl == 0 || dl == 0)
+		return 0;
+	if (key[0] != '.' || kl == 1 || rule == ADDR_MATCH_EXACT)
+		return kl == dl && same_chars(key, domain, kl) ? ADDR_MATCH_SAME : 0;
+	/* ".example.com": the parent itself, under one rule only. */
+	if (rule == ADDR_MATCH_WITH_SUBDOMAINS && kl - 1 == dl && same_chars(key + 1, domain, dl))
+		return ADDR_MATCH_SAME;
+	/* A name below it: the key, dot included, ends the domain, so
+	 * "badexample.com" is not below ".example.com". */
+	if (dl > kl && same_chars(domain + dl - kl, key, kl))
+		return ADDR_MATCH_PARENT;
+	return 0;
+}
+
 int addr_split(const char *addr, char *local, size_t lsize, char *domain, size_t dsize)
 {
 	const char *p, *at = NULL;

@@ -24,6 +24,8 @@
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
+#include "strbuf.h"
+#include "table.h"
 #include "util.h"
 
 /* Largest configuration file read; a real one is a few KB. */
@@ -33,33 +35,6 @@
 /* RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; "220 " plus a
  * 255-octet host name plus the banner must fit. */
 #define BANNER_MAX 200
-
-/* A growing string, for joining continuation lines. */
-struct sbuf {
-	char *s;
-	size_t len, cap;
-};
-
-static void sb_add(struct sbuf *b, const char *p, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		b->s = xrealloc(b->s, cap);
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, p, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-static void sb_reset(struct sbuf *b)
-{
-	b->len = 0;
-	if (b->s)
-		b->s[0] = '\0';
-}
 
 static int is_ws(int c)
 {
@@ -458,15 +433,15 @@ void conf_defaults(struct config *cf)
 /* A double quoted string starting at s[i] (the quote): \" and \\ are the
  * only escapes. Appends its content to q and returns the index after the
  * closing quote, or -1. */
-static long read_quoted(const char *s, size_t i, size_t n, struct sbuf *q, char *why, size_t wlen)
+static long read_quoted(const char *s, size_t i, size_t n, struct strbuf *q, char *why, size_t wlen)
 {
 	for (i++; i < n; i++) {
 		if (s[i] == '\\' && i + 1 < n && (s[i + 1] == '"' || s[i + 1] == '\\'))
-			sb_add(q, &s[++i], 1);
+			strbuf_add(q, &s[++i], 1);
 		else if (s[i] == '"')
 			return (long)i + 1;
 		else
-			sb_add(q, &s[i], 1);
+			strbuf_add(q, &s[i], 1);
 	}
 	snprintf(why, wlen, "missing closing quote");
 	return -1;
@@ -479,14 +454,14 @@ static long read_quoted(const char *s, size_t i, size_t n, struct sbuf *q, char 
  * '#' after white space). Appends the value to out, after a space when out
  * already holds the value of earlier lines.
  */
-static int value_segment(const char *s, size_t i, size_t n, struct sbuf *out, char *why,
+static int value_segment(const char *s, size_t i, size_t n, struct strbuf *out, char *why,
                          size_t wlen)
 {
 	while (i < n && is_ws(s[i]))
 		i++;
 	if (i < n && s[i] == '"') {
-		struct sbuf q = {NULL, 0, 0};
-		sb_add(&q, "", 0);
+		struct strbuf q = STRBUF_INIT;
+		strbuf_add(&q, "", 0);
 		long e = read_quoted(s, i, n, &q, why, wlen);
 		if (e >= 0) {
 			for (i = (size_t)e; i < n && is_ws(s[i]); i++)
@@ -498,8 +473,8 @@ static int value_segment(const char *s, size_t i, size_t n, struct sbuf *out, ch
 		}
 		if (e >= 0) {
 			if (out->len > 0 && q.len > 0)
-				sb_add(out, " ", 1);
-			sb_add(out, q.s, q.len);
+				strbuf_add(out, " ", 1);
+			strbuf_add(out, q.s, q.len);
 		}
 		free(q.s);
 		return e >= 0 ? 0 : -1;
@@ -513,8 +488,8 @@ static int value_segment(const char *s, size_t i, size_t n, struct sbuf *out, ch
 	}
 	if (end > start) {
 		if (out->len > 0)
-			sb_add(out, " ", 1);
-		sb_add(out, s + start, end - start);
+			strbuf_add(out, " ", 1);
+		strbuf_add(out, s + start, end - start);
 	}
 	return 0;
 }
@@ -543,7 +518,7 @@ struct parser {
 	int transport_seen;         /* transport lines add up, like listen */
 	const struct conf_key *key; /* pending key, its value collected in val */
 	int key_line;
-	struct sbuf val;
+	struct strbuf val;
 };
 
 static int flush_pending(struct parser *ps, char *why, size_t wlen)
@@ -618,7 +593,7 @@ static int parse_line(struct parser *ps, const char *s, size_t n, int line, int 
 		ps->seen[idx] = line;
 	ps->key = k;
 	ps->key_line = line;
-	sb_reset(&ps->val);
+	strbuf_reset(&ps->val);
 	return value_segment(s, i + 1, n, &ps->val, why, wlen);
 }
 
@@ -662,40 +637,23 @@ int conf_parse_buffer(const char *name, const char *text, size_t len, struct con
 
 int conf_load(const char *path, struct config *cf, char *err, size_t errlen)
 {
-	struct stat st;
-	char *buf = NULL;
 	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *buf = table_load(path, CONF_MAX_FILE, &got, NULL, err, errlen);
 
-	if (fd == -1 || fstat(fd, &st) == -1)
-		goto syserr;
-	if (!S_ISREG(st.st_mode) || st.st_size > CONF_MAX_FILE) {
-		snprintf(err, errlen, "%s: %s", path,
-		         S_ISREG(st.st_mode) ? "file too large" : "not a regular file");
-		goto fail;
+	if (buf == NULL) {
+		memset(cf, 0, sizeof(*cf));
+		return -1;
 	}
-	buf = read_fd_all(fd, (size_t)st.st_size, &got);
-	if (buf == NULL)
-		goto syserr;
-	close(fd);
 	int rc = conf_parse_buffer(path, buf, got, cf, err, errlen);
 	free(buf);
 	return rc;
-syserr:
-	snprintf(err, errlen, "%s: %s", path, strerror(errno));
-fail:
-	if (fd != -1)
-		close(fd);
-	free(buf);
-	memset(cf, 0, sizeof(*cf));
-	return -1;
 }
 
 int conf_set(struct config *cf, const char *assignment, char *err, size_t errlen)
 {
 	char why[512];
 	const char *eq = strchr(assignment, '=');
-	struct sbuf val = {NULL, 0, 0};
+	struct strbuf val = STRBUF_INIT;
 	int rc = -1;
 
 	if (eq == NULL) {
@@ -722,7 +680,7 @@ int conf_set(struct config *cf, const char *assignment, char *err, size_t errlen
 		v++, vn--;
 	while (vn > 0 && is_ws(v[vn - 1]))
 		vn--;
-	sb_add(&val, "", 0);
+	strbuf_add(&val, "", 0);
 	if (vn > 0 && v[0] == '"') {
 		/* A quoted value keeps its spaces; a command line has no comments. */
 		long e = read_quoted(v, 0, vn, &val, why, sizeof(why));
@@ -735,7 +693,7 @@ int conf_set(struct config *cf, const char *assignment, char *err, size_t errlen
 			goto out;
 		}
 	} else {
-		sb_add(&val, v, vn);
+		strbuf_add(&val, v, vn);
 	}
 	/* An override replaces the value, listen included. */
 	if (conf_apply(cf, k, val.s, 0, why, sizeof(why)) == -1) {
@@ -858,46 +816,46 @@ fail:
 char *conf_value_string(const struct config *cf, const struct conf_key *k)
 {
 	const void *f = field(cf, k);
-	struct sbuf b = {NULL, 0, 0};
+	struct strbuf b = STRBUF_INIT;
 	char tmp[128];
 
-	sb_add(&b, "", 0);
+	strbuf_add(&b, "", 0);
 	switch (k->type) {
 	case CONF_STRING:
 	case CONF_PATH: {
 		const char *s = *(char *const *)f;
-		sb_add(&b, s ? s : "", s ? strlen(s) : 0);
+		strbuf_add(&b, s ? s : "", s ? strlen(s) : 0);
 		break;
 	}
 	case CONF_INT:
 		snprintf(tmp, sizeof(tmp), "%lld", (long long)*(const int64_t *)f);
-		sb_add(&b, tmp, strlen(tmp));
+		strbuf_str(&b, tmp);
 		break;
 	case CONF_SIZE:
 		snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)*(const uint64_t *)f);
-		sb_add(&b, tmp, strlen(tmp));
+		strbuf_str(&b, tmp);
 		break;
 	case CONF_DURATION:
 		snprintf(tmp, sizeof(tmp), "%llds", (long long)*(const int64_t *)f);
-		sb_add(&b, tmp, strlen(tmp));
+		strbuf_str(&b, tmp);
 		break;
 	case CONF_BOOL:
-		sb_add(&b, *(const int *)f ? "yes" : "no", *(const int *)f ? 3 : 2);
+		strbuf_add(&b, *(const int *)f ? "yes" : "no", *(const int *)f ? 3 : 2);
 		break;
 	case CONF_ENUM: {
 		int v = *(const int *)f, n = 0;
 		while (k->enum_values[n] != NULL)
 			n++;
 		const char *s = v >= 0 && v < n ? k->enum_values[v] : "?";
-		sb_add(&b, s, strlen(s));
+		strbuf_str(&b, s);
 		break;
 	}
 	case CONF_DOMAINS: {
 		const struct strlist *l = f;
 		for (size_t i = 0; i < l->n; i++) {
 			if (i > 0)
-				sb_add(&b, " ", 1);
-			sb_add(&b, l->v[i], strlen(l->v[i]));
+				strbuf_add(&b, " ", 1);
+			strbuf_str(&b, l->v[i]);
 		}
 		break;
 	}
@@ -906,8 +864,8 @@ char *conf_value_string(const struct config *cf, const struct conf_key *k)
 		for (size_t i = 0; i < l->n; i++) {
 			cidr_format(&l->v[i], tmp, sizeof(tmp));
 			if (i > 0)
-				sb_add(&b, " ", 1);
-			sb_add(&b, tmp, strlen(tmp));
+				strbuf_add(&b, " ", 1);
+			strbuf_str(&b, tmp);
 		}
 		break;
 	}
@@ -915,8 +873,8 @@ char *conf_value_string(const struct config *cf, const struct conf_key *k)
 		const struct listenlist *l = f;
 		for (size_t i = 0; i < l->n; i++) {
 			if (i > 0)
-				sb_add(&b, " ", 1);
-			sb_add(&b, l->v[i].text, strlen(l->v[i].text));
+				strbuf_add(&b, " ", 1);
+			strbuf_str(&b, l->v[i].text);
 		}
 		break;
 	}
@@ -987,34 +945,15 @@ void conf_print_changed(const struct config *cf, FILE *fp)
 	conf_free(&def);
 }
 
-/* Domain matching for local_domains and relay_domains: case-insensitive,
- * a trailing dot ignored; an entry ".example.com" matches example.com and
- * every name below it. */
+/* local_domains and relay_domains: ".example.com" is example.com and
+ * every name below it (addr_domain_match's ADDR_MATCH_WITH_SUBDOMAINS). */
 static int domain_in_list(const struct strlist *l, const char *domain)
 {
-	char d[ADDR_DOMAIN_MAX + 2];
-	if (domain == NULL)
+	if (domain == NULL || strlen(domain) > ADDR_DOMAIN_MAX + 1)
 		return 0;
-	size_t n = strlen(domain);
-	if (n == 0 || n > ADDR_DOMAIN_MAX + 1)
-		return 0;
-	memcpy(d, domain, n + 1);
-	ascii_lower(d);
-	if (n > 1 && d[n - 1] == '.')
-		d[--n] = '\0';
-	for (size_t i = 0; i < l->n; i++) {
-		const char *e = l->v[i];
-		if (e[0] != '.') {
-			if (strcmp(d, e) == 0)
-				return 1;
-			continue;
-		}
-		size_t en = strlen(e);
-		if (strcmp(d, e + 1) == 0)
+	for (size_t i = 0; i < l->n; i++)
+		if (addr_domain_match(l->v[i], domain, ADDR_MATCH_WITH_SUBDOMAINS))
 			return 1;
-		if (n > en && strcmp(d + n - en, e) == 0)
-			return 1;
-	}
 	return 0;
 }
 

@@ -9,12 +9,19 @@
  * used before the children started (sockets bound, privileges dropped,
  * spool opened, thread pools sized): a new value for one of those is
  * logged and ignored until tempomxd is restarted.
+ *
+ * It also sets up the signals of each child's event loop the same way
+ * (runtime_child_signals): the child's handlers run in its loop, never in
+ * a signal handler, and SIGHUP and SIGUSR1, blocked across the fork, are
+ * let through only once the loop can take them.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <event2/event.h>
 
 #include "conf.h"
 #include "log.h"
@@ -123,4 +130,15 @@ void runtime_signals_ready(void)
 		sigaddset(&set, sigs[i]);
 	}
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+void runtime_child_signals(struct event_base *base, const int *sigs, size_t n, event_callback_fn cb,
+                           void *arg, struct event **evs)
+{
+	for (size_t i = 0; i < n; i++) {
+		evs[i] = evsignal_new(base, sigs[i], cb, arg);
+		if (evs[i] == NULL || evsignal_add(evs[i], NULL) != 0)
+			fatalx("cannot handle signal %d", sigs[i]);
+	}
+	runtime_signals_ready();
 }

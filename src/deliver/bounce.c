@@ -12,7 +12,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,43 +20,11 @@
 #include "bounce.h"
 #include "log.h"
 #include "spool.h"
+#include "strbuf.h"
 #include "util.h"
 
 /* The original headers returned are cut at this size. */
 #define BOUNCE_HEADERS_MAX (64 * 1024)
-
-struct buf {
-	char *s;
-	size_t len, cap;
-};
-
-static void buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-/* A string literal, its length counted by the compiler. */
-#define buf_lit(b, lit) buf_add((b), (lit), sizeof(lit) - 1)
-
-static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_printf(struct buf *b, const char *fmt, ...)
-{
-	char *s;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		fatalx("out of memory");
-	buf_add(b, s, (size_t)n);
-	free(s);
-}
 
 void bounce_status(const char *reply, int code, char *out, size_t size)
 {
@@ -88,106 +55,107 @@ void bounce_status(const char *reply, int code, char *out, size_t size)
 
 /* A value from the envelope or the network is put in a header only as
  * printable ASCII, so the report is always well-formed. */
-static void buf_clean(struct buf *b, const char *s, size_t max)
+static void add_printable(struct strbuf *b, const char *s, size_t max)
 {
 	for (size_t i = 0; s && s[i] && i < max; i++) {
 		char c = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-		buf_add(b, &c, 1);
+		strbuf_add(b, &c, 1);
 	}
 }
 
 char *bounce_format(const struct bounce_report *b, size_t *len)
 {
-	struct buf o = {0};
+	struct strbuf o = STRBUF_INIT;
 	char date[64], arr[64], boundary[128];
 	rfc5322_date(b->now, date, sizeof(date));
 	rfc5322_date(b->arrival, arr, sizeof(arr));
 	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", b->id, (long long)b->now, b->hostname);
 
-	buf_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", b->hostname);
-	buf_lit(&o, "To: <");
-	buf_clean(&o, b->sender, 512);
-	buf_lit(&o, ">\r\n");
-	buf_printf(&o, "Subject: %s\r\n",
-	           b->delayed ? "Delayed Mail (still being retried)"
-	                      : "Undelivered Mail Returned to Sender");
-	buf_printf(&o, "Date: %s\r\n", date);
-	buf_printf(&o, "Message-ID: <%s.%lld.dsn@%s>\r\n", b->id, (long long)b->now, b->hostname);
+	strbuf_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", b->hostname);
+	strbuf_lit(&o, "To: <");
+	add_printable(&o, b->sender, 512);
+	strbuf_lit(&o, ">\r\n");
+	strbuf_printf(&o, "Subject: %s\r\n",
+	              b->delayed ? "Delayed Mail (still being retried)"
+	                         : "Undelivered Mail Returned to Sender");
+	strbuf_printf(&o, "Date: %s\r\n", date);
+	strbuf_printf(&o, "Message-ID: <%s.%lld.dsn@%s>\r\n", b->id, (long long)b->now,
+	              b->hostname);
 	/* RFC 3834: an automatic reply; nothing should answer it. */
-	buf_lit(&o, "Auto-Submitted: auto-replied\r\n");
-	buf_lit(&o, "MIME-Version: 1.0\r\n");
-	buf_printf(&o,
-	           "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-	           "\tboundary=\"%s\"\r\n\r\n",
-	           boundary);
-	buf_lit(&o, "This is a MIME-encapsulated message.\r\n\r\n");
+	strbuf_lit(&o, "Auto-Submitted: auto-replied\r\n");
+	strbuf_lit(&o, "MIME-Version: 1.0\r\n");
+	strbuf_printf(&o,
+	              "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	              "\tboundary=\"%s\"\r\n\r\n",
+	              boundary);
+	strbuf_lit(&o, "This is a MIME-encapsulated message.\r\n\r\n");
 
 	/* Part 1: for a human. */
-	buf_printf(&o,
-	           "--%s\r\nContent-Description: Notification\r\n"
-	           "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
-	           boundary);
-	buf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
+	strbuf_printf(&o,
+	              "--%s\r\nContent-Description: Notification\r\n"
+	              "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
+	              boundary);
+	strbuf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
 	if (b->delayed)
-		buf_lit(&o, "Your message could not be delivered yet. It will be retried; you\r\n"
-		            "do not need to send it again.\r\n\r\n");
+		strbuf_lit(&o,
+		           "Your message could not be delivered yet. It will be retried; you\r\n"
+		           "do not need to send it again.\r\n\r\n");
 	else
-		buf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
-		            "It is attached below.\r\n\r\n");
+		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
+		               "It is attached below.\r\n\r\n");
 	for (size_t i = 0; i < b->nrcpt; i++) {
-		buf_lit(&o, "<");
-		buf_clean(&o, b->rcpts[i].addr, 512);
-		buf_lit(&o, ">: ");
-		buf_clean(&o, b->rcpts[i].diag ? b->rcpts[i].diag : "delivery failed", 900);
-		buf_lit(&o, "\r\n");
+		strbuf_lit(&o, "<");
+		add_printable(&o, b->rcpts[i].addr, 512);
+		strbuf_lit(&o, ">: ");
+		add_printable(&o, b->rcpts[i].diag ? b->rcpts[i].diag : "delivery failed", 900);
+		strbuf_lit(&o, "\r\n");
 	}
-	buf_lit(&o, "\r\n");
+	strbuf_lit(&o, "\r\n");
 
 	/* Part 2: RFC 3464 section 2, per-message then per-recipient fields. */
-	buf_printf(&o,
-	           "--%s\r\nContent-Description: Delivery report\r\n"
-	           "Content-Type: message/delivery-status\r\n\r\n",
-	           boundary);
-	buf_printf(&o, "Reporting-MTA: dns; %s\r\n", b->hostname);
+	strbuf_printf(&o,
+	              "--%s\r\nContent-Description: Delivery report\r\n"
+	              "Content-Type: message/delivery-status\r\n\r\n",
+	              boundary);
+	strbuf_printf(&o, "Reporting-MTA: dns; %s\r\n", b->hostname);
 	if (b->envid && *b->envid) {
-		buf_lit(&o, "Original-Envelope-Id: ");
-		buf_clean(&o, b->envid, 100);
-		buf_lit(&o, "\r\n");
+		strbuf_lit(&o, "Original-Envelope-Id: ");
+		add_printable(&o, b->envid, 100);
+		strbuf_lit(&o, "\r\n");
 	}
-	buf_printf(&o, "X-Tempomx-Queue-ID: %s\r\n", b->id);
-	buf_printf(&o, "Arrival-Date: %s\r\n", arr);
+	strbuf_printf(&o, "X-Tempomx-Queue-ID: %s\r\n", b->id);
+	strbuf_printf(&o, "Arrival-Date: %s\r\n", arr);
 	for (size_t i = 0; i < b->nrcpt; i++) {
 		const struct bounce_rcpt *r = &b->rcpts[i];
-		buf_lit(&o, "\r\nFinal-Recipient: rfc822; ");
-		buf_clean(&o, r->addr, 512);
-		buf_lit(&o, "\r\n");
+		strbuf_lit(&o, "\r\nFinal-Recipient: rfc822; ");
+		add_printable(&o, r->addr, 512);
+		strbuf_lit(&o, "\r\n");
 		if (r->orcpt && strchr(r->orcpt, ';')) {
-			buf_lit(&o, "Original-Recipient: ");
-			buf_clean(&o, r->orcpt, 512);
-			buf_lit(&o, "\r\n");
+			strbuf_lit(&o, "Original-Recipient: ");
+			add_printable(&o, r->orcpt, 512);
+			strbuf_lit(&o, "\r\n");
 		}
-		buf_printf(&o, "Action: %s\r\n", b->delayed ? "delayed" : "failed");
-		buf_printf(&o, "Status: %s\r\n", r->status);
+		strbuf_printf(&o, "Action: %s\r\n", b->delayed ? "delayed" : "failed");
+		strbuf_printf(&o, "Status: %s\r\n", r->status);
 		if (r->diag && *r->diag) {
-			buf_lit(&o, "Diagnostic-Code: smtp; ");
-			buf_clean(&o, r->diag, 900);
-			buf_lit(&o, "\r\n");
+			strbuf_lit(&o, "Diagnostic-Code: smtp; ");
+			add_printable(&o, r->diag, 900);
+			strbuf_lit(&o, "\r\n");
 		}
-		buf_printf(&o, "Last-Attempt-Date: %s\r\n", date);
+		strbuf_printf(&o, "Last-Attempt-Date: %s\r\n", date);
 	}
-	buf_lit(&o, "\r\n");
+	strbuf_lit(&o, "\r\n");
 
 	/* Part 3: the original headers (RFC 6522 text/rfc822-headers). */
-	buf_printf(&o,
-	           "--%s\r\nContent-Description: Undelivered message headers\r\n"
-	           "Content-Type: text/rfc822-headers\r\n\r\n",
-	           boundary);
-	buf_add(&o, b->headers ? b->headers : "", b->headers ? b->headers_len : 0);
+	strbuf_printf(&o,
+	              "--%s\r\nContent-Description: Undelivered message headers\r\n"
+	              "Content-Type: text/rfc822-headers\r\n\r\n",
+	              boundary);
+	strbuf_add(&o, b->headers ? b->headers : "", b->headers ? b->headers_len : 0);
 	if (b->headers_len > 0 && b->headers[b->headers_len - 1] != '\n')
-		buf_lit(&o, "\r\n");
-	buf_printf(&o, "\r\n--%s--\r\n", boundary);
-	*len = o.len;
-	return o.s;
+		strbuf_lit(&o, "\r\n");
+	strbuf_printf(&o, "\r\n--%s--\r\n", boundary);
+	return strbuf_detach(&o, len);
 }
 
 /* The header section of the original (up to the empty line). */

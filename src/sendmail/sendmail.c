@@ -36,11 +36,11 @@
 #include "addr.h"
 #include "conf.h"
 #include "log.h"
+#include "maildrop.h"
 #include "sendmail.h"
 #include "util.h"
 
 #define PROG "tempomx-sendmail"
-#define MAILDROP_MAGIC "tempomx-maildrop 1"
 
 struct options {
 	const char *conf;

@@ -31,6 +31,7 @@
 #include "conf.h"
 #include "hdrfilter.h"
 #include "log.h"
+#include "maildrop.h"
 #include "pickup.h"
 #include "smtpd.h"
 #include "spool.h"
@@ -62,29 +63,6 @@ struct pickup {
 	struct event *timer;
 	struct pickup_item inflight[PICKUP_INFLIGHT_MAX];
 };
-
-int pickup_prepare(const char *dir, uid_t uid, gid_t gid, char *err, size_t errlen)
-{
-	struct stat st;
-	if (mkdir(dir, 01733) < 0 && errno != EEXIST) {
-		snprintf(err, errlen, "maildrop_directory %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		snprintf(err, errlen, "maildrop_directory %s: %s", dir,
-		         errno ? strerror(errno) : "not a directory");
-		return -1;
-	}
-	/* mkdir's mode passes through the umask; the sticky bit and the
-	 * write bits for all are the point of this directory. */
-	if ((geteuid() == 0 && (st.st_uid != uid || st.st_gid != gid) &&
-	     chown(dir, uid, gid) < 0) ||
-	    chmod(dir, 01733) < 0) {
-		snprintf(err, errlen, "maildrop_directory %s: %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
 
 /* A message line end as the spool keeps it: CR LF. */
 static int feed_crlf(struct hdr_filter *f, const char *buf, size_t len)
@@ -140,9 +118,9 @@ static size_t parse_header(const struct config *cf, const char *text, size_t len
                            struct envelope *env, const char **why)
 {
 	char addr[ADDR_PATH_MAX * 2 + 8];
-	size_t ml = strlen(PICKUP_MAGIC), off;
+	size_t ml = strlen(MAILDROP_MAGIC), off;
 	int have_sender = 0;
-	if (len < ml + 1 || memcmp(text, PICKUP_MAGIC, ml) != 0 || text[ml] != '\n') {
+	if (len < ml + 1 || memcmp(text, MAILDROP_MAGIC, ml) != 0 || text[ml] != '\n') {
 		*why = "not a maildrop file";
 		return 0;
 	}

@@ -36,8 +36,8 @@
 #include "log.h"
 #include "gauges.h"
 #include "pickup.h"
-#include "../deliver/recipients.h"
 #include "rdns.h"
+#include "recipients.h"
 #include "reply.h"
 #include "screen.h"
 #include "smtpd.h"
@@ -320,6 +320,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	recipients_flush();
 }
 
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	if (sig == SIGHUP)
+		on_hup(sig, what, arg);
+	else
+		on_term(sig, what, arg);
+}
+
 static void smtpd_cleanup(struct smtpd *srv)
 {
 	listeners_stop(srv);
@@ -381,14 +389,13 @@ int smtpd_main(struct runtime *rt)
 	verify_init(&srv);
 	rdns_init(&srv);
 
-	srv.ev_term = evsignal_new(srv.base, SIGTERM, on_term, &srv);
-	srv.ev_int = evsignal_new(srv.base, SIGINT, on_term, &srv);
-	srv.ev_hup = evsignal_new(srv.base, SIGHUP, on_hup, &srv);
-	if (srv.ev_term == NULL || srv.ev_int == NULL || srv.ev_hup == NULL ||
-	    evsignal_add(srv.ev_term, NULL) != 0 || evsignal_add(srv.ev_int, NULL) != 0 ||
-	    evsignal_add(srv.ev_hup, NULL) != 0)
-		fatalx("smtpd: cannot install signal events");
-	runtime_signals_ready();
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+	struct event *sig_evs[sizeof(sigs) / sizeof(sigs[0])];
+	runtime_child_signals(srv.base, sigs, sizeof(sigs) / sizeof(sigs[0]), on_signal, &srv,
+	                      sig_evs);
+	srv.ev_term = sig_evs[0];
+	srv.ev_int = sig_evs[1];
+	srv.ev_hup = sig_evs[2];
 
 	if (listeners_start(&srv) != 0) {
 		smtpd_cleanup(&srv);

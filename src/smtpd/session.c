@@ -29,7 +29,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
-#include "../deliver/recipients.h"
+#include "recipients.h"
 #include "addr.h"
 #include "command.h"
 #include "conf.h"

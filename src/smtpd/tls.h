@@ -1,12 +1,11 @@
 /*
- * tls.h: STARTTLS for smtpd (RFC 3207) with OpenSSL 3, and the
- * self-signed certificate the master creates at first start.
+ * tls.h: STARTTLS for smtpd (RFC 3207) with OpenSSL 3.
  *
  * server.c builds the context at start and on SIGHUP (tls_context_new);
  * session.c switches a connection to TLS with tls_start() once the "220
  * Ready to start TLS" reply is on the wire, and describes the result with
- * tls_describe(). The master (src/tempomxd/) calls tls_ensure_selfsigned()
- * as root before the children start when no certificate is configured.
+ * tls_describe(). Without tls_cert_file, the certificate is the
+ * self-signed one the master made (include/selfsigned.h).
  */
 #ifndef TEMPOMX_SMTPD_TLS_H
 #define TEMPOMX_SMTPD_TLS_H
@@ -19,20 +18,6 @@
 struct config;
 struct event_base;
 struct bufferevent;
-
-/* File names of the self-signed pair inside <spool_directory>/tls/. */
-#define TLS_SELFSIGNED_DIR "tls"
-#define TLS_SELFSIGNED_CERT "cert.pem"
-#define TLS_SELFSIGNED_KEY "key.pem"
-
-/* Make sure dir holds cert.pem and key.pem: when either is missing,
- * generate an EC P-256 key and a self-signed X.509 certificate for
- * hostname valid ten years, write both with mode 0600 owned by uid/gid
- * (each written to a temporary name, fsync'd, renamed), fsync dir.
- * Pass (uid_t)-1 / (gid_t)-1 to keep the owner. Returns 0 when both
- * exist afterwards, -1 with a message in err. */
-int tls_ensure_selfsigned(const char *dir, const char *hostname, uid_t uid, gid_t gid, char *err,
-                          size_t errlen);
 
 /* The certificate and key smtpd uses: tls_cert_file/tls_key_file, or the
  * self-signed pair under the spool when those are empty. */

@@ -45,7 +45,7 @@
 
 #include <event2/event.h>
 
-#include "../deliver/route.h"
+#include "route.h"
 #include "conf.h"
 #include "log.h"
 #include "session.h"

@@ -47,12 +47,12 @@
 #include "conf.h"
 #include "control.h"
 #include "log.h"
+#include "maildrop.h"
 #include "scan.h"
+#include "selfsigned.h"
 #include "spool.h"
 #include "tempomx.h"
 #include "util.h"
-#include "../smtpd/pickup.h"
-#include "../smtpd/tls.h"
 
 #define LISTEN_BACKLOG 1024
 #define LOCK_NAME "tempomxd.lock"
@@ -233,8 +233,8 @@ static void master_tls(struct master *m, int drop, uid_t uid, gid_t gid)
 	if (!m->cf.smtp_tls || m->cf.tls_cert_file[0] != '\0')
 		return;
 	snprintf(dir, sizeof(dir), "%s/%s", m->cf.spool_directory, TLS_SELFSIGNED_DIR);
-	if (tls_ensure_selfsigned(dir, m->cf.hostname, drop ? uid : (uid_t)-1,
-	                          drop ? gid : (gid_t)-1, err, sizeof(err)) < 0) {
+	if (selfsigned_ensure(dir, m->cf.hostname, drop ? uid : (uid_t)-1, drop ? gid : (gid_t)-1,
+	                      err, sizeof(err)) < 0) {
 		/* Mail still flows without STARTTLS; say so and go on. */
 		log_warnx("TLS: %s; STARTTLS will not be offered", err);
 		m->cf.smtp_tls = 0;
@@ -605,7 +605,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	if (spool_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
-	if (pickup_prepare(m.cf.maildrop_directory, uid, gid, err, sizeof(err)) < 0)
+	if (maildrop_prepare(m.cf.maildrop_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
 	master_lock(&m);
 	master_clean_spool(&m);

@@ -8,18 +8,18 @@
  * against it and answers 550 5.1.1 to an unknown user, so tempomx never
  * accepts mail it would have to bounce (backscatter). The file is read
  * once and again whenever its inode, size or mtime change, or after
- * SIGHUP. Called by src/smtpd/session.c (linked into libtmx_smtpd).
+ * SIGHUP. Called by smtpd (src/smtpd/session.c at RCPT, server.c on
+ * SIGHUP); it lives in common/ because the tables describe what delivery
+ * can deliver while smtpd is the one that checks them.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "log.h"
 #include "recipients.h"
+#include "table.h"
 #include "util.h"
 
 /* Larger files are refused: the table lives in smtpd's memory. */
@@ -38,31 +38,19 @@ static int cmp_str(const void *a, const void *b)
 struct recipients_table *recipients_parse(const char *text, size_t len, char *err, size_t errlen)
 {
 	struct recipients_table *t = xcalloc(1, sizeof(*t));
-	size_t cap = 0;
-	int line = 0;
-	for (size_t off = 0; off < len;) {
-		const char *s = text + off;
-		const char *nl = memchr(s, '\n', len - off);
-		size_t n = nl ? (size_t)(nl - s) : len - off;
-		off += n + 1;
-		line++;
-		const char *hash = memchr(s, '#', n);
-		if (hash)
-			n = (size_t)(hash - s);
-		while (n > 0 && (s[0] == ' ' || s[0] == '\t')) {
-			s++;
-			n--;
-		}
-		while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
-			n--;
-		if (n == 0)
-			continue;
+	struct table_cursor cur;
+	const char *s;
+	size_t cap = 0, n;
+
+	table_cursor_init(&cur, text, len);
+	while (table_next_line(&cur, &s, &n)) {
 		const char *at = memchr(s, '@', n);
 		int bad = at == NULL || at == s + n - 1 || memchr(s, ' ', n) || memchr(s, '\t', n);
 		for (size_t i = 0; i < n && !bad; i++)
 			bad = (unsigned char)s[i] < 0x21 || (unsigned char)s[i] == 0x7f;
 		if (bad) {
-			snprintf(err, errlen, "line %d: expected user@domain or @domain", line);
+			snprintf(err, errlen, "line %zu: expected user@domain or @domain",
+			         cur.lineno);
 			recipients_free(t);
 			return NULL;
 		}
@@ -131,25 +119,13 @@ static int same_file(const struct stat *a, const struct stat *b)
 
 static struct recipients_table *load(const char *path, struct stat *st)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		log_warn("recipients table %s", path);
-		return NULL;
-	}
-	if (fstat(fd, st) < 0 || st->st_size > RECIPIENTS_MAX_FILE) {
-		log_warnx("recipients table %s: cannot stat or too large", path);
-		close(fd);
-		return NULL;
-	}
+	char err[600];
 	size_t got;
-	char *buf = read_fd_all(fd, (size_t)st->st_size, &got);
+	char *buf = table_load(path, RECIPIENTS_MAX_FILE, &got, st, err, sizeof(err));
 	if (buf == NULL) {
-		log_warn("recipients table %s", path);
-		close(fd);
+		log_warnx("recipients table %s", err);
 		return NULL;
 	}
-	close(fd);
-	char err[200];
 	struct recipients_table *t = recipients_parse(buf, got, err, sizeof(err));
 	free(buf);
 	if (t == NULL)

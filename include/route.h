@@ -1,6 +1,7 @@
 /*
- * route.h: the transport of a recipient domain (route.c), from the
- * "transport" table and "default_transport" of the config.
+ * route.h: the transport of a recipient domain (src/common/route.c), from
+ * the "transport" table and "default_transport" of the config, and the
+ * transport syntax that recipient verification's target shares.
  */
 #ifndef TEMPOMX_ROUTE_H
 #define TEMPOMX_ROUTE_H

@@ -3,12 +3,14 @@
  *
  * The table is the "transport" setting: items "domain=transport"
  * separated by white space or commas (repeated lines add up). A key that
- * starts with a dot matches every subdomain. An address literal
+ * starts with a dot matches every subdomain, not the domain itself (as in
+ * Postfix's transport(5); addr_domain_match in addr.c). An address literal
  * ("[192.0.2.1]", "[IPv6:2001:db8::1]") is matched as an address: an
  * entry written as a literal matches the same address however it is
  * spelt, and never as a subdomain. Local domains not in the table go to
  * their Maildir; anything else takes "default_transport".
- * Called by delivery.c for each recipient; the table is parsed on each
+ * Called by delivery.c for each recipient, and by smtpd's recipient
+ * verification for its target (same syntax); the table is parsed on each
  * lookup, which is cheap for the few entries a small site has.
  */
 #include <arpa/inet.h>
@@ -17,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "conf.h"
 #include "route.h"
 #include "util.h"
@@ -204,7 +207,6 @@ static int match_item(void *arg, const char *key, size_t klen, const char *trans
 	struct route r;
 	if (route_parse(transport, &r, m->err, m->errlen) < 0)
 		return -1;
-	size_t dl = strlen(m->domain);
 	int hit = 0;
 	char klit[ROUTE_LITERAL_MAX];
 	if (m->literal) {
@@ -216,11 +218,13 @@ static int match_item(void *arg, const char *key, size_t klen, const char *trans
 		else
 			hit = strcmp(key, m->domain) == 0;
 		klen = (size_t)-1;
-	} else if (key[0] == '.') {
-		hit = dl > klen && ascii_strcasecmp(m->domain + dl - klen, key) == 0;
-	} else if (ascii_strcasecmp(m->domain, key) == 0) {
-		hit = 1;
-		klen = (size_t)-1; /* an exact entry beats any parent entry */
+	} else {
+		/* Postfix transport(5): ".example.com" is every name below
+		 * example.com, not example.com itself. */
+		int how = addr_domain_match(key, m->domain, ADDR_MATCH_SUBDOMAINS);
+		hit = how != 0;
+		if (how == ADDR_MATCH_SAME)
+			klen = (size_t)-1; /* an exact entry beats any parent entry */
 	}
 	if (hit && klen > m->best) {
 		m->best = klen;
@@ -335,10 +339,16 @@ int route_tls_policy(const char *setting, const char *domain, const char *host, 
 				         (int)(n < 64 ? n : 64), p);
 				return -1;
 			}
-			if ((domain && strlen(domain) == kl &&
-			     ascii_strncasecmp(domain, p, kl) == 0) ||
-			    (host && strlen(host) == kl && ascii_strncasecmp(host, p, kl) == 0))
-				best = pol;
+			/* A key is one name, domain or MX host: a leading dot
+			 * has no meaning here (ADDR_MATCH_EXACT). */
+			char key[ADDR_DOMAIN_MAX + 2];
+			if (kl < sizeof(key)) {
+				memcpy(key, p, kl);
+				key[kl] = '\0';
+				if (addr_domain_match(key, domain, ADDR_MATCH_EXACT) ||
+				    addr_domain_match(key, host, ADDR_MATCH_EXACT))
+					best = pol;
+			}
 		}
 		p += n;
 	}

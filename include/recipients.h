@@ -1,6 +1,7 @@
 /*
- * recipients.h: recipient validation tables (recipients.c), so smtpd can
- * refuse unknown users at RCPT instead of accepting mail it would bounce.
+ * recipients.h: recipient validation tables (src/common/recipients.c), so
+ * smtpd can refuse unknown users at RCPT instead of accepting mail it
+ * would bounce.
  */
 #ifndef TEMPOMX_RECIPIENTS_H
 #define TEMPOMX_RECIPIENTS_H
