@@ -28,7 +28,7 @@
 
 #include "conf.h"
 #include "log.h"
-#include "screen.h"
+#include "admission.h"
 #include "util.h"
 
 struct admission {

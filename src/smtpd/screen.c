@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "admission.h"
 #include "classify.h"
 #include "conf.h"
 #include "history.h"

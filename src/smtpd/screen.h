@@ -7,8 +7,8 @@
  *                banner and the delayed reply, evidence from the session's
  *                events, the decision at DATA, the class of the message,
  *                logging and the history record at the end
- *   admission.c  per process: queue depth and free disk, counted once a
- *                second, and the load-shedding answer at DATA
+ *   admission.c  per process (admission.h): queue depth and free disk,
+ *                counted once a second, and the load-shedding answer at DATA
  *
  * The history store is opened once per smtpd process (after the fork);
  * its writes (which fsync) run in one writer thread, never on the event
@@ -31,11 +31,5 @@
 void screen_server_init(struct smtpd *srv);
 void screen_server_reload(struct smtpd *srv); /* SIGHUP: whitelists */
 void screen_server_free(struct smtpd *srv);
-
-/* admission.c */
-void admission_init(struct smtpd *srv);
-void admission_free(struct smtpd *srv);
-/* RPL_NONE, or the 4xx for a transaction bound for hi (hi = 1) or lo. */
-enum reply_id admission_check(struct smtpd *srv, int hi);
 
 #endif

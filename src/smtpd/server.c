@@ -39,6 +39,7 @@
 #include "rdns.h"
 #include "recipients.h"
 #include "reply.h"
+#include "admission.h"
 #include "screen.h"
 #include "smtpd.h"
 #include "spool.h"
