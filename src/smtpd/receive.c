@@ -220,6 +220,9 @@ static void session_data_end(struct session *s)
 	if (s->hf.removed > 0)
 		log_info("%s: removed %u X-Tempomx- header field%s supplied by the client", s->id,
 		         s->hf.removed, s->hf.removed == 1 ? "" : "s");
+	if (s->hf.orphans > 0)
+		log_info("%s: removed %u leading continuation line%s supplied by the client", s->id,
+		         s->hf.orphans, s->hf.orphans == 1 ? "" : "s");
 	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, message_queue(s),
 	                   session_commit_done, s);
 }
