@@ -76,6 +76,7 @@ struct config {
 	struct strlist relay_domains;
 	struct cidrlist mynetworks;
 	int allow_address_literals;
+	int allow_routing_characters;
 
 	/* smtpd: limits */
 	uint64_t message_size_limit;
@@ -117,9 +118,10 @@ struct config {
 	int64_t lo_max_wait;   /* seconds; 0 = lo mail is never promoted */
 
 	/* delivery */
-	char *maildir;     /* template: %u local part, %d domain, %a address, %% */
-	int maildir_crlf;  /* keep CRLF line ends in Maildir files */
-	int64_t retry_min; /* seconds */
+	char *maildir;      /* template: %u local part, %d domain, %a address, %% */
+	int maildir_create; /* smtpd: accept local users without a Maildir yet */
+	int maildir_crlf;   /* keep CRLF line ends in Maildir files */
+	int64_t retry_min;  /* seconds */
 	int64_t delivery_threads;
 	int64_t retry_max;             /* seconds */
 	int64_t queue_lifetime;        /* seconds */

@@ -63,6 +63,8 @@ const struct conf_key conf_keys[] = {
      "client networks allowed to relay to any domain"},
     {"allow_address_literals", CONF_BOOL, F(allow_address_literals), "no", 0, 0, NULL, "smtpd",
      "accept recipients at address literals such as user@[192.0.2.1]"},
+    {"allow_routing_characters", CONF_BOOL, F(allow_routing_characters), "no", 0, 0, NULL, "smtpd",
+     "accept %, ! and quoted @ in the local part of recipients of local and relay domains"},
 
     /* smtpd: limits */
     {"message_size_limit", CONF_SIZE, F(message_size_limit), "10240000", 64 * KB, 4 * GB, NULL,
@@ -133,6 +135,8 @@ const struct conf_key conf_keys[] = {
     /* delivery */
     {"maildir", CONF_STRING, F(maildir), "/var/mail/%d/%u/", 0, 0, NULL, "delivery",
      "Maildir of a local recipient: %u local part, %d domain, %a address, %% a %"},
+    {"maildir_create", CONF_BOOL, F(maildir_create), "no", 0, 0, NULL, "smtpd",
+     "without recipients or recipient_verify, accept local users whose Maildir does not exist yet"},
     {"maildir_crlf", CONF_BOOL, F(maildir_crlf), "yes", 0, 0, NULL, "delivery",
      "keep CRLF line ends in Maildir files"},
     {"retry_min", CONF_DURATION, F(retry_min), "300s", 1, 86400, NULL, "delivery",

@@ -85,6 +85,9 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_RELAY_DENIED] = {554, "5.7.1", "%s: Relay access denied", 0},
     [RPL_LITERAL_DENIED] = {554, "5.7.1", "%s: Recipient address literals not accepted", 0},
     [RPL_USER_UNKNOWN] = {550, "5.1.1", "%s: Recipient address rejected: User unknown", 0},
+    [RPL_ROUTING_DENIED] = {550, "5.7.1",
+                            "%s: Recipient address rejected: routing characters in the local part",
+                            0},
     [RPL_POLICY_REJECT] = {554, "5.7.1", "Rejected: this client does not behave like a mail server",
                            0},
 };

@@ -32,6 +32,7 @@
 #include "../deliver/recipients.h"
 #include "addr.h"
 #include "command.h"
+#include "localuser.h"
 #include "conf.h"
 #include "log.h"
 #include "reply.h"
@@ -482,8 +483,12 @@ static int rcpt_allowed(const struct session *s, const struct mailaddr *a)
 
 /* Recipient validation (src/deliver/recipients.c): a user the table of
  * its domain does not list is refused now, so that no mail is accepted
- * that would have to bounce. postmaster is always accepted (RFC 5321
- * 4.5.1). */
+ * that would have to bounce. A local user exists when the recipients
+ * table lists it, or its Maildir exists, or recipient_verify says so
+ * (verify.c, later); maildir_create = yes accepts any local part where
+ * neither a table nor verification is set. postmaster is always accepted
+ * (RFC 5321 4.5.1). Routing characters in the local part of our domains
+ * are refused unless allowed (localuser.c). */
 static enum reply_id rcpt_validate(const struct session *s, const struct mailaddr *a,
                                    const char *addr)
 {
@@ -491,13 +496,25 @@ static enum reply_id rcpt_validate(const struct session *s, const struct mailadd
 	const char *table = NULL;
 	if (a->is_postmaster || a->is_literal || ascii_strncasecmp(addr, "postmaster@", 11) == 0)
 		return RPL_NONE;
-	if (conf_is_local_domain(cf, a->domain))
+	int local = conf_is_local_domain(cf, a->domain);
+	if (local)
 		table = cf->recipients;
 	else if (conf_is_relay_domain(cf, a->domain))
 		table = cf->relay_recipients;
+	else
+		return RPL_NONE; /* relayed for mynetworks: not ours to judge */
+	if (!cf->allow_routing_characters && localuser_has_routing(a))
+		return RPL_ROUTING_DENIED;
+	int verify = cf->recipient_verify && strcmp(cf->recipient_verify, "none") != 0;
 	switch (recipients_check(table, addr)) {
 	case RECIPIENTS_UNKNOWN:
+		if (local && localuser_has_maildir(cf, addr))
+			return RPL_NONE;
 		return RPL_USER_UNKNOWN;
+	case RECIPIENTS_NO_TABLE:
+		if (local && !verify && !cf->maildir_create && !localuser_has_maildir(cf, addr))
+			return RPL_USER_UNKNOWN;
+		return RPL_NONE;
 	case RECIPIENTS_ERROR:
 		return RPL_LOCAL_ERROR;
 	default:

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -740,6 +741,91 @@ Test(smtp, many_concurrent_sessions)
 		h_close(&many[i]);
 	}
 	cr_expect_eq(quit, MANY, "only %d of %d sessions ended normally", quit, MANY);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* The default: a local user exists when the recipients table lists it or
+ * its Maildir exists; a dictionary attack gets 550 5.1.1 and makes no
+ * directory. */
+Test(smtp, unknown_local_users_refused)
+{
+	char md[H_PATH], path[H_PATH + 16], table[H_PATH + 16];
+
+	start();
+	h_set(&D, "maildir_create", "no");
+	h_maildir(&D, "localhost", "alice", md, sizeof(md));
+	snprintf(path, sizeof(path), "%s/localhost", D.mail);
+	mkdir(D.mail, 0755);
+	mkdir(path, 0755);
+	cr_assert_eq(mkdir(md, 0700), 0, "mkdir %s: %s", md, strerror(errno));
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	h_expect(&C1, 550, "RCPT TO:<nobody1@localhost>");
+	cr_expect(h_last_has(&C1, "5.1.1"), "%s", C1.last);
+	h_expect(&C1, 550, "RCPT TO:<nobody2@example.test>");
+	h_expect(&C1, 250, "RCPT TO:<alice@localhost>");
+	h_expect(&C1, 250, "RCPT TO:<postmaster>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_maildir(&D, "localhost", "nobody1", md, sizeof(md));
+	struct stat st;
+	cr_expect(stat(md, &st) != 0, "a Maildir was made for an unknown user");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	/* A user the recipients table lists exists without a Maildir. */
+	start();
+	h_set(&D, "maildir_create", "no");
+	snprintf(table, sizeof(table), "%s/recipients", D.dir);
+	cr_assert_eq(h_write_file(table, "carol@localhost\n", 16, 0644), 0);
+	h_set(&D, "recipients", "%s", table);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	h_expect(&C1, 250, "RCPT TO:<carol@localhost>");
+	h_expect(&C1, 550, "RCPT TO:<dave@localhost>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* %, ! and a quoted @ in a local part of our domains are routes to other
+ * hosts for some next hops: refused unless allowed. */
+Test(smtp, routing_characters_refused)
+{
+	static const char *const routed[] = {"a%b.example@localhost", "host!user@example.test",
+	                                     "\"u@elsewhere.example\"@localhost"};
+
+	start();
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++) {
+		h_expect(&C1, 550, "RCPT TO:<%s>", routed[i]);
+		cr_expect(h_last_has(&C1, "5.7.1"), "%s", C1.last);
+	}
+	h_expect(&C1, 250, "RCPT TO:<plain@localhost>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	start();
+	h_set(&D, "allow_routing_characters", "yes");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
+		h_expect(&C1, 250, "RCPT TO:<%s>", routed[i]);
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }
