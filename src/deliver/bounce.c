@@ -59,6 +59,15 @@ static void buf_printf(struct buf *b, const char *fmt, ...)
 	free(s);
 }
 
+const char *bounce_suppressed(const struct envelope *orig)
+{
+	if (orig->sender == NULL || orig->sender[0] == '\0')
+		return "null sender";
+	if (orig->verdict != NULL && strcmp(orig->verdict, "junk") == 0)
+		return "junk";
+	return NULL;
+}
+
 void bounce_status(const char *reply, int code, char *out, size_t size)
 {
 	const char *p = reply ? reply : "";
