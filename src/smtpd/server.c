@@ -34,6 +34,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "nofile.h"
 #include "gauges.h"
 #include "pickup.h"
 #include "../deliver/recipients.h"
@@ -156,7 +157,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	sockaddr_host(sa, host, sizeof(host));
 	struct smtpd_client *c = client_get(srv, host, 1);
 	const char *why = NULL;
-	if (srv->nsessions >= (size_t)cf->max_connections)
+	if (srv->nsessions >= (size_t)nofile_max_connections(cf))
 		why = "max_connections";
 	else if (c->n >= (unsigned)cf->max_connections_per_client)
 		why = "max_connections_per_client";

@@ -44,9 +44,11 @@
 
 #include "config.h"
 #include "child.h"
+#include "confcheck.h"
 #include "conf.h"
 #include "control.h"
 #include "log.h"
+#include "nofile.h"
 #include "scan.h"
 #include "spool.h"
 #include "tempomx.h"
@@ -387,6 +389,8 @@ static int master_reload(struct master *m, const char *why)
 	}
 	m->reload_ok = 1;
 	m->reload_why[0] = '\0';
+	confcheck_warn(&m->cf);
+	nofile_raise(&m->cf);
 	if (tls_off && m->cf.smtp_tls)
 		log_info("reload: smtp_tls = yes takes effect in smtpd if its certificate loads");
 	/* The stages that act on accepted mail reload first, smtpd a moment
@@ -540,6 +544,7 @@ static void master_config(struct master *m, const char *file, int check)
 		exit(1);
 	}
 	m->rt.cf = &m->cf;
+	confcheck_warn(&m->cf);
 	if (check)
 		return;
 	if (m->rt.conf_path)
@@ -607,6 +612,7 @@ int main(int argc, char **argv)
 		startup_fail("%s", err);
 	if (pickup_prepare(m.cf.maildrop_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
+	nofile_raise(&m.cf);
 	master_lock(&m);
 	master_clean_spool(&m);
 	master_tls(&m, drop, uid, gid);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -467,4 +468,63 @@ Test(daemon, garbage_envelope_goes_to_corrupt)
 	free(msg);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
+}
+
+/* A backup MX without a recipient check accepts mail for anyone and
+ * bounces it later to forged senders: tempomxd -n (and the start-up)
+ * say so loudly. */
+Test(daemon, backscatter_warning)
+{
+	char *out = NULL;
+	int st;
+
+	h_daemon_init(&D);
+	h_write_conf(&D);
+	st = run_daemon(&D, "-n", "relay_domains=backup.test", 10000, &out);
+	cr_assert_eq(st, 0, "tempomxd -n exit %d:\n%s", st, out);
+	cr_expect(strstr(out, "backscatter") != NULL, "no warning in:\n%s", out);
+	free(out);
+	out = NULL;
+	h_set(&D, "relay_recipients", "%s/relay_recipients", D.dir);
+	h_write_conf(&D);
+	st = run_daemon(&D, "-n", "relay_domains=backup.test", 10000, &out);
+	cr_assert_eq(st, 0, "tempomxd -n exit %d:\n%s", st, out);
+	cr_expect(strstr(out, "backscatter") == NULL, "a warning with relay_recipients:\n%s", out);
+	free(out);
+	out = NULL;
+	st = run_daemon(&D, "-n", NULL, 10000, &out);
+	cr_expect(strstr(out, "backscatter") == NULL, "a warning without relay_domains:\n%s", out);
+	free(out);
+	h_daemon_free(&D);
+}
+
+/* RLIMIT_NOFILE: the soft limit is raised to what max_connections needs,
+ * up to the hard limit; below that, max_connections is lowered with a
+ * warning. */
+Test(daemon, descriptor_limit)
+{
+	/* Criterion runs each test in a process of its own: the lowered
+	 * limits end with it. */
+	struct rlimit rl = {.rlim_cur = 200, .rlim_max = 300};
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+
+	h_daemon_init(&D);
+	h_set(&D, "max_connections", "100");
+	h_set(&D, "max_outbound_connections", "50");
+	h_daemon_start(&D);
+	cr_expect(h_log_has(&D, "descriptor limit: 228 (hard limit 300, 228 wanted)"),
+	          "the soft limit was not raised");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	h_daemon_init(&D);
+	h_set(&D, "max_connections", "1000");
+	h_set(&D, "max_outbound_connections", "50");
+	h_daemon_start(&D);
+	int raised = h_log_has(&D, "descriptor limit: 300 (hard limit 300, 1128 wanted)");
+	int warned = h_log_has(&D, "at most 172 connections");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+	cr_expect(raised, "the soft limit was not raised to the hard limit");
+	cr_expect(warned, "no warning that max_connections was lowered");
 }
