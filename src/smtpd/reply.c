@@ -28,6 +28,8 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_TOO_MANY_CONN] = {421, "4.7.0", "Too many connections", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TIMEOUT] = {421, "4.4.2", "Timeout", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TOO_MANY_ERRORS] = {421, "4.7.0", "Too many errors", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
+    [RPL_TOO_MANY_JUNK] = {421, "4.7.0", "Too many commands without mail",
+                           REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
 
     [RPL_LOCAL_ERROR] = {451, "4.3.0", "Local error: %s", 0},
     /* RFC 5321 4.5.3.1.10: the client sends the rest in a new

@@ -37,6 +37,7 @@
 #include "log.h"
 #include "reply.h"
 #include "session.h"
+#include "slots.h"
 #include "util.h"
 #include "verify.h"
 
@@ -146,7 +147,7 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 	 * own; every other refusal, the 421 of a shutdown included, is
 	 * logged here. */
 	if (r->code >= 400 && id != RPL_TIMEOUT && id != RPL_TOO_MANY_ERRORS &&
-	    id != RPL_NON_SMTP) {
+	    id != RPL_TOO_MANY_JUNK && id != RPL_NON_SMTP) {
 		log_info("reject: %s from %s[%s]:%u: %.*s;%s%s%s%s%s%s helo=<%s>",
 		         s->cur_what ? s->cur_what : "CONNECT", s->name, s->addr, s->port,
 		         (int)(n - 2), buf, s->sender ? " from=<" : "", s->sender ? s->sender : "",
@@ -221,6 +222,9 @@ void session_timeout(struct session *s)
 		session_release_held(s);
 		return;
 	}
+	if (s->phase != PH_GREETING && slots_session_expired(s))
+		log_info("session_time_limit (%llds) reached by %s[%s]:%u",
+		         (long long)session_cf(s)->session_time_limit, s->name, s->addr, s->port);
 	switch (s->phase) {
 	case PH_GREETING:
 		session_greet_final(s);
@@ -865,6 +869,12 @@ static void session_command(struct session *s, const char *line, size_t len, int
 	r = cmd_check_args(&cmd);
 	if (r != RPL_NONE) {
 		session_reply(s, r, cmd_verb_name(cmd.verb));
+		return;
+	}
+	if (slots_junk_command(s, cmd.verb)) {
+		log_info("too many commands without mail (%u) from %s[%s]:%u", s->junk_commands,
+		         s->name, s->addr, s->port);
+		session_reply(s, RPL_TOO_MANY_JUNK, NULL);
 		return;
 	}
 	session_arm(s);
