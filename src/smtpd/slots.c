@@ -39,8 +39,10 @@ int slots_stressed(const struct smtpd *srv)
 int slots_session_expired(const struct session *s)
 {
 	const struct config *cf = session_cf(s);
+	/* libevent's timers run on a coarse clock and may fire a few
+	 * milliseconds before mono_usec() reaches the deadline. */
 	return cf->session_time_limit > 0 &&
-	       mono_usec() - s->connect_usec >= cf->session_time_limit * 1000000;
+	       mono_usec() - s->connect_usec >= cf->session_time_limit * 1000000 - 100000;
 }
 
 int64_t slots_wait_usec(const struct session *s, int64_t timeout)
