@@ -38,7 +38,7 @@ const struct conf_key conf_keys[] = {
     {"spool_directory", CONF_PATH, F(spool_directory), DEFAULT_SPOOL_DIRECTORY, 0, 0, NULL, "all",
      "directory holding the queues and the sender history"},
     {"pid_file", CONF_PATH, F(pid_file), "", 0, 0, NULL, "master",
-     "file holding the master's process ID; empty: <spool_directory>/tempomxd.pid"},
+     "file holding the master's process ID; empty: <spool_directory>/master/tempomxd.pid"},
     {"control_socket", CONF_PATH, F(control_socket), "", 0, 0, NULL, "master",
      "unix socket of tempomxctl; empty: <spool_directory>/tempomxd.sock"},
     {"control_group", CONF_STRING, F(control_group), "", 0, 0, NULL, "master",
@@ -108,7 +108,7 @@ const struct conf_key conf_keys[] = {
     /* smtpd: TLS */
     {"smtp_tls", CONF_BOOL, F(smtp_tls), "yes", 0, 0, NULL, "smtpd", "offer STARTTLS"},
     {"tls_cert_file", CONF_PATH, F(tls_cert_file), "", 0, 0, NULL, "smtpd",
-     "PEM certificate chain; empty: a self-signed one in <spool_directory>/tls/"},
+     "PEM certificate chain; empty: a self-signed one in <spool_directory>/master/tls/"},
     {"tls_handshake_timeout", CONF_DURATION, F(tls_handshake_timeout), "10s", 1, 300, NULL, "smtpd",
      "time allowed for the TLS handshake after STARTTLS"},
     {"tls_key_file", CONF_PATH, F(tls_key_file), "", 0, 0, NULL, "smtpd",
