@@ -509,7 +509,8 @@ static enum reply_id rcpt_validate(const struct session *s, const struct mailadd
 		return RPL_NONE; /* relayed for mynetworks: not ours to judge */
 	if (!cf->allow_routing_characters && localuser_has_routing(a))
 		return RPL_ROUTING_DENIED;
-	int verify = cf->recipient_verify && strcmp(cf->recipient_verify, "none") != 0;
+	/* An lmtp: target answers for the local domains (verify.c). */
+	int verify = cf->recipient_verify && strncmp(cf->recipient_verify, "lmtp:", 5) == 0;
 	switch (recipients_check(table, addr)) {
 	case RECIPIENTS_UNKNOWN:
 		if (local && localuser_has_maildir(cf, addr))

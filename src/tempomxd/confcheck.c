@@ -15,11 +15,12 @@
 
 void confcheck_warn(const struct config *cf)
 {
-	int verify = cf->recipient_verify && strcmp(cf->recipient_verify, "none") != 0;
+	/* An smtp: target (the primary MX) answers for the relay domains. */
+	int verify = cf->recipient_verify && strncmp(cf->recipient_verify, "smtp:", 5) == 0;
 	if (cf->relay_domains.n > 0 && (cf->relay_recipients == NULL || !*cf->relay_recipients) &&
 	    !verify)
 		log_warnx("WARNING: relay_domains is set but no recipient check is: mail for "
 		          "unknown users of those domains is accepted and bounced later to "
 		          "forged senders (backscatter); set relay_recipients or "
-		          "recipient_verify");
+		          "recipient_verify = smtp:[primary]:25");
 }
