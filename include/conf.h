@@ -76,6 +76,7 @@ struct config {
 	struct strlist relay_domains;
 	struct cidrlist mynetworks;
 	int allow_address_literals;
+	int allow_routing_characters;
 
 	/* smtpd: limits */
 	uint64_t message_size_limit;
@@ -85,9 +86,18 @@ struct config {
 	int64_t max_connections;
 	int64_t max_connections_per_client;
 	int64_t max_errors;
-	int64_t command_timeout; /* seconds */
-	int64_t data_timeout;    /* seconds */
-	int bare_lf;             /* enum bare_lf_mode */
+	int64_t junk_command_limit; /* 0 = none */
+	int64_t session_time_limit; /* seconds; 0 = none */
+	int64_t data_min_rate;      /* octets per second; 0 = none */
+	int64_t connection_limit_v4_prefix;
+	int64_t connection_limit_v6_prefix;
+	int64_t stress_threshold; /* percent of max_connections; 0 = never */
+	int64_t stress_timeout;   /* seconds */
+	int64_t stress_max_connections_per_client;
+	int64_t tls_handshake_timeout; /* seconds */
+	int64_t command_timeout;       /* seconds */
+	int64_t data_timeout;          /* seconds */
+	int bare_lf;                   /* enum bare_lf_mode */
 
 	/* smtpd: TLS */
 	int smtp_tls;
@@ -117,9 +127,10 @@ struct config {
 	int64_t lo_max_wait;   /* seconds; 0 = lo mail is never promoted */
 
 	/* delivery */
-	char *maildir;     /* template: %u local part, %d domain, %a address, %% */
-	int maildir_crlf;  /* keep CRLF line ends in Maildir files */
-	int64_t retry_min; /* seconds */
+	char *maildir;      /* template: %u local part, %d domain, %a address, %% */
+	int maildir_create; /* smtpd: accept local users without a Maildir yet */
+	int maildir_crlf;   /* keep CRLF line ends in Maildir files */
+	int64_t retry_min;  /* seconds */
 	int64_t delivery_threads;
 	int64_t retry_max;             /* seconds */
 	int64_t queue_lifetime;        /* seconds */

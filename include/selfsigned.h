@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-/* File names of the self-signed pair inside <spool_directory>/tls/. */
-#define TLS_SELFSIGNED_DIR "tls"
+/* File names of the self-signed pair inside <spool_directory>/master/tls/. */
+#define TLS_SELFSIGNED_DIR "master/tls" /* root's directory (tempomxd/rundir.h) */
 #define TLS_SELFSIGNED_CERT "cert.pem"
 #define TLS_SELFSIGNED_KEY "key.pem"
 

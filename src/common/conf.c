@@ -783,7 +783,7 @@ int conf_finish(struct config *cf, char *err, size_t errlen)
 	}
 	if (cf->pid_file == NULL || cf->pid_file[0] == '\0') {
 		free(cf->pid_file);
-		cf->pid_file = derived_spool_file(cf->spool_directory, "tempomxd.pid");
+		cf->pid_file = derived_spool_file(cf->spool_directory, "master/tempomxd.pid");
 	}
 	if (cf->control_socket == NULL || cf->control_socket[0] == '\0') {
 		free(cf->control_socket);
@@ -924,7 +924,7 @@ void conf_print_changed(const struct config *cf, FILE *fp)
 	}
 	if (cf->pid_file && cf->pid_file[0] != '\0' && cf->spool_directory) {
 		free(def.pid_file);
-		def.pid_file = derived_spool_file(cf->spool_directory, "tempomxd.pid");
+		def.pid_file = derived_spool_file(cf->spool_directory, "master/tempomxd.pid");
 	}
 	if (cf->control_socket && cf->control_socket[0] != '\0' && cf->spool_directory) {
 		free(def.control_socket);

@@ -38,7 +38,9 @@ static const char *const restart_keys[] = {
     "control_group",      /* owner of the socket, set when it is bound */
     "maildrop_directory", /* prepared by the master, opened by smtpd */
     "spool_writers",      /* writer thread pool is sized at start */
-    "delivery_threads",   /* delivery thread pool is sized at start */
+    /* live sessions are counted under keys made with these */
+    "connection_limit_v4_prefix", "connection_limit_v6_prefix",
+    "delivery_threads", /* delivery thread pool is sized at start */
 };
 
 static int needs_restart(const struct conf_key *k)

@@ -26,6 +26,15 @@
 /* The original headers returned are cut at this size. */
 #define BOUNCE_HEADERS_MAX (64 * 1024)
 
+const char *bounce_suppressed(const struct envelope *orig)
+{
+	if (orig->sender == NULL || orig->sender[0] == '\0')
+		return "null sender";
+	if (orig->verdict != NULL && strcmp(orig->verdict, "junk") == 0)
+		return "junk";
+	return NULL;
+}
+
 void bounce_status(const char *reply, int code, char *out, size_t size)
 {
 	const char *p = reply ? reply : "";

@@ -31,6 +31,11 @@ struct bounce_report {
 	size_t headers_len;
 };
 
+/* Why no report may be sent about orig: "null sender" (RFC 5321 4.5.5:
+ * never a report about a report), "junk" (the classifier judged it junk:
+ * its sender is most likely forged, and a report would be backscatter),
+ * or NULL when a report may be sent. */
+const char *bounce_suppressed(const struct envelope *orig);
 /* The enhanced status code of a reply ("550 5.1.1 No such user" ->
  * "5.1.1"), else "C.0.0" from the reply code's class. */
 void bounce_status(const char *reply, int code, char *out, size_t size);

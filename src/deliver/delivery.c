@@ -349,7 +349,14 @@ static void msg_bounce(struct msg *m, size_t i)
 	r->status = RCPT_BOUNCED;
 	r->next_retry = 0;
 	stats_add(STAT_BOUNCED, 1);
-	if (m->env.sender == NULL || m->env.sender[0] == '\0') {
+	const char *why = bounce_suppressed(&m->env);
+	if (why != NULL && strcmp(why, "junk") == 0) {
+		/* Backscatter: the sender of junk is most likely forged. */
+		log_info("%s: to=<%s>, status=bounced, junk: dropped without notification", m->id,
+		         r->addr);
+		return;
+	}
+	if (why != NULL) {
 		log_info("%s: to=<%s>, status=bounced, no notification to the null sender%s", m->id,
 		         r->addr, m->env.bounce_of ? " (a bounce: dropped)" : "");
 		return;
@@ -385,7 +392,7 @@ static void msg_finish(struct msg *m)
 	 * threshold (the previous attempt was before it). */
 	int64_t warn_at = m->env.arrival_usec / 1000000 + cf->delay_warning_time;
 	if (!m->fin_remove && cf->delay_warning_time > 0 && m->prev_attempt < warn_at &&
-	    now >= warn_at && m->env.sender && m->env.sender[0] && m->env.bounce_of == NULL) {
+	    now >= warn_at && bounce_suppressed(&m->env) == NULL && m->env.bounce_of == NULL) {
 		for (size_t i = 0; i < m->env.nrcpt; i++) {
 			enum rcpt_status st = m->env.rcpts[i].status;
 			if (st != RCPT_PENDING && st != RCPT_DEFERRED)

@@ -11,9 +11,10 @@
  * (and statvfs()s the spool), never per message. Called by server.c (init,
  * free) and screen.c (the check at DATA).
  *
- * Test hook: the environment variable TEMPOMX_TEST_SPOOL_FREE, when set,
- * replaces the measured free space (octets), so the low-disk path can be
- * tested without filling a disk.
+ * Test hook, only in builds configured with --enable-test-hooks: the
+ * environment variable TEMPOMX_TEST_SPOOL_FREE, when set, replaces the
+ * measured free space (octets), so the low-disk path can be tested without
+ * filling a disk. Release builds never read it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,6 +28,7 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "config.h"
 #include "log.h"
 #include "admission.h"
 #include "util.h"
@@ -85,6 +87,7 @@ void admission_init(struct smtpd *srv)
 	struct admission *a = xcalloc(1, sizeof(*a));
 	srv->adm = a;
 	a->test_free = -1;
+#ifdef TEMPOMX_TEST_HOOKS
 	const char *t = getenv("TEMPOMX_TEST_SPOOL_FREE");
 	if (t && *t) {
 		char *end;
@@ -93,6 +96,7 @@ void admission_init(struct smtpd *srv)
 		if (errno == 0 && *end == '\0' && v >= 0)
 			a->test_free = v;
 	}
+#endif
 	admission_measure(srv);
 	a->tick = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
 	struct timeval tv = {1, 0};

@@ -40,6 +40,7 @@
 #include "log.h"
 #include "rdns.h"
 #include "session.h"
+#include "slots.h"
 #include "smtpd.h"
 #include "tls.h"
 #include "util.h"
@@ -160,15 +161,27 @@ void session_timer(struct session *s, int64_t seconds)
 	evtimer_add(s->timer, &tv);
 }
 
-/* The timeout that applies while waiting for the client in this state. */
+/* The timeout that applies while waiting for the client in this state,
+ * within the session's other deadlines (slots.c). */
 void session_arm(struct session *s)
 {
-	if (s->io == IO_TLS || s->io == IO_STARTTLS || session_in(s, PH_CMD))
-		session_timer(s, session_cf(s)->command_timeout);
+	const struct config *cf = session_cf(s);
+	int64_t t;
+	if (s->io == IO_TLS)
+		t = cf->tls_handshake_timeout;
+	else if (s->io == IO_STARTTLS || session_in(s, PH_CMD))
+		t = cf->command_timeout;
 	else if (session_in(s, PH(PH_DATA)))
-		session_timer(s, session_cf(s)->data_timeout);
-	else
+		t = cf->data_timeout;
+	else {
 		evtimer_del(s->timer);
+		return;
+	}
+	int64_t usec = slots_wait_usec(s, t);
+	struct timeval tv = {.tv_sec = (time_t)(usec / 1000000),
+	                     .tv_usec = (suseconds_t)(usec % 1000000)};
+	evtimer_del(s->timer);
+	evtimer_add(s->timer, &tv);
 }
 
 /* Queue the final reply, then flush, shut down and linger. */

@@ -23,7 +23,12 @@
  * including one made from a bare CR or LF. The header section is the
  * leading run of header field lines ("name:" with optional white space
  * before the colon) and their continuation lines (RFC 5322 2.2, 3.2.2); it
- * ends at the empty line or at the first line that is neither.
+ * ends at the empty line or at the first line that is neither. The parser
+ * starts "after a field": our Received: and X-Tempomx-Class: are written
+ * above the client's data, so a leading line that starts with white space
+ * continues our field for every later reader; it is header, counts against
+ * header_size_limit, and the Received: fields after it are counted (the
+ * header filter then removes it, hdrfilter.c).
  */
 #include <limits.h>
 #include <string.h>
@@ -149,14 +154,10 @@ static void hdr_octet(struct data_parser *dp, unsigned char c)
 	switch (dp->hstate) {
 	case H_LSTART:
 		if (is_wsp(c)) {
-			/* A continuation line belongs to the previous field;
-			 * without one the header section is already over. */
-			if (dp->seen_field) {
-				dp->hstate = H_FIELD;
-				hdr_add(dp, 1);
-			} else {
-				dp->hstate = H_BODY;
-			}
+			/* A continuation line belongs to the previous field,
+			 * ours when it is the first line. */
+			dp->hstate = H_FIELD;
+			hdr_add(dp, 1);
 		} else if (is_ftext(c)) {
 			dp->hstate = H_NAME;
 			dp->hpending = 1;
@@ -260,6 +261,8 @@ void data_init(struct data_parser *dp, const struct data_limits *lim, data_sink_
 	dp->sink_arg = arg;
 	dp->state = S_START;
 	dp->hstate = H_LSTART;
+	/* Our fields precede the client's (see the top of this file). */
+	dp->seen_field = 1;
 	dp->error = DATA_OK;
 }
 

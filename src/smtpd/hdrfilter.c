@@ -12,6 +12,13 @@
  * else is passed on unchanged, in order. A name longer than the hold
  * buffer (HDR_FILTER_HOLD) is passed on: none of our names is that long,
  * and a byte-exact message matters more than such a field.
+ *
+ * The filter starts "after a field": receive.c has already written our
+ * Received: and X-Tempomx-Class: above the client's data, so a client line
+ * that starts with white space would read, to every later parser, as a
+ * continuation of our field. Such leading continuation lines are dropped
+ * (and counted), exactly as the continuation of a removed field is, and the
+ * fields after them are filtered as usual.
  */
 #include <string.h>
 
@@ -43,6 +50,11 @@ void hdr_filter_init(struct hdr_filter *f, data_sink_fn sink, void *arg)
 	f->sink = sink;
 	f->sink_arg = arg;
 	f->state = HF_LSTART;
+	/* Our own fields come first: a leading continuation line would
+	 * continue one of them, so it goes. */
+	f->seen_field = 1;
+	f->drop_field = 1;
+	f->leading = 1;
 }
 
 static void emit(struct out *o, const char *p, size_t n)
@@ -150,12 +162,10 @@ int hdr_filter_feed(void *arg, const char *buf, size_t len)
 			f->seen_field |= f->state == HF_KEEP;
 			break;
 		case HF_LSTART:
-			if (is_wsp(c) && !f->seen_field) {
-				/* No field to continue: not a header section. */
-				f->state = HF_BODY;
-				i--;
-			} else if (is_wsp(c)) {
+			if (is_wsp(c)) {
 				/* A continuation line of the field before. */
+				if (f->leading)
+					f->orphans++;
 				if (f->drop_field) {
 					f->state = HF_DROP;
 				} else {
@@ -164,6 +174,7 @@ int hdr_filter_feed(void *arg, const char *buf, size_t len)
 				}
 			} else if (is_ftext(c)) {
 				f->drop_field = 0;
+				f->leading = 0;
 				f->hold[0] = (char)c;
 				f->held = 1;
 				f->state = HF_NAME;

@@ -7,6 +7,8 @@
  * with "X-Tempomx-" (any case), continuation lines included. Those names
  * carry our own verdicts (X-Tempomx-Class, X-Tempomx-Scan): a client must
  * not be able to hand a filter downstream a verdict of its own making.
+ * Leading continuation lines (before the client's first field) would
+ * continue our own fields, so they are removed too.
  * Pure (no I/O), so it is unit-tested and fuzzed directly.
  */
 #ifndef TEMPOMX_HDRFILTER_H
@@ -26,10 +28,12 @@ struct hdr_filter {
 	int state;      /* private (hdrfilter.c) */
 	int drop_field; /* the field being continued was removed */
 	int seen_field; /* a field was seen: a continuation line may follow */
+	int leading;    /* no client field yet: a continuation is an orphan */
 	size_t held;
 	char hold[HDR_FILTER_HOLD];
 	uint64_t written; /* octets passed on to the sink */
 	unsigned removed; /* fields removed */
+	unsigned orphans; /* leading continuation lines removed */
 };
 
 void hdr_filter_init(struct hdr_filter *f, data_sink_fn sink, void *arg);

@@ -143,6 +143,7 @@ void session_data_start(struct session *s)
 	hdr_filter_init(&s->hf, session_sink, s);
 	data_init(&s->dp, &lim, hdr_filter_feed, &s->hf);
 	session_set_phase(s, PH_DATA);
+	s->data_start_usec = mono_usec();
 	static const char go[] = "354 End data with <CR><LF>.<CR><LF>\r\n";
 	session_emit(s, 354, go, sizeof(go) - 1);
 	session_arm(s);
@@ -160,6 +161,7 @@ static void session_commit_done(void *arg, int error)
 		session_reply(s, RPL_LOCAL_ERROR, "queue file write error");
 	} else {
 		s->nmessages++;
+		s->junk_commands = 0;
 		/* The from= line is the scanner's, which takes the message into
 		 * its queue as Postfix's qmgr does (log analysers such as
 		 * pflogsumm count senders and bytes from there). */
@@ -220,6 +222,9 @@ static void session_data_end(struct session *s)
 	if (s->hf.removed > 0)
 		log_info("%s: removed %u X-Tempomx- header field%s supplied by the client", s->id,
 		         s->hf.removed, s->hf.removed == 1 ? "" : "s");
+	if (s->hf.orphans > 0)
+		log_info("%s: removed %u leading continuation line%s supplied by the client", s->id,
+		         s->hf.orphans, s->hf.orphans == 1 ? "" : "s");
 	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, message_queue(s),
 	                   session_commit_done, s);
 }

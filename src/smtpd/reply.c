@@ -28,6 +28,8 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_TOO_MANY_CONN] = {421, "4.7.0", "Too many connections", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TIMEOUT] = {421, "4.4.2", "Timeout", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TOO_MANY_ERRORS] = {421, "4.7.0", "Too many errors", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
+    [RPL_TOO_MANY_JUNK] = {421, "4.7.0", "Too many commands without mail",
+                           REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
 
     [RPL_LOCAL_ERROR] = {451, "4.3.0", "Local error: %s", 0},
     /* RFC 5321 4.5.3.1.10: the client sends the rest in a new
@@ -85,6 +87,9 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_RELAY_DENIED] = {554, "5.7.1", "%s: Relay access denied", 0},
     [RPL_LITERAL_DENIED] = {554, "5.7.1", "%s: Recipient address literals not accepted", 0},
     [RPL_USER_UNKNOWN] = {550, "5.1.1", "%s: Recipient address rejected: User unknown", 0},
+    [RPL_ROUTING_DENIED] = {550, "5.7.1",
+                            "%s: Recipient address rejected: routing characters in the local part",
+                            0},
     [RPL_POLICY_REJECT] = {554, "5.7.1", "Rejected: this client does not behave like a mail server",
                            0},
 };

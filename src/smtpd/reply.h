@@ -80,6 +80,8 @@ enum reply_id {
 	RPL_RELAY_DENIED,   /* 554 5.7.1 */
 	RPL_LITERAL_DENIED, /* 554 5.7.1 recipient at an address literal */
 	RPL_USER_UNKNOWN,   /* 550 5.1.1 not in the recipients table */
+	RPL_ROUTING_DENIED, /* 550 5.7.1 %, ! or quoted @ in the local part */
+	RPL_TOO_MANY_JUNK,  /* 421 4.7.0 junk_command_limit */
 	RPL_POLICY_REJECT,  /* 554 5.7.1 pre-acceptance policy, at DATA */
 
 	RPL_COUNT

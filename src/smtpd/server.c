@@ -34,6 +34,8 @@
 
 #include "conf.h"
 #include "log.h"
+#include "nofile.h"
+#include "slots.h"
 #include "gauges.h"
 #include "pickup.h"
 #include "rdns.h"
@@ -119,7 +121,9 @@ static void client_put(struct smtpd *srv, const char *addr)
 
 void smtpd_session_gone(struct smtpd *srv, const char *client_addr)
 {
-	client_put(srv, client_addr);
+	char key[64];
+	slots_client_key(srv->rt->cf, client_addr, key, sizeof(key));
+	client_put(srv, key);
 	if (srv->nsessions == 0)
 		fatalx("smtpd: session count underflow");
 	srv->nsessions--;
@@ -155,17 +159,21 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	}
 	stats_add(STAT_CONNECTIONS, 1);
 	sockaddr_host(sa, host, sizeof(host));
-	struct smtpd_client *c = client_get(srv, host, 1);
+	/* Clients are counted per network where so configured (slots.c). */
+	char key[64];
+	slots_client_key(cf, host, key, sizeof(key));
+	struct smtpd_client *c = client_get(srv, key, 1);
 	const char *why = NULL;
-	if (srv->nsessions >= (size_t)cf->max_connections)
+	if (srv->nsessions >= (size_t)nofile_max_connections(cf))
 		why = "max_connections";
-	else if (c->n >= (unsigned)cf->max_connections_per_client)
-		why = "max_connections_per_client";
+	else if (c->n >= (unsigned)slots_per_client(srv))
+		why = slots_stressed(srv) ? "stress_max_connections_per_client"
+		                          : "max_connections_per_client";
 	if (why) {
 		log_info("connect from unknown[%s]:%u: too many connections (%s), refused", host,
 		         sockaddr_port(sa), why);
 		c->n++;
-		client_put(srv, host);
+		client_put(srv, key);
 		refuse(fd);
 		return;
 	}

@@ -32,10 +32,12 @@
 #include "recipients.h"
 #include "addr.h"
 #include "command.h"
+#include "localuser.h"
 #include "conf.h"
 #include "log.h"
 #include "reply.h"
 #include "session.h"
+#include "slots.h"
 #include "util.h"
 #include "verify.h"
 
@@ -145,7 +147,7 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 	 * own; every other refusal, the 421 of a shutdown included, is
 	 * logged here. */
 	if (r->code >= 400 && id != RPL_TIMEOUT && id != RPL_TOO_MANY_ERRORS &&
-	    id != RPL_NON_SMTP) {
+	    id != RPL_TOO_MANY_JUNK && id != RPL_NON_SMTP) {
 		log_info("reject: %s from %s[%s]:%u: %.*s;%s%s%s%s%s%s helo=<%s>",
 		         s->cur_what ? s->cur_what : "CONNECT", s->name, s->addr, s->port,
 		         (int)(n - 2), buf, s->sender ? " from=<" : "", s->sender ? s->sender : "",
@@ -220,6 +222,9 @@ void session_timeout(struct session *s)
 		session_release_held(s);
 		return;
 	}
+	if (s->phase != PH_GREETING && slots_session_expired(s))
+		log_info("session_time_limit (%llds) reached by %s[%s]:%u",
+		         (long long)session_cf(s)->session_time_limit, s->name, s->addr, s->port);
 	switch (s->phase) {
 	case PH_GREETING:
 		session_greet_final(s);
@@ -482,8 +487,12 @@ static int rcpt_allowed(const struct session *s, const struct mailaddr *a)
 
 /* Recipient validation (src/deliver/recipients.c): a user the table of
  * its domain does not list is refused now, so that no mail is accepted
- * that would have to bounce. postmaster is always accepted (RFC 5321
- * 4.5.1). */
+ * that would have to bounce. A local user exists when the recipients
+ * table lists it, or its Maildir exists, or recipient_verify says so
+ * (verify.c, later); maildir_create = yes accepts any local part where
+ * neither a table nor verification is set. postmaster is always accepted
+ * (RFC 5321 4.5.1). Routing characters in the local part of our domains
+ * are refused unless allowed (localuser.c). */
 static enum reply_id rcpt_validate(const struct session *s, const struct mailaddr *a,
                                    const char *addr)
 {
@@ -491,13 +500,26 @@ static enum reply_id rcpt_validate(const struct session *s, const struct mailadd
 	const char *table = NULL;
 	if (a->is_postmaster || a->is_literal || ascii_strncasecmp(addr, "postmaster@", 11) == 0)
 		return RPL_NONE;
-	if (conf_is_local_domain(cf, a->domain))
+	int local = conf_is_local_domain(cf, a->domain);
+	if (local)
 		table = cf->recipients;
 	else if (conf_is_relay_domain(cf, a->domain))
 		table = cf->relay_recipients;
+	else
+		return RPL_NONE; /* relayed for mynetworks: not ours to judge */
+	if (!cf->allow_routing_characters && localuser_has_routing(a))
+		return RPL_ROUTING_DENIED;
+	/* An lmtp: target answers for the local domains (verify.c). */
+	int verify = cf->recipient_verify && strncmp(cf->recipient_verify, "lmtp:", 5) == 0;
 	switch (recipients_check(table, addr)) {
 	case RECIPIENTS_UNKNOWN:
+		if (local && localuser_has_maildir(cf, addr))
+			return RPL_NONE;
 		return RPL_USER_UNKNOWN;
+	case RECIPIENTS_NO_TABLE:
+		if (local && !verify && !cf->maildir_create && !localuser_has_maildir(cf, addr))
+			return RPL_USER_UNKNOWN;
+		return RPL_NONE;
 	case RECIPIENTS_ERROR:
 		return RPL_LOCAL_ERROR;
 	default:
@@ -848,6 +870,12 @@ static void session_command(struct session *s, const char *line, size_t len, int
 	r = cmd_check_args(&cmd);
 	if (r != RPL_NONE) {
 		session_reply(s, r, cmd_verb_name(cmd.verb));
+		return;
+	}
+	if (slots_junk_command(s, cmd.verb)) {
+		log_info("too many commands without mail (%u) from %s[%s]:%u", s->junk_commands,
+		         s->name, s->addr, s->port);
+		session_reply(s, RPL_TOO_MANY_JUNK, NULL);
 		return;
 	}
 	session_arm(s);

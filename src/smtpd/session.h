@@ -118,8 +118,10 @@ struct session {
 	int quit;
 	int peer_eof;
 	unsigned errors, ncommands, nmessages;
-	const char *cur_what; /* command being answered, for reject logs */
-	const char *cur_rcpt; /* recipient being answered, for reject logs */
+	unsigned junk_commands;  /* since the last accepted message (slots.c) */
+	int64_t data_start_usec; /* the 354, for data_min_rate (slots.c) */
+	const char *cur_what;    /* command being answered, for reject logs */
+	const char *cur_rcpt;    /* recipient being answered, for reject logs */
 
 	/* timing evidence (mono_usec) */
 	int64_t connect_usec, last_reply_usec, last_flush_usec, last_read_usec, last_cmd_usec;

@@ -44,10 +44,13 @@
 
 #include "config.h"
 #include "child.h"
+#include "confcheck.h"
 #include "conf.h"
 #include "control.h"
 #include "log.h"
 #include "maildrop.h"
+#include "nofile.h"
+#include "rundir.h"
 #include "scan.h"
 #include "selfsigned.h"
 #include "spool.h"
@@ -65,6 +68,7 @@ struct master {
 	struct event *sig_ev[5];
 	struct event *grace_ev;
 	int lock_fd;
+	int run_fd; /* <spool>/master, root's own directory (rundir.c) */
 	int stopping;
 	int pid_written;
 	char *pid_file;
@@ -174,13 +178,14 @@ static void master_resolve_user(struct master *m, int *drop, uid_t *uid, gid_t *
 	*gid = pw->pw_gid;
 }
 
-/* One daemon per spool: an exclusive lock on <spool>/tempomxd.lock, held
- * for the life of the master (and of its children, which inherit it). */
+/* One daemon per spool: an exclusive lock on <spool>/master/tempomxd.lock,
+ * held for the life of the master (and of its children, which inherit
+ * it). In root's own directory, never one the spool's user can write. */
 static void master_lock(struct master *m)
 {
 	char path[PATH_MAX], buf[32];
-	snprintf(path, sizeof(path), "%s/%s", m->cf.spool_directory, LOCK_NAME);
-	m->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	snprintf(path, sizeof(path), "%s/%s/%s", m->cf.spool_directory, RUNDIR_NAME, LOCK_NAME);
+	m->lock_fd = openat(m->run_fd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (m->lock_fd < 0)
 		startup_fail("%s: %s", path, strerror(errno));
 	if (flock(m->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -387,6 +392,8 @@ static int master_reload(struct master *m, const char *why)
 	}
 	m->reload_ok = 1;
 	m->reload_why[0] = '\0';
+	confcheck_warn(&m->cf);
+	nofile_raise(&m->cf);
 	if (tls_off && m->cf.smtp_tls)
 		log_info("reload: smtp_tls = yes takes effect in smtpd if its certificate loads");
 	/* The stages that act on accepted mail reload first, smtpd a moment
@@ -540,6 +547,7 @@ static void master_config(struct master *m, const char *file, int check)
 		exit(1);
 	}
 	m->rt.cf = &m->cf;
+	confcheck_warn(&m->cf);
 	if (check)
 		return;
 	if (m->rt.conf_path)
@@ -558,6 +566,7 @@ int main(int argc, char **argv)
 	gid_t gid;
 
 	m.lock_fd = -1;
+	m.run_fd = -1;
 	m.control_fd = -1;
 	while ((ch = getopt(argc, argv, "f:o:dnv")) != -1) {
 		switch (ch) {
@@ -603,10 +612,16 @@ int main(int argc, char **argv)
 	master_resolve_user(&m, &drop, &uid, &gid);
 	master_check_database(&m, drop, uid, gid);
 	char err[1024];
+	if (rundir_check_spool(m.cf.spool_directory, uid, err, sizeof(err)) < 0)
+		startup_fail("%s", err);
 	if (spool_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
 	if (maildrop_prepare(m.cf.maildrop_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
+	m.run_fd = rundir_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err));
+	if (m.run_fd < 0)
+		startup_fail("%s", err);
+	nofile_raise(&m.cf);
 	master_lock(&m);
 	master_clean_spool(&m);
 	master_tls(&m, drop, uid, gid);
@@ -668,5 +683,6 @@ int main(int argc, char **argv)
 	free(m.pid_file);
 	conf_free(&m.cf);
 	close(m.lock_fd);
+	close(m.run_fd);
 	return rc;
 }

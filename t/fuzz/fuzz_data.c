@@ -10,7 +10,9 @@
  * rules), nothing after the end is consumed, reject mode never writes more
  * than it read, normalize mode writes no bare CR or LF, the limits hold
  * when no error is reported, and a clean message dot-stuffed again parses
- * back to itself (no smuggled end can survive a round trip).
+ * back to itself (no smuggled end can survive a round trip), and a
+ * leading continuation line is header (it continues our own field), never
+ * a way past header_size_limit.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -262,6 +264,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(plain.s.len == mlen && (mlen == 0 || memcmp(plain.s.buf, mout, mlen) == 0));
 		check_clean_output(&plain, &free_lim);
 		check_round_trip(&plain);
+		if (plain.s.len > 0 && (plain.s.buf[0] == ' ' || plain.s.buf[0] == '\t'))
+			CHECK(plain.dp.header_size > 0);
 	} else {
 		CHECK(plain.s.len >= mlen && (mlen == 0 || memcmp(plain.s.buf, mout, mlen) == 0));
 	}

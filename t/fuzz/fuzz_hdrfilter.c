@@ -3,7 +3,9 @@
  * (src/smtpd/hdrfilter.c). The first octet picks a piece size; the rest
  * is fed in pieces of that size and must give exactly what feeding it in
  * one piece gives (the filter keeps its state across pieces), never more
- * octets than went in, and a correct count of what it wrote.
+ * octets than went in, and a correct count of what it wrote. The output
+ * never starts with white space: our own fields precede it in the spool
+ * file, so a leading continuation line would extend them.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -48,6 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, in, len);
 	hdr_filter_feed(&f, copy, len);
 	if (f.written != whole.n)
+		abort();
+	if (whole.n > 0 && (whole.buf[0] == ' ' || whole.buf[0] == '\t'))
 		abort();
 
 	hdr_filter_init(&f, sink, &parts);

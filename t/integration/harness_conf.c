@@ -110,6 +110,7 @@ void h_daemon_init(struct h_daemon *d)
 	h_set(d, "spool_directory", "%s", d->spool);
 	h_set(d, "user", "%s", user);
 	h_set(d, "maildir", "%s/%%d/%%u/", d->mail);
+	h_set(d, "maildir_create", "yes"); /* tests send to arbitrary users */
 	h_set(d, "hostname", "mx.example.test");
 	h_set(d, "scan", "no");
 	h_set(d, "command_timeout", "30s");

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,7 +143,7 @@ Test(daemon, second_daemon_on_same_spool_refuses)
 	h_open(&C1, NULL, D.port);
 	h_expect(&C1, 221, "QUIT");
 	h_close(&C1);
-	snprintf(pidfile, sizeof(pidfile), "%s/tempomxd.pid", D.spool);
+	snprintf(pidfile, sizeof(pidfile), "%s/master/tempomxd.pid", D.spool);
 	pid = h_read_file(pidfile, NULL);
 	snprintf(want, sizeof(want), "%d", (int)D.pid);
 	cr_expect(pid && strncmp(pid, want, strlen(want)) == 0, "pid file %s holds \"%s\", not %s",
@@ -466,5 +467,128 @@ Test(daemon, garbage_envelope_goes_to_corrupt)
 	cr_expect_eq(h_maildir_wait(md, 1, 15000), 1, "no delivery after the corrupt files");
 	free(msg);
 	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* A backup MX without a recipient check accepts mail for anyone and
+ * bounces it later to forged senders: tempomxd -n (and the start-up)
+ * say so loudly. */
+Test(daemon, backscatter_warning)
+{
+	char *out = NULL;
+	int st;
+
+	h_daemon_init(&D);
+	h_write_conf(&D);
+	st = run_daemon(&D, "-n", "relay_domains=backup.test", 10000, &out);
+	cr_assert_eq(st, 0, "tempomxd -n exit %d:\n%s", st, out);
+	cr_expect(strstr(out, "backscatter") != NULL, "no warning in:\n%s", out);
+	free(out);
+	out = NULL;
+	h_set(&D, "relay_recipients", "%s/relay_recipients", D.dir);
+	h_write_conf(&D);
+	st = run_daemon(&D, "-n", "relay_domains=backup.test", 10000, &out);
+	cr_assert_eq(st, 0, "tempomxd -n exit %d:\n%s", st, out);
+	cr_expect(strstr(out, "backscatter") == NULL, "a warning with relay_recipients:\n%s", out);
+	free(out);
+	out = NULL;
+	st = run_daemon(&D, "-n", NULL, 10000, &out);
+	cr_expect(strstr(out, "backscatter") == NULL, "a warning without relay_domains:\n%s", out);
+	free(out);
+	h_daemon_free(&D);
+}
+
+/* RLIMIT_NOFILE: the soft limit is raised to what max_connections needs,
+ * up to the hard limit; below that, max_connections is lowered with a
+ * warning. */
+Test(daemon, descriptor_limit)
+{
+	/* Criterion runs each test in a process of its own: the lowered
+	 * limits end with it. */
+	struct rlimit rl = {.rlim_cur = 200, .rlim_max = 300};
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0, "setrlimit: %s", strerror(errno));
+
+	h_daemon_init(&D);
+	h_set(&D, "max_connections", "100");
+	h_set(&D, "max_outbound_connections", "50");
+	h_daemon_start(&D);
+	cr_expect(h_log_has(&D, "descriptor limit: 228 (hard limit 300, 228 wanted)"),
+	          "the soft limit was not raised");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	h_daemon_init(&D);
+	h_set(&D, "max_connections", "1000");
+	h_set(&D, "max_outbound_connections", "50");
+	h_daemon_start(&D);
+	int raised = h_log_has(&D, "descriptor limit: 300 (hard limit 300, 1128 wanted)");
+	int warned = h_log_has(&D, "at most 172 connections");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+	cr_expect(raised, "the soft limit was not raised to the hard limit");
+	cr_expect(warned, "no warning that max_connections was lowered");
+}
+
+/* Root keeps its own files (lock, pid file, self-signed TLS key) in
+ * <spool>/master, a directory it owns and the spool's user cannot write:
+ * that user cannot point them at other files with symbolic links. */
+Test(daemon, root_files_in_a_root_directory)
+{
+	char path[H_PATH + 64];
+	struct stat st;
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root");
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	snprintf(path, sizeof(path), "%s/master", D.spool);
+	cr_assert_eq(lstat(path, &st), 0, "no %s: %s", path, strerror(errno));
+	cr_expect(S_ISDIR(st.st_mode) && st.st_uid == 0 && (st.st_mode & 022) == 0,
+	          "%s: uid %u mode %o", path, (unsigned)st.st_uid, (unsigned)st.st_mode);
+	snprintf(path, sizeof(path), "%s/master/tempomxd.lock", D.spool);
+	cr_expect_eq(lstat(path, &st), 0, "no lock file in the master's directory");
+	snprintf(path, sizeof(path), "%s/master/tempomxd.pid", D.spool);
+	cr_expect_eq(lstat(path, &st), 0, "no pid file in the master's directory");
+	snprintf(path, sizeof(path), "%s/master/tls", D.spool);
+	cr_expect(lstat(path, &st) == 0 && st.st_uid == 0 && (st.st_mode & 022) == 0,
+	          "the TLS directory is not root's");
+	snprintf(path, sizeof(path), "%s/tempomxd.lock", D.spool);
+	cr_expect_neq(lstat(path, &st), 0, "a lock file in the user's spool directory");
+	/* STARTTLS still works: smtpd can read its key. */
+	h_open(&C1, NULL, D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 220, "STARTTLS");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* A spool owned by a stranger, or a master directory replaced by a
+ * symbolic link, is refused, not repaired. */
+Test(daemon, spool_with_wrong_owner_refused)
+{
+	char path[H_PATH + 64], other[H_PATH + 64];
+
+	if (geteuid() != 0)
+		cr_skip_test("needs root");
+	h_daemon_init(&D);
+	cr_assert_eq(mkdir(D.spool, 0700), 0);
+	cr_assert_eq(chown(D.spool, 54321, 54321), 0);
+	cr_expect_neq(h_daemon_try_start(&D, 10000), 0, "started on a spool owned by uid 54321");
+	cr_expect(h_log_has(&D, "owned by uid 54321"), "the refusal does not say why");
+	h_daemon_kill(&D);
+	h_daemon_free(&D);
+
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_daemon_stop(&D);
+	snprintf(path, sizeof(path), "%s/master", D.spool);
+	snprintf(other, sizeof(other), "%s/elsewhere", D.dir);
+	cr_assert_eq(mkdir(other, 0755), 0);
+	cr_assert_eq(rename(path, other), 0, "rename: %s", strerror(errno));
+	cr_assert_eq(symlink(other, path), 0);
+	cr_expect_neq(h_daemon_try_start(&D, 10000), 0, "started with master/ a symbolic link");
+	cr_expect(h_log_has(&D, "is a symbolic link"), "the refusal does not say why");
+	h_daemon_kill(&D);
 	h_daemon_free(&D);
 }

@@ -187,8 +187,9 @@ Test(delivery, swaks_starttls)
 	h_set(&D, "smtp_tls", "yes");
 	h_daemon_start(&D);
 	run_swaks("--tls", "secure", "swaks-tls");
-	/* The self-signed certificate was made at first start. */
-	cr_expect(h_spool_count(&D, "tls") > 0, "nothing in %s/tls", D.spool);
+	/* The self-signed certificate was made at first start, in root's
+	 * own directory. */
+	cr_expect(h_spool_count(&D, "master/tls") > 0, "nothing in %s/master/tls", D.spool);
 	/* The trace header says the mail came over TLS (RFC 3848). */
 	h_maildir(&D, "localhost", "secure", md, sizeof(md));
 	n = h_maildir_list(md, &files);

@@ -220,6 +220,42 @@ Test(outbound, bounce_to_the_null_sender_is_dropped)
 	h_check_sanitizers(&D);
 }
 
+/* Backscatter: mail the classifier judged junk (accepted only because
+ * timing_junk_action = log) is never bounced to its probably forged
+ * sender when the next hop refuses it; it is dropped with a log line. */
+Test(outbound, junk_is_never_bounced)
+{
+	struct sink s;
+	struct h_conn c;
+	base_conf();
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
+	h_set(&D, "relay_domains", "remote.test");
+	h_set(&D, "greet_pause", "1s");
+	h_set(&D, "timing_junk_action", "log");
+	h_daemon_start(&D);
+	size_t len;
+	char *msg = h_make_message("junk", "junk-1", &len);
+	const char *rcpts[] = {"unknown@remote.test", NULL};
+	/* Talks before the banner: a junk verdict. */
+	cr_assert_eq(h_connect(&c, "127.0.0.20", D.port), 0);
+	h_send(&c, "EHLO rat.example.test\r\n", 23);
+	cr_expect_eq(h_reply(&c, 5000), 220);
+	cr_expect_eq(h_reply(&c, 5000), 250);
+	cr_expect_eq(h_transaction(&c, NULL, "bob@local.test", rcpts, msg, len), 250);
+	h_close(&c);
+	cr_expect(h_log_wait(&D, "junk: dropped without notification", WAIT_MS),
+	          "a junk message was not dropped");
+	cr_expect(h_spool_wait_idle(&D, 5000), "the failed message is still queued");
+	char md[H_PATH];
+	h_maildir(&D, "local.test", "bob", md, sizeof(md));
+	cr_expect_eq(h_maildir_count(md), 0, "junk was bounced to its sender");
+	free(msg);
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+}
+
 /* MX routing: dns_responder.py on a loopback port serves the zone. */
 Test(outbound, mx_preference_fallback_a_records_and_self)
 {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "harness.h"
 
@@ -740,6 +741,256 @@ Test(smtp, many_concurrent_sessions)
 		h_close(&many[i]);
 	}
 	cr_expect_eq(quit, MANY, "only %d of %d sessions ended normally", quit, MANY);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* The default: a local user exists when the recipients table lists it or
+ * its Maildir exists; a dictionary attack gets 550 5.1.1 and makes no
+ * directory. */
+Test(smtp, unknown_local_users_refused)
+{
+	char md[H_PATH], path[H_PATH + 16], table[H_PATH + 16];
+
+	start();
+	h_set(&D, "maildir_create", "no");
+	h_maildir(&D, "localhost", "alice", md, sizeof(md));
+	snprintf(path, sizeof(path), "%s/localhost", D.mail);
+	mkdir(D.mail, 0755);
+	mkdir(path, 0755);
+	cr_assert_eq(mkdir(md, 0700), 0, "mkdir %s: %s", md, strerror(errno));
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	h_expect(&C1, 550, "RCPT TO:<nobody1@localhost>");
+	cr_expect(h_last_has(&C1, "5.1.1"), "%s", C1.last);
+	h_expect(&C1, 550, "RCPT TO:<nobody2@example.test>");
+	h_expect(&C1, 250, "RCPT TO:<alice@localhost>");
+	h_expect(&C1, 250, "RCPT TO:<postmaster>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_maildir(&D, "localhost", "nobody1", md, sizeof(md));
+	struct stat st;
+	cr_expect(stat(md, &st) != 0, "a Maildir was made for an unknown user");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	/* A user the recipients table lists exists without a Maildir. */
+	start();
+	h_set(&D, "maildir_create", "no");
+	snprintf(table, sizeof(table), "%s/recipients", D.dir);
+	cr_assert_eq(h_write_file(table, "carol@localhost\n", 16, 0644), 0);
+	h_set(&D, "recipients", "%s", table);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	h_expect(&C1, 250, "RCPT TO:<carol@localhost>");
+	h_expect(&C1, 550, "RCPT TO:<dave@localhost>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* %, ! and a quoted @ in a local part of our domains are routes to other
+ * hosts for some next hops: refused unless allowed. */
+Test(smtp, routing_characters_refused)
+{
+	static const char *const routed[] = {"a%b.example@localhost", "host!user@example.test",
+	                                     "\"u@elsewhere.example\"@localhost"};
+
+	start();
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++) {
+		h_expect(&C1, 550, "RCPT TO:<%s>", routed[i]);
+		cr_expect(h_last_has(&C1, "5.7.1"), "%s", C1.last);
+	}
+	h_expect(&C1, 250, "RCPT TO:<plain@localhost>");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+
+	start();
+	h_set(&D, "allow_routing_characters", "yes");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@example.test>");
+	for (size_t i = 0; i < sizeof(routed) / sizeof(routed[0]); i++)
+		h_expect(&C1, 250, "RCPT TO:<%s>", routed[i]);
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* Slot holders (slots.c). Each client below keeps a session busy in a way
+ * that restarts the per-command timeout, and must still lose its slot. */
+
+/* How long until the server closes c (or gives up after limit_ms). */
+static long long ms_until_closed(struct h_conn *c, int limit_ms)
+{
+	long long t0 = h_now_ms();
+	h_wait_closed(c, limit_ms);
+	return h_now_ms() - t0;
+}
+
+Test(smtp, junk_command_limit)
+{
+	start();
+	h_set(&D, "junk_command_limit", "4");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "NOOP");
+	h_expect(&C1, 250, "RSET");
+	h_expect(&C1, 252, "VRFY bob@localhost");
+	h_expect(&C1, 214, "HELP");
+	int code = h_cmd(&C1, "NOOP");
+	cr_expect_eq(code, 421, "fifth junk command: %d %s", code, C1.last);
+	cr_expect(h_last_has(&C1, "4.7.0"), "%s", C1.last);
+	cr_expect(h_wait_closed(&C1, 3000), "no close after the junk limit");
+	h_close(&C1);
+	/* An accepted message starts a new count. */
+	h_open(&C2, "127.0.0.2", D.port);
+	h_expect(&C2, 250, "EHLO client.example.test");
+	for (int i = 0; i < 3; i++)
+		h_expect(&C2, 250, "NOOP");
+	const char *rcpts[] = {"u@localhost", NULL};
+	cr_expect_eq(h_transaction(&C2, NULL, "a@localhost", rcpts, "Subject: x\r\n\r\nx\r\n", 17),
+	             250);
+	for (int i = 0; i < 4; i++)
+		h_expect(&C2, 250, "NOOP");
+	h_expect(&C2, 221, "QUIT");
+	h_close(&C2);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+Test(smtp, session_time_limit)
+{
+	start();
+	h_set(&D, "session_time_limit", "3s");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	long long t0 = h_now_ms();
+	int code = 0;
+	for (int i = 0; i < 20 && code != 421; i++) {
+		h_sleep_ms(500);
+		code = h_cmd(&C1, "MAIL FROM:<a@localhost>");
+		if (code == 250)
+			code = h_cmd(&C1, "RSET");
+		if (code == -1)
+			code = h_reply(&C1, 3000);
+	}
+	cr_expect_eq(code, 421, "a busy session outlived session_time_limit: %s", C1.last);
+	cr_expect(h_now_ms() - t0 < 6000, "ended after %lld ms", h_now_ms() - t0);
+	cr_expect(h_log_wait(&D, "session_time_limit (3s) reached", 3000));
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+Test(smtp, data_min_rate)
+{
+	start();
+	h_set(&D, "data_timeout", "2s");
+	h_set(&D, "data_min_rate", "1000");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<a@localhost>");
+	h_expect(&C1, 250, "RCPT TO:<u@localhost>");
+	h_expect(&C1, 354, "DATA");
+	/* One octet every 300 ms: each read comes well within data_timeout. */
+	long long t0 = h_now_ms();
+	int code = -1;
+	for (int i = 0; i < 40 && code == -1; i++) {
+		if (h_send(&C1, "x", 1) < 0)
+			break;
+		code = h_reply(&C1, 300);
+	}
+	if (code == -1)
+		code = h_reply(&C1, 2000);
+	cr_expect_eq(code, 421, "a trickle of DATA kept its slot: %d %s", code, C1.last);
+	cr_expect(h_now_ms() - t0 < 5000, "ended after %lld ms", h_now_ms() - t0);
+	h_close(&C1);
+	h_daemon_stop(&D);
+	cr_expect_eq(h_spool_total(&D), 0, "the partial message was queued");
+	h_daemon_free(&D);
+}
+
+Test(smtp, per_network_connection_limit)
+{
+	start();
+	h_set(&D, "max_connections_per_client", "2");
+	h_set(&D, "connection_limit_v4_prefix", "24");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_open(&C2, "127.0.0.3", D.port);
+	cr_assert_eq(h_connect(&C3, "127.0.0.4", D.port), 0);
+	int code = h_reply(&C3, 5000);
+	cr_expect_eq(code, 421, "a third address of the /24: %d %s", code, C3.last);
+	h_close(&C3);
+	/* Another network is another client. */
+	h_open(&C4, "127.0.1.2", D.port);
+	h_expect(&C4, 221, "QUIT");
+	h_close(&C4);
+	h_close(&C1);
+	h_close(&C2);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+Test(smtp, tls_handshake_timeout)
+{
+	start();
+	h_set(&D, "tls_handshake_timeout", "2s");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 220, "STARTTLS");
+	/* No ClientHello follows. */
+	long long ms = ms_until_closed(&C1, 10000);
+	cr_expect(ms >= 1000 && ms < 5000, "closed after %lld ms with tls_handshake_timeout = 2s",
+	          ms);
+	h_close(&C1);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+Test(smtp, stress_limits)
+{
+	start();
+	h_set(&D, "max_connections", "4");
+	h_set(&D, "stress_threshold", "50");
+	h_set(&D, "stress_timeout", "2s");
+	h_set(&D, "stress_max_connections_per_client", "1");
+	h_daemon_start(&D);
+	/* Not yet under stress: the per-client limit is the usual one. */
+	h_open(&C1, "127.0.0.2", D.port);
+	h_open(&C2, "127.0.0.2", D.port);
+	/* Two of four slots in use: stress. A client's second connection
+	 * is refused, and an idle session is cut off after stress_timeout. */
+	cr_assert_eq(h_connect(&C3, "127.0.0.3", D.port), 0);
+	cr_expect_eq(h_reply(&C3, 5000), 220);
+	cr_assert_eq(h_connect(&C4, "127.0.0.3", D.port), 0);
+	int code = h_reply(&C4, 5000);
+	cr_expect_eq(code, 421, "second connection under stress: %d %s", code, C4.last);
+	h_close(&C4);
+	h_expect(&C3, 250, "NOOP");
+	code = h_reply(&C3, 6000);
+	cr_expect_eq(code, 421, "idle under stress: %d %s", code, C3.last);
+	cr_expect(h_last_has(&C3, "4.4.2"), "%s", C3.last);
+	h_close(&C3);
+	h_close(&C1);
+	h_close(&C2);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }

@@ -432,7 +432,7 @@ Test(conf, finish_derives_defaults)
 	}
 	cr_assert_eq(rc, 0, "%s", err);
 	cr_expect_str_eq(cf.hostname, host);
-	cr_expect_str_eq(cf.pid_file, "/tmp/sp/tempomxd.pid");
+	cr_expect_str_eq(cf.pid_file, "/tmp/sp/master/tempomxd.pid");
 	/* Derived values are still defaults for tempomxd -n. */
 	char *out = print_changed_str(&cf);
 	cr_expect_str_eq(out, "spool_directory = /tmp/sp/\n");
@@ -753,7 +753,7 @@ Test(runtime, load_with_overrides, .init = quiet_log)
 	cr_expect_str_eq(cf.banner, "from file");
 	cr_assert_eq(cf.listen.n, 1);
 	cr_expect_str_eq(cf.listen.v[0].text, "127.0.0.1:2701");
-	cr_expect_str_eq(cf.pid_file, DEFAULT_SPOOL_DIRECTORY "/tempomxd.pid");
+	cr_expect_str_eq(cf.pid_file, DEFAULT_SPOOL_DIRECTORY "/master/tempomxd.pid");
 	conf_free(&cf);
 
 	char *bad[] = {"max_errors=many"};

@@ -569,10 +569,28 @@ Test(data, header_section_ends_at_non_header_line)
 	cr_assert_eq(r.dp.received, 0);
 	free_result(&r);
 
-	/* A continuation line with no field before it ends it too. */
+	/* A leading continuation line continues our own field (written
+	 * above the client's data): the header section goes on. */
 	run_all_ways(" x: y\r\nReceived: x\r\n.\r\n", 23, &REJECT, 0, &r);
-	cr_assert_eq(r.dp.header_size, 0);
-	cr_assert_eq(r.dp.received, 0);
+	cr_assert_eq(r.dp.header_size, 20);
+	cr_assert_eq(r.dp.received, 1);
+	free_result(&r);
+}
+
+Test(data, leading_continuation_does_not_bypass_limits)
+{
+	static const char in[] = "\tpadding\r\n"
+	                         "Received: a\r\n"
+	                         "Received: b\r\n"
+	                         "X-Filler: 0123456789012345678901234567890123456789\r\n"
+	                         "\r\nbody\r\n.\r\n";
+	struct data_limits lim = {0, 0, 40, 0};
+	struct result r;
+
+	run_all_ways(in, sizeof(in) - 1, &lim, 0, &r);
+	cr_assert_eq(r.dp.received, 2);
+	cr_assert_eq(r.dp.error, DATA_ERR_HEADER);
+	cr_assert(r.done);
 	free_result(&r);
 }
 

@@ -54,8 +54,13 @@ static const struct filter_case cases[] = {
     {"Subject: s\r\n\r\nX-Tempomx-Class: hi\r\n", "Subject: s\r\n\r\nX-Tempomx-Class: hi\r\n", 0},
     /* No header section: a first line that is no field ends it. */
     {"no colon here\r\nX-Tempomx-Class: hi\r\n", "no colon here\r\nX-Tempomx-Class: hi\r\n", 0},
-    {" starts with a space\r\nX-Tempomx-Class: hi\r\n",
-     " starts with a space\r\nX-Tempomx-Class: hi\r\n", 0},
+    /* A leading continuation line would continue our own field (written
+     * above the client's data): it goes, and the fields after it are
+     * filtered as usual. */
+    {" starts with a space\r\nX-Tempomx-Class: hi\r\n", "", 1},
+    {"\tappended to ours\r\n more\r\nX-Tempomx-Class: hi; verdict=good\r\nSubject: s\r\n\r\n"
+     " body\r\n",
+     "Subject: s\r\n\r\n body\r\n", 1},
     {"X-Tempomx-Class without colon\r\nX-Tempomx-Scan: x\r\n",
      "X-Tempomx-Class without colon\r\nX-Tempomx-Scan: x\r\n", 0},
     {"\r\nX-Tempomx-Class: hi\r\n", "\r\nX-Tempomx-Class: hi\r\n", 0},
@@ -94,6 +99,18 @@ Test(hdrfilter, table_in_every_piece_size)
 			run_case(&cases[i], piece);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i], 4096);
+}
+
+Test(hdrfilter, leading_continuation_lines_are_counted)
+{
+	struct sinkbuf out = {.n = 0};
+	struct hdr_filter f;
+	hdr_filter_init(&f, sink, &out);
+	static const char in[] = " a\r\n\tb\r\nSubject: s\r\n c\r\n\r\n";
+	cr_assert_eq(hdr_filter_feed(&f, in, sizeof(in) - 1), 0);
+	cr_expect_eq(f.orphans, 2);
+	cr_expect_eq(f.removed, 0);
+	cr_expect_eq(out.n, strlen("Subject: s\r\n c\r\n\r\n"));
 }
 
 Test(hdrfilter, sink_failure_is_reported)
