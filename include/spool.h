@@ -1,12 +1,15 @@
 /*
  * spool.h: the on-disk queue shared by all stages.
  *
- * Every hand-off between stages is a rename of an fsync'd file followed by
- * an fsync of the destination directory; only src/spool/ calls rename() or
- * unlink() on spool files. See src/spool/spool.c for the crash-safety
- * argument.
+ * A message is written and fsync'd once, by smtpd; every later change of
+ * its envelope is a record appended to the same file (spool_note), and
+ * every hand-off between stages is a rename of that file. Only src/spool/
+ * calls rename() or unlink() on spool files. See src/spool/spool.c for
+ * the crash-safety argument.
  *
- *   spool.c   directory layout, create/commit/move/update/remove, listing
+ *   spool.c   directory layout, create/commit/move/note/update/remove, listing
+ *   envelope.c, records.c  the envelope block and the update records
+ *   headers.c the X-Tempomx-* fields made from the envelope at delivery
  *   recycle.c spare files in spare/, reused instead of create + unlink
  *   commit.c  writer thread pool: fsyncs off the event loop (smtpd)
  *   watch.c   inotify + periodic rescan of queue directories (libevent)
@@ -117,6 +120,20 @@ int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct enve
  * spool_read(). */
 int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                        size_t *body_off, int *fdp);
+/* Like spool_open_message(), for the stage that owns q/id: the file is
+ * open for reading and writing, so that spool_note() can record an
+ * update in it. */
+int spool_take(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+               size_t *body_off, int *fdp);
+/* Record env as the new envelope of the version 2 file open on fd (from
+ * spool_take(), env read from it): one update record appended after the
+ * last valid one, no copy of the message. Without SPOOL_NOTE_SYNC nothing
+ * is flushed: use it only where losing the record in a crash is harmless
+ * (a rescan, a repeated delivery attempt; see spool.c). Returns 0 (env's
+ * log_end moves on), or -1 with errno (EINVAL for a version 1 file). A
+ * record that failed half-way is ignored by every reader. */
+#define SPOOL_NOTE_SYNC 1
+int spool_note(int fd, struct envelope *env, int flags);
 /* Rewrite q/id with a new envelope and the same message, optionally with
  * extra header text (CRLF-terminated lines) put before the message, into
  * queue dest (dest may equal q): new file in incoming/, fsync, rename over

@@ -38,7 +38,7 @@ static void xact_send(struct smtp_session *s)
 			char params[64] = "";
 			if (s->caps.size)
 				snprintf(params, sizeof(params), " SIZE=%llu",
-				         (unsigned long long)m->size);
+				         (unsigned long long)(m->size + m->headlen));
 			if (s->caps.eightbit && m->eightbit)
 				strncat(params, " BODY=8BITMIME",
 				        sizeof(params) - strlen(params) - 1);
@@ -132,6 +132,13 @@ void xact_reply(struct smtp_session *s)
 		if (s->chunk == NULL) {
 			s->chunk = xmalloc(SMTP_CHUNK);
 			s->stuffed = xmalloc(2 * SMTP_CHUNK + 8);
+		}
+		if (m->head != NULL && m->headlen > 0 && m->headlen <= SMTP_HEAD_MAX) {
+			/* Our fields first; they never start with a dot, but the
+			 * same stuffing keeps the line state right. */
+			size_t n = smtp_dotstuff(m->head, m->headlen, s->stuffed, &s->bol);
+			evbuffer_add(bufferevent_get_output(s->bev), s->stuffed, n);
+			s->last = m->head[m->headlen - 1];
 		}
 		bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUT_LOW, 0);
 		xact_pump(s);

@@ -106,17 +106,13 @@ void session_data_start(struct session *s)
 	s->sf_open = 1;
 	log_info("%s: client=%s[%s]:%u", s->id, s->name, s->addr, s->port);
 
-	char *hdr, *cls;
+	/* Our Received: is the only field we write into the message; the
+	 * class and scan fields are made from the envelope at delivery
+	 * (src/spool/headers.c). */
+	char *hdr;
 	int n = session_received(s, &hdr);
 	int wrc = spool_write(&s->sf, hdr, (size_t)n);
 	free(hdr);
-	/* Our class header, right under our Received: so that it is ours. */
-	int cn = screen_header(s, &cls);
-	if (wrc == 0 && cn > 0)
-		wrc = spool_write(&s->sf, cls, (size_t)cn);
-	free(cls);
-	if (cn > 0)
-		n += cn;
 	if (wrc != 0) {
 		log_warn("%s: cannot write the queue file", s->id);
 		session_release_message(s);

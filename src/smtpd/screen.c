@@ -581,24 +581,6 @@ void screen_envelope(const struct session *s, struct envelope *env)
 	env->history = xstrdup(history_class_name((enum history_class)sc->hist));
 }
 
-int screen_header(const struct session *s, char **out)
-{
-	const struct screen *sc = s->scr;
-	if (sc == NULL || !sc->decided) {
-		*out = NULL;
-		return 0;
-	}
-	return xasprintf(out, "X-Tempomx-Class: %s; verdict=%s; score=%d; history=%s%s%s\r\n",
-	                 sc->pr.decision == POLICY_HI ? "hi" : "lo",
-	                 sc->exempt ? "good" : verdict_class_name(sc->v.cls), sc->v.score,
-	                 history_class_name((enum history_class)sc->hist),
-	                 sc->exempt                   ? "; exempt"
-	                 : sc->whitelisted != WL_NONE ? "; whitelisted="
-	                                              : "",
-	                 !sc->exempt && sc->whitelisted != WL_NONE ? wl_kind_name(sc->whitelisted)
-	                                                           : "");
-}
-
 void screen_committed(struct session *s, int ok)
 {
 	struct screen *sc = s->scr;

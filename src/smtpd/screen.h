@@ -48,11 +48,9 @@ int64_t screen_patience(struct session *s, enum screen_reply which);
 void screen_patience_over(struct session *s, int closed, int spoke);
 /* DATA: the decision before the 354. RPL_NONE accepts. */
 enum reply_id screen_data(struct session *s);
-/* The accepted message: queue, envelope fields, our header line. */
+/* The accepted message: its queue and envelope fields. */
 enum spool_queue screen_queue(const struct session *s);
 void screen_envelope(const struct session *s, struct envelope *env);
-/* "X-Tempomx-Class: ..." with CRLF, malloc'd; returns its length. */
-int screen_header(const struct session *s, char **out);
 void screen_committed(struct session *s, int ok);
 
 /* admission.c */
