@@ -45,6 +45,7 @@
 #include <event2/event.h>
 
 #include "bounce.h"
+#include "fault.h"
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
@@ -244,6 +245,7 @@ static void fin_work(struct task *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
+	fault_point("deliver-finishing");
 	/* The bounce is durable before the original forgets the failed
 	 * recipients: a crash in between reports twice, never zero times. */
 	if (m->nbounce > 0) {
@@ -267,14 +269,17 @@ static void fin_work(struct task *t)
 	 * message is only delivered again, so the directory needs no flush. */
 	if (m->fin_remove) {
 		m->fin_rc = spool_release(&d->sp, Q_OUT, m->id);
+		fault_point("deliver-released");
 	} else if (m->env.version >= 2) {
 		/* The new recipient states are appended to the file, which
 		 * then moves to deferred/, both unflushed: if a crash loses
 		 * either, the message is found as it was before this attempt
 		 * and its recipients are tried again (at least once). */
 		m->fin_rc = spool_note(m->fd, &m->env, 0);
+		fault_point("deliver-noted");
 		if (m->fin_rc == 0)
 			m->fin_rc = spool_handoff(&d->sp, m->id, Q_OUT, Q_DEFERRED);
+		fault_point("deliver-deferred");
 	} else {
 		m->fin_rc = spool_update(&d->sp, Q_OUT, m->id, &m->env, NULL, Q_DEFERRED);
 	}
@@ -834,9 +839,10 @@ static void sweep_work(struct task *t)
 				continue;
 		}
 		/* Unflushed: if a crash undoes it, the message is due again. */
-		if (spool_handoff(&d->sp, ids[i], Q_DEFERRED, Q_OUT) == 0)
+		if (spool_handoff(&d->sp, ids[i], Q_DEFERRED, Q_OUT) == 0) {
 			s->moved++;
-		else if (errno != ENOENT)
+			fault_point("deliver-swept");
+		} else if (errno != ENOENT)
 			log_warn("%s: cannot move from deferred to out", ids[i]);
 	}
 	free(ids);

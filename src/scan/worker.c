@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "fault.h"
 #include "history.h"
 #include "log.h"
 #include "scan.h"
@@ -252,8 +253,10 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		 * no copy of the message and no flush (see spool.c). */
 		rc = spool_note(fd, &env, 0);
 		close(fd);
+		fault_point("scan-noted");
 		if (rc == 0)
 			rc = worker_pass_on(wenv, id, q, dest);
+		fault_point("scan-passed");
 	} else {
 		/* A file from version 1 of the spool: its fields go into the
 		 * message, as that version did, and it stays version 1. */

@@ -91,6 +91,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "flushgroup.h"
 #include "log.h"
 #include "recycle.h"
@@ -457,12 +458,14 @@ int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum sp
 	}
 	if (fsync_fd(sf->fd) < 0)
 		goto fail;
+	fault_point("commit-synced");
 	int fd = sf->fd;
 	sf->fd = -1;
 	if (close(fd) < 0 && errno != EINTR)
 		goto fail;
 	if (rename_noreplace(incfd, sf->id, sp->dirfd[dest], sf->id) < 0)
 		goto fail;
+	fault_point("commit-renamed");
 	/* Past this point the file is in dest. If the directory flush fails
 	 * we still report failure, so no 250 is sent and the client retries:
 	 * a possible duplicate, never a loss. */
