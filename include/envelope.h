@@ -103,10 +103,12 @@ struct envelope {
 	char *scan_class;
 	/* Set by the spool reader, never written: the file offset just past
 	 * the last valid update record (where the next one goes), the file's
-	 * length when it was read, and how many records were applied. */
+	 * length when it was read, how many records were applied, and the
+	 * file's ctime (when it was last renamed into its queue, usec). */
 	uint64_t log_end;
 	uint64_t file_len;
 	unsigned nrecords;
+	int64_t queued_usec;
 };
 
 /* Zero-initialise *env (version, verdict "unclassified", class hi). */

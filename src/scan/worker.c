@@ -149,7 +149,6 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	const char *id = job->pick.id;
 	const char *qname = spool_queue_name(q);
 	struct envelope env;
-	struct stat st;
 	size_t body_off;
 	int fd;
 
@@ -163,12 +162,9 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		return;
 	}
 	double wait = 0.0;
-	if (fstat(fd, &st) == 0) {
-		/* The rename into the queue set the ctime. */
-		int64_t then = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
-		if (job->picked_usec > then)
-			wait = (double)(job->picked_usec - then) / 1e6;
-	}
+	/* The rename into the queue set the ctime. */
+	if (job->picked_usec > env.queued_usec)
+		wait = (double)(job->picked_usec - env.queued_usec) / 1e6;
 	char cls[32];
 	snprintf(cls, sizeof(cls), "%s%s", job->pick.queue == CLASS_HI ? "hi" : "lo",
 	         job->pick.promoted ? " (promoted)" : "");

@@ -605,10 +605,16 @@ int spool_handoff(struct spool *sp, const char *id, enum spool_queue from, enum 
  * is corrupt (a message gets one record per delivery attempt). */
 #define SPOOL_RECORDS_MAX (16 * 1024 * 1024)
 
-/* Apply the update records after the message of a version 2 file: the
- * octets from env->log_end to the end of the file. Returns 0, -1 on a
- * read error (errno), -2 with err set when the records are corrupt. */
-static int read_records(int fd, struct envelope *env, char *err, size_t errlen)
+/* A file up to this size is read with one pread(): head block, message
+ * and records at once (a typical message is a few kilobytes). */
+#define SPOOL_READ_WHOLE (64 * 1024)
+
+/* Apply the update records after the message of a version 2 file, the
+ * octets from env->log_end to env->file_len: taken from buf when it holds
+ * them (have octets from offset 0), else read. Returns 0, -1 on a read
+ * error (errno), -2 with err set when the records are corrupt. */
+static int read_records(int fd, const char *buf, size_t have, struct envelope *env, char *err,
+                        size_t errlen)
 {
 	if (env->file_len == env->log_end)
 		return 0;
@@ -618,27 +624,35 @@ static int read_records(int fd, struct envelope *env, char *err, size_t errlen)
 		         (unsigned long long)tail);
 		return -2;
 	}
-	char *buf = xmalloc((size_t)tail);
-	size_t have = 0;
-	while (have < tail) {
-		ssize_t n =
-		    pread(fd, buf + have, (size_t)tail - have, (off_t)(env->log_end + have));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			errno = e;
-			return -1;
+	char *own = NULL;
+	const char *recs;
+	size_t got = 0;
+	if ((uint64_t)have >= env->file_len) {
+		recs = buf + env->log_end;
+		got = (size_t)tail;
+	} else {
+		own = xmalloc((size_t)tail);
+		while (got < tail) {
+			ssize_t n =
+			    pread(fd, own + got, (size_t)tail - got, (off_t)(env->log_end + got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				int e = errno;
+				free(own);
+				errno = e;
+				return -1;
+			}
+			if (n == 0)
+				break;
+			got += (size_t)n;
 		}
-		if (n == 0)
-			break;
-		have += (size_t)n;
+		recs = own;
 	}
 	size_t valid = 0;
 	uint64_t start = env->log_end, len = env->file_len;
-	int r = envelope_apply_records(buf, have, env, &valid, err, errlen);
-	free(buf);
+	int r = envelope_apply_records(recs, got, env, &valid, err, errlen);
+	free(own);
 	if (r < 0)
 		return -2;
 	env->log_end = start + valid;
@@ -646,11 +660,35 @@ static int read_records(int fd, struct envelope *env, char *err, size_t errlen)
 	return 0;
 }
 
+/* Parse the head block of a file of st_size octets: from buf when one
+ * pread() got the whole file, else incrementally (envelope_read_fd). */
+static int read_head(int fd, off_t st_size, char **bufp, size_t *havep, struct envelope *env,
+                     size_t *off, char *err, size_t errlen)
+{
+	*bufp = NULL;
+	*havep = 0;
+	if (st_size > 0 && st_size <= SPOOL_READ_WHOLE) {
+		char *buf = xmalloc((size_t)st_size);
+		ssize_t n;
+		do
+			n = pread(fd, buf, (size_t)st_size, 0);
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)st_size) {
+			*bufp = buf;
+			*havep = (size_t)n;
+			return envelope_parse(buf, (size_t)n, env, off, err, errlen);
+		}
+		free(buf); /* short or failed: read it the general way */
+	}
+	return envelope_read_fd(fd, env, off, err, errlen);
+}
+
 static int open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                         size_t *body_off, int *fdp, int mode)
 {
 	char err[300];
-	size_t off;
+	size_t off, have;
+	char *buf;
 	struct stat st;
 
 	memset(env, 0, sizeof(*env));
@@ -658,7 +696,8 @@ static int open_message(struct spool *sp, enum spool_queue q, const char *id, st
 		errno = EINVAL;
 		return -1;
 	}
-	/* O_NONBLOCK so a FIFO planted under a queue name cannot hang us;
+	/* O_NONBLOCK so a FIFO planted under a queue name cannot hang us
+	 * (on a regular file it changes nothing, so it stays set);
 	 * O_NOFOLLOW so a symbolic link is never followed out of the spool. */
 	int fd = openat(sp->dirfd[q], id, mode | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
@@ -677,7 +716,8 @@ static int open_message(struct spool *sp, enum spool_queue q, const char *id, st
 		spool_corrupt(sp, q, id, "not a regular file");
 		return -2;
 	}
-	if (envelope_read_fd(fd, env, &off, err, sizeof(err)) < 0) {
+	if (read_head(fd, st.st_size, &buf, &have, env, &off, err, sizeof(err)) < 0) {
+		free(buf);
 		if (errno != EBADMSG) {
 			log_warnx("%s: %s/: %s", id, queue_names[q], err);
 			close_keep_errno(fd);
@@ -702,9 +742,11 @@ static int open_message(struct spool *sp, enum spool_queue q, const char *id, st
 	}
 	env->log_end = (uint64_t)off + env->size;
 	env->file_len = (uint64_t)st.st_size;
-	int r = read_records(fd, env, err, sizeof(err));
+	env->queued_usec = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
+	int r = read_records(fd, buf, have, env, err, sizeof(err));
 	if (r == -1) {
 		log_warn("%s: %s/: reading update records", id, queue_names[q]);
+		free(buf);
 		close_keep_errno(fd);
 		envelope_free(env);
 		memset(env, 0, sizeof(*env));
@@ -712,18 +754,17 @@ static int open_message(struct spool *sp, enum spool_queue q, const char *id, st
 	}
 	if (r == -2)
 		goto corrupt;
+	free(buf);
 	if (env->log_end < env->file_len)
 		log_info("%s: %s/: ignoring %llu octets of an unfinished update (a crash); "
 		         "using the envelope as it was before it",
 		         id, queue_names[q], (unsigned long long)(env->file_len - env->log_end));
-	int flags = fcntl(fd, F_GETFL);
-	if (flags >= 0)
-		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
 	if (body_off)
 		*body_off = off;
 	*fdp = fd;
 	return 0;
 corrupt:
+	free(buf);
 	close(fd);
 	envelope_free(env);
 	memset(env, 0, sizeof(*env));
