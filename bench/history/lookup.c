@@ -211,8 +211,12 @@ int main(int argc, char **argv)
 
 	int64_t *lat = xcalloc(LOOKUPS, sizeof(*lat));
 	unsigned seed = 12345;
-	struct history_params params = {HISTORY_DEFAULT_JUNK_THRESHOLD, HISTORY_DEFAULT_MIN_HISTORY,
-	                                HISTORY_DEFAULT_MAX_AGE};
+	struct history_params params = {.junk_threshold = HISTORY_DEFAULT_JUNK_THRESHOLD,
+	                                .min_history = HISTORY_DEFAULT_MIN_HISTORY,
+	                                .max_age = HISTORY_DEFAULT_MAX_AGE,
+	                                .net_junk_hosts = HISTORY_DEFAULT_NET_JUNK_HOSTS,
+	                                .net_good_hosts = HISTORY_DEFAULT_NET_GOOD_HOSTS,
+	                                .net_overwhelming = HISTORY_DEFAULT_NET_OVERWHELMING};
 	size_t found = 0;
 	/* 90% known hosts, 10% addresses never seen (a random /24 offset
 	 * that the fill did not use: host part .200). */

@@ -278,17 +278,14 @@ static void test_actions(const struct config *cf, enum test_action a[TT_NTESTS])
 	a[TT_HELO] = (enum test_action)cf->helo_action;
 }
 
-void screen_open(struct session *s)
+/* What the history predicts for the client now. Called at connect (for
+ * the delays) and again at each DATA: a connection kept open or reused by
+ * its client must be judged by what the history learnt meanwhile. One
+ * LMDB read transaction, a few microseconds. */
+static void predict(struct session *s, struct screen *sc)
 {
 	const struct config *cf = session_cf(s);
 	struct screen_server *ss = s->srv->scr;
-	struct screen *sc = xcalloc(1, sizeof(*sc));
-	s->scr = sc;
-	timing_init(&sc->t, s->connect_usec);
-	sc->exempt = !session_timing_enabled(s) || conf_in_mynetworks(cf, session_peer(s));
-	sc->wl_client = ss && whitelist_client(&ss->wl, session_peer(s));
-	sc->observe = !sc->exempt;
-	sc->probe = !sc->exempt && !sc->wl_client;
 	sc->hist = POLICY_NEW;
 	snprintf(sc->hist_reason, sizeof(sc->hist_reason), "no history");
 	if (ss && ss->hist) {
@@ -310,6 +307,20 @@ void screen_open(struct session *s)
 			snprintf(sc->hist_reason, sizeof(sc->hist_reason), "%s", pred.reason);
 		}
 	}
+}
+
+void screen_open(struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	struct screen_server *ss = s->srv->scr;
+	struct screen *sc = xcalloc(1, sizeof(*sc));
+	s->scr = sc;
+	timing_init(&sc->t, s->connect_usec);
+	sc->exempt = !session_timing_enabled(s) || conf_in_mynetworks(cf, session_peer(s));
+	sc->wl_client = ss && whitelist_client(&ss->wl, session_peer(s));
+	sc->observe = !sc->exempt;
+	sc->probe = !sc->exempt && !sc->wl_client;
+	predict(s, sc);
 	if (sc->observe)
 		timing_rtt(&sc->t, s->fd);
 }
@@ -490,6 +501,7 @@ enum reply_id screen_data(struct session *s)
 	struct screen *sc = s->scr;
 	if (sc == NULL)
 		return RPL_NONE;
+	predict(s, sc);
 	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354. */
 	if (sc->observe && s->bev && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
 		timing_note_early_body(&sc->t);

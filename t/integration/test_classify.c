@@ -433,6 +433,31 @@ Test(classify, whitelists_and_log_only)
 	h_daemon_free(&D);
 }
 
+/* A connection opened while its client was new is judged at DATA by what
+ * the history learnt since (another connection's good message). */
+Test(classify, history_read_again_at_data)
+{
+	start();
+	h_set(&D, "greet_pause", "0");
+	h_set(&D, "patience_delay", "0");
+	h_daemon_start(&D);
+	struct h_conn kept;
+	h_open(&kept, "127.0.9.20", D.port);
+	h_expect(&kept, 250, "EHLO kept.example.test");
+	cr_expect_eq(good_session("127.0.9.20", "a@localhost", "u@localhost"), 250);
+	cr_expect_eq(outcomes("127.0.9.20", "lo"), 1, "a new client goes to lo");
+	h_sleep_ms(1000); /* the history writer records the closed session */
+	const char *rcpts[] = {"u@localhost", NULL};
+	const char msg[] = "Subject: kept\r\n\r\nkept\r\n";
+	cr_expect_eq(h_transaction(&kept, NULL, "a@localhost", rcpts, msg, sizeof(msg) - 1), 250);
+	h_cmd(&kept, "QUIT");
+	h_close(&kept);
+	cr_expect_eq(outcomes("127.0.9.20", "hi"), 1, "the kept connection was judged as new");
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
+
 /* A polite ESMTP transaction that times the RCPT reply (ms); returns the
  * reply to the dot. */
 static int timed_session(const char *src, const char *from, const char *rcpt, long long *rcpt_ms,
