@@ -254,13 +254,19 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			rc = worker_pass_on(wenv, id, q, dest);
 		fault_point("scan-passed");
 	} else {
-		/* A file from version 1 of the spool: its fields go into the
-		 * message, as that version did, and it stays version 1. */
+		/* A file from version 1 of the spool: the scan field goes into
+		 * the message, as that version did, and it stays version 1. Its
+		 * smtpd already wrote the class field under its Received:. */
 		close(fd);
 		struct envelope v2 = env;
 		size_t hlen;
 		v2.version = 2;
 		char *prepend = envelope_headers(&v2, "\r\n", &hlen);
+		char *eol = strstr(prepend, "\r\n");
+		if (strncmp(prepend, "X-Tempomx-Scan:", 15) == 0 && eol != NULL)
+			eol[2] = '\0';
+		else
+			prepend[0] = '\0';
 		rc = spool_update(wenv->sp, q, id, &env, dest == Q_OUT ? prepend : NULL, dest);
 		free(prepend);
 	}
