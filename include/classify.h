@@ -214,6 +214,11 @@ int whitelist_load(struct whitelist *wl, const char *path, char *err, size_t err
 /* Add one entry of a kind (0 client, 1 sender, 2 recipient); -1 if bad. */
 int whitelist_add(struct whitelist *wl, int kind, const char *entry);
 void whitelist_free(struct whitelist *wl);
+struct config;
+/* Fill *wl (not initialised) from a configuration: whitelist_clients,
+ * whitelist_senders, whitelist_recipients and whitelist_file. Bad
+ * entries and an unreadable file are logged; the rest is used. */
+void whitelist_from_config(const struct config *cf, struct whitelist *wl);
 int whitelist_client(const struct whitelist *wl, const struct sockaddr *sa);
 /* addr is "local@domain" (or "" for the null sender: never matches). */
 int whitelist_sender(const struct whitelist *wl, const char *addr);
@@ -257,6 +262,15 @@ struct policy_result {
 	char why[160];
 };
 
+struct config;
+/* The policy settings of a configuration (new_action, new_delay,
+ * predicted_junk_action, junk_delay, timing_junk_action). */
+void policy_params_from_config(const struct config *cf, struct policy_params *p);
+struct history_params;
+/* The history's prediction settings of a configuration (junk_threshold,
+ * min_history, history_max_age, network_*_hosts), for smtpd and
+ * tempomxctl alike. */
+void history_params_from_config(const struct config *cf, struct history_params *p);
 void policy_decide(const struct policy_params *p, const struct policy_input *in,
                    struct policy_result *out);
 const char *policy_decision_name(enum policy_decision d);

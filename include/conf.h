@@ -62,7 +62,10 @@ struct config {
 	char *hostname; /* default: the system's host name */
 	char *user;     /* unprivileged user the children run as */
 	char *spool_directory;
-	char *pid_file; /* default: <spool_directory>/tempomxd.pid */
+	char *pid_file;           /* default: <spool_directory>/tempomxd.pid */
+	char *control_socket;     /* default: <spool_directory>/tempomxd.sock */
+	char *control_group;      /* "" = root's group only */
+	char *maildrop_directory; /* default: <spool_directory>-maildrop */
 	char *syslog_facility;
 	int64_t shutdown_grace; /* seconds */
 
@@ -220,7 +223,8 @@ int conf_parse_buffer(const char *name, const char *text, size_t len, struct con
  * value, for listen too. */
 int conf_set(struct config *cf, const char *assignment, char *err, size_t errlen);
 /* Checks across keys (e.g. listen must not be empty) after all overrides;
- * fills in the derived defaults (hostname, pid_file). Same error contract:
+ * fills in the derived defaults (hostname, pid_file, control_socket,
+ * maildrop_directory). Same error contract:
  * on error *cf is freed and zeroed. */
 int conf_finish(struct config *cf, char *err, size_t errlen);
 /* Write "key = value" for every key whose value differs from its default. */

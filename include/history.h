@@ -4,7 +4,7 @@
  *
  *   src/history/store.c    environment, transactions, lookup, record
  *   src/history/record.c   key and record format, event application
- *   src/history/admin.c    admin feedback, listing, expiry sweep
+ *   src/history/admin.c    admin feedback, forgetting, listing, expiry sweep
  *   src/history/predict.c  new / good / junk from a host record and its
  *                          network (aggregate) record
  *
@@ -218,6 +218,11 @@ int history_record_many(struct history *h, const struct history_event *ev, size_
  * not NULL) is the number of records written. Returns 0 or -1. */
 int history_feedback(struct history *h, const struct cidr *net, enum history_feedback fb,
                      int64_t now, size_t *updated);
+
+/* Delete every record inside net (the host itself, or every host and
+ * network key inside a network; a host's aggregate is left alone), in one
+ * write transaction. *removed (if not NULL) is the count. Returns 0 or -1. */
+int history_forget(struct history *h, const struct cidr *net, size_t *removed);
 
 /* Remove records unseen for max_age seconds (and unreadable ones),
  * examining at most max_records records per call and resuming where the

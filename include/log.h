@@ -21,6 +21,12 @@ void log_set_ident(const char *ident);
  * returns -1 for an unknown name. */
 int log_set_facility(const char *name);
 int log_verbose(void);
+/* Make the verbosity one value shared with every process forked after
+ * this call (an anonymous shared page): log_set_verbose() in any of them
+ * then changes it in all. Returns 0, or -1 (each keeps its own). */
+int log_share_verbosity(void);
+/* 0: no log_debug() lines; 1 or more: log_debug() too. */
+void log_set_verbose(int verbose);
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

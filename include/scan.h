@@ -55,7 +55,14 @@ struct engine_limits {
 	const char *tmpdir;     /* for extracted parts; NULL: $TMPDIR or /tmp */
 };
 
-/* What an engine was built from, for log lines and tempomxctl. */
+/* <spool_directory>/SCANNER_STATUS_FILE: the scanner's database as
+ * tempomxctl status shows it, rewritten (new file, rename) at start and
+ * after every reload. Lines: "engine signatures=N, db=VERSION, loaded=T"
+ * (T in seconds since the epoch) or "engine none", and after
+ * a failed reload "reload-failed T REASON". */
+#define SCANNER_STATUS_FILE "scanner.status"
+
+/* What an engine was built from, for log lines and tempomxctl status. */
 struct engine_info {
 	unsigned signatures;  /* as counted by cl_load() */
 	char db_version[128]; /* "main:62,daily:27450,bytecode:335" or "custom" */

@@ -134,6 +134,15 @@ int spool_take(struct spool *sp, enum spool_queue q, const char *id, struct enve
  * record that failed half-way is ignored by every reader. */
 #define SPOOL_NOTE_SYNC 1
 int spool_note(int fd, struct envelope *env, int flags);
+/* Claim the message open on fd, which was opened as q/id: an exclusive
+ * flock(2) on the file, released when fd is closed, then a check that
+ * q/id is still that file. A stage that works on a message for a while
+ * (delivery, from the open to the final update) holds the claim, and
+ * tempomxctl claims a message before it moves or removes it from such a
+ * queue, so the two never act on one message at once. Never blocks.
+ * Returns 0, or -1 with errno EWOULDBLOCK (claimed by another process)
+ * or ENOENT (q/id was moved or removed meanwhile). */
+int spool_claim(struct spool *sp, enum spool_queue q, const char *id, int fd);
 /* Rewrite q/id with a new envelope and the same message, optionally with
  * extra header text (CRLF-terminated lines) put before the message, into
  * queue dest (dest may equal q): new file in incoming/, fsync, rename over
@@ -141,12 +150,21 @@ int spool_note(int fd, struct envelope *env, int flags);
  * written come from the file, not from env. Returns 0 or -1 (errno set;
  * EBADMSG if the old file cannot be parsed). A failure before the first
  * rename leaves the old file untouched; after a crash or failure between
- * the two renames the updated file is in q. The caller must own q/id (no
- * other process moving it at the same time). */
+ * the two renames the updated file is in q. If another process took q/id
+ * away meanwhile (tempomxctl hold or delete), the update fails with
+ * ENOENT and is not written back under the old name. */
 int spool_update(struct spool *sp, enum spool_queue q, const char *id, const struct envelope *env,
                  const char *prepend, enum spool_queue dest);
 /* Remove q/id durably (unlink + fsync dir). */
 int spool_remove(struct spool *sp, enum spool_queue q, const char *id);
+/* Remove q/id durably (unlink + fsync dir) without putting the file in
+ * spare/, for a process that does not own the message (tempomxctl): the
+ * stage that does may still have it open and read it. In corrupt/, id
+ * may also be a suffixed name ("ID.1"). */
+int spool_purge(struct spool *sp, enum spool_queue q, const char *id);
+/* From now on this handle unlinks the files it replaces or removes
+ * instead of keeping them in spare/ (see spool_purge()). */
+void spool_keep_files(struct spool *sp);
 /* Remove q/id once every recipient is durably delivered elsewhere: unlink
  * without flushing the directory. If a crash undoes the unlink, the
  * message is delivered again (at-least-once), never lost. */

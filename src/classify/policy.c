@@ -2,8 +2,9 @@
  * policy.c: the pre-acceptance decision for one transaction, from the
  * client's history class, the timing verdict and the whitelists:
  * accept into hi/, accept into lo/, tempfail (451 4.7.1) or reject
- * (554 5.7.1). Called by smtpd at DATA, before the 354, and by the unit
- * tests. Pure: no I/O, no clock (the caller passes now).
+ * (554 5.7.1). Called by smtpd at DATA, before the 354, by tempomxctl
+ * why (which asks what would be decided now) and by the unit tests. Pure: no I/O, no clock (the
+ * caller passes now).
  *
  * Order (DESIGN.md "Sender history and pre-acceptance policy"):
  * whitelisted -> hi; exempt -> hi; timing junk -> timing_junk_action;
@@ -25,6 +26,8 @@
 #include <string.h>
 
 #include "classify.h"
+#include "conf.h"
+#include "history.h"
 
 const char *policy_decision_name(enum policy_decision d)
 {
@@ -108,4 +111,33 @@ void policy_decide(const struct policy_params *p, const struct policy_input *in,
 	}
 	snprintf(out->why, sizeof(out->why), "history good, verdict %s",
 	         verdict_class_name(in->verdict));
+}
+
+void history_params_from_config(const struct config *cf, struct history_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->junk_threshold = (double)cf->junk_threshold / 100.0;
+	p->min_history = (uint32_t)cf->min_history;
+	p->max_age = cf->history_max_age;
+	p->net_junk_hosts = (uint32_t)cf->network_junk_hosts;
+	p->net_good_hosts = (uint32_t)cf->network_good_hosts;
+	p->net_overwhelming = (uint32_t)cf->network_overwhelming_hosts;
+}
+
+void policy_params_from_config(const struct config *cf, struct policy_params *p)
+{
+	memset(p, 0, sizeof(*p));
+	/* new_action: accept, tempfail, log */
+	p->new_action = cf->new_action == 0 ? NEW_ACCEPT : NEW_TEMPFAIL;
+	p->new_log_only = cf->new_action == 2;
+	p->new_delay = cf->new_delay;
+	/* predicted_junk_action: tempfail, reject, accept, log */
+	p->junk_action = cf->predicted_junk_action == 1   ? JUNK_REJECT
+	                 : cf->predicted_junk_action == 2 ? JUNK_ACCEPT
+	                                                  : JUNK_TEMPFAIL;
+	p->junk_log_only = cf->predicted_junk_action == 3;
+	p->junk_delay = cf->junk_delay;
+	/* timing_junk_action: reject, tempfail, log */
+	p->timing_junk_action = cf->timing_junk_action == 1 ? TJ_TEMPFAIL : TJ_REJECT;
+	p->timing_log_only = cf->timing_junk_action == 2;
 }

@@ -5,7 +5,8 @@
  * whitelist_senders, whitelist_recipients) and from whitelist_file, whose
  * parser is here too (it reads untrusted text: every line is checked,
  * nothing in it can crash us). Called by smtpd (src/smtpd/screen.c) at
- * start and on SIGHUP, and by the fuzz target.
+ * start and on SIGHUP, by tempomxctl (why, whitelist) and by the fuzz
+ * target.
  *
  * Matching: an entry with '@' matches that address (case-insensitive
  * domain and, to be lenient, local part); an entry without matches the
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include "classify.h"
+#include "conf.h"
+#include "log.h"
 #include "util.h"
 
 #define WHITELIST_FILE_MAX (16 * 1024 * 1024)
@@ -213,4 +216,30 @@ int whitelist_sender(const struct whitelist *wl, const char *addr)
 int whitelist_recipient(const struct whitelist *wl, const char *addr)
 {
 	return addr_matches(wl->rcpts, wl->nrcpts, addr);
+}
+
+/* The whitelists a configuration names: its whitelist_* keys and the
+ * whitelist_file. Bad entries are logged and skipped. */
+void whitelist_from_config(const struct config *cf, struct whitelist *wl)
+{
+	memset(wl, 0, sizeof(*wl));
+	for (size_t i = 0; i < cf->whitelist_clients.n; i++) {
+		wl->clients = xreallocarray(wl->clients, wl->nclients + 1, sizeof(*wl->clients));
+		wl->clients[wl->nclients++] = cf->whitelist_clients.v[i];
+	}
+	const char *lists[2] = {cf->whitelist_senders, cf->whitelist_recipients};
+	for (int k = 0; k < 2; k++) {
+		char *copy = xstrdup(lists[k] ? lists[k] : "");
+		char *save = NULL;
+		for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save))
+			if (whitelist_add(wl, k + 1, w) != 0)
+				log_warnx("whitelist_%s: bad entry '%s' ignored",
+				          k == 0 ? "senders" : "recipients", w);
+		free(copy);
+	}
+	if (cf->whitelist_file && cf->whitelist_file[0]) {
+		char err[512];
+		if (whitelist_load(wl, cf->whitelist_file, err, sizeof(err)) != 0)
+			log_warnx("whitelist_file: %s (the entries before it are used)", err);
+	}
 }

@@ -758,13 +758,26 @@ static int system_hostname(char *buf, size_t size)
 	return 0;
 }
 
-static char *derived_pid_file(const char *spool)
+/* <spool>/name, for the settings whose default lives in the spool. */
+static char *derived_spool_file(const char *spool, const char *name)
 {
 	size_t n = strlen(spool);
 	while (n > 1 && spool[n - 1] == '/')
 		n--;
 	char *p;
-	xasprintf(&p, "%.*s/tempomxd.pid", (int)n, spool);
+	xasprintf(&p, "%.*s/%s", (int)n, spool, name);
+	return p;
+}
+
+/* Next to the spool, not in it: local users must reach the maildrop,
+ * and the spool is its owner's alone. */
+static char *derived_maildrop(const char *spool)
+{
+	size_t n = strlen(spool);
+	while (n > 1 && spool[n - 1] == '/')
+		n--;
+	char *p;
+	xasprintf(&p, "%.*s-maildrop", (int)n, spool);
 	return p;
 }
 
@@ -812,7 +825,15 @@ int conf_finish(struct config *cf, char *err, size_t errlen)
 	}
 	if (cf->pid_file == NULL || cf->pid_file[0] == '\0') {
 		free(cf->pid_file);
-		cf->pid_file = derived_pid_file(cf->spool_directory);
+		cf->pid_file = derived_spool_file(cf->spool_directory, "tempomxd.pid");
+	}
+	if (cf->control_socket == NULL || cf->control_socket[0] == '\0') {
+		free(cf->control_socket);
+		cf->control_socket = derived_spool_file(cf->spool_directory, "tempomxd.sock");
+	}
+	if (cf->maildrop_directory == NULL || cf->maildrop_directory[0] == '\0') {
+		free(cf->maildrop_directory);
+		cf->maildrop_directory = derived_maildrop(cf->spool_directory);
 	}
 	if ((cf->tls_cert_file[0] == '\0') != (cf->tls_key_file[0] == '\0')) {
 		snprintf(err, errlen, "tls_cert_file and tls_key_file must be set together");
@@ -935,15 +956,23 @@ void conf_print_changed(const struct config *cf, FILE *fp)
 	char host[ADDR_DOMAIN_MAX + 2];
 
 	conf_defaults(&def);
-	/* After conf_finish() an empty hostname or pid_file has been replaced
-	 * by its derived value; that is still the default. */
+	/* After conf_finish() an empty hostname, pid_file or control_socket
+	 * has been replaced by its derived value; that is still the default. */
 	if (cf->hostname && cf->hostname[0] != '\0' && system_hostname(host, sizeof(host)) == 0) {
 		free(def.hostname);
 		def.hostname = xstrdup(host);
 	}
 	if (cf->pid_file && cf->pid_file[0] != '\0' && cf->spool_directory) {
 		free(def.pid_file);
-		def.pid_file = derived_pid_file(cf->spool_directory);
+		def.pid_file = derived_spool_file(cf->spool_directory, "tempomxd.pid");
+	}
+	if (cf->control_socket && cf->control_socket[0] != '\0' && cf->spool_directory) {
+		free(def.control_socket);
+		def.control_socket = derived_spool_file(cf->spool_directory, "tempomxd.sock");
+	}
+	if (cf->maildrop_directory && cf->maildrop_directory[0] != '\0' && cf->spool_directory) {
+		free(def.maildrop_directory);
+		def.maildrop_directory = derived_maildrop(cf->spool_directory);
 	}
 	for (size_t i = 0; i < conf_nkeys; i++) {
 		char *a = conf_value_string(cf, &conf_keys[i]);

@@ -5,12 +5,17 @@
  * go to stderr as "Nov 25 06:19:22 tempomxd/smtpd[123]: text"; otherwise
  * to syslog with the configured facility. Lines are written with a single
  * write() so that lines of several processes sharing stderr do not mix.
+ * The master shares its verbosity with its children through one shared
+ * page (log_share_verbosity), so tempomxctl log-level changes what every
+ * process logs at once, without a restart.
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,12 +27,34 @@ static int log_stderr = 1;
 static int log_verbosity;
 static int log_facility = LOG_MAIL;
 static int log_opened;
+/* The verbosity shared with the children (log_share_verbosity), or NULL. */
+static _Atomic int *log_shared;
 
 void log_init(const char *ident, int to_stderr, int verbose)
 {
 	log_stderr = to_stderr;
 	log_verbosity = verbose;
 	log_set_ident(ident);
+}
+
+int log_share_verbosity(void)
+{
+	if (log_shared != NULL)
+		return 0;
+	void *p = mmap(NULL, sizeof(*log_shared), PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	log_shared = p;
+	atomic_store(log_shared, log_verbosity);
+	return 0;
+}
+
+void log_set_verbose(int verbose)
+{
+	log_verbosity = verbose;
+	if (log_shared != NULL)
+		atomic_store(log_shared, verbose);
 }
 
 void log_set_ident(const char *ident)
@@ -67,7 +94,7 @@ int log_set_facility(const char *name)
 
 int log_verbose(void)
 {
-	return log_verbosity;
+	return log_shared != NULL ? atomic_load(log_shared) : log_verbosity;
 }
 
 static void log_emit(int pri, const char *fmt, va_list ap, const char *suffix)
@@ -134,7 +161,7 @@ static void log_emit(int pri, const char *fmt, va_list ap, const char *suffix)
 LOG_FN(log_info, LOG_INFO, 1)
 LOG_FN(log_notice, LOG_NOTICE, 1)
 LOG_FN(log_warnx, LOG_WARNING, 1)
-LOG_FN(log_debug, LOG_DEBUG, log_verbosity > 0)
+LOG_FN(log_debug, LOG_DEBUG, log_verbose() > 0)
 
 void log_warn(const char *fmt, ...)
 {

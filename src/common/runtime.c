@@ -23,12 +23,15 @@
 
 /* Keys whose value is used once, before or while the children start. */
 static const char *const restart_keys[] = {
-    "listen",           /* sockets are bound by the master, fds match cf->listen */
-    "user",             /* privileges are already dropped */
-    "spool_directory",  /* the spool is opened and watched */
-    "pid_file",         /* written once by the master */
-    "spool_writers",    /* writer thread pool is sized at start */
-    "delivery_threads", /* delivery thread pool is sized at start */
+    "listen",             /* sockets are bound by the master, fds match cf->listen */
+    "user",               /* privileges are already dropped */
+    "spool_directory",    /* the spool is opened and watched */
+    "pid_file",           /* written once by the master */
+    "control_socket",     /* bound once by the master */
+    "control_group",      /* owner of the socket, set when it is bound */
+    "maildrop_directory", /* prepared by the master, opened by smtpd */
+    "spool_writers",      /* writer thread pool is sized at start */
+    "delivery_threads",   /* delivery thread pool is sized at start */
 };
 
 static int needs_restart(const struct conf_key *k)

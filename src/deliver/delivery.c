@@ -33,7 +33,9 @@
  * leaves the file as it was before this attempt, which delivers a
  * recipient again, never loses one. Our X-Tempomx-* header fields are
  * made from the envelope when the message is picked up and sent before
- * it (src/spool/headers.c); the spool file itself is only read.
+ * it (src/spool/headers.c); the spool file itself is only read and
+ * appended to. A message is claimed (spool_claim) from its open to its
+ * final update, so tempomxctl never moves it in the meantime.
  */
 #include <errno.h>
 #include <limits.h>
@@ -54,6 +56,7 @@
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
+#include "stats.h"
 #include "tempomx.h"
 #include "util.h"
 
@@ -323,6 +326,17 @@ static void fin_done(struct task *t)
 		msg_free(m);
 		return;
 	}
+	if (m->fin_errno == ENOENT) {
+		/* The admin took the message out of out/ (tempomxctl hold,
+		 * delete, requeue) while it was being delivered: the file is
+		 * theirs now. Recipients delivered meanwhile may get it again
+		 * when it is released (at least once). */
+		log_info(
+		    "%s: taken out of out/ during delivery; %zu recipient%s still pending there",
+		    m->id, envelope_pending(&m->env), envelope_pending(&m->env) == 1 ? "" : "s");
+		msg_free(m);
+		return;
+	}
 	/* The deliveries are done; only their record failed. Re-reading the
 	 * file would deliver them again, so keep the message in memory and
 	 * retry the update. On shutdown it stays in out/ as it was: the
@@ -359,6 +373,7 @@ static void msg_bounce(struct msg *m, size_t i)
 	struct rcpt *r = &m->env.rcpts[i];
 	r->status = RCPT_BOUNCED;
 	r->next_retry = 0;
+	stats_add(STAT_BOUNCED, 1);
 	if (m->env.sender == NULL || m->env.sender[0] == '\0') {
 		log_info("%s: to=<%s>, status=bounced, no notification to the null sender%s", m->id,
 		         r->addr, m->env.bounce_of ? " (a bounce: dropped)" : "");
@@ -460,6 +475,7 @@ static void job_done(struct task *t)
 	if (j->rc == 0) {
 		r->status = RCPT_SENT;
 		r->next_retry = 0;
+		stats_add(STAT_DELIVERED, 1);
 		set_reply(r, "delivered to maildir");
 		log_info("%s: to=<%s>%s, relay=local, delay=%.2f, delays=%.2f/%.2f/%.2f, "
 		         "status=sent (delivered to maildir)",
@@ -472,6 +488,7 @@ static void job_done(struct task *t)
 		snprintf(reply, sizeof(reply), "maildir: %s", j->err);
 		r->status = RCPT_DEFERRED;
 		r->next_retry = r->last_attempt + m->d->rt->cf->retry_min;
+		stats_add(STAT_DEFERRED, 1);
 		set_reply(r, reply);
 		log_info("%s: to=<%s>%s, relay=local, delay=%.2f, delays=%.2f/%.2f/%.2f, "
 		         "status=deferred (%s)",
@@ -541,12 +558,14 @@ static void rjob_record(struct rjob *j)
 			r->status = RCPT_SENT;
 			r->next_retry = 0;
 			st = "sent";
+			stats_add(STAT_DELIVERED, 1);
 		} else if (res->code / 100 == 5) {
 			st = "bounced";
 		} else {
 			r->status = RCPT_DEFERRED;
 			r->next_retry = r->last_attempt + cf->retry_min;
 			st = "deferred";
+			stats_add(STAT_DEFERRED, 1);
 		}
 		log_info("%s: to=<%s>, relay=%s, delay=%.2f, delays=%.2f/%.2f/%.2f, %s%s%s"
 		         "status=%s (%s)",
@@ -717,6 +736,7 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 		/* Not attempted: the recipient keeps its status and waits. */
 		r->next_retry = now + cf->retry_min;
 		set_reply(r, reason);
+		stats_add(STAT_DEFERRED, 1);
 		log_info("%s: to=<%s>, relay=none, delay=%.2f, status=deferred (%s)", m->id,
 		         r->addr, secs(m->picked - m->env.arrival_usec), reason);
 		return;
@@ -772,6 +792,16 @@ static void msg_start(struct delivery *d, const char *id)
 		 * -2: moved to corrupt/ by the spool library, with a log. */
 		if (r == -1 && errno != ENOENT)
 			log_warn("%s: cannot open out/%s", id, id);
+		envelope_free(&m->env);
+		free(m);
+		return;
+	}
+	/* tempomxctl claims a message before it takes it out of out/; a
+	 * message it is taking is skipped (the rescan brings it back if it
+	 * stays). */
+	if (spool_claim(&d->sp, Q_OUT, id, m->fd) < 0) {
+		log_debug("%s: claimed by another process; not delivered now", id);
+		close(m->fd);
 		envelope_free(&m->env);
 		free(m);
 		return;
@@ -1002,6 +1032,7 @@ int delivery_main(struct runtime *rt)
 		log_warn("cannot open spool %s", rt->cf->spool_directory);
 		return 1;
 	}
+	stats_start(rt->cf->spool_directory, "delivery");
 	d.base = event_base_new();
 	if (d.base == NULL)
 		fatalx("event_base_new failed");
@@ -1050,5 +1081,6 @@ int delivery_main(struct runtime *rt)
 	event_base_free(d.base);
 	idlist_free(&d.waiting);
 	spool_close(&d.sp);
+	stats_stop();
 	return status;
 }

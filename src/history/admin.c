@@ -1,6 +1,7 @@
 /*
  * admin.c: the operations on many records at once: admin feedback on a
- * host or a network and the listing (tempomxctl), and the bounded expiry
+ * host or a network, forgetting a host or a network and the listing
+ * (tempomxctl), and the bounded expiry
  * sweep (run periodically by one process). Each runs in short
  * transactions through store.c's helpers.
  */
@@ -183,6 +184,69 @@ int history_feedback(struct history *h, const struct cidr *net, enum history_fee
 		return -1;
 	if (updated != NULL)
 		*updated = j.updated;
+	return 0;
+}
+
+/* ---- forgetting ---------------------------------------------------------- */
+
+struct forget_job {
+	struct cidr net;
+	size_t removed;
+};
+
+/* Delete every record inside net, at every prefix length from net's own:
+ * as for feedback, each length is one key range. */
+static int forget_body(struct history *h, MDB_txn *txn, void *arg)
+{
+	struct forget_job *j = arg;
+	MDB_cursor *cur;
+	int maxb = history_family_bits(j->net.family);
+	j->removed = 0;
+	int rc = mdb_cursor_open(txn, h->dbi, &cur);
+	if (rc != 0)
+		return rc;
+	for (int p = j->net.bits; p <= maxb && rc == 0; p++) {
+		struct history_rawkey start;
+		MDB_val k, v;
+		history_key_make(&start, j->net.family, j->net.addr, p);
+		k.mv_size = start.len;
+		k.mv_data = start.b;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		while (rc == 0) {
+			const uint8_t *kb = k.mv_data;
+			if (k.mv_size != start.len || kb[0] != start.b[0] || kb[1] != p ||
+			    !history_prefix_match(kb + 2, j->net.addr, j->net.bits))
+				break;
+			if ((rc = mdb_cursor_del(cur, 0)) != 0)
+				break;
+			j->removed++;
+			/* After a delete MDB_NEXT yields the key that followed. */
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		if (rc == MDB_NOTFOUND || rc == 0)
+			rc = 0;
+	}
+	mdb_cursor_close(cur);
+	return rc;
+}
+
+int history_forget(struct history *h, const struct cidr *net, size_t *removed)
+{
+	struct forget_job j;
+	if (removed != NULL)
+		*removed = 0;
+	if (!history_handle_ok(h))
+		return -1;
+	memset(&j, 0, sizeof(j));
+	if (history_net_normalize(net, &j.net) != 0) {
+		log_warnx("history: forget: invalid network");
+		return -1;
+	}
+	history_mask_addr(j.net.addr, j.net.family, j.net.bits);
+	if (history_write_txn(h, "forget", forget_body, &j) != 0)
+		return -1;
+	if (removed != NULL)
+		*removed = j.removed;
 	return 0;
 }
 

@@ -44,6 +44,7 @@
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
+#include "stats.h"
 #include "tempomx.h"
 #include "util.h"
 
@@ -146,11 +147,46 @@ static void scanner_job_done(void *arg, const struct worker_job *job)
 		fatal("scanner: cannot notify the event loop");
 }
 
+/* The database for tempomxctl status (scan.h, SCANNER_STATUS_FILE):
+ * info NULL means no engine; failure, when not NULL, why the last reload
+ * did not take. A small file, renamed into place; no flush: it is
+ * written again at the next start. */
+static void scanner_write_status(const struct scanner *s, const struct engine_info *info,
+                                 const char *failure)
+{
+	char path[4096], tmp[4200], *text;
+	const char *spool = s->rt->cf->spool_directory;
+	if (info != NULL)
+		xasprintf(&text, "engine signatures=%u, db=%s, loaded=%lld\n", info->signatures,
+		          info->db_version, (long long)info->loaded_at);
+	else
+		xasprintf(&text, "engine none\n");
+	if (failure != NULL) {
+		char *more;
+		xasprintf(&more, "%sreload-failed %lld %s\n", text,
+		          (long long)(wall_usec() / 1000000), failure);
+		free(text);
+		text = more;
+	}
+	snprintf(path, sizeof(path), "%s/%s", spool, SCANNER_STATUS_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	size_t len = strlen(text);
+	if (fd < 0 || write(fd, text, len) != (ssize_t)len || close(fd) < 0 ||
+	    rename(tmp, path) < 0) {
+		log_warn("cannot write %s", path);
+		unlink(tmp);
+	}
+	free(text);
+}
+
 /* Reload thread: an engine may now exist; order 0 marks "no job". */
 static void scanner_reloaded(void *arg, const struct engine_reload_report *r)
 {
 	struct worker_job none;
 	memset(&none, 0, sizeof(none));
+	scanner_write_status(arg, r->ok || r->info.signatures > 0 ? &r->info : NULL,
+	                     r->ok ? NULL : r->err);
 	if (r->ok)
 		scanner_job_done(arg, &none);
 }
@@ -353,6 +389,7 @@ static int scanner_load_engine(struct scanner *s)
 		engine_describe(e, desc, sizeof(desc));
 		log_info("virus database loaded: %s", desc);
 	}
+	scanner_write_status(s, e ? engine_info(e) : NULL, NULL);
 	engine_holder_init(&s->holder, e);
 	engine_holder_set_hook(&s->holder, scanner_reloaded, s);
 	s->wenv.holder = &s->holder;
@@ -422,6 +459,7 @@ int scanner_main(struct runtime *rt)
 		log_warn("cannot open spool %s", rt->cf->spool_directory);
 		return 1;
 	}
+	stats_start(rt->cf->spool_directory, "scanner");
 	s.wenv.sp = &s.sp;
 	sched_init(&s.sched, rt->cf->schedule, (unsigned)rt->cf->weight,
 	           rt->cf->lo_max_wait * 1000000);
@@ -475,5 +513,6 @@ int scanner_main(struct runtime *rt)
 	}
 	s.stopping = 1;
 	scanner_free(&s);
+	stats_stop();
 	return status;
 }

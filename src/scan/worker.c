@@ -48,6 +48,7 @@
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
+#include "stats.h"
 #include "util.h"
 
 /* Longest value copied into a header field from the envelope (reasons)
@@ -161,6 +162,10 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		envelope_free(&env);
 		return;
 	}
+	/* The queue manager's line, in Postfix's shape: the message enters
+	 * the scanner's queue (each time it does). */
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue %s)", id, env.sender ? env.sender : "",
+	         (unsigned long long)env.size, env.nrcpt, qname);
 	double wait = 0.0;
 	/* The rename into the queue set the ctime. */
 	if (job->picked_usec > env.queued_usec)
@@ -193,6 +198,7 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			else
 				log_warn("%s: cannot move from %s to out", id, qname);
 		} else {
+			stats_add(STAT_SCANNED, 1);
 			log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=off, moved to out", id,
 			         cls, (unsigned long long)job->pick.order, wait);
 		}
@@ -273,7 +279,8 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	if (rc < 0) {
 		/* The old file is untouched (or has its result, which the
 		 * scan-result check above handles): the next rescan retries.
-		 * ENOENT: the admin took it away while it was being scanned. */
+		 * ENOENT: the admin took it away (tempomxctl hold, delete)
+		 * while it was being scanned; it is theirs now. */
 		if (errno == ENOENT)
 			log_info(
 			    "%s: taken out of %s/ during its scan; left where the admin put it", id,
@@ -282,8 +289,12 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 			log_warn("%s: cannot move from %s to %s", id, qname,
 			         spool_queue_name(dest));
 	} else {
-		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS && strcmp(what, "virus") == 0)
+		stats_add(STAT_SCANNED, 1);
+		if (dest == Q_QUARANTINE && res.status == SCAN_VIRUS &&
+		    strcmp(what, "virus") == 0) {
 			worker_record_virus(wenv, &env);
+			stats_add(STAT_VIRUS, 1);
+		}
 		log_info("%s: class=%s, order=%llu, wait=%.3fs, scan=%.1fms, size=%llu, "
 		         "result=%s%s%s, client=%s, moved to %s",
 		         id, cls, (unsigned long long)job->pick.order, wait,

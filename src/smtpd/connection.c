@@ -45,11 +45,6 @@
 #include "tls.h"
 #include "util.h"
 
-static const char *const state_names[] = {
-    "GREETING", "INIT",     "HELO", "MAIL",    "RCPT",   "DATA",
-    "COMMIT",   "STARTTLS", "TLS",  "CLOSING", "LINGER", "DEAD",
-};
-
 static void on_read(struct bufferevent *bev, void *arg);
 static void session_log_connect(struct session *s);
 static void session_name_abandon(struct session *s);
@@ -124,30 +119,20 @@ void session_timer(struct session *s, int64_t seconds)
 /* The timeout that applies while waiting for the client in this state. */
 void session_arm(struct session *s)
 {
-	switch (s->state) {
-	case S_INIT:
-	case S_HELO:
-	case S_MAIL:
-	case S_RCPT:
-	case S_TLS:
-	case S_STARTTLS:
+	if (s->io == IO_TLS || s->io == IO_STARTTLS || session_in(s, PH_CMD))
 		session_timer(s, session_cf(s)->command_timeout);
-		break;
-	case S_DATA:
+	else if (session_in(s, PH(PH_DATA)))
 		session_timer(s, session_cf(s)->data_timeout);
-		break;
-	default:
+	else
 		evtimer_del(s->timer);
-		break;
-	}
 }
 
 /* Queue the final reply, then flush, shut down and linger. */
 void session_close(struct session *s)
 {
-	if (s->state >= S_CLOSING)
+	if (session_ending(s))
 		return;
-	s->state = S_CLOSING;
+	s->io = IO_CLOSING;
 	s->stalled = 0;
 	if (s->bev == NULL) {
 		session_kill(s);
@@ -176,7 +161,7 @@ static void session_setup_bev(struct session *s)
 
 void session_tls_prepare(struct session *s)
 {
-	s->state = S_STARTTLS;
+	s->io = IO_STARTTLS;
 	/* RFC 3207 4.2 and CVE-2011-0411: nothing the client sent after
 	 * STARTTLS in the clear may be taken as a command. Drop it, and read
 	 * nothing more on the plain socket: what follows belongs to TLS. */
@@ -204,7 +189,7 @@ static void session_tls_switch(struct session *s)
 		return;
 	}
 	s->bev_tls = 1;
-	s->state = S_TLS;
+	s->io = IO_TLS;
 	session_setup_bev(s);
 	session_arm(s);
 }
@@ -218,14 +203,8 @@ static void session_tls_done(struct session *s)
 	s->tls_active = 1;
 	log_info("STARTTLS: %s with cipher %s from %s[%s]:%u", tls_protocol(s->bev),
 	         tls_cipher(s->bev), s->name, s->addr, s->port);
-	session_notify_type(s, SEV_TLS);
-	/* RFC 3207 4.2: forget everything learnt in the clear. */
-	free(s->helo);
-	s->helo = NULL;
-	s->esmtp = 0;
-	s->state = S_INIT;
-	session_reset_transaction(s);
-	session_idle(s);
+	s->io = IO_OPEN;
+	session_tls_started(s);
 }
 
 /* Teardown. */
@@ -271,9 +250,9 @@ static void session_destroy(struct session *s)
 /* Stop all I/O now and free from the next loop iteration. */
 void session_kill(struct session *s)
 {
-	if (s->state == S_DEAD)
+	if (s->io == IO_DEAD)
 		return;
-	s->state = S_DEAD;
+	s->io = IO_DEAD;
 	session_name_abandon(s);
 	session_release_message(s);
 	verify_cancel(s);
@@ -314,7 +293,7 @@ static void session_linger(struct session *s)
 			bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
-	s->state = S_LINGER;
+	s->io = IO_LINGER;
 	if (shutdown(s->fd, SHUT_WR) != 0) {
 		session_kill(s);
 		return;
@@ -331,32 +310,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct session *s = arg;
 	size_t unsent = s->bev ? evbuffer_get_length(bufferevent_get_output(s->bev)) : 0;
-	if (s->held && (ST(s->state) & ST_CMD)) {
-		/* The patience delay is over: the client waited. */
-		session_release_held(s);
-		return;
-	}
-	switch (s->state) {
-	case S_GREETING:
-		session_greet_final(s);
+	switch (s->io) {
+	case IO_OPEN:
+		/* What a timer means in the dialogue is the dialogue's. */
+		session_timeout(s);
 		break;
-	case S_INIT:
-	case S_HELO:
-	case S_MAIL:
-	case S_RCPT:
-		log_info("timeout after %s from %s[%s]:%u", s->cur_what ? s->cur_what : "CONNECT",
-		         s->name, s->addr, s->port);
-		session_reply(s, RPL_TIMEOUT, NULL);
-		break;
-	case S_DATA:
-		log_info("%s: timeout after DATA (%" PRIu64 " octets) from %s[%s]:%u", s->id,
-		         s->dp.size, s->name, s->addr, s->port);
-		session_release_message(s);
-		s->state = S_HELO;
-		session_reset_transaction(s);
-		session_reply(s, RPL_TIMEOUT, NULL);
-		break;
-	case S_STARTTLS:
+	case IO_STARTTLS:
 		if (unsent == 0) {
 			session_tls_switch(s);
 		} else {
@@ -365,23 +324,21 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			session_kill(s);
 		}
 		break;
-	case S_TLS:
+	case IO_TLS:
 		log_info("TLS handshake timeout from %s[%s]:%u", s->name, s->addr, s->port);
 		session_kill(s);
 		break;
-	case S_CLOSING:
+	case IO_CLOSING:
 		if (unsent == 0)
 			session_linger(s);
 		else
 			session_kill(s);
 		break;
-	case S_LINGER:
+	case IO_LINGER:
 		session_kill(s);
 		break;
-	case S_DEAD:
+	case IO_DEAD:
 		session_destroy(s);
-		break;
-	case S_COMMIT:
 		break;
 	}
 }
@@ -391,41 +348,10 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 	s->last_read_usec = mono_usec();
-	switch (s->state) {
-	case S_GREETING: {
-		/* Talking before the greeting: kept for after it, and noted. */
-		size_t have = evbuffer_get_length(in);
-		if (have > s->pregreet_seen) {
-			struct session_event ev = {.type = SEV_PREGREET,
-			                           .usec = s->last_read_usec,
-			                           .octets = have - s->pregreet_seen};
-			s->pregreet_seen = have;
-			session_notify(s, &ev);
-		}
-		break;
-	}
-	case S_DATA:
-		session_arm(s);
-		session_process(s);
-		break;
-	case S_INIT:
-	case S_HELO:
-	case S_MAIL:
-	case S_RCPT:
-		/* Talking while a reply is held back: the classifier decides
-		 * whether RFC 2920 allowed it at this point. */
-		if (s->held)
-			session_notify_type(s, SEV_HOLD_INPUT);
-		if (!s->stalled)
-			session_process(s);
-		break;
-	case S_CLOSING:
+	if (s->io == IO_OPEN)
+		session_input(s);
+	else if (s->io == IO_CLOSING)
 		evbuffer_drain(in, evbuffer_get_length(in));
-		break;
-	default:
-		/* COMMIT: kept for later (bounded by the read watermark). */
-		break;
-	}
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -434,32 +360,24 @@ static void on_write(struct bufferevent *bev, void *arg)
 	s->last_flush_usec = mono_usec();
 	struct session_event ev = {.type = SEV_FLUSHED, .usec = s->last_flush_usec};
 	session_notify(s, &ev);
-	switch (s->state) {
-	case S_CLOSING:
-	case S_STARTTLS:
+	if (s->io == IO_CLOSING || s->io == IO_STARTTLS)
 		/* Continue from the timer, outside this bufferevent. */
 		session_timer(s, 0);
-		break;
-	default:
-		if (s->stalled && (ST(s->state) & ST_CMD)) {
-			s->stalled = 0;
-			session_process(s);
-		}
-		break;
-	}
+	else if (s->io == IO_OPEN)
+		session_output_drained(s);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct session *s = arg;
 	if (what & BEV_EVENT_CONNECTED) {
-		if (s->state == S_TLS)
+		if (s->io == IO_TLS)
 			session_tls_done(s);
 		return;
 	}
 	int eof = (what & BEV_EVENT_EOF) != 0;
 	session_name_abandon(s);
-	if (s->state == S_TLS) {
+	if (s->io == IO_TLS) {
 		char err[256];
 		tls_error(bev, err, sizeof(err));
 		log_info("TLS handshake failed from %s[%s]:%u: %s", s->name, s->addr, s->port,
@@ -472,29 +390,19 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		session_kill(s);
 		return;
 	}
-	if (eof && s->state == S_CLOSING) {
+	if (eof && s->io == IO_CLOSING) {
 		/* The client half-closed after its last command (QUIT, often):
 		 * it still reads, so the final reply goes out as planned. */
 		return;
 	}
-	if (eof && s->state == S_COMMIT) {
-		/* Half-closed after the end of data: the reply is still
-		 * written when the commit completes. */
-		s->peer_eof = 1;
+	/* What a half close means depends on the dialogue. */
+	if (eof && s->io == IO_OPEN && session_peer_closed(s))
 		return;
-	}
-	if (eof && (ST(s->state) & ST_CMD) && s->bev &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-		/* Pipelined commands and then a half close: answer them. */
-		s->peer_eof = 1;
-		session_close(s);
-		return;
-	}
-	if (s->state < S_CLOSING && !s->quit)
+	if (!session_ending(s) && !s->quit)
 		log_info("lost connection after %s from %s[%s]:%u",
-		         s->state == S_DATA ? "DATA"
-		         : s->cur_what      ? s->cur_what
-		                            : "CONNECT",
+		         session_in(s, PH(PH_DATA)) ? "DATA"
+		         : s->cur_what              ? s->cur_what
+		                                    : "CONNECT",
 		         s->name, s->addr, s->port);
 	session_kill(s);
 }
@@ -532,7 +440,7 @@ static void session_name_known(void *arg, const struct rdns_answer *a)
 	session_log_connect(s);
 	struct session_event ev = {.type = SEV_RDNS, .rdns = a->result};
 	session_notify(s, &ev);
-	if (s->greet_pause_over && s->state == S_GREETING)
+	if (s->greet_pause_over && session_in(s, PH(PH_GREETING)))
 		session_greet_final(s);
 }
 
@@ -544,7 +452,8 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->srv = srv;
 	s->fd = fd;
-	s->state = S_GREETING;
+	s->phase = PH_GREETING;
+	s->io = IO_OPEN;
 	s->listen_index = listen_index;
 	if (peerlen > sizeof(s->peer))
 		peerlen = sizeof(s->peer);
@@ -586,34 +495,25 @@ void session_shutdown_all(struct smtpd *srv)
 	struct session *s, *next;
 	for (s = srv->sessions; s; s = next) {
 		next = s->next;
-		if (s->state == S_GREETING)
+		if (session_in(s, PH(PH_GREETING)))
 			session_name_abandon(s);
-		switch (s->state) {
-		case S_GREETING:
-		case S_INIT:
-		case S_HELO:
-		case S_MAIL:
-		case S_RCPT:
+		if (session_in(s, PH(PH_GREETING) | PH_CMD)) {
 			s->cur_what = "SHUTDOWN";
 			session_reply(s, RPL_SHUTDOWN, NULL);
-			break;
-		case S_STARTTLS:
-		case S_TLS:
+		} else if (s->io == IO_STARTTLS || s->io == IO_TLS) {
 			session_kill(s);
-			break;
-		default:
-			/* DATA and COMMIT finish first (session_idle). */
-			break;
 		}
+		/* DATA and COMMIT finish first (session_idle). */
 	}
 }
 
 void session_abort_all(struct smtpd *srv)
 {
 	for (struct session *s = srv->sessions; s; s = s->next) {
-		if (s->state == S_DATA || s->state == S_COMMIT)
+		if (session_in(s, PH(PH_DATA) | PH(PH_COMMIT)))
 			log_info("%s: shutdown: dropping the session of %s[%s]:%u in %s", s->id,
-			         s->name, s->addr, s->port, state_names[s->state]);
+			         s->name, s->addr, s->port,
+			         session_state_name(session_state_index(s)));
 		session_kill(s);
 	}
 }

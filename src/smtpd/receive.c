@@ -30,6 +30,7 @@
 #include "screen.h"
 #include "session.h"
 #include "spool.h"
+#include "stats.h"
 #include "tls.h"
 #include "util.h"
 
@@ -130,7 +131,7 @@ void session_data_start(struct session *s)
 	/* Parser -> header filter (drops client-made X-Tempomx-*) -> file. */
 	hdr_filter_init(&s->hf, session_sink, s);
 	data_init(&s->dp, &lim, hdr_filter_feed, &s->hf);
-	s->state = S_DATA;
+	session_set_phase(s, PH_DATA);
 	static const char go[] = "354 End data with <CR><LF>.<CR><LF>\r\n";
 	session_emit(s, 354, go, sizeof(go) - 1);
 	session_arm(s);
@@ -142,19 +143,22 @@ static void session_commit_done(void *arg, int error)
 	s->commit_pending = 0;
 	s->cur_what = "END-OF-DATA";
 	s->cur_rcpt = NULL;
-	s->state = S_HELO;
+	session_set_phase(s, PH_HELO);
 	if (error != 0) {
 		log_warnx("%s: commit failed: %s", s->id, strerror(error));
 		session_reply(s, RPL_LOCAL_ERROR, "queue file write error");
 	} else {
 		s->nmessages++;
-		log_info("%s: from=<%s>, size=%" PRIu64 ", nrcpt=%zu (queued in %s)", s->id,
-		         s->sender, s->hdrlen + s->hf.written, s->nrcpt,
-		         spool_queue_name(screen_queue(s)));
+		/* The from= line is the scanner's, which takes the message into
+		 * its queue as Postfix's qmgr does (log analysers such as
+		 * pflogsumm count senders and bytes from there). */
+		log_info("%s: accepted into %s, size=%" PRIu64 ", nrcpt=%zu", s->id,
+		         spool_queue_name(screen_queue(s)), s->hdrlen + s->hf.written, s->nrcpt);
 		screen_committed(s, 1);
+		stats_add(screen_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
 		session_reply(s, RPL_QUEUED, s->id);
 	}
-	if (s->state == S_HELO)
+	if (session_in(s, PH(PH_HELO)))
 		session_reset_transaction(s);
 	session_idle(s);
 }
@@ -190,15 +194,15 @@ static void session_data_end(struct session *s)
 	s->cur_rcpt = NULL;
 	if (r != RPL_NONE) {
 		session_release_message(s);
-		s->state = S_HELO;
+		session_set_phase(s, PH_HELO);
 		session_reply(s, r, "queue file write error");
-		if (s->state == S_HELO)
+		if (session_in(s, PH(PH_HELO)))
 			session_reset_transaction(s);
 		/* session_process(), our caller, goes on with the input. */
 		session_ready(s);
 		return;
 	}
-	s->state = S_COMMIT;
+	session_set_phase(s, PH_COMMIT);
 	s->sf_open = 0;
 	s->commit_pending = 1;
 	evtimer_del(s->timer);

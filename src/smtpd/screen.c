@@ -32,6 +32,7 @@
 #include "rdnsname.h"
 #include "screen.h"
 #include "session.h"
+#include "stats.h"
 #include "util.h"
 
 /* Events waiting for the writer beyond this are dropped (and logged):
@@ -180,36 +181,12 @@ static void writer_push(struct screen_server *ss, const struct sockaddr *sa, soc
 
 /* ---- process level ---- */
 
-static void load_whitelists(const struct config *cf, struct whitelist *wl)
-{
-	memset(wl, 0, sizeof(*wl));
-	for (size_t i = 0; i < cf->whitelist_clients.n; i++) {
-		wl->clients = xreallocarray(wl->clients, wl->nclients + 1, sizeof(*wl->clients));
-		wl->clients[wl->nclients++] = cf->whitelist_clients.v[i];
-	}
-	const char *lists[2] = {cf->whitelist_senders, cf->whitelist_recipients};
-	for (int k = 0; k < 2; k++) {
-		char *copy = xstrdup(lists[k] ? lists[k] : "");
-		char *save = NULL;
-		for (char *w = strtok_r(copy, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save))
-			if (whitelist_add(wl, k + 1, w) != 0)
-				log_warnx("whitelist_%s: bad entry '%s' ignored",
-				          k == 0 ? "senders" : "recipients", w);
-		free(copy);
-	}
-	if (cf->whitelist_file && cf->whitelist_file[0]) {
-		char err[512];
-		if (whitelist_load(wl, cf->whitelist_file, err, sizeof(err)) != 0)
-			log_warnx("whitelist_file: %s (the entries before it are used)", err);
-	}
-}
-
 void screen_server_init(struct smtpd *srv)
 {
 	const struct config *cf = srv->rt->cf;
 	struct screen_server *ss = xcalloc(1, sizeof(*ss));
 	srv->scr = ss;
-	load_whitelists(cf, &ss->wl);
+	whitelist_from_config(cf, &ss->wl);
 	char path[4096], err[512];
 	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
 	ss->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
@@ -234,7 +211,7 @@ void screen_server_reload(struct smtpd *srv)
 	if (srv->scr == NULL)
 		return;
 	whitelist_free(&srv->scr->wl);
-	load_whitelists(srv->rt->cf, &srv->scr->wl);
+	whitelist_from_config(srv->rt->cf, &srv->scr->wl);
 	if (srv->scr->thread_started) {
 		pthread_mutex_lock(&srv->scr->mu);
 		srv->scr->max_age = srv->rt->cf->history_max_age;
@@ -292,13 +269,8 @@ static void predict(struct session *s, struct screen *sc)
 		struct history_entry host, agg;
 		int64_t now = wall_usec() / 1000000;
 		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
-			struct history_params hp = {
-			    .junk_threshold = (double)cf->junk_threshold / 100.0,
-			    .min_history = (uint32_t)cf->min_history,
-			    .net_junk_hosts = (uint32_t)cf->network_junk_hosts,
-			    .net_good_hosts = (uint32_t)cf->network_good_hosts,
-			    .net_overwhelming = (uint32_t)cf->network_overwhelming_hosts,
-			    .max_age = cf->history_max_age};
+			struct history_params hp;
+			history_params_from_config(cf, &hp);
 			struct history_prediction pred;
 			sc->hist =
 			    (enum policy_history)history_predict(&host, &agg, &hp, now, &pred);
@@ -477,22 +449,34 @@ static enum wl_kind transaction_whitelisted(const struct session *s)
 	return WL_RECIPIENT;
 }
 
-static void policy_params_of(const struct config *cf, struct policy_params *p)
+/* The daily counter of a refusal at DATA: by timing (with the strongest
+ * enforced evidence as its reason), as predicted junk, as new, or by
+ * load. */
+static enum stats_counter refusal_counter(const struct screen *sc,
+                                          const enum test_action act[TT_NTESTS], enum reply_id r)
 {
-	memset(p, 0, sizeof(*p));
-	/* new_action: accept, tempfail, log */
-	p->new_action = cf->new_action == 0 ? NEW_ACCEPT : NEW_TEMPFAIL;
-	p->new_log_only = cf->new_action == 2;
-	p->new_delay = cf->new_delay;
-	/* predicted_junk_action: tempfail, reject, accept, log */
-	p->junk_action = cf->predicted_junk_action == 1   ? JUNK_REJECT
-	                 : cf->predicted_junk_action == 2 ? JUNK_ACCEPT
-	                                                  : JUNK_TEMPFAIL;
-	p->junk_log_only = cf->predicted_junk_action == 3;
-	p->junk_delay = cf->junk_delay;
-	/* timing_junk_action: reject, tempfail, log */
-	p->timing_junk_action = cf->timing_junk_action == 1 ? TJ_TEMPFAIL : TJ_REJECT;
-	p->timing_log_only = cf->timing_junk_action == 2;
+	const struct timing *t = &sc->t;
+	if (r != RPL_POLICY_REJECT && r != RPL_POLICY_TEMPFAIL)
+		return STAT_TEMPFAIL_LOAD;
+	if (sc->v.cls == VERDICT_JUNK && !sc->whitelisted && !sc->exempt) {
+		if (r == RPL_POLICY_TEMPFAIL)
+			return STAT_TEMPFAIL_TIMING;
+		if (act[TT_PREGREET] == TEST_ENFORCE && t->pregreet_octets > 0)
+			return STAT_REFUSED_PREGREET;
+		if (act[TT_PIPELINING] == TEST_ENFORCE &&
+		    (t->unauth_pipelining || t->body_before_354))
+			return STAT_REFUSED_PIPELINING;
+		if (act[TT_PATIENCE] == TEST_ENFORCE && t->impatient)
+			return STAT_REFUSED_PATIENCE;
+		if (act[TT_NON_SMTP] == TEST_ENFORCE && t->bare_lf > 0)
+			return STAT_REFUSED_BARE_LF;
+		if (act[TT_NON_SMTP] == TEST_ENFORCE && t->non_smtp)
+			return STAT_REFUSED_NON_SMTP;
+		return STAT_REFUSED_TIMING_OTHER;
+	}
+	if (sc->hist == POLICY_JUNK)
+		return r == RPL_POLICY_REJECT ? STAT_REFUSED_JUNK : STAT_TEMPFAIL_JUNK;
+	return STAT_TEMPFAIL_NEW;
 }
 
 enum reply_id screen_data(struct session *s)
@@ -510,7 +494,7 @@ enum reply_id screen_data(struct session *s)
 	verdict_compute(&sc->t, act, &sc->v);
 	sc->whitelisted = transaction_whitelisted(s);
 	struct policy_params pp;
-	policy_params_of(cf, &pp);
+	policy_params_from_config(cf, &pp);
 	struct policy_input in = {.history = sc->hist,
 	                          .first_seen = sc->first_seen,
 	                          .junk_since = sc->junk_since,
@@ -557,6 +541,8 @@ enum reply_id screen_data(struct session *s)
 		sc->rejects++;
 	else if (r != RPL_NONE)
 		sc->tempfails++;
+	if (r != RPL_NONE)
+		stats_add(refusal_counter(sc, act, r), 1);
 	return r;
 }
 

@@ -34,12 +34,15 @@
 
 #include "conf.h"
 #include "log.h"
+#include "gauges.h"
+#include "pickup.h"
 #include "../deliver/recipients.h"
 #include "rdns.h"
 #include "reply.h"
 #include "screen.h"
 #include "smtpd.h"
 #include "spool.h"
+#include "stats.h"
 #include "tempomx.h"
 #include "tls.h"
 #include "util.h"
@@ -149,6 +152,7 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 		close(fd);
 		return;
 	}
+	stats_add(STAT_CONNECTIONS, 1);
 	sockaddr_host(sa, host, sizeof(host));
 	struct smtpd_client *c = client_get(srv, host, 1);
 	const char *why = NULL;
@@ -321,6 +325,8 @@ static void smtpd_cleanup(struct smtpd *srv)
 	listeners_stop(srv);
 	/* Every session is gone; what is still queued gets committed. */
 	commit_pool_free(srv->commits);
+	pickup_free(srv->pickup);
+	gauges_free(srv->gauges);
 	screen_server_free(srv);
 	admission_free(srv);
 	verify_free(srv);
@@ -361,6 +367,7 @@ int smtpd_main(struct runtime *rt)
 		log_warn("smtpd: cannot open the spool %s", cf->spool_directory);
 		return 1;
 	}
+	stats_start(cf->spool_directory, "smtpd");
 	srv.base = event_base_new();
 	if (srv.base == NULL)
 		fatalx("smtpd: cannot create the event loop");
@@ -387,10 +394,13 @@ int smtpd_main(struct runtime *rt)
 		smtpd_cleanup(&srv);
 		return 1;
 	}
+	srv.pickup = pickup_new(&srv);
+	srv.gauges = gauges_new(&srv);
 	int rc = event_base_dispatch(srv.base) < 0 ? 1 : 0;
 	if (rc != 0)
 		log_warnx("smtpd: event loop failed");
 	smtpd_cleanup(&srv);
+	stats_stop();
 	log_info("smtpd stopped");
 	return rc;
 }

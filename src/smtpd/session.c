@@ -69,15 +69,15 @@ void session_reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	s->nrcpt = 0;
 	s->body = CMD_BODY_NONE;
-	if (ST(s->state) & ST_CMD)
-		s->state = s->helo ? S_HELO : S_INIT;
+	if (session_in(s, PH_CMD))
+		session_set_phase(s, s->helo ? PH_HELO : PH_INIT);
 }
 
 /* Output: the one place every reply leaves from. */
 
 void session_emit(struct session *s, int code, const char *text, size_t len)
 {
-	if (s->bev == NULL || s->state >= S_CLOSING)
+	if (s->bev == NULL || session_ending(s))
 		return;
 	evbuffer_add(bufferevent_get_output(s->bev), text, len);
 	s->last_reply_usec = mono_usec();
@@ -102,7 +102,7 @@ void session_emit(struct session *s, int code, const char *text, size_t len)
 void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len)
 {
 	int64_t delay = screen_patience(s, (enum screen_reply)which);
-	if (delay <= 0 || s->bev == NULL || s->state >= S_CLOSING) {
+	if (delay <= 0 || s->bev == NULL || session_ending(s)) {
 		session_emit(s, code, text, len);
 		return;
 	}
@@ -160,11 +160,121 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 		session_close(s);
 		return;
 	}
-	if (s->errors > (unsigned)session_cf(s)->max_errors && s->state < S_CLOSING) {
+	if (s->errors > (unsigned)session_cf(s)->max_errors && !session_ending(s)) {
 		log_info("too many errors (%u) from %s[%s]:%u", s->errors, s->name, s->addr,
 		         s->port);
 		session_reply(s, RPL_TOO_MANY_ERRORS, NULL);
 	}
+}
+
+/* The transport's reports (connection.c), while it is open. */
+
+void session_input(struct session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	switch (s->phase) {
+	case PH_GREETING: {
+		/* Talking before the greeting: kept for after it, and noted. */
+		size_t have = evbuffer_get_length(in);
+		if (have > s->pregreet_seen) {
+			struct session_event ev = {.type = SEV_PREGREET,
+			                           .usec = s->last_read_usec,
+			                           .octets = have - s->pregreet_seen};
+			s->pregreet_seen = have;
+			session_notify(s, &ev);
+		}
+		break;
+	}
+	case PH_DATA:
+		session_arm(s);
+		session_process(s);
+		break;
+	case PH_INIT:
+	case PH_HELO:
+	case PH_MAIL:
+	case PH_RCPT:
+		/* Talking while a reply is held back: the classifier decides
+		 * whether RFC 2920 allowed it at this point. */
+		if (s->held)
+			session_notify_type(s, SEV_HOLD_INPUT);
+		if (!s->stalled)
+			session_process(s);
+		break;
+	case PH_COMMIT:
+		/* Kept for later (bounded by the read watermark). */
+		break;
+	}
+}
+
+void session_output_drained(struct session *s)
+{
+	if (s->stalled && session_in(s, PH_CMD)) {
+		s->stalled = 0;
+		session_process(s);
+	}
+}
+
+void session_timeout(struct session *s)
+{
+	if (s->held && session_in(s, PH_CMD)) {
+		/* The patience delay is over: the client waited. */
+		session_release_held(s);
+		return;
+	}
+	switch (s->phase) {
+	case PH_GREETING:
+		session_greet_final(s);
+		break;
+	case PH_INIT:
+	case PH_HELO:
+	case PH_MAIL:
+	case PH_RCPT:
+		log_info("timeout after %s from %s[%s]:%u", s->cur_what ? s->cur_what : "CONNECT",
+		         s->name, s->addr, s->port);
+		session_reply(s, RPL_TIMEOUT, NULL);
+		break;
+	case PH_DATA:
+		log_info("%s: timeout after DATA (%" PRIu64 " octets) from %s[%s]:%u", s->id,
+		         s->dp.size, s->name, s->addr, s->port);
+		session_release_message(s);
+		session_set_phase(s, PH_HELO);
+		session_reset_transaction(s);
+		session_reply(s, RPL_TIMEOUT, NULL);
+		break;
+	case PH_COMMIT:
+		break;
+	}
+}
+
+int session_peer_closed(struct session *s)
+{
+	if (s->phase == PH_COMMIT) {
+		/* Half-closed after the end of data: the reply is still
+		 * written when the commit completes. */
+		s->peer_eof = 1;
+		return 1;
+	}
+	if (session_in(s, PH_CMD) && s->bev &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+		/* Pipelined commands and then a half close: answer them. */
+		s->peer_eof = 1;
+		session_close(s);
+		return 1;
+	}
+	return 0;
+}
+
+/* The TLS handshake completed (connection.c): the dialogue starts over. */
+void session_tls_started(struct session *s)
+{
+	session_notify_type(s, SEV_TLS);
+	/* RFC 3207 4.2: forget everything learnt in the clear. */
+	free(s->helo);
+	s->helo = NULL;
+	s->esmtp = 0;
+	session_set_phase(s, PH_INIT);
+	session_reset_transaction(s);
+	session_idle(s);
 }
 
 /* The greeting. RFC 5321 4.2: "220 SP domain SP text". session_greet()
@@ -185,11 +295,11 @@ static size_t greeting_line(struct session *s, int final, char *buf, size_t size
 void session_greet_final(struct session *s)
 {
 	s->greet_pause_over = 1;
-	if (s->rdns_query != NULL || s->state != S_GREETING)
+	if (s->rdns_query != NULL || !session_in(s, PH(PH_GREETING)))
 		return; /* the name first: session_name_known() comes back here */
 	char buf[REPLY_LINE_MAX];
 	size_t n = greeting_line(s, 1, buf, sizeof(buf));
-	s->state = S_INIT;
+	session_set_phase(s, PH_INIT);
 	session_emit(s, 220, buf, n);
 	session_notify_type(s, SEV_GREETING);
 	session_idle(s);
@@ -211,7 +321,7 @@ void session_greet(struct session *s, int64_t pause_seconds)
  * command timeout. Returns 1 when commands may be taken. */
 int session_ready(struct session *s)
 {
-	if (!(ST(s->state) & ST_CMD))
+	if (!(session_in(s, PH_CMD)))
 		return 0;
 	if (s->srv->stopping) {
 		session_reply(s, RPL_SHUTDOWN, NULL);
@@ -230,7 +340,7 @@ void session_idle(struct session *s)
 		return;
 	session_process(s);
 	/* The client half-closed: its last commands are answered above. */
-	if (s->peer_eof && (ST(s->state) & ST_CMD))
+	if (s->peer_eof && (session_in(s, PH_CMD)))
 		session_close(s);
 }
 
@@ -254,7 +364,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	screen_helo(s);
 	/* RFC 5321 4.1.4: HELO/EHLO resets the transaction like RSET. */
 	session_reset_transaction(s);
-	s->state = S_HELO;
+	session_set_phase(s, PH_HELO);
 
 	char buf[1024];
 	if (!s->esmtp) {
@@ -312,7 +422,7 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	addr_format(&m.addr, buf, sizeof(buf));
 	s->sender = xstrdup(buf);
 	s->body = m.body;
-	s->state = S_MAIL;
+	session_set_phase(s, PH_MAIL);
 	session_reply_patient(s, SCREEN_REPLY_MAIL, RPL_MAIL_OK);
 }
 
@@ -501,13 +611,13 @@ static void rcpt_verified(struct session *s, const char *buf, enum verify_result
 	}
 	s->rcpts[s->nrcpt++] = xstrdup(buf);
 	s->cur_rcpt = NULL;
-	s->state = S_RCPT;
+	session_set_phase(s, PH_RCPT);
 	session_reply_patient(s, SCREEN_REPLY_RCPT, RPL_RCPT_OK);
 }
 
 void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r)
 {
-	if (!(ST(s->state) & ST_CMD))
+	if (!(session_in(s, PH_CMD)))
 		return; /* closing: the answer has no one to go to */
 	s->cur_what = "RCPT";
 	s->cur_rcpt = addr;
@@ -582,52 +692,94 @@ static void proceed_starttls(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	session_reply(s, RPL_TLS_READY, NULL);
-	if (s->state >= S_CLOSING)
+	if (session_ending(s))
 		return;
 	session_tls_prepare(s);
 }
 
 struct cmd_def {
 	enum cmd_verb verb;
-	unsigned states;
+	unsigned phases; /* PH() bits */
 	void (*handler)(struct session *s, const struct cmd_line *cmd);
 };
 
 static const struct cmd_def cmd_table[] = {
-    {CMD_HELO, ST_CMD, proceed_helo},
-    {CMD_EHLO, ST_CMD, proceed_helo},
-    {CMD_MAIL, ST(S_HELO), proceed_mail},
-    {CMD_RCPT, ST(S_MAIL) | ST(S_RCPT), proceed_rcpt},
-    {CMD_DATA, ST(S_RCPT), proceed_data},
-    {CMD_RSET, ST_CMD, proceed_rset},
-    {CMD_NOOP, ST_CMD, proceed_noop},
-    {CMD_QUIT, ST_CMD, proceed_quit},
-    {CMD_VRFY, ST_CMD, proceed_vrfy},
-    {CMD_HELP, ST_CMD, proceed_help},
-    {CMD_STARTTLS, ST(S_HELO), proceed_starttls},
-    {CMD_EXPN, ST_CMD, proceed_not_implemented},
-    {CMD_BDAT, ST_CMD, proceed_not_implemented},
-    {CMD_AUTH, ST_CMD, proceed_not_implemented},
-    {CMD_ETRN, ST_CMD, proceed_not_implemented},
-    {CMD_TURN, ST_CMD, proceed_not_implemented},
+    {CMD_HELO, PH_CMD, proceed_helo},
+    {CMD_EHLO, PH_CMD, proceed_helo},
+    {CMD_MAIL, PH(PH_HELO), proceed_mail},
+    {CMD_RCPT, PH(PH_MAIL) | PH(PH_RCPT), proceed_rcpt},
+    {CMD_DATA, PH(PH_RCPT), proceed_data},
+    {CMD_RSET, PH_CMD, proceed_rset},
+    {CMD_NOOP, PH_CMD, proceed_noop},
+    {CMD_QUIT, PH_CMD, proceed_quit},
+    {CMD_VRFY, PH_CMD, proceed_vrfy},
+    {CMD_HELP, PH_CMD, proceed_help},
+    {CMD_STARTTLS, PH(PH_HELO), proceed_starttls},
+    {CMD_EXPN, PH_CMD, proceed_not_implemented},
+    {CMD_BDAT, PH_CMD, proceed_not_implemented},
+    {CMD_AUTH, PH_CMD, proceed_not_implemented},
+    {CMD_ETRN, PH_CMD, proceed_not_implemented},
+    {CMD_TURN, PH_CMD, proceed_not_implemented},
 };
+
+/* The phases each phase may move to (session_set_phase). HELO/EHLO,
+ * RSET, a timeout and the end of STARTTLS reset a transaction; the end of
+ * data waits for the commit, which ends the transaction. */
+static const unsigned phase_next[PH_NPHASES] = {
+    [PH_GREETING] = PH(PH_INIT),
+    [PH_INIT] = PH(PH_INIT) | PH(PH_HELO),
+    [PH_HELO] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_MAIL),
+    [PH_MAIL] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT),
+    [PH_RCPT] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT) | PH(PH_DATA),
+    [PH_DATA] = PH(PH_HELO) | PH(PH_COMMIT),
+    [PH_COMMIT] = PH(PH_HELO),
+};
+
+static const char *const phase_names[PH_NPHASES] = {
+    "GREETING", "INIT", "HELO", "MAIL", "RCPT", "DATA", "COMMIT",
+};
+
+void session_set_phase(struct session *s, enum smtp_phase to)
+{
+	if ((unsigned)s->phase >= PH_NPHASES || (unsigned)to >= PH_NPHASES ||
+	    !(phase_next[s->phase] & PH(to)))
+		fatalx("session: no transition from %s to %s", phase_names[s->phase % PH_NPHASES],
+		       phase_names[to % PH_NPHASES]);
+	s->phase = to;
+}
+
+static const char *const io_names[] = {"OPEN", "STARTTLS", "TLS", "CLOSING", "LINGER", "DEAD"};
+
+int session_state_index(const struct session *s)
+{
+	return s->io == IO_OPEN ? (int)s->phase : PH_NPHASES + (int)s->io - 1;
+}
+
+const char *session_state_name(int index)
+{
+	if (index >= 0 && index < PH_NPHASES)
+		return phase_names[index];
+	if (index >= PH_NPHASES && index < SESSION_NSTATES)
+		return io_names[index - PH_NPHASES + 1];
+	return "?";
+}
 
 /* The reply for a verb given in a state where it is not allowed. */
 static enum reply_id bad_sequence(const struct session *s, enum cmd_verb verb)
 {
 	switch (verb) {
 	case CMD_MAIL:
-		return s->state == S_INIT ? RPL_NEED_HELO : RPL_NESTED_MAIL;
+		return session_in(s, PH(PH_INIT)) ? RPL_NEED_HELO : RPL_NESTED_MAIL;
 	case CMD_RCPT:
-		return s->state == S_INIT ? RPL_NEED_HELO : RPL_NEED_MAIL;
+		return session_in(s, PH(PH_INIT)) ? RPL_NEED_HELO : RPL_NEED_MAIL;
 	case CMD_DATA:
-		return s->state == S_INIT ? RPL_NEED_HELO : RPL_NEED_RCPT;
+		return session_in(s, PH(PH_INIT)) ? RPL_NEED_HELO : RPL_NEED_RCPT;
 	case CMD_STARTTLS:
 		if (s->tls_active)
 			return RPL_TLS_ACTIVE;
 		if (s->srv->tls_ctx == NULL)
 			return session_cf(s)->smtp_tls ? RPL_TLS_UNAVAIL : RPL_NOT_IMPL;
-		return s->state == S_INIT ? RPL_NEED_EHLO : RPL_TLS_IN_MAIL;
+		return session_in(s, PH(PH_INIT)) ? RPL_NEED_EHLO : RPL_TLS_IN_MAIL;
 	default:
 		return RPL_BAD_SEQUENCE;
 	}
@@ -688,7 +840,7 @@ static void session_command(struct session *s, const char *line, size_t len, int
 			d = &cmd_table[i];
 	if (d == NULL)
 		fatalx("session: verb %s has no handler", cmd_verb_name(cmd.verb));
-	if (!(d->states & ST(s->state))) {
+	if (!(d->phases & PH(s->phase))) {
 		session_reply(s, bad_sequence(s, cmd.verb), NULL);
 		return;
 	}
@@ -755,12 +907,12 @@ void session_process(struct session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	for (;;) {
-		if (s->state == S_DATA) {
+		if (session_in(s, PH(PH_DATA))) {
 			if (!session_data_input(s, in))
 				return;
 			continue;
 		}
-		if (!(ST(s->state) & ST_CMD))
+		if (!(session_in(s, PH_CMD)))
 			return;
 		if (s->held)
 			return; /* a delayed reply first (patience test) */

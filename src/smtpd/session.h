@@ -41,29 +41,39 @@ struct rdns_query;
 #define SESSION_FLUSH_TIMEOUT 30
 #define SESSION_LINGER_TIMEOUT 2
 
-enum session_state {
-	S_GREETING, /* connected; the greeting is not complete */
-	S_INIT,     /* greeting sent; HELO/EHLO expected */
-	S_HELO,     /* HELO/EHLO accepted; no transaction */
-	S_MAIL,     /* MAIL accepted */
-	S_RCPT,     /* at least one RCPT accepted */
-	S_DATA,     /* receiving the message after 354 */
-	S_COMMIT,   /* end of data seen; waiting for the spool commit */
-	S_STARTTLS, /* "220 Ready to start TLS" queued; waiting for it to flush */
-	S_TLS,      /* TLS handshake in progress */
-	S_CLOSING,  /* last reply queued; flushing it */
-	S_LINGER,   /* write side shut down; reading until the client's FIN */
-	S_DEAD,     /* freed from the next timer callback */
+/* The phase of the SMTP dialogue. session.c owns it: every change goes
+ * through session_set_phase(), which checks it against the table of
+ * allowed transitions beside the command table. */
+enum smtp_phase {
+	PH_GREETING, /* connected; the greeting is not complete */
+	PH_INIT,     /* greeting sent; HELO/EHLO expected */
+	PH_HELO,     /* HELO/EHLO accepted; no transaction */
+	PH_MAIL,     /* MAIL accepted */
+	PH_RCPT,     /* at least one RCPT accepted */
+	PH_DATA,     /* receiving the message after 354 */
+	PH_COMMIT,   /* end of data seen; waiting for the spool commit */
 };
+#define PH_NPHASES (PH_COMMIT + 1)
+#define PH(p) (1u << (p))
+/* Phases in which command lines are read and answered. */
+#define PH_CMD (PH(PH_INIT) | PH(PH_HELO) | PH(PH_MAIL) | PH(PH_RCPT))
 
-#define ST(s) (1u << (s))
-/* States in which command lines are read and answered. */
-#define ST_CMD (ST(S_INIT) | ST(S_HELO) | ST(S_MAIL) | ST(S_RCPT))
+/* The transport under the dialogue. connection.c owns it; the phase
+ * stays what it was while the transport switches to TLS or closes. */
+enum io_state {
+	IO_OPEN,     /* reading and writing: the phase applies */
+	IO_STARTTLS, /* "220 Ready to start TLS" queued; waiting for it to flush */
+	IO_TLS,      /* TLS handshake in progress */
+	IO_CLOSING,  /* last reply queued; flushing it */
+	IO_LINGER,   /* write side shut down; reading until the client's FIN */
+	IO_DEAD,     /* freed from the next timer callback */
+};
 
 struct session {
 	struct smtpd *srv;
 	struct session *prev, *next; /* srv->sessions */
-	enum session_state state;
+	enum smtp_phase phase;       /* session.c: session_set_phase() */
+	enum io_state io;            /* connection.c */
 	int fd;
 	struct bufferevent *bev;
 	int bev_tls; /* bev is a TLS bufferevent */
@@ -133,7 +143,35 @@ static inline const struct config *session_cf(const struct session *s)
 	return s->srv->rt->cf;
 }
 
+/* The state for logs and gauges: the phase while the transport is open,
+ * else the transport's state; index 0 .. SESSION_NSTATES - 1. */
+#define SESSION_NSTATES (PH_NPHASES + IO_DEAD)
+int session_state_index(const struct session *s);
+const char *session_state_name(int index);
+/* In one of the phases (PH() bits) with the transport open. */
+static inline int session_in(const struct session *s, unsigned phases)
+{
+	return s->io == IO_OPEN && (PH(s->phase) & phases) != 0;
+}
+/* Closing, lingering or dead: nothing more is said to the client. */
+static inline int session_ending(const struct session *s)
+{
+	return s->io == IO_CLOSING || s->io == IO_LINGER || s->io == IO_DEAD;
+}
+
 /* session.c */
+/* The one place the phase changes; an unlisted transition is a bug. */
+void session_set_phase(struct session *s, enum smtp_phase to);
+/* What the transport reports while it is open (connection.c): input
+ * arrived; the output drained; the session timer fired; the client
+ * half-closed (returns 1 when the dialogue goes on to answer what it
+ * sent, 0 when the session is to be ended). */
+void session_input(struct session *s);
+void session_output_drained(struct session *s);
+void session_timeout(struct session *s);
+int session_peer_closed(struct session *s);
+/* The TLS handshake after STARTTLS completed: the dialogue starts over. */
+void session_tls_started(struct session *s);
 void session_notify(struct session *s, struct session_event *ev);
 void session_notify_type(struct session *s, enum session_event_type type);
 /* The one place every reply leaves from (queued on the output). */

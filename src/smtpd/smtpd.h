@@ -115,6 +115,8 @@ struct smtpd {
 	struct admission *adm;     /* queue depth and free disk (admission.c) */
 	struct verify *verify;     /* recipient verification (verify.c) */
 	struct rdns *rdns;         /* reverse DNS of clients (rdns.c) */
+	struct pickup *pickup;     /* local submissions (pickup.c) */
+	struct gauges *gauges;     /* open sessions for tempomxctl (gauges.c) */
 };
 
 /* server.c */

@@ -73,6 +73,14 @@
  * no records) are still read, and updated by spool_update() as version 1
  * did: new file, fsync, rename over, then on into the destination.
  *
+ * Another process acting on a message (tempomxctl hold, delete, requeue)
+ * must not make a second copy either. A rename is exclusive: of two
+ * processes renaming one name, one gets ENOENT. An update never writes a
+ * file back under a name that was taken away (spool_update). And a stage
+ * that keeps a message open while it works on it claims it
+ * (spool_claim, an flock on the file), so the admin's move waits for the
+ * end of a delivery instead of taking the file from under it.
+ *
  * New names are created with O_EXCL (or a spare file is renamed to them
  * with RENAME_NOREPLACE) and committed with RENAME_NOREPLACE, so even a
  * queue ID collision cannot overwrite an accepted message. Files that are
@@ -88,6 +96,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,7 +119,7 @@ static const char *const queue_names[Q_COUNT] = {
 };
 
 /* Directories below the spool root that are not queues. */
-static const char *const extra_dirs[] = {"db", "tls", "spare"};
+static const char *const extra_dirs[] = {"db", "tls", "spare", "stats"};
 
 #define CORRUPT_SUFFIX_MAX 1000
 
@@ -810,6 +819,28 @@ int spool_note(int fd, struct envelope *env, int flags)
 	return 0;
 }
 
+int spool_claim(struct spool *sp, enum spool_queue q, const char *id, int fd)
+{
+	struct stat a, b;
+	if (!queueid_valid(id) || !valid_queue(q)) {
+		errno = EINVAL;
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EINTR)
+			return -1;
+	}
+	/* Between the open and the lock the other side may have claimed,
+	 * moved and released it: the name must still be this file. */
+	if (fstat(fd, &a) < 0 || fstatat(sp->dirfd[q], id, &b, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		flock(fd, LOCK_UN);
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
 int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                size_t *body_off)
 {
@@ -946,6 +977,11 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
 	 * or the old name is gone). */
 	if (renameat2(incfd, tmp, sp->dirfd[q], id, RENAME_EXCHANGE) == 0) {
 		discard_keep_errno(sp, incfd, tmp);
+	} else if (errno == ENOENT) {
+		/* The old name is gone: another process (tempomxctl hold or
+		 * delete) took the message meanwhile. Putting the update back
+		 * under that name would make a second copy of the message. */
+		goto fail_unlink;
 	} else if (renameat(incfd, tmp, sp->dirfd[q], id) < 0) {
 		goto fail_unlink;
 	}
@@ -978,6 +1014,27 @@ int spool_remove(struct spool *sp, enum spool_queue q, const char *id)
 	if (recycle_put(sp, sp->dirfd[q], id) < 0)
 		return -1;
 	return dirsync(sp, q);
+}
+
+int spool_purge(struct spool *sp, enum spool_queue q, const char *id)
+{
+	if (!valid_queue(q) || (!queueid_valid(id) && q != Q_CORRUPT) || strchr(id, '/') != NULL ||
+	    id[0] == '.' || id[0] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	/* Never into spare/: a stage may still be reading the file, and a
+	 * spare file is truncated when it is taken. */
+	if (unlinkat(sp->dirfd[q], id, 0) < 0)
+		return -1;
+	return dirsync(sp, q);
+}
+
+void spool_keep_files(struct spool *sp)
+{
+	if (sp->sparefd >= 0)
+		close(sp->sparefd);
+	sp->sparefd = -1;
 }
 
 int spool_release(struct spool *sp, enum spool_queue q, const char *id)

@@ -51,6 +51,7 @@ void child_set_init(struct child_set *cs, struct runtime *rt, struct event_base 
 	cs->uid = uid;
 	cs->gid = gid;
 	cs->master = getpid();
+	cs->master_fd = -1;
 }
 
 void child_add(struct child_set *cs, const char *name, int (*entry)(struct runtime *),
@@ -110,6 +111,8 @@ static void child_run(struct child *c, const sigset_t *oldmask)
 	log_set_ident(ident);
 	rt->child_name = c->name;
 
+	if (cs->master_fd >= 0)
+		close(cs->master_fd);
 	if (!c->listeners) {
 		for (size_t i = 0; i < rt->nlisten; i++)
 			if (rt->listen_fds[i] >= 0)
@@ -180,6 +183,7 @@ static void child_restart_cb(evutil_socket_t fd, short what, void *arg)
 	struct child *c = arg;
 	if (c->set->stopping || c->pid != 0)
 		return;
+	c->restarts++;
 	if (child_start(c) < 0)
 		child_schedule(c);
 }

@@ -34,6 +34,7 @@ struct child {
 	pid_t pid;                        /* 0: not running */
 	int64_t started;                  /* monotonic usec of the last start */
 	int64_t backoff;                  /* seconds before the next restart */
+	unsigned restarts;                /* starts after the first one */
 	struct event *restart_ev;
 	struct child_set *set;
 };
@@ -49,6 +50,9 @@ struct child_set {
 	/* Called for every child that died, before it is restarted. */
 	void (*on_exit)(pid_t pid, void *arg);
 	void *on_exit_arg;
+	/* A descriptor of the master's own (the control socket) that no
+	 * child keeps; -1 for none. */
+	int master_fd;
 	struct child v[CHILD_MAX];
 	size_t n;
 };

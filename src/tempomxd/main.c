@@ -17,8 +17,10 @@
  * Signals: SIGTERM/SIGINT stop the children (SIGTERM, then SIGKILL after
  * shutdown_grace) and exit; SIGHUP reloads the configuration and, when it
  * is valid, forwards SIGHUP to the children; SIGUSR1 asks delivery to
- * flush its deferred queue. The master's loop is plain libevent: the
- * control socket of tempomxctl will be one more event on m->base.
+ * flush its deferred queue. The control socket (control.c) is one more
+ * event on the master's loop: tempomxctl asks there for the same reload
+ * and flush, for the daemon's status and for a log level
+ * (master_control).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,11 +45,13 @@
 #include "config.h"
 #include "child.h"
 #include "conf.h"
+#include "control.h"
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
 #include "tempomx.h"
 #include "util.h"
+#include "../smtpd/pickup.h"
 #include "../smtpd/tls.h"
 
 #define LISTEN_BACKLOG 1024
@@ -65,7 +69,12 @@ struct master {
 	int pid_written;
 	char *pid_file;
 	struct event *hup_smtpd_ev; /* second step of a reload */
-	                            /* The control socket (tempomxctl) will add its event here. */
+	int control_fd;             /* bound before the children exist */
+	struct control *control;
+	int64_t started;  /* wall clock, seconds */
+	int64_t reloaded; /* last reload, seconds; 0 = never */
+	char reload_ok;   /* its result */
+	char reload_why[512];
 };
 
 static void usage(void)
@@ -357,20 +366,27 @@ static void master_reload_smtpd(evutil_socket_t fd, short what, void *arg)
 	child_kill(&m->children, "smtpd", SIGHUP);
 }
 
-static void master_reload(struct master *m)
+static int master_reload(struct master *m, const char *why)
 {
 	struct config ncf;
 	char err[1024];
 
-	log_info("received SIGHUP: reloading the configuration");
+	log_info("%s: reloading the configuration", why);
+	m->reloaded = wall_usec() / 1000000;
+	m->reload_ok = 0;
 	if (runtime_load_config(&m->rt, &ncf, err, sizeof(err)) < 0) {
 		log_warnx("reload: %s; keeping the current configuration", err);
-		return;
+		snprintf(m->reload_why, sizeof(m->reload_why), "%.500s", err);
+		return -1;
 	}
 	conf_free(&ncf);
 	int tls_off = !m->cf.smtp_tls;
-	if (runtime_reload(&m->rt) < 0)
-		return;
+	if (runtime_reload(&m->rt) < 0) {
+		snprintf(m->reload_why, sizeof(m->reload_why), "not applied (see the log)");
+		return -1;
+	}
+	m->reload_ok = 1;
+	m->reload_why[0] = '\0';
 	if (tls_off && m->cf.smtp_tls)
 		log_info("reload: smtp_tls = yes takes effect in smtpd if its certificate loads");
 	/* The stages that act on accepted mail reload first, smtpd a moment
@@ -382,6 +398,98 @@ static void master_reload(struct master *m)
 		m->hup_smtpd_ev = evtimer_new(m->base, master_reload_smtpd, m);
 	struct timeval tv = {0, RELOAD_SMTPD_DELAY_USEC};
 	evtimer_add(m->hup_smtpd_ev, &tv);
+	return 0;
+}
+
+/* ---- the control socket ---- */
+
+static int master_flush(struct master *m)
+{
+	return child_kill(&m->children, "delivery", SIGUSR1);
+}
+
+static void master_status(struct master *m, struct control_reply *r)
+{
+	int64_t now = wall_usec() / 1000000;
+	control_reply_line(r, "pid %ld", (long)getpid());
+	control_reply_line(r, "version %s", PACKAGE_VERSION);
+	control_reply_line(r, "started %lld", (long long)m->started);
+	control_reply_line(r, "uptime %lld", (long long)(now - m->started));
+	control_reply_line(r, "config %s",
+	                   m->rt.conf_path ? m->rt.conf_path : "(built-in defaults)");
+	for (size_t i = 0; i < m->children.n; i++) {
+		const struct child *c = &m->children.v[i];
+		control_reply_line(r, "child %s pid %ld restarts %u", c->name, (long)c->pid,
+		                   c->restarts);
+	}
+	for (size_t i = 0; i < m->cf.listen.n; i++)
+		control_reply_line(r, "listen %s", m->cf.listen.v[i].text);
+	if (m->reloaded == 0)
+		control_reply_line(r, "reload never");
+	else if (m->reload_ok)
+		control_reply_line(r, "reload %lld ok", (long long)m->reloaded);
+	else
+		control_reply_line(r, "reload %lld failed: %s", (long long)m->reloaded,
+		                   m->reload_why);
+}
+
+static void master_control(void *arg, uid_t uid, const char *cmd, const char *args,
+                           struct control_reply *r)
+{
+	struct master *m = arg;
+	if (args[0] != '\0' && strcmp(cmd, "ping") != 0 && strcmp(cmd, "log-level") != 0) {
+		control_reply_fail(r, "%s takes no argument", cmd);
+	} else if (strcmp(cmd, "log-level") == 0) {
+		/* Shared with the children (log_share_verbosity): at once. */
+		if (strcmp(args, "debug") == 0 || strcmp(args, "info") == 0) {
+			log_info("log level %s, requested by uid %ld", args, (long)uid);
+			log_set_verbose(strcmp(args, "debug") == 0);
+		} else if (args[0] == '\0') {
+			control_reply_line(r, "level %s", log_verbose() > 0 ? "debug" : "info");
+		} else {
+			control_reply_fail(r, "log-level %s: the level is debug or info", args);
+		}
+	} else if (strcmp(cmd, "ping") == 0) {
+		control_reply_line(r, "version %s", PACKAGE_VERSION);
+	} else if (strcmp(cmd, "status") == 0) {
+		master_status(m, r);
+	} else if (m->stopping) {
+		control_reply_fail(r, "the daemon is stopping");
+	} else if (strcmp(cmd, "reload") == 0) {
+		char why[64];
+		snprintf(why, sizeof(why), "reload requested by uid %ld", (long)uid);
+		if (master_reload(m, why) < 0)
+			control_reply_fail(r, "reload: %s; keeping the current configuration",
+			                   m->reload_why);
+	} else if (strcmp(cmd, "flush") == 0) {
+		if (master_flush(m) == 0) {
+			log_info("flush requested by uid %ld", (long)uid);
+		} else {
+			log_warnx(
+			    "flush requested by uid %ld, but the delivery child is not running",
+			    (long)uid);
+			control_reply_fail(r, "the delivery child is not running");
+		}
+	} else {
+		control_reply_fail(r, "unknown command %s", cmd);
+	}
+}
+
+static void master_control_bind(struct master *m)
+{
+	char err[1024];
+	gid_t gid = 0;
+	if (m->cf.control_group[0] != '\0') {
+		errno = 0;
+		struct group *gr = getgrnam(m->cf.control_group);
+		if (gr == NULL)
+			startup_fail("control_group = %s: %s", m->cf.control_group,
+			             errno ? strerror(errno) : "no such group");
+		gid = gr->gr_gid;
+	}
+	m->control_fd = control_listen(m->cf.control_socket, gid, err, sizeof(err));
+	if (m->control_fd < 0)
+		startup_fail("%s", err);
 }
 
 static void master_signal(evutil_socket_t sig, short what, void *arg)
@@ -399,10 +507,10 @@ static void master_signal(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGHUP:
 		if (!m->stopping)
-			master_reload(m);
+			master_reload(m, "received SIGHUP");
 		break;
 	case SIGUSR1:
-		if (child_kill(&m->children, "delivery", SIGUSR1) == 0)
+		if (master_flush(m) == 0)
 			log_info("received SIGUSR1: flush requested");
 		else
 			log_warnx("received SIGUSR1, but the delivery child is not running");
@@ -450,6 +558,7 @@ int main(int argc, char **argv)
 	gid_t gid;
 
 	m.lock_fd = -1;
+	m.control_fd = -1;
 	while ((ch = getopt(argc, argv, "f:o:dnv")) != -1) {
 		switch (ch) {
 		case 'f':
@@ -496,10 +605,13 @@ int main(int argc, char **argv)
 	char err[1024];
 	if (spool_prepare(m.cf.spool_directory, uid, gid, err, sizeof(err)) < 0)
 		startup_fail("%s", err);
+	if (pickup_prepare(m.cf.maildrop_directory, uid, gid, err, sizeof(err)) < 0)
+		startup_fail("%s", err);
 	master_lock(&m);
 	master_clean_spool(&m);
 	master_tls(&m, drop, uid, gid);
 	master_listen(&m);
+	master_control_bind(&m);
 	if (chdir("/") < 0)
 		startup_fail("chdir /: %s", strerror(errno));
 	if (!m.rt.foreground)
@@ -516,11 +628,18 @@ int main(int argc, char **argv)
 		if (m.sig_ev[i] == NULL || evsignal_add(m.sig_ev[i], NULL) < 0)
 			fatalx("cannot handle signal %d", sigs[i]);
 	}
+	m.started = wall_usec() / 1000000;
+	m.control = control_start(m.base, m.control_fd, m.cf.control_socket, master_control, &m);
 	log_info("daemon started: version %s, %zu listener%s", PACKAGE_VERSION, m.rt.nlisten,
 	         m.rt.nlisten == 1 ? "" : "s");
 
+	/* One verbosity for the master and every child it forks, so that
+	 * log-level changes them all. */
+	if (log_share_verbosity() < 0)
+		log_warn("log level: not shared with the children");
 	/* Signal handlers first: a child that dies at once is still seen. */
 	child_set_init(&m.children, &m.rt, m.base, drop, uid, gid);
+	m.children.master_fd = m.control_fd;
 	m.children.on_exit = master_child_exited;
 	m.children.on_exit_arg = &m;
 	child_add(&m.children, "smtpd", smtpd_main, 1);
@@ -532,6 +651,7 @@ int main(int argc, char **argv)
 
 	if (m.pid_written)
 		unlink(m.pid_file);
+	control_free(m.control);
 	child_set_free(&m.children);
 	if (m.grace_ev)
 		event_free(m.grace_ev);

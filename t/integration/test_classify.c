@@ -626,7 +626,9 @@ Test(classify, queue_max_sheds_lo_first_and_loses_nothing)
 	h_set(&D, "patience_delay", "0");
 	h_set(&D, "queue_max", "3");
 	h_daemon_start(&D);
-	/* With the scanner stopped, accepted mail piles up in hi/. */
+	/* With the scanner stopped, accepted mail piles up in hi/. The
+	 * smtpd child may greet before the master logged the scanner. */
+	cr_expect(h_log_wait(&D, "child scanner started, pid ", 10000));
 	pid_t sc = child_pid("scanner");
 	cr_assert_gt(sc, 0);
 	cr_assert_eq(kill(sc, SIGSTOP), 0);
