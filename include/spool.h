@@ -110,9 +110,13 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spo
 int spool_handoff(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to);
 /* Read the envelope of q/id. Returns 0, -1 with errno (ENOENT), or -2 when
  * the file cannot be parsed: it has then been moved to corrupt/ with a log
- * line. *body_off (if not NULL) receives the message offset. A file is
- * also corrupt when its envelope names another ID or its length differs
- * from the size field. On failure *env is all zero, owning nothing. */
+ * line. *body_off (if not NULL) receives the message offset. The envelope
+ * is the last valid update record of a version 2 file (or its head block
+ * when it has none); an unfinished record left by a crash is ignored, with
+ * a log line. A file is also corrupt when its envelope names another ID,
+ * when it is shorter than its size field says (version 1: when its
+ * length differs), or when a record with a matching CRC is not this
+ * message's envelope. On failure *env is all zero, owning nothing. */
 int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                size_t *body_off);
 /* Open q/id read-only and parse its envelope; on success the caller owns
