@@ -66,13 +66,9 @@ static int feedback_existing(struct history *h, MDB_cursor *cur, struct feedback
 static enum history_vote host_vote(struct history *h, MDB_txn *txn, const struct cidr *net,
                                    int64_t now)
 {
-	struct history_rawkey k;
 	struct history_record r;
-	MDB_val kv, v;
-	history_key_make(&k, net->family, net->addr, net->bits);
-	kv.mv_size = k.len;
-	kv.mv_data = k.b;
-	if (mdb_get(txn, h->dbi, &kv, &v) != 0 || history_rec_decode(&v, &r) != 0 ||
+	int readable;
+	if (history_txn_get(h, txn, net, &r, &readable) != 0 || !readable ||
 	    history_rec_expired(&r, now, h->max_age))
 		return HISTORY_VOTE_NONE;
 	return history_rec_vote(&r);
@@ -83,17 +79,12 @@ static enum history_vote host_vote(struct history *h, MDB_txn *txn, const struct
 static int feedback_key(struct history *h, MDB_txn *txn, struct feedback_job *j,
                         const struct cidr *net, int verdict, const enum history_vote moved[2])
 {
-	struct history_rawkey k;
 	struct history_record r;
-	MDB_val kv, v;
-	history_key_make(&k, net->family, net->addr, net->bits);
-	kv.mv_size = k.len;
-	kv.mv_data = k.b;
-	int rc = mdb_get(txn, h->dbi, &kv, &v);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	int readable;
+	int rc = history_txn_get(h, txn, net, &r, &readable);
+	if (rc != 0)
 		return rc;
-	int live = rc == 0 && history_rec_decode(&v, &r) == 0 &&
-	           !history_rec_expired(&r, j->now, h->max_age);
+	int live = readable && !history_rec_expired(&r, j->now, h->max_age);
 	if (live && verdict)
 		return 0; /* inside net: already updated */
 	if (!live)
@@ -101,9 +92,7 @@ static int feedback_key(struct history *h, MDB_txn *txn, struct feedback_job *j,
 	history_rec_apply_feedback(&r, j->fb, verdict, j->now);
 	if (moved != NULL)
 		history_rec_count_vote(&r, moved[0], moved[1]);
-	v.mv_size = sizeof(r);
-	v.mv_data = &r;
-	if ((rc = mdb_put(txn, h->dbi, &kv, &v, 0)) == 0)
+	if ((rc = history_txn_put(h, txn, net, &r)) == 0)
 		j->updated++;
 	return rc;
 }

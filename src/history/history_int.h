@@ -61,6 +61,13 @@ int history_rec_decode(const MDB_val *v, struct history_record *r);
 int history_rec_expired(const struct history_record *r, int64_t now, int64_t max_age);
 void history_rec_init(struct history_record *r, int64_t now);
 void history_rec_apply_event(struct history_record *r, const struct history_event *ev);
+/* One key inside the caller's transaction: get (0, *readable = 1 when a
+ * record we can read is there; 0 and *readable = 0 when none or an
+ * unreadable one; an LMDB error otherwise) and put (0 or an LMDB error). */
+int history_txn_get(struct history *h, MDB_txn *txn, const struct cidr *net,
+                    struct history_record *r, int *readable);
+int history_txn_put(struct history *h, MDB_txn *txn, const struct cidr *net,
+                    const struct history_record *r);
 /* A host's vote in its network changed from was to now: move the count. */
 void history_rec_count_vote(struct history_record *agg, enum history_vote was,
                             enum history_vote now);

@@ -380,17 +380,11 @@ int history_stat(struct history *h, size_t *records, size_t *map_size)
 
 static int get_entry(struct history *h, MDB_txn *txn, struct history_entry *e, int64_t now)
 {
-	struct history_rawkey k;
-	MDB_val kv, v;
-	history_key_make(&k, e->net.family, e->net.addr, e->net.bits);
-	kv.mv_size = k.len;
-	kv.mv_data = k.b;
-	int rc = mdb_get(txn, h->dbi, &kv, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
+	int readable;
+	int rc = history_txn_get(h, txn, &e->net, &e->rec, &readable);
 	if (rc != 0)
 		return rc;
-	if (history_rec_decode(&v, &e->rec) != 0) {
+	if (!readable) {
 		char text[HISTORY_NET_TEXT];
 		history_net_format(&e->net, text, sizeof(text));
 		log_debug("history: unreadable record for %s ignored", text);
@@ -434,6 +428,37 @@ int history_lookup(struct history *h, const struct sockaddr *addr, int64_t now,
 	return 0;
 }
 
+int history_txn_get(struct history *h, MDB_txn *txn, const struct cidr *net,
+                    struct history_record *r, int *readable)
+{
+	struct history_rawkey k;
+	MDB_val kv, v;
+	history_key_make(&k, net->family, net->addr, net->bits);
+	kv.mv_size = k.len;
+	kv.mv_data = k.b;
+	*readable = 0;
+	int rc = mdb_get(txn, h->dbi, &kv, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	*readable = history_rec_decode(&v, r) == 0;
+	return 0;
+}
+
+int history_txn_put(struct history *h, MDB_txn *txn, const struct cidr *net,
+                    const struct history_record *r)
+{
+	struct history_rawkey k;
+	MDB_val kv, v;
+	history_key_make(&k, net->family, net->addr, net->bits);
+	kv.mv_size = k.len;
+	kv.mv_data = k.b;
+	v.mv_size = sizeof(*r);
+	v.mv_data = (void *)r;
+	return mdb_put(txn, h->dbi, &kv, &v, 0);
+}
+
 /* Read-modify-write one key inside the caller's transaction. For a host
  * (votes != NULL) the host's vote before and after is returned; for a
  * network (moved != NULL) a changed vote of one of its hosts is counted. */
@@ -441,16 +466,11 @@ static int put_event(struct history *h, MDB_txn *txn, const struct cidr *net,
                      const struct history_event *ev, enum history_vote votes[2],
                      const enum history_vote moved[2])
 {
-	struct history_rawkey k;
 	struct history_record r;
-	MDB_val kv, v;
-	history_key_make(&k, net->family, net->addr, net->bits);
-	kv.mv_size = k.len;
-	kv.mv_data = k.b;
-	int rc = mdb_get(txn, h->dbi, &kv, &v);
-	if (rc != 0 && rc != MDB_NOTFOUND)
+	int have;
+	int rc = history_txn_get(h, txn, net, &r, &have);
+	if (rc != 0)
 		return rc;
-	int have = rc == 0 && history_rec_decode(&v, &r) == 0;
 	if (votes != NULL)
 		votes[0] = have ? history_rec_vote(&r) : HISTORY_VOTE_NONE;
 	if (!have || history_rec_expired(&r, ev->now, h->max_age))
@@ -460,9 +480,7 @@ static int put_event(struct history *h, MDB_txn *txn, const struct cidr *net,
 		votes[1] = history_rec_vote(&r);
 	if (moved != NULL)
 		history_rec_count_vote(&r, moved[0], moved[1]);
-	v.mv_size = sizeof(r);
-	v.mv_data = &r;
-	return mdb_put(txn, h->dbi, &kv, &v, 0);
+	return history_txn_put(h, txn, net, &r);
 }
 
 struct record_job {

@@ -39,7 +39,6 @@
 #include "conf.h"
 #include "log.h"
 #include "rdns.h"
-#include "screen.h"
 #include "session.h"
 #include "smtpd.h"
 #include "tls.h"
@@ -105,6 +104,51 @@ int64_t session_last_reply_usec(const struct session *s)
 int64_t session_last_command_usec(const struct session *s)
 {
 	return s->last_cmd_usec;
+}
+
+unsigned session_client_port(const struct session *s)
+{
+	return s->port;
+}
+
+socklen_t session_peer_len(const struct session *s)
+{
+	return s->peerlen;
+}
+
+int session_esmtp(const struct session *s)
+{
+	return s->esmtp;
+}
+
+const char *session_sender(const struct session *s)
+{
+	return s->sender;
+}
+
+size_t session_nrcpt(const struct session *s)
+{
+	return s->nrcpt;
+}
+
+const char *session_rcpt(const struct session *s, size_t i)
+{
+	return i < s->nrcpt ? s->rcpts[i] : NULL;
+}
+
+size_t session_input_pending(const struct session *s)
+{
+	return s->bev ? evbuffer_get_length(bufferevent_get_input(s->bev)) : 0;
+}
+
+int session_holding(const struct session *s)
+{
+	return s->held != NULL;
+}
+
+const char *session_queue_id(const struct session *s)
+{
+	return s->id;
 }
 
 /* Timers: one per session; its meaning follows the state. */
@@ -213,11 +257,11 @@ static void session_destroy(struct session *s)
 {
 	struct smtpd *srv = s->srv;
 	session_release_message(s);
-	screen_close(s);
-	free(s->held);
-	s->held = NULL;
+	/* The observer sees a held reply as never sent (s->held). */
 	if (s->obs && s->obs->close)
 		s->obs->close(s->obs_ctx, s, s->quit);
+	free(s->held);
+	s->held = NULL;
 	if (s->linger)
 		event_free(s->linger);
 	if (s->bev) {
@@ -478,7 +522,6 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 	s->obs = srv->obs;
 	if (s->obs && s->obs->open)
 		s->obs_ctx = s->obs->open(srv->obs_arg, s);
-	screen_open(s);
 	/* The name is asked for first, so that it may come during the
 	 * pause; it always comes from a callback of its own. */
 	if (session_cf(s)->reverse_dns)
@@ -486,7 +529,7 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 	else
 		session_log_connect(s);
 	/* Clients without a good history get the banner in two parts. */
-	session_greet(s, screen_greet_pause(s));
+	session_greet(s, s->obs && s->obs->greet_pause ? s->obs->greet_pause(s->obs_ctx, s) : 0);
 	return s;
 }
 

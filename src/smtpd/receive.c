@@ -27,7 +27,6 @@
 #include "conf.h"
 #include "data.h"
 #include "log.h"
-#include "screen.h"
 #include "session.h"
 #include "spool.h"
 #include "stats.h"
@@ -48,6 +47,12 @@ void session_release_message(struct session *s)
 		         "is kept",
 		         s->id, s->name, s->addr, s->port);
 	}
+}
+
+/* The queue the observer's decision puts the message in (hi without one). */
+static enum spool_queue message_queue(struct session *s)
+{
+	return s->obs && s->obs->queue ? s->obs->queue(s->obs_ctx, s) : Q_HI;
 }
 
 static int session_sink(void *arg, const char *buf, size_t len)
@@ -94,7 +99,8 @@ void session_data_start(struct session *s)
 	for (size_t i = 0; i < s->nrcpt; i++)
 		envelope_add_rcpt(&env, s->rcpts[i], NULL);
 	env.class = CLASS_HI;
-	screen_envelope(s, &env);
+	if (s->obs && s->obs->envelope)
+		s->obs->envelope(s->obs_ctx, s, &env);
 	int rc = spool_create(&s->srv->spool, &env, &s->sf);
 	if (rc == 0)
 		memcpy(s->id, env.id, sizeof(s->id));
@@ -153,9 +159,9 @@ static void session_commit_done(void *arg, int error)
 		 * its queue as Postfix's qmgr does (log analysers such as
 		 * pflogsumm count senders and bytes from there). */
 		log_info("%s: accepted into %s, size=%" PRIu64 ", nrcpt=%zu", s->id,
-		         spool_queue_name(screen_queue(s)), s->hdrlen + s->hf.written, s->nrcpt);
-		screen_committed(s, 1);
-		stats_add(screen_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
+		         spool_queue_name(message_queue(s)), s->hdrlen + s->hf.written, s->nrcpt);
+		session_notify_type(s, SEV_COMMITTED);
+		stats_add(message_queue(s) == Q_LO ? STAT_ACCEPTED_LO : STAT_ACCEPTED_HI, 1);
 		session_reply(s, RPL_QUEUED, s->id);
 	}
 	if (session_in(s, PH(PH_HELO)))
@@ -209,7 +215,7 @@ static void session_data_end(struct session *s)
 	if (s->hf.removed > 0)
 		log_info("%s: removed %u X-Tempomx- header field%s supplied by the client", s->id,
 		         s->hf.removed, s->hf.removed == 1 ? "" : "s");
-	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, screen_queue(s),
+	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, message_queue(s),
 	                   session_commit_done, s);
 }
 

@@ -22,16 +22,12 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-
 #include "classify.h"
 #include "conf.h"
 #include "history.h"
 #include "log.h"
 #include "rdnsname.h"
 #include "screen.h"
-#include "session.h"
 #include "stats.h"
 #include "util.h"
 
@@ -69,6 +65,7 @@ struct screen_item {
 };
 
 struct screen_server {
+	struct smtpd *srv;
 	struct history *hist;
 	struct whitelist wl;
 	/* history writer */
@@ -84,6 +81,7 @@ struct screen_server {
 };
 
 struct screen {
+	struct screen_server *ss;
 	struct timing t;
 	int observe;              /* the evidence is gathered (not exempt) */
 	int probe;                /* the delays apply (not exempt, client not whitelisted) */
@@ -103,6 +101,14 @@ struct screen {
 	unsigned accepted_hi, accepted_lo, tempfails, rejects;
 	int logged_with_id;
 };
+
+static const struct session_observer screen_observer;
+
+/* The settings in force (SIGHUP swaps them in place: never cached). */
+static const struct config *screen_cf(const struct screen *sc)
+{
+	return sc->ss->srv->rt->cf;
+}
 
 /* ---- history writer thread ---- */
 
@@ -186,6 +192,8 @@ void screen_server_init(struct smtpd *srv)
 	const struct config *cf = srv->rt->cf;
 	struct screen_server *ss = xcalloc(1, sizeof(*ss));
 	srv->scr = ss;
+	ss->srv = srv;
+	smtpd_set_observer(srv, &screen_observer, ss);
 	whitelist_from_config(cf, &ss->wl);
 	char path[4096], err[512];
 	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
@@ -261,8 +269,8 @@ static void test_actions(const struct config *cf, enum test_action a[TT_NTESTS])
  * LMDB read transaction, a few microseconds. */
 static void predict(struct session *s, struct screen *sc)
 {
-	const struct config *cf = session_cf(s);
-	struct screen_server *ss = s->srv->scr;
+	const struct config *cf = screen_cf(sc);
+	struct screen_server *ss = sc->ss;
 	sc->hist = POLICY_NEW;
 	snprintf(sc->hist_reason, sizeof(sc->hist_reason), "no history");
 	if (ss && ss->hist) {
@@ -281,30 +289,32 @@ static void predict(struct session *s, struct screen *sc)
 	}
 }
 
-void screen_open(struct session *s)
+static void *scr_open(void *arg, struct session *s)
 {
-	const struct config *cf = session_cf(s);
-	struct screen_server *ss = s->srv->scr;
+	struct screen_server *ss = arg;
 	struct screen *sc = xcalloc(1, sizeof(*sc));
-	s->scr = sc;
-	timing_init(&sc->t, s->connect_usec);
+	sc->ss = ss;
+	const struct config *cf = screen_cf(sc);
+	timing_init(&sc->t, session_connect_usec(s));
 	sc->exempt = !session_timing_enabled(s) || conf_in_mynetworks(cf, session_peer(s));
 	sc->wl_client = ss && whitelist_client(&ss->wl, session_peer(s));
 	sc->observe = !sc->exempt;
 	sc->probe = !sc->exempt && !sc->wl_client;
 	predict(s, sc);
 	if (sc->observe)
-		timing_rtt(&sc->t, s->fd);
+		timing_rtt(&sc->t, session_fd(s));
+	return sc;
 }
 
-int64_t screen_greet_pause(const struct session *s)
+static int64_t scr_greet_pause(void *ctx, struct session *s)
 {
-	const struct screen *sc = s->scr;
+	const struct screen *sc = ctx;
+	(void)s;
 	if (sc == NULL || !sc->probe || sc->hist == POLICY_GOOD)
 		return 0;
-	if ((enum test_action)session_cf(s)->pregreet_action == TEST_OFF)
+	if ((enum test_action)screen_cf(sc)->pregreet_action == TEST_OFF)
 		return 0;
-	return session_cf(s)->greet_pause;
+	return screen_cf(sc)->greet_pause;
 }
 
 /* Reverse DNS as weak evidence: a name that does not lead back to the
@@ -328,23 +338,31 @@ static void note_rdns(struct session *s, struct screen *sc, enum session_rdns r)
 	timing_note_rdns(&sc->t, r != RDNS_CONFIRMED, generic != NULL, what);
 }
 
-void screen_event(struct session *s, const struct session_event *ev)
+static void note_helo(struct session *s, struct screen *sc);
+static void committed(struct session *s, struct screen *sc);
+static void patience_over(struct screen *sc, int closed, int spoke);
+
+static void scr_event(void *ctx, struct session *s, const struct session_event *ev)
 {
-	struct screen *sc = s->scr;
-	if (sc == NULL || !sc->observe)
+	struct screen *sc = ctx;
+	if (ev->type == SEV_COMMITTED) {
+		committed(s, sc); /* exempt clients' messages too */
+		return;
+	}
+	if (!sc->observe)
 		return;
 	switch (ev->type) {
 	case SEV_PREGREET:
 		timing_note_pregreet(&sc->t, ev->octets, ev->usec);
 		break;
 	case SEV_GREETING:
-		timing_note_greeting(&sc->t, screen_greet_pause(s) > 0, ev->usec);
+		timing_note_greeting(&sc->t, scr_greet_pause(sc, s) > 0, ev->usec);
 		break;
 	case SEV_COMMAND:
 		/* The round trip the answer is judged against: the kernel's
 		 * estimate settles over the first exchanges. */
 		if (!ev->early && sc->t.commands < SCREEN_RTT_READS)
-			timing_rtt(&sc->t, s->fd);
+			timing_rtt(&sc->t, session_fd(s));
 		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
 		                    ev->early, ev->bare_lf, ev->pipelining,
 		                    ev->arrival > 0 ? ev->arrival : ev->usec);
@@ -359,92 +377,88 @@ void screen_event(struct session *s, const struct session_event *ev)
 		timing_note_tls(&sc->t);
 		break;
 	case SEV_DATA_END:
-		timing_note_end_of_data(&sc->t, s->esmtp);
+		timing_note_end_of_data(&sc->t, session_esmtp(s));
 		break;
 	case SEV_QUIT:
 		if (ev->octets > 0)
 			timing_note_after_quit(&sc->t);
 		break;
 	case SEV_HOLD_INPUT:
-		timing_patience_input(&sc->t, s->esmtp, ev->usec);
+		timing_patience_input(&sc->t, session_esmtp(s), ev->usec);
 		break;
 	case SEV_RDNS:
 		note_rdns(s, sc, ev->rdns);
 		break;
 	case SEV_NON_SMTP:
-		/* The text came with screen_non_smtp(). */
+		timing_note_non_smtp(&sc->t, ev->text);
+		break;
+	case SEV_HELO:
+		note_helo(s, sc);
+		break;
+	case SEV_HOLD_OVER:
+		patience_over(sc, 0, 0);
+		break;
+	case SEV_COMMITTED:
 		break;
 	}
 }
 
-void screen_helo(struct session *s)
+static void note_helo(struct session *s, struct screen *sc)
 {
-	struct screen *sc = s->scr;
-	if (sc == NULL || !sc->observe || s->helo == NULL)
+	if (session_helo(s) == NULL)
 		return;
 	char ours[64] = "";
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
-	if (getsockname(s->fd, (struct sockaddr *)&local, &llen) == 0)
+	if (getsockname(session_fd(s), (struct sockaddr *)&local, &llen) == 0)
 		sockaddr_host((struct sockaddr *)&local, ours, sizeof(ours));
-	timing_note_helo(&sc->t, timing_helo_form(s->helo, s->addr, ours[0] ? ours : NULL,
-	                                          session_cf(s)->hostname));
+	timing_note_helo(&sc->t, timing_helo_form(session_helo(s), session_client_addr(s),
+	                                          ours[0] ? ours : NULL, screen_cf(sc)->hostname));
 }
 
-void screen_non_smtp(struct session *s, const char *what)
+static int64_t scr_patience(void *ctx, struct session *s, enum screen_reply which)
 {
-	struct screen *sc = s->scr;
-	if (sc != NULL && sc->observe)
-		timing_note_non_smtp(&sc->t, what);
-}
-
-int64_t screen_patience(struct session *s, enum screen_reply which)
-{
-	const struct config *cf = session_cf(s);
-	struct screen *sc = s->scr;
-	if (sc == NULL || !sc->probe || sc->patience_used || sc->hist == POLICY_GOOD)
+	struct screen *sc = ctx;
+	const struct config *cf = screen_cf(sc);
+	if (!sc->probe || sc->patience_used || sc->hist == POLICY_GOOD)
 		return 0;
 	if (cf->patience_delay <= 0 || (enum test_action)cf->patience_action == TEST_OFF ||
 	    cf->patience_reply != (int)which)
 		return 0;
 	/* A whitelisted sender skips the delays still to come; a whitelisted
 	 * recipient the delay of its own RCPT reply. */
-	const struct whitelist *wl = s->srv->scr ? &s->srv->scr->wl : NULL;
-	if (wl && s->sender && whitelist_sender(wl, s->sender))
+	const struct whitelist *wl = sc->ss ? &sc->ss->wl : NULL;
+	if (wl && session_sender(s) && whitelist_sender(wl, session_sender(s)))
 		return 0;
-	if (wl && which == SCREEN_REPLY_RCPT && s->nrcpt > 0 &&
-	    whitelist_recipient(wl, s->rcpts[s->nrcpt - 1]))
+	if (wl && which == SCREEN_REPLY_RCPT && session_nrcpt(s) > 0 &&
+	    whitelist_recipient(wl, session_rcpt(s, session_nrcpt(s) - 1)))
 		return 0;
 	sc->patience_used = 1;
 	timing_patience_start(&sc->t, mono_usec(), cf->patience_delay * 1000000);
 	return cf->patience_delay;
 }
 
-void screen_patience_over(struct session *s, int closed, int spoke)
+static void patience_over(struct screen *sc, int closed, int spoke)
 {
-	struct screen *sc = s->scr;
-	if (sc == NULL)
-		return;
 	if (closed || spoke)
 		timing_patience_break(&sc->t, closed, mono_usec());
 	else
 		timing_patience_end(&sc->t);
 }
 
-static enum wl_kind transaction_whitelisted(const struct session *s)
+static enum wl_kind transaction_whitelisted(const struct session *s, const struct screen *sc)
 {
-	const struct screen *sc = s->scr;
-	const struct whitelist *wl = s->srv->scr ? &s->srv->scr->wl : NULL;
+	const struct whitelist *wl = sc->ss ? &sc->ss->wl : NULL;
 	if (sc->wl_client)
 		return WL_CLIENT;
 	if (wl == NULL)
 		return WL_NONE;
-	if (s->sender && whitelist_sender(wl, s->sender))
+	if (session_sender(s) && whitelist_sender(wl, session_sender(s)))
 		return WL_SENDER;
-	if (s->nrcpt == 0)
+	if (session_nrcpt(s) == 0)
 		return WL_NONE;
-	for (size_t i = 0; i < s->nrcpt; i++)
-		if (!whitelist_recipient(wl, s->rcpts[i]))
+	for (size_t i = 0; i < session_nrcpt(s); i++)
+		if (!whitelist_recipient(wl, session_rcpt(s, i)))
 			return WL_NONE;
 	return WL_RECIPIENT;
 }
@@ -479,20 +493,18 @@ static enum stats_counter refusal_counter(const struct screen *sc,
 	return STAT_TEMPFAIL_NEW;
 }
 
-enum reply_id screen_data(struct session *s)
+static enum reply_id scr_decide(void *ctx, struct session *s)
 {
-	const struct config *cf = session_cf(s);
-	struct screen *sc = s->scr;
-	if (sc == NULL)
-		return RPL_NONE;
+	struct screen *sc = ctx;
+	const struct config *cf = screen_cf(sc);
 	predict(s, sc);
 	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354. */
-	if (sc->observe && s->bev && evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+	if (sc->observe && session_input_pending(s) > 0)
 		timing_note_early_body(&sc->t);
 	enum test_action act[TT_NTESTS];
 	test_actions(cf, act);
 	verdict_compute(&sc->t, act, &sc->v);
-	sc->whitelisted = transaction_whitelisted(s);
+	sc->whitelisted = transaction_whitelisted(s, sc);
 	struct policy_params pp;
 	policy_params_from_config(cf, &pp);
 	struct policy_input in = {.history = sc->hist,
@@ -523,7 +535,7 @@ enum reply_id screen_data(struct session *s)
 	else if (sc->pr.decision == POLICY_TEMPFAIL)
 		r = RPL_POLICY_TEMPFAIL;
 	else
-		r = admission_check(s->srv, sc->pr.decision == POLICY_HI);
+		r = admission_check(sc->ss->srv, sc->pr.decision == POLICY_HI);
 
 	const char *outcome = r == RPL_NONE              ? policy_decision_name(sc->pr.decision)
 	                      : r == RPL_POLICY_REJECT   ? "reject"
@@ -531,9 +543,10 @@ enum reply_id screen_data(struct session *s)
 	                                                 : "tempfail (load)";
 	log_info("classify: %s[%s]:%u: %s, verdict=%s, score=%d, history=%s (%s), %s%s%s%s; "
 	         "reasons: %s",
-	         session_client_name(s), s->addr, s->port, outcome, verdict_class_name(sc->v.cls),
-	         sc->v.score, history_class_name((enum history_class)sc->hist), sc->hist_reason,
-	         sc->pr.why, sc->pr.would != sc->pr.decision ? " (log only: would " : "",
+	         session_client_name(s), session_client_addr(s), session_client_port(s), outcome,
+	         verdict_class_name(sc->v.cls), sc->v.score,
+	         history_class_name((enum history_class)sc->hist), sc->hist_reason, sc->pr.why,
+	         sc->pr.would != sc->pr.decision ? " (log only: would " : "",
 	         sc->pr.would != sc->pr.decision ? policy_decision_name(sc->pr.would) : "",
 	         sc->pr.would != sc->pr.decision ? ")" : "",
 	         sc->v.reasons[0] ? sc->v.reasons : "none");
@@ -546,18 +559,20 @@ enum reply_id screen_data(struct session *s)
 	return r;
 }
 
-enum spool_queue screen_queue(const struct session *s)
+static enum spool_queue scr_queue(void *ctx, struct session *s)
 {
-	const struct screen *sc = s->scr;
-	if (sc == NULL || !sc->decided)
+	const struct screen *sc = ctx;
+	(void)s;
+	if (!sc->decided)
 		return Q_HI;
 	return sc->pr.decision == POLICY_HI ? Q_HI : Q_LO;
 }
 
-void screen_envelope(const struct session *s, struct envelope *env)
+static void scr_envelope(void *ctx, struct session *s, struct envelope *env)
 {
-	const struct screen *sc = s->scr;
-	if (sc == NULL || !sc->decided)
+	const struct screen *sc = ctx;
+	(void)s;
+	if (!sc->decided)
 		return;
 	env->class = sc->pr.decision == POLICY_HI ? CLASS_HI : CLASS_LO;
 	free(env->verdict);
@@ -579,50 +594,46 @@ void screen_envelope(const struct session *s, struct envelope *env)
 	env->history = xstrdup(history_class_name((enum history_class)sc->hist));
 }
 
-void screen_committed(struct session *s, int ok)
+static void committed(struct session *s, struct screen *sc)
 {
-	struct screen *sc = s->scr;
-	if (sc == NULL || !ok || !sc->decided)
+	if (!sc->decided)
 		return;
 	if (sc->pr.decision == POLICY_HI)
 		sc->accepted_hi++;
 	else
 		sc->accepted_lo++;
 	sc->logged_with_id = 1;
-	log_info("%s: class=%s, verdict=%s, score=%d, history=%s, reasons: %s", s->id,
+	log_info("%s: class=%s, verdict=%s, score=%d, history=%s, reasons: %s", session_queue_id(s),
 	         sc->pr.decision == POLICY_HI ? "hi" : "lo", verdict_class_name(sc->v.cls),
 	         sc->v.score, history_class_name((enum history_class)sc->hist),
 	         sc->v.reasons[0] ? sc->v.reasons : "none");
 }
 
-void screen_close(struct session *s)
+static void scr_close(void *ctx, struct session *s, int quit)
 {
-	struct screen *sc = s->scr;
-	if (sc == NULL)
-		return;
-	if (s->held)
-		screen_patience_over(s, 1, 0);
-	timing_note_close(&sc->t, s->quit);
+	struct screen *sc = ctx;
+	if (session_holding(s))
+		patience_over(sc, 1, 0);
+	timing_note_close(&sc->t, quit);
 	enum test_action act[TT_NTESTS];
-	test_actions(session_cf(s), act);
+	test_actions(screen_cf(sc), act);
 	struct verdict v;
 	verdict_compute(&sc->t, act, &v);
 	if (sc->observe && !sc->logged_with_id)
 		log_info("classify: %s[%s]:%u: no message accepted, verdict=%s, score=%d, "
 		         "history=%s, %s; reasons: %s",
-		         session_client_name(s), s->addr, s->port, verdict_class_name(v.cls),
-		         v.score, history_class_name((enum history_class)sc->hist),
-		         s->quit ? "quit" : "closed without QUIT",
-		         v.reasons[0] ? v.reasons : "none");
+		         session_client_name(s), session_client_addr(s), session_client_port(s),
+		         verdict_class_name(v.cls), v.score,
+		         history_class_name((enum history_class)sc->hist),
+		         quit ? "quit" : "closed without QUIT", v.reasons[0] ? v.reasons : "none");
 	else if (sc->observe && v.cls > sc->v.cls)
 		/* Judged worse after its last message was taken: what the
 		 * history will learn must be in the log too. */
 		log_info("classify: %s[%s]:%u: after %u accepted, session verdict=%s, "
 		         "score=%d, %s; reasons: %s",
-		         session_client_name(s), s->addr, s->port,
+		         session_client_name(s), session_client_addr(s), session_client_port(s),
 		         sc->accepted_hi + sc->accepted_lo, verdict_class_name(v.cls), v.score,
-		         s->quit ? "quit" : "closed without QUIT",
-		         v.reasons[0] ? v.reasons : "none");
+		         quit ? "quit" : "closed without QUIT", v.reasons[0] ? v.reasons : "none");
 	/* Exempt clients teach the history nothing: their mail is not
 	 * judged. A whitelisted one is recorded as it behaved. */
 	if (!sc->exempt) {
@@ -637,9 +648,19 @@ void screen_close(struct session *s)
 			flags |= HISTORY_EV_REJECT;
 		if (v.cls == VERDICT_JUNK && sc->observe)
 			flags |= HISTORY_EV_JUNK;
-		writer_push(s->srv->scr, session_peer(s), s->peerlen, flags,
+		writer_push(sc->ss, session_peer(s), session_peer_len(s), flags,
 		            verdict_score_sample(&v));
 	}
 	free(sc);
-	s->scr = NULL;
 }
+
+static const struct session_observer screen_observer = {
+    .open = scr_open,
+    .event = scr_event,
+    .greet_pause = scr_greet_pause,
+    .patience = scr_patience,
+    .decide = scr_decide,
+    .queue = scr_queue,
+    .envelope = scr_envelope,
+    .close = scr_close,
+};

@@ -24,34 +24,13 @@
 #include "smtpd.h"
 #include "spool.h"
 
-struct session;
-
-/* Which reply the patience test may delay (config patience_reply). */
-enum screen_reply { SCREEN_REPLY_RCPT = 0, SCREEN_REPLY_MAIL = 1, SCREEN_REPLY_HELO = 2 };
-
-/* Process level (server.c). */
+/* Process level (server.c). screen_server_init() also makes the
+ * classifier the observer of every session (smtpd.h, struct
+ * session_observer): the session asks and tells it everything through
+ * that, never by name. */
 void screen_server_init(struct smtpd *srv);
 void screen_server_reload(struct smtpd *srv); /* SIGHUP: whitelists */
 void screen_server_free(struct smtpd *srv);
-
-/* Session level. */
-void screen_open(struct session *s);
-void screen_close(struct session *s);
-/* Seconds of the banner pause for this client (0: whole banner). */
-int64_t screen_greet_pause(const struct session *s);
-void screen_event(struct session *s, const struct session_event *ev);
-void screen_helo(struct session *s);
-void screen_non_smtp(struct session *s, const char *what);
-/* The reply which is about to be sent: seconds to hold it, 0 for none. */
-int64_t screen_patience(struct session *s, enum screen_reply which);
-/* The held reply went out (closed = 0) or the client left (closed = 1). */
-void screen_patience_over(struct session *s, int closed, int spoke);
-/* DATA: the decision before the 354. RPL_NONE accepts. */
-enum reply_id screen_data(struct session *s);
-/* The accepted message: its queue and envelope fields. */
-enum spool_queue screen_queue(const struct session *s);
-void screen_envelope(const struct session *s, struct envelope *env);
-void screen_committed(struct session *s, int ok);
 
 /* admission.c */
 void admission_init(struct smtpd *srv);

@@ -35,7 +35,6 @@
 #include "conf.h"
 #include "log.h"
 #include "reply.h"
-#include "screen.h"
 #include "session.h"
 #include "util.h"
 #include "verify.h"
@@ -46,8 +45,6 @@ void session_notify(struct session *s, struct session_event *ev)
 {
 	if (ev->usec == 0)
 		ev->usec = mono_usec();
-	if (s->scr)
-		screen_event(s, ev);
 	if (s->obs == NULL || s->obs->event == NULL)
 		return;
 	s->obs->event(s->obs_ctx, s, ev);
@@ -101,7 +98,9 @@ void session_emit(struct session *s, int code, const char *text, size_t len)
  * meanwhile (session_process), and the timer releases it. */
 void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len)
 {
-	int64_t delay = screen_patience(s, (enum screen_reply)which);
+	int64_t delay = s->obs && s->obs->patience
+	                    ? s->obs->patience(s->obs_ctx, s, (enum screen_reply)which)
+	                    : 0;
 	if (delay <= 0 || s->bev == NULL || session_ending(s)) {
 		session_emit(s, code, text, len);
 		return;
@@ -117,7 +116,7 @@ void session_release_held(struct session *s)
 {
 	char *text = s->held;
 	s->held = NULL;
-	screen_patience_over(s, 0, 0);
+	session_notify_type(s, SEV_HOLD_OVER);
 	session_emit(s, s->held_code, text, s->held_len);
 	free(text);
 	session_idle(s);
@@ -361,7 +360,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	free(s->helo);
 	s->helo = xstrndup(cmd->arg, cmd->arglen);
 	s->esmtp = cmd->verb == CMD_EHLO;
-	screen_helo(s);
+	session_notify_type(s, SEV_HELO);
 	/* RFC 5321 4.1.4: HELO/EHLO resets the transaction like RSET. */
 	session_reset_transaction(s);
 	session_set_phase(s, PH_HELO);
@@ -632,7 +631,7 @@ static void proceed_data(struct session *s, const struct cmd_line *cmd)
 {
 	/* The pre-acceptance decision, before the 354: a refused client
 	 * never sends its body. */
-	enum reply_id r = screen_data(s);
+	enum reply_id r = s->obs && s->obs->decide ? s->obs->decide(s->obs_ctx, s) : RPL_NONE;
 	if (r != RPL_NONE) {
 		session_reply(s, r, NULL);
 		return;
@@ -791,8 +790,8 @@ static void session_non_smtp(struct session *s, const char *what)
 	size_t n = reply_format(RPL_NON_SMTP, NULL, rpl, sizeof(rpl));
 	log_notice("non-SMTP input from %s[%s]:%u: %s; reply %.*s", s->name, s->addr, s->port, what,
 	           (int)(n > 2 ? n - 2 : 0), rpl);
-	screen_non_smtp(s, what);
-	session_notify_type(s, SEV_NON_SMTP);
+	struct session_event ev = {.type = SEV_NON_SMTP, .text = what};
+	session_notify(s, &ev);
 	session_reply(s, RPL_NON_SMTP, NULL);
 }
 
@@ -828,8 +827,10 @@ static void session_command(struct session *s, const char *line, size_t len, int
 		session_non_smtp(s, what);
 		return;
 	}
-	if (r == RPL_BAD_CHAR && memchr(line, '\0', len) != NULL)
-		screen_non_smtp(s, "NUL byte in a command");
+	if (r == RPL_BAD_CHAR && memchr(line, '\0', len) != NULL) {
+		struct session_event nul = {.type = SEV_NON_SMTP, .text = "NUL byte in a command"};
+		session_notify(s, &nul);
+	}
 	if (r != RPL_NONE) {
 		session_reply(s, r, NULL);
 		return;

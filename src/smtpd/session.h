@@ -126,7 +126,6 @@ struct session {
 	size_t pregreet_seen;
 	const struct session_observer *obs;
 	void *obs_ctx;
-	struct screen *scr; /* classifier state (screen.c) */
 	/* A reply held back by the patience test, sent when the timer fires. */
 	char *held;
 	size_t held_len;

@@ -27,6 +27,7 @@
 #include <openssl/ssl.h>
 
 #include "command.h"
+#include "reply.h"
 #include "spool.h"
 #include "tempomx.h"
 
@@ -53,8 +54,14 @@ enum session_event_type {
 	SEV_DATA_END,   /* the end-of-data line of a message was received */
 	SEV_QUIT,       /* QUIT was taken; .octets: input was waiting after it */
 	SEV_HOLD_INPUT, /* input arrived while a reply was held back */
+	SEV_HOLD_OVER,  /* the held reply went out: the client waited */
 	SEV_RDNS,       /* the client's reverse DNS lookup is over (.rdns) */
+	SEV_HELO,       /* HELO/EHLO accepted (session_helo()) */
+	SEV_COMMITTED,  /* the message is in the spool (session_queue_id()) */
 };
+
+/* Which reply the patience test may hold (config patience_reply). */
+enum screen_reply { SCREEN_REPLY_RCPT = 0, SCREEN_REPLY_MAIL = 1, SCREEN_REPLY_HELO = 2 };
 
 /* What reverse DNS said of the client (rdns.c). */
 enum session_rdns {
@@ -81,12 +88,29 @@ struct session_event {
 	size_t octets;
 	/* SEV_RDNS; the names are session_client_name() and _ptr() */
 	enum session_rdns rdns;
+	/* SEV_NON_SMTP: what it was */
+	const char *text;
 };
 
+struct envelope;
+
+/* The classifier watches a session through this, and answers the few
+ * questions the session asks before it acts; a hook left NULL answers
+ * "nothing to add". The session never calls the classifier by name. */
 struct session_observer {
 	/* A session starts; the return value is passed back below. */
 	void *(*open)(void *arg, struct session *s);
 	void (*event)(void *ctx, struct session *s, const struct session_event *ev);
+	/* Seconds of pause inside the split banner (0: whole banner). */
+	int64_t (*greet_pause)(void *ctx, struct session *s);
+	/* Seconds to hold the reply that is about to go out (0: none). */
+	int64_t (*patience)(void *ctx, struct session *s, enum screen_reply which);
+	/* At DATA, before the 354: RPL_NONE accepts, else the refusal. */
+	enum reply_id (*decide)(void *ctx, struct session *s);
+	/* The accepted message: its queue and its envelope fields (the
+	 * X-Tempomx-Class field is made of them at delivery). */
+	enum spool_queue (*queue)(void *ctx, struct session *s);
+	void (*envelope)(void *ctx, struct session *s, struct envelope *env);
 	/* The session ends; quit is 1 when the client said QUIT. */
 	void (*close)(void *ctx, struct session *s, int quit);
 };
@@ -153,5 +177,18 @@ const char *session_helo(const struct session *s);
 int64_t session_connect_usec(const struct session *s);
 int64_t session_last_reply_usec(const struct session *s);
 int64_t session_last_command_usec(const struct session *s);
+unsigned session_client_port(const struct session *s);
+socklen_t session_peer_len(const struct session *s);
+int session_esmtp(const struct session *s);
+/* NULL before MAIL, "" for the null sender. */
+const char *session_sender(const struct session *s);
+size_t session_nrcpt(const struct session *s);
+const char *session_rcpt(const struct session *s, size_t i);
+/* Octets received and not taken yet. */
+size_t session_input_pending(const struct session *s);
+/* A reply is being held back (patience test). */
+int session_holding(const struct session *s);
+/* The queue ID of the message being received or just committed. */
+const char *session_queue_id(const struct session *s);
 
 #endif
