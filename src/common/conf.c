@@ -842,9 +842,11 @@ int conf_finish(struct config *cf, char *err, size_t errlen)
 	/* The full syntax is route_parse()'s, checked by smtpd (it is not
 	 * linked here); this catches a misspelt scheme before the start. */
 	if (strcmp(cf->recipient_verify, "none") != 0 &&
-	    strncmp(cf->recipient_verify, "lmtp:", 5) != 0) {
+	    strncmp(cf->recipient_verify, "lmtp:", 5) != 0 &&
+	    strncmp(cf->recipient_verify, "smtp:[", 6) != 0) {
 		snprintf(err, errlen,
-		         "recipient_verify must be none, lmtp:[address]:port or lmtp:unix:/path");
+		         "recipient_verify must be none, lmtp:[address]:port, lmtp:unix:/path "
+		         "or smtp:[address]:port");
 		goto fail;
 	}
 	return 0;

@@ -178,8 +178,8 @@ const struct conf_key conf_keys[] = {
     {"relay_recipients", CONF_PATH, F(relay_recipients), "", 0, 0, NULL, "smtpd",
      "file of valid addresses in the relay domains; others get 550 5.1.1 at RCPT"},
     {"recipient_verify", CONF_STRING, F(recipient_verify), "none", 0, 0, NULL, "smtpd",
-     "ask the mail store about each local recipient at RCPT: none, lmtp:[addr]:port or "
-     "lmtp:unix:/path"},
+     "ask the mail store (local domains) or the primary MX (relay domains) about each "
+     "recipient at RCPT: none, lmtp:[addr]:port, lmtp:unix:/path or smtp:[addr]:port"},
     {"recipient_verify_timeout", CONF_DURATION, F(recipient_verify_timeout), "10s", 1, 300, NULL,
      "smtpd", "time the mail store has to answer a recipient verification"},
     {"recipient_verify_positive_ttl", CONF_DURATION, F(recipient_verify_positive_ttl), "3600s", 0,

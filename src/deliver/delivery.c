@@ -17,7 +17,7 @@
  * the earliest known retry time, and a periodic rescan, bring it back.
  *
  * The loop never blocks. SMTP and LMTP transactions and their DNS lookups
- * are events of the loop itself (remote.c, smtp_client.c, dns.c: a job
+ * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
  * Maildir writes, envelope updates, removals and deferred-queue scans (file
  * I/O with fsync) run in a small pool of threads (workpool.c,

@@ -23,9 +23,9 @@
  * REMOTE_MAX_ADDRS in all; only when all have failed are the recipients
  * deferred (or bounced, if the last failure was permanent).
  *
- * After a transaction a healthy session is kept idle under its
- * destination for smtp_connection_reuse_time, then closed with QUIT.
- * Loop thread only.
+ * After a transaction a healthy session is parked under its destination
+ * in the client's idle-session cache (src/smtp/cache.c) for
+ * smtp_connection_reuse_time, then closed with QUIT. Loop thread only.
  */
 #include <netdb.h>
 #include <stdio.h>
@@ -37,9 +37,10 @@
 #include <event2/event.h>
 
 #include "dns.h"
-#include "remote.h"
-#include "smtp_proto.h"
 #include "log.h"
+#include "remote.h"
+#include "smtp_cache.h"
+#include "smtp_proto.h"
 #include "util.h"
 
 /* Addresses tried per job: bounded, as Postfix does, so a domain with
@@ -48,22 +49,6 @@
 /* Idle sessions kept at most; the oldest goes first. */
 #define REMOTE_IDLE_MAX 64
 
-struct idle {
-	struct remote *r;
-	struct idle *next;
-	struct smtp_session *s;
-	char key[300];
-	int64_t since; /* monotonic usec */
-	struct event *ev;
-};
-
-/* A session saying QUIT: still a connection to its destination. */
-struct quitting {
-	struct remote *r;
-	struct quitting *next;
-	char key[300];
-};
-
 struct remote {
 	struct event_base *base;
 	struct event *pump_ev;
@@ -71,10 +56,7 @@ struct remote {
 	struct remote_job *queue, **qtail;
 	struct remote_job *running;
 	size_t nrunning;
-	struct idle *idle;
-	size_t nidle;
-	struct quitting *quitting;
-	size_t nquitting;
+	struct smtp_cache *cache; /* idle sessions, and those saying QUIT */
 	int stopping, pumping, pump_again;
 	void (*drained)(void *);
 	void *drained_arg;
@@ -91,123 +73,17 @@ static void check_drained(struct remote *r)
 		r->drained(r->drained_arg);
 }
 
-/* ---- closing sessions ---- */
-
-static void quit_gone(void *arg)
-{
-	struct quitting *q = arg;
-	struct remote *r = q->r;
-	for (struct quitting **pp = &r->quitting; *pp; pp = &(*pp)->next) {
-		if (*pp == q) {
-			*pp = q->next;
-			break;
-		}
-	}
-	free(q);
-	r->nquitting--;
-	/* A connection slot is free: a job may be waiting for it. From the
-	 * loop, as this may run inside a pump. */
-	if (!r->stopping)
-		event_active(r->pump_ev, EV_TIMEOUT, 1);
-	check_drained(r);
-}
-
-static void quit_session(struct remote *r, struct smtp_session *s, const char *key)
-{
-	struct quitting *q = xcalloc(1, sizeof(*q));
-	q->r = r;
-	strlcpy_tmx(q->key, key, sizeof(q->key));
-	q->next = r->quitting;
-	r->quitting = q;
-	r->nquitting++;
-	smtp_quit(s, quit_gone, q);
-}
-
 /* ---- idle sessions ---- */
 
-static struct smtp_session *idle_remove(struct idle *id)
+/* A session of the cache is gone: a job may be waiting for its slot. */
+static void slot_freed(void *arg)
 {
-	struct remote *r = id->r;
-	for (struct idle **pp = &r->idle; *pp; pp = &(*pp)->next) {
-		if (*pp == id) {
-			*pp = id->next;
-			break;
-		}
-	}
-	r->nidle--;
-	struct smtp_session *s = id->s;
-	event_free(id->ev);
-	free(id);
-	return s;
-}
-
-static void idle_expired(evutil_socket_t fd, short what, void *arg)
-{
-	struct idle *id = arg;
-	struct remote *r = id->r;
-	(void)fd;
-	(void)what;
-	char key[300];
-	strlcpy_tmx(key, id->key, sizeof(key));
-	quit_session(r, idle_remove(id), key);
-}
-
-/* An idle session was closed by the server. */
-static void idle_cb(struct smtp_session *s, enum smtp_event ev, void *arg)
-{
-	struct idle *id = arg;
-	struct remote *r = id->r;
-	(void)ev;
-	idle_remove(id);
-	smtp_free(s);
-	pump(r);
-	check_drained(r);
-}
-
-static struct idle *idle_find(struct remote *r, const char *key)
-{
-	for (struct idle *id = r->idle; id; id = id->next)
-		if (strcmp(id->key, key) == 0 && smtp_usable(id->s))
-			return id;
-	return NULL;
-}
-
-/* Close the oldest idle session; 0 if there is none. */
-static int idle_evict(struct remote *r)
-{
-	struct idle *old = NULL;
-	for (struct idle *id = r->idle; id; id = id->next)
-		if (old == NULL || id->since < old->since)
-			old = id;
-	if (old == NULL)
-		return 0;
-	char key[300];
-	strlcpy_tmx(key, old->key, sizeof(key));
-	quit_session(r, idle_remove(old), key);
-	return 1;
+	pump(arg);
 }
 
 static void park(struct remote *r, const struct remote_job *j, struct smtp_session *s)
 {
-	if (r->stopping || j->reuse_time <= 0 || !smtp_usable(s)) {
-		quit_session(r, s, j->key);
-		return;
-	}
-	if (r->nidle >= REMOTE_IDLE_MAX)
-		idle_evict(r);
-	struct idle *id = xcalloc(1, sizeof(*id));
-	id->r = r;
-	id->s = s;
-	strlcpy_tmx(id->key, j->key, sizeof(id->key));
-	id->since = mono_usec();
-	id->ev = evtimer_new(r->base, idle_expired, id);
-	struct timeval tv = {(time_t)j->reuse_time, 0};
-	if (id->ev == NULL || evtimer_add(id->ev, &tv) < 0)
-		fatalx("cannot add a timer");
-	smtp_set_cb(s, idle_cb, id);
-	id->next = r->idle;
-	r->idle = id;
-	r->nidle++;
+	smtp_cache_put(r->cache, j->key, s, r->stopping ? 0 : j->reuse_time);
 }
 
 /* ---- finishing a job ---- */
@@ -487,7 +363,7 @@ static void job_cb(struct smtp_session *s, enum smtp_event ev, void *arg)
 		strlcpy_tmx(j->fail, smtp_fail_text(s), sizeof(j->fail));
 		j->s = NULL;
 		if (smtp_usable(s))
-			quit_session(r, s, j->key);
+			smtp_cache_quit(r->cache, j->key, s);
 		else
 			smtp_free(s);
 		if (j->reused) {
@@ -525,14 +401,10 @@ static size_t open_to(const struct remote *r, const char *key)
 	size_t n = 0;
 	for (const struct remote_job *j = r->running; j; j = j->next)
 		n += strcmp(j->key, key) == 0;
-	for (const struct idle *id = r->idle; id; id = id->next)
-		n += strcmp(id->key, key) == 0;
-	for (const struct quitting *q = r->quitting; q; q = q->next)
-		n += strcmp(q->key, key) == 0;
-	return n;
+	return n + smtp_cache_count(r->cache, key);
 }
 
-static void job_start(struct remote_job *j, struct idle *id)
+static void job_start(struct remote_job *j, struct smtp_session *idle)
 {
 	struct remote *r = j->r;
 	j->next = r->running;
@@ -542,8 +414,8 @@ static void job_start(struct remote_job *j, struct idle *id)
 	for (size_t i = 0; i < j->msg.nrcpt; i++)
 		j->res[i].code = 0;
 	j->opts.lmtp = j->route.kind == ROUTE_LMTP || j->route.kind == ROUTE_LMTP_UNIX;
-	if (id) {
-		j->s = idle_remove(id);
+	if (idle) {
+		j->s = idle;
 		j->reused = 1;
 		strlcpy_tmx(j->relay, smtp_relay(j->s), sizeof(j->relay));
 		strlcpy_tmx(j->tls, smtp_tls(j->s), sizeof(j->tls));
@@ -568,20 +440,21 @@ static void pump_run(struct remote *r)
 			j->done(j);
 			continue;
 		}
-		struct idle *id = idle_find(r, j->key);
-		if (id == NULL) {
+		struct smtp_session *idle = smtp_cache_take(r->cache, j->key);
+		if (idle == NULL) {
 			if (j->max_per_destination > 0 &&
 			    open_to(r, j->key) >= (size_t)j->max_per_destination) {
 				pp = &j->next;
 				continue;
 			}
-			if (j->max_total > 0 &&
-			    r->nrunning + r->nidle + r->nquitting >= (size_t)j->max_total) {
+			if (j->max_total > 0 && r->nrunning + smtp_cache_idle(r->cache) +
+			                                smtp_cache_quitting(r->cache) >=
+			                            (size_t)j->max_total) {
 				/* Make room: the oldest idle session of any
 				 * destination goes, one per waiting job; the job
 				 * waits until it has. */
-				if (r->nquitting < ++blocked)
-					idle_evict(r);
+				if (smtp_cache_quitting(r->cache) < ++blocked)
+					smtp_cache_evict(r->cache);
 				pp = &j->next;
 				continue;
 			}
@@ -589,7 +462,7 @@ static void pump_run(struct remote *r)
 		*pp = j->next;
 		if (r->qtail == &j->next)
 			r->qtail = pp;
-		job_start(j, id);
+		job_start(j, idle);
 	}
 }
 
@@ -625,6 +498,7 @@ struct remote *remote_new(struct event_base *base)
 	r->pump_ev = event_new(base, -1, 0, pump_event, r);
 	if (r->pump_ev == NULL)
 		fatalx("event_new failed");
+	r->cache = smtp_cache_new(base, REMOTE_IDLE_MAX, slot_freed, r);
 	return r;
 }
 
@@ -663,25 +537,20 @@ void remote_stop(struct remote *r, void (*drained)(void *), void *arg)
 		job_unlink(j);
 		j->done(j);
 	}
-	while (r->idle) {
-		char key[300];
-		strlcpy_tmx(key, r->idle->key, sizeof(key));
-		quit_session(r, idle_remove(r->idle), key);
-	}
+	smtp_cache_close(r->cache, NULL);
 	event_active(r->pump_ev, EV_TIMEOUT, 1); /* the queued jobs */
 }
 
 int remote_busy(const struct remote *r)
 {
-	return r->queue || r->running || r->idle || r->nquitting;
+	return r->queue || r->running || smtp_cache_idle(r->cache) || smtp_cache_quitting(r->cache);
 }
 
 void remote_free(struct remote *r)
 {
 	if (r == NULL)
 		return;
-	while (r->idle)
-		smtp_free(idle_remove(r->idle));
+	smtp_cache_free(r->cache);
 	dns_resolver_free(r->dns);
 	dns_shutdown();
 	event_free(r->pump_ev);

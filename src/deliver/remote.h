@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 #include "route.h"
-#include "smtp_client.h"
+#include "smtp.h"
 
 struct event_base;
 struct remote;

@@ -47,7 +47,7 @@ int route_lookup(const struct config *cf, const char *domain, struct route *r, c
 int route_check(const struct config *cf, char *err, size_t errlen);
 /* Same destination (so the recipients can share one transaction). */
 int route_equal(const struct route *a, const struct route *b);
-/* The outbound TLS policy (enum tls_policy of smtp_client.h: 0 none,
+/* The outbound TLS policy (enum tls_policy of smtp.h: 0 none,
  * 1 may, 2 encrypt, 3 verify) for a recipient domain and next-hop host,
  * from the tls_policy setting "DEFAULT [name=policy ...]". Returns -1
  * with err when the setting is malformed. */

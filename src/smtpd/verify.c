@@ -1,37 +1,41 @@
 /*
- * verify.c: recipient verification against the LMTP mail store, at RCPT.
+ * verify.c: recipient verification at RCPT, against the LMTP mail store
+ * of a primary MX or the primary MX of a backup MX.
  *
- * For a recipient of a local domain, smtpd asks the server named by
- * recipient_verify (lmtp:[addr]:port or lmtp:unix:/path, the syntax of
- * the transport table, parsed by route_parse()) the question delivery
- * would ask later: LHLO, MAIL FROM:<>, RCPT TO:<addr>, and RSET to end
- * the transaction. 2xx: the address exists. 5xx: it does not, and the
- * client gets 550 5.1.1 now instead of a bounce later. 4xx, a broken
- * connection or no answer within recipient_verify_timeout: "cannot ask",
- * answered per recipient_verify_failure (451 4.4.3 or accept). Nothing
- * is ever sent past RCPT: a question never delivers mail.
+ * For a recipient smtpd would accept, it asks the server named by
+ * recipient_verify (lmtp:[addr]:port or lmtp:unix:/path for the local
+ * domains, smtp:[addr]:port for the relay domains: the syntax of the
+ * transport table, parsed by route_parse()) the question delivery would
+ * ask later: LHLO or EHLO, MAIL FROM:<>, RCPT TO:<addr>, and RSET to end
+ * the transaction (a probe of the client in src/smtp/). LMTP: 2xx, the
+ * address exists; 5xx, it does not. SMTP: 250 or 251 exists; 550, 551 or
+ * 553 does not (the codes RFC 5321 gives a mailbox that is unknown, not
+ * local, or not allowed), any other reply is no answer. An address that
+ * does not exist gets 550 5.1.1 now instead of a bounce later. 4xx, a
+ * broken connection or no answer within recipient_verify_timeout: "cannot
+ * ask", answered per recipient_verify_failure (451 4.4.3 or accept).
+ * Nothing is ever sent past RCPT: a question never delivers mail.
  *
  * Everything runs in the smtpd event loop and never blocks. A question
  * (struct verify_probe) belongs to one session, which takes no commands
  * while it waits (session_process), so replies to pipelined commands
- * keep their order. Questions wait in arrival order and go to a small
- * pool of connections (VERIFY_MAX_CONNS), one question at a time each,
- * and connections stay open VERIFY_IDLE_TIMEOUT for the next one. The
- * answer is handed to the session from the question's own timer event,
- * never from inside verify_rcpt() or a connection callback, so the
- * session's command loop is never re-entered. A question whose session
- * died goes on unanswered to fill the cache.
+ * keep their order. Questions wait in arrival order and go to at most
+ * VERIFY_MAX_CONNS client sessions, one question at a time each; a
+ * session between questions is parked in the client's idle-session cache
+ * for VERIFY_IDLE_TIMEOUT. The answer is handed to the session from the
+ * question's own timer event, never from inside verify_rcpt() or a
+ * client callback, so the session's command loop is never re-entered. A
+ * question whose session died goes on unanswered to fill the cache.
  *
  * Answers are cached (verify_cache.c): positive for
  * recipient_verify_positive_ttl, negative for
  * recipient_verify_negative_ttl; "cannot ask" is never cached. SIGHUP
  * flushes the cache and applies a changed target.
  *
- * Host names are not resolved (that would block): the LMTP host must be
- * an IP address, which is what a mail store next door has.
+ * Host names are not resolved (that would block): the host must be an IP
+ * address, which is what a mail store next door or a primary MX has.
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,26 +43,23 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "../deliver/route.h"
 #include "conf.h"
-#include "lmtp_reply.h"
 #include "log.h"
 #include "session.h"
+#include "smtp.h"
+#include "smtp_cache.h"
 #include "smtpd.h"
 #include "util.h"
 #include "verify.h"
 #include "verify_cache.h"
 
-/* Connections to the store at once; questions beyond wait their turn. */
+/* Connections to the target at once; questions beyond wait their turn. */
 #define VERIFY_MAX_CONNS 4
 /* Seconds an unused connection stays open, then QUIT. */
 #define VERIFY_IDLE_TIMEOUT 30
-/* Seconds we wait for the reply to QUIT before closing anyway. */
-#define VERIFY_QUIT_TIMEOUT 2
 
 enum probe_state { P_QUEUED, P_RUNNING, P_DONE };
 
@@ -74,25 +75,18 @@ struct verify_probe {
 	enum verify_result result;
 };
 
-enum conn_state {
-	VC_CONNECT,  /* TCP/unix connect in progress */
-	VC_GREETING, /* waiting for the 220 */
-	VC_LHLO,     /* LHLO sent */
-	VC_IDLE,     /* ready for a question */
-	VC_MAIL,     /* MAIL FROM:<> sent */
-	VC_RCPT,     /* RCPT TO: sent */
-	VC_RSET,     /* RSET sent; the question is already answered */
-	VC_QUIT,     /* QUIT sent; closing */
-};
-
+/* A client session that is being set up or carries a question; between
+ * questions it waits in the idle-session cache instead. */
 struct verify_conn {
 	struct verify *v;
 	struct verify_conn *prev, *next;
-	struct bufferevent *bev;
-	struct event *timer; /* idle timeout, then the QUIT deadline */
-	enum conn_state state;
+	struct smtp_session *ss;
+	int ready; /* greeted: fit for questions */
 	struct verify_probe *probe;
-	int reused; /* carried a question before: the store may have closed it meanwhile */
+	const char *rcpt[1];
+	struct smtp_message msg;
+	struct smtp_result res;
+	int reused; /* carried a question before: the target may have closed it meanwhile */
 	int stale;  /* the target changed: close instead of going idle */
 };
 
@@ -101,11 +95,14 @@ struct verify {
 	char *target; /* recipient_verify as last applied */
 	int enabled;  /* target is not "none" */
 	int usable;   /* ...and it parsed into an address we can connect to */
+	int smtp;     /* an smtp: target: SMTP, for the relay domains */
 	char why[256];
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	struct verify_conn *conns;
+	struct smtp_opts opts;
+	struct verify_conn *conns; /* busy ones */
 	size_t nconns;
+	struct smtp_cache *idle;
 	struct verify_probe *probes, *probes_tail;
 	struct verify_cache *cache;
 };
@@ -119,6 +116,27 @@ static const struct config *verify_cf(const struct verify *v)
 
 /* The target. */
 
+static int target_address(struct verify *v, const struct route *r)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&v->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&v->ss;
+	if (inet_pton(AF_INET, r->host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)r->port);
+		v->sslen = sizeof(*sin);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, r->host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)r->port);
+		v->sslen = sizeof(*sin6);
+		return 0;
+	}
+	snprintf(v->why, sizeof(v->why), "recipient_verify: the %s host must be an IP address",
+	         v->smtp ? "SMTP" : "LMTP");
+	return -1;
+}
+
 static void target_apply(struct verify *v)
 {
 	const struct config *cf = verify_cf(v);
@@ -129,6 +147,7 @@ static void target_apply(struct verify *v)
 	v->target = xstrdup(cf->recipient_verify);
 	v->enabled = strcmp(v->target, "none") != 0;
 	v->usable = 0;
+	v->smtp = 0;
 	v->why[0] = '\0';
 	if (!v->enabled)
 		return;
@@ -145,31 +164,26 @@ static void target_apply(struct verify *v)
 			v->sslen = sizeof(*sun);
 			v->usable = 1;
 		}
-	} else if (r.kind == ROUTE_LMTP) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&v->ss;
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&v->ss;
-		if (inet_pton(AF_INET, r.host, &sin->sin_addr) == 1) {
-			sin->sin_family = AF_INET;
-			sin->sin_port = htons((uint16_t)r.port);
-			v->sslen = sizeof(*sin);
-			v->usable = 1;
-		} else if (inet_pton(AF_INET6, r.host, &sin6->sin6_addr) == 1) {
-			sin6->sin6_family = AF_INET6;
-			sin6->sin6_port = htons((uint16_t)r.port);
-			v->sslen = sizeof(*sin6);
-			v->usable = 1;
-		} else {
-			snprintf(v->why, sizeof(v->why),
-			         "recipient_verify: the LMTP host must be an IP address");
-		}
+	} else if (r.kind == ROUTE_LMTP || r.kind == ROUTE_SMTP) {
+		v->smtp = r.kind == ROUTE_SMTP;
+		v->usable = target_address(v, &r) == 0;
 	} else {
-		snprintf(v->why, sizeof(v->why),
-		         "recipient_verify: only lmtp: targets are supported");
+		snprintf(
+		    v->why, sizeof(v->why),
+		    "recipient_verify: only lmtp: and smtp:[address]:port targets are supported");
 	}
+	memset(&v->opts, 0, sizeof(v->opts));
+	v->opts.lmtp = !v->smtp;
+	v->opts.helo = cf->hostname;
+	v->opts.command_timeout = (int)cf->recipient_verify_timeout;
+	v->opts.data_timeout = (int)cf->recipient_verify_timeout;
+	v->opts.tls_policy = TLS_POLICY_NONE;
 	if (v->usable)
-		log_info("verify: recipients of the local domains are verified with %s", v->target);
+		log_info("verify: recipients of the %s domains are verified with %s",
+		         v->smtp ? "relay" : "local", v->target);
 	else
-		log_warnx("%s (%s); recipients of the local domains get %s", v->why, v->target,
+		log_warnx("%s (%s); recipients of the %s domains get %s", v->why, v->target,
+		          v->smtp ? "relay" : "local",
 		          cf->recipient_verify_failure == VERIFY_FAILURE_ACCEPT
 		              ? "accepted unverified"
 		              : "451 4.4.3");
@@ -219,7 +233,7 @@ static enum verify_result failure_result(const struct verify *v)
 	                                                                       : VERIFY_TEMPFAIL;
 }
 
-/* The store could not be asked about this one: log it, return the
+/* The target could not be asked about this one: log it, return the
  * answer per recipient_verify_failure. */
 static enum verify_result probe_failure(struct verify_probe *p, const char *why)
 {
@@ -244,6 +258,8 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct verify_probe *p = arg;
 	struct verify *v = p->v;
+	(void)fd;
+	(void)what;
 	if (p->state != P_DONE) {
 		char why[64];
 		snprintf(why, sizeof(why), "no answer within %llds",
@@ -271,22 +287,10 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 
 /* Connections. */
 
-/* Queue one command: verb, then arg (may be NULL), then end, CR LF. */
-static void conn_send(struct verify_conn *c, const char *verb, const char *arg, const char *end)
+/* Connections of any target, busy, idle or saying QUIT. */
+static size_t conns_all(const struct verify *v)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_add_printf(out, "%s%s%s\r\n", verb, arg ? arg : "", end) < 0)
-		fatalx("verify: cannot queue a command");
-	if (log_verbose())
-		log_debug("verify: %s > %s%s%s", c->v->target, verb, arg ? arg : "", end);
-}
-
-/* Arm the connection's deadline: idle time, setup, RSET, QUIT. */
-static void conn_deadline(struct verify_conn *c, int64_t seconds)
-{
-	struct timeval tv = {(time_t)seconds, 0};
-	evtimer_del(c->timer);
-	evtimer_add(c->timer, &tv);
+	return v->nconns + smtp_cache_idle(v->idle) + smtp_cache_quitting(v->idle);
 }
 
 /* Connections to the current target. */
@@ -295,18 +299,12 @@ static size_t conns_live(const struct verify *v)
 	size_t n = 0;
 	for (const struct verify_conn *c = v->conns; c; c = c->next)
 		n += !c->stale;
-	return n;
+	return n + smtp_cache_count(v->idle, v->target);
 }
 
-static void conn_free(struct verify_conn *c)
+static void conn_unlink(struct verify_conn *c)
 {
 	struct verify *v = c->v;
-	if (c->probe) {
-		/* Not expected here: callers answer or re-queue it first. */
-		c->probe->conn = NULL;
-		probe_fail(c->probe, "connection closed");
-		c->probe = NULL;
-	}
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -314,46 +312,81 @@ static void conn_free(struct verify_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	v->nconns--;
-	bufferevent_free(c->bev);
-	event_free(c->timer);
+}
+
+static void conn_free(struct verify_conn *c)
+{
+	if (c->probe) {
+		/* Not expected here: callers answer or re-queue it first. */
+		c->probe->conn = NULL;
+		probe_fail(c->probe, "connection closed");
+		c->probe = NULL;
+	}
+	conn_unlink(c);
+	smtp_free(c->ss);
 	free(c);
 }
 
-static void conn_quit(struct verify_conn *c)
-{
-	c->state = VC_QUIT;
-	conn_send(c, "QUIT", NULL, "");
-	conn_deadline(c, VERIFY_QUIT_TIMEOUT);
-}
+static void conn_cb(struct smtp_session *ss, enum smtp_event ev, void *arg);
 
-/* Ready for the next question. */
-static void conn_idle(struct verify_conn *c)
+static struct verify_conn *conn_new(struct verify *v, struct smtp_session *ss)
 {
-	if (c->stale) {
-		conn_quit(c);
-		return;
-	}
-	c->state = VC_IDLE;
-	conn_deadline(c, VERIFY_IDLE_TIMEOUT);
-	dispatch(c->v, 1);
+	struct verify_conn *c = xcalloc(1, sizeof(*c));
+	c->v = v;
+	c->ss = ss;
+	c->next = v->conns;
+	if (c->next)
+		c->next->prev = c;
+	v->conns = c;
+	v->nconns++;
+	return c;
 }
 
 static void conn_ask(struct verify_conn *c, struct verify_probe *p)
 {
-	evtimer_del(c->timer);
 	p->state = P_RUNNING;
 	p->conn = c;
 	c->probe = p;
-	c->state = VC_MAIL;
-	conn_send(c, "MAIL FROM:<>", NULL, "");
+	c->rcpt[0] = p->addr;
+	memset(&c->msg, 0, sizeof(c->msg));
+	c->msg.sender = "";
+	c->msg.rcpts = c->rcpt;
+	c->msg.nrcpt = 1;
+	c->msg.probe = 1;
+	c->msg.fd = -1;
+	smtp_set_cb(c->ss, conn_cb, c);
+	smtp_send(c->ss, &c->v->opts, &c->msg, &c->res);
 }
 
-static int conn_settingup(const struct verify_conn *c)
+static struct verify_probe *next_queued(struct verify *v)
 {
-	return c->state == VC_CONNECT || c->state == VC_GREETING || c->state == VC_LHLO;
+	for (struct verify_probe *p = v->probes; p; p = p->next)
+		if (p->state == P_QUEUED)
+			return p;
+	return NULL;
 }
 
-/* Fail every question still waiting (the store cannot be reached). */
+/* Between questions: the next one, else into the idle-session cache (or
+ * QUIT, for a target that is no longer the current one). */
+static void conn_next(struct verify_conn *c)
+{
+	struct verify *v = c->v;
+	struct verify_probe *p = c->stale ? NULL : next_queued(v);
+	if (p) {
+		conn_ask(c, p);
+		return;
+	}
+	struct smtp_session *ss = c->ss;
+	int stale = c->stale;
+	conn_unlink(c);
+	free(c);
+	if (stale)
+		smtp_cache_quit(v->idle, "stale", ss);
+	else
+		smtp_cache_put(v->idle, v->target, ss, VERIFY_IDLE_TIMEOUT);
+}
+
+/* Fail every question still waiting (the target cannot be reached). */
 static void fail_queued(struct verify *v, const char *why)
 {
 	for (struct verify_probe *p = v->probes; p; p = p->next)
@@ -361,22 +394,21 @@ static void fail_queued(struct verify *v, const char *why)
 			probe_fail(p, why);
 }
 
-/* The connection broke (closed, reset, garbage, a refusal, a timeout):
- * the question it carried is answered as "cannot ask", or, when lost is
- * set (closed or reset) on an old connection before any reply to the
- * question, re-queued once: the store may have dropped the connection
+/* The session broke (closed, reset, garbage, a refusal, a timeout): the
+ * question it carried is answered as "cannot ask", or, on an old
+ * connection, re-queued once: the target may have dropped the connection
  * while it was idle. */
-static void conn_broken(struct verify_conn *c, const char *why, int lost)
+static void conn_broken(struct verify_conn *c, const char *why)
 {
 	struct verify *v = c->v;
 	struct verify_probe *p = c->probe;
-	int setup = conn_settingup(c);
-	char reason[300];
+	int setup = !c->ready;
+	char reason[700];
 	snprintf(reason, sizeof(reason), "%s", why);
 	if (p) {
 		c->probe = NULL;
 		p->conn = NULL;
-		if (lost && c->reused && c->state == VC_MAIL && !p->retried) {
+		if (c->reused && !p->retried) {
 			p->retried = 1;
 			p->state = P_QUEUED;
 			log_debug("verify: %s: reused connection lost (%s); asking again",
@@ -394,198 +426,86 @@ static void conn_broken(struct verify_conn *c, const char *why, int lost)
 	dispatch(v, !setup);
 }
 
-static void conn_reply_fail(struct verify_conn *c, const char *what, const struct lmtp_reply *r)
-{
-	char why[LMTP_REPLY_TEXT + 64];
-	snprintf(why, sizeof(why), "%s: %s", what, r->text);
-	conn_broken(c, why, 0);
-}
-
-/* The store's answer to RCPT TO. */
-static void conn_rcpt_answer(struct verify_conn *c, const struct lmtp_reply *r)
+/* The target's answer to RCPT TO. */
+static void conn_answer(struct verify_conn *c)
 {
 	struct verify *v = c->v;
 	const struct config *cf = verify_cf(v);
 	struct verify_probe *p = c->probe;
+	const struct smtp_result *r = &c->res;
+	int64_t now = mono_usec();
+	int known, unknown;
+	if (v->smtp) {
+		/* RFC 5321 4.2.2 and 3.4: 251 forwards, 551 would have, 553
+		 * refuses the mailbox name; other 5xx say nothing of it. */
+		known = r->code == 250 || r->code == 251;
+		unknown = r->code == 550 || r->code == 551 || r->code == 553;
+	} else {
+		known = r->code / 100 == 2;
+		unknown = r->code / 100 == 5;
+	}
 	c->probe = NULL;
 	p->conn = NULL;
-	/* End the transaction before anything else can use the connection. */
-	c->state = VC_RSET;
-	conn_send(c, "RSET", NULL, "");
-	conn_deadline(c, cf->recipient_verify_timeout);
-	int64_t now = mono_usec();
-	if (r->code / 100 == 2) {
+	if (known) {
 		verify_cache_put(v->cache, p->addr, VERIFY_CACHE_KNOWN, now,
 		                 cf->recipient_verify_positive_ttl,
 		                 (size_t)cf->recipient_verify_cache_size);
 		probe_finish(p, VERIFY_ACCEPT);
-	} else if (r->code / 100 == 5) {
+	} else if (unknown) {
 		verify_cache_put(v->cache, p->addr, VERIFY_CACHE_UNKNOWN, now,
 		                 cf->recipient_verify_negative_ttl,
 		                 (size_t)cf->recipient_verify_cache_size);
 		if (p->s)
 			log_info("verify: reject: RCPT from %s[%s]:%u: to=<%s>: %s said: %s",
 			         session_client_name(p->s), p->s->addr, p->s->port, p->addr,
-			         v->target, r->text);
+			         v->target, r->reply);
 		else
-			log_info("verify: <%s> unknown to %s: %s", p->addr, v->target, r->text);
+			log_info("verify: <%s> unknown to %s: %s", p->addr, v->target, r->reply);
 		probe_finish(p, VERIFY_UNKNOWN);
 	} else {
-		char why[LMTP_REPLY_TEXT + 16];
-		snprintf(why, sizeof(why), "RCPT TO: %s", r->text);
+		char why[sizeof(r->reply) + 16];
+		snprintf(why, sizeof(why), "RCPT TO: %s", r->reply);
 		probe_fail(p, why);
 	}
 }
 
-/* One complete reply from the store. Returns -1 when c was freed. */
-static int conn_reply(struct verify_conn *c, const struct lmtp_reply *r)
+static void conn_cb(struct smtp_session *ss, enum smtp_event ev, void *arg)
 {
-	int ok = r->code / 100 == 2;
-	if (log_verbose())
-		log_debug("verify: %s < %s", c->v->target, r->text);
-	switch (c->state) {
-	case VC_GREETING:
-		if (!ok) {
-			conn_reply_fail(c, "greeting", r);
-			return -1;
-		}
-		c->state = VC_LHLO;
-		conn_send(c, "LHLO ", verify_cf(c->v)->hostname, "");
-		return 0;
-	case VC_LHLO:
-		if (!ok) {
-			conn_reply_fail(c, "LHLO", r);
-			return -1;
-		}
-		conn_idle(c);
-		return 0;
-	case VC_MAIL:
-		if (!ok) {
-			conn_reply_fail(c, "MAIL FROM:<>", r);
-			return -1;
-		}
-		c->state = VC_RCPT;
-		conn_send(c, "RCPT TO:<", c->probe->addr, ">");
-		return 0;
-	case VC_RCPT:
-		conn_rcpt_answer(c, r);
-		return 0;
-	case VC_RSET:
-		if (!ok) {
-			conn_reply_fail(c, "RSET", r);
-			return -1;
-		}
+	struct verify_conn *c = arg;
+	(void)ss;
+	switch (ev) {
+	case SMTP_READY:
+		c->ready = 1;
+		conn_next(c);
+		return;
+	case SMTP_DONE:
+		if (c->probe)
+			conn_answer(c);
 		c->reused = 1;
-		conn_idle(c);
-		return 0;
-	case VC_QUIT:
-		conn_free(c);
-		return -1;
-	case VC_CONNECT:
-	case VC_IDLE:
-		break;
-	}
-	conn_reply_fail(c, "unexpected reply", r);
-	return -1;
-}
-
-static void on_conn_read(struct bufferevent *bev, void *arg)
-{
-	struct verify_conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	/* The greeting can be read before the connect event is reported. */
-	if (c->state == VC_CONNECT)
-		c->state = VC_GREETING;
-	for (;;) {
-		size_t avail = evbuffer_get_length(in);
-		if (avail == 0)
-			return;
-		size_t window = avail < LMTP_REPLY_MAX ? avail : LMTP_REPLY_MAX;
-		const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
-		if (buf == NULL)
-			fatalx("verify: evbuffer_pullup failed");
-		struct lmtp_reply r;
-		size_t used;
-		switch (lmtp_reply_parse(buf, avail, &r, &used)) {
-		case LMTP_REPLY_MORE:
-			return;
-		case LMTP_REPLY_BAD:
-			conn_broken(c, "malformed reply", 0);
-			return;
-		case LMTP_REPLY_DONE:
-			evbuffer_drain(in, used);
-			if (conn_reply(c, &r) < 0)
-				return;
-			break;
+		if (smtp_usable(c->ss)) {
+			conn_next(c);
+		} else {
+			struct verify *v = c->v;
+			conn_free(c);
+			dispatch(v, 1);
 		}
-	}
-}
-
-static void on_conn_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct verify_conn *c = arg;
-	if (what & BEV_EVENT_CONNECTED) {
-		if (c->state == VC_CONNECT)
-			c->state = VC_GREETING;
+		return;
+	case SMTP_FAILED:
+	case SMTP_CLOSED:
+		conn_broken(c,
+		            smtp_fail_text(c->ss)[0] ? smtp_fail_text(c->ss) : "connection closed");
 		return;
 	}
-	if (c->state == VC_IDLE || c->state == VC_QUIT) {
-		/* The store closed an unused connection: nothing lost. */
-		conn_free(c);
-		return;
-	}
-	char why[160];
-	if (what & BEV_EVENT_EOF)
-		snprintf(why, sizeof(why), "connection closed by the store");
-	else
-		snprintf(why, sizeof(why), "%s",
-		         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-	conn_broken(c, why, 1);
 }
 
-static void on_conn_timer(evutil_socket_t fd, short what, void *arg)
+/* Open one more connection. */
+static void conn_open(struct verify *v)
 {
-	struct verify_conn *c = arg;
-	if (c->state == VC_IDLE)
-		conn_quit(c);
-	else if (c->state == VC_QUIT)
-		conn_free(c);
-	else {
-		char why[64];
-		snprintf(why, sizeof(why), "no answer within %llds",
-		         (long long)verify_cf(c->v)->recipient_verify_timeout);
-		conn_broken(c, why, 0);
-	}
-}
-
-/* Open one more connection; -1 with why when it fails at once. */
-static int conn_open(struct verify *v, char *why, size_t whylen)
-{
-	struct event_base *base = v->srv->base;
-	struct verify_conn *c = xcalloc(1, sizeof(*c));
-	c->v = v;
-	c->state = VC_CONNECT;
-	c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	c->timer = evtimer_new(base, on_conn_timer, c);
-	if (c->bev == NULL || c->timer == NULL)
-		fatalx("verify: cannot allocate events");
-	bufferevent_setcb(c->bev, on_conn_read, NULL, on_conn_event, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, LMTP_REPLY_MAX * 2);
-	c->next = v->conns;
-	if (c->next)
-		c->next->prev = c;
-	v->conns = c;
-	v->nconns++;
-	/* libevent 2.1: -1 only for errors found before connect() is under
-	 * way, with no callback to follow; later ones come as events. */
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&v->ss, (int)v->sslen) < 0) {
-		snprintf(why, whylen, "cannot connect: %s", strerror(errno));
-		conn_free(c);
-		return -1;
-	}
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	conn_deadline(c, verify_cf(v)->recipient_verify_timeout);
-	return 0;
+	char relay[300];
+	snprintf(relay, sizeof(relay), "%s", v->target);
+	struct verify_conn *c = conn_new(v, NULL);
+	c->ss = smtp_open(v->srv->base, (struct sockaddr *)&v->ss, v->sslen,
+	                  (int)verify_cf(v)->recipient_verify_timeout, &v->opts, relay, conn_cb, c);
 }
 
 /* Give waiting questions to idle connections, and open connections for
@@ -607,30 +527,31 @@ static void dispatch(struct verify *v, int may_open)
 	for (struct verify_probe *p = v->probes; p; p = p->next) {
 		if (p->state != P_QUEUED)
 			continue;
-		struct verify_conn *idle = NULL;
-		for (struct verify_conn *c = v->conns; c && idle == NULL; c = c->next)
-			if (c->state == VC_IDLE && !c->stale)
-				idle = c;
-		if (idle)
-			conn_ask(idle, p);
-		else
+		struct smtp_session *ss = smtp_cache_take(v->idle, v->target);
+		if (ss) {
+			struct verify_conn *c = conn_new(v, ss);
+			c->ready = 1;
+			c->reused = 1;
+			conn_ask(c, p);
+		} else {
 			queued++;
+		}
 	}
 	if (!may_open)
 		return;
 	for (struct verify_conn *c = v->conns; c; c = c->next)
-		if (conn_settingup(c) && !c->stale)
+		if (!c->ready && !c->stale)
 			settingup++;
-	while (settingup < queued && v->nconns < VERIFY_MAX_CONNS) {
-		char why[200];
-		if (conn_open(v, why, sizeof(why)) < 0) {
-			log_warnx("verify: %s: %s", v->target, why);
-			if (conns_live(v) == 0)
-				fail_queued(v, why);
-			return;
-		}
+	while (settingup < queued && conns_all(v) < VERIFY_MAX_CONNS) {
+		conn_open(v);
 		settingup++;
 	}
+}
+
+/* A connection of the idle-session cache is gone: room for another. */
+static void idle_freed(void *arg)
+{
+	dispatch(arg, 1);
 }
 
 /* The session's side. */
@@ -644,7 +565,9 @@ enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, cons
 	/* RFC 5321 4.5.1: postmaster is always accepted. */
 	if (a->is_postmaster || a->is_literal || ascii_strncasecmp(addr, "postmaster@", 11) == 0)
 		return VERIFY_ACCEPT;
-	if (!conf_is_local_domain(cf, a->domain))
+	/* The mail store knows the local domains; the primary MX, the
+	 * domains this backup MX relays for. */
+	if (v->smtp ? !conf_is_relay_domain(cf, a->domain) : !conf_is_local_domain(cf, a->domain))
 		return VERIFY_ACCEPT;
 	switch (verify_cache_get(v->cache, addr, mono_usec())) {
 	case VERIFY_CACHE_KNOWN:
@@ -696,6 +619,7 @@ void verify_init(struct smtpd *srv)
 	struct verify *v = xcalloc(1, sizeof(*v));
 	v->srv = srv;
 	v->cache = verify_cache_new();
+	v->idle = smtp_cache_new(srv->base, VERIFY_MAX_CONNS, idle_freed, v);
 	srv->verify = v;
 	target_apply(v);
 }
@@ -707,12 +631,9 @@ void verify_reload(struct smtpd *srv)
 	verify_cache_flush(v->cache);
 	if (strcmp(v->target, verify_cf(v)->recipient_verify) != 0) {
 		/* Busy connections finish their question, then close. */
-		for (struct verify_conn *c = v->conns, *next; c; c = next) {
-			next = c->next;
+		for (struct verify_conn *c = v->conns; c; c = c->next)
 			c->stale = 1;
-			if (c->state == VC_IDLE)
-				conn_quit(c);
-		}
+		smtp_cache_close(v->idle, v->target);
 		target_apply(v);
 	}
 	if (n > 0)
@@ -735,6 +656,7 @@ void verify_free(struct smtpd *srv)
 	}
 	while (v->conns)
 		conn_free(v->conns);
+	smtp_cache_free(v->idle);
 	verify_cache_free(v->cache);
 	free(v->target);
 	free(v);

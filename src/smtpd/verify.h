@@ -1,11 +1,15 @@
 /*
- * verify.h: recipient verification against the mail store (verify.c).
+ * verify.h: recipient verification against the mail store or the primary
+ * MX (verify.c).
  *
  * With recipient_verify = lmtp:..., smtpd asks the LMTP server that holds
  * the mailboxes (Dovecot, Cyrus) whether a recipient of a local domain
- * exists, with LHLO, MAIL FROM:<>, RCPT TO:<addr>, RSET, and answers the
- * client's RCPT with what it learnt: unknown users get 550 5.1.1 at RCPT
- * instead of a bounce later (no backscatter). Answers are cached.
+ * exists; with recipient_verify = smtp:[addr]:port, a backup MX asks its
+ * primary about the recipients of the relay domains. Either way with the
+ * one outbound client (smtp.h): LHLO or EHLO, MAIL FROM:<>, RCPT
+ * TO:<addr>, RSET, and the client's RCPT is answered with what it learnt:
+ * unknown users get 550 5.1.1 at RCPT instead of a bounce later (no
+ * backscatter). Answers are cached.
  *
  * The session (session.c) calls verify_rcpt() from its RCPT handler. When
  * the answer is not known at once, it stops taking commands until
@@ -24,13 +28,14 @@ struct smtpd;
 
 enum verify_result {
 	VERIFY_ACCEPT = 0, /* known to the store, or no verification applies */
-	VERIFY_UNKNOWN,    /* the store refused it: 550 5.1.1 */
-	VERIFY_TEMPFAIL,   /* the store could not be asked: 451 4.4.3 */
+	VERIFY_UNKNOWN,    /* the target refused it: 550 5.1.1 */
+	VERIFY_TEMPFAIL,   /* the target could not be asked: 451 4.4.3 */
 	VERIFY_PENDING,    /* asked; session_rcpt_verified() brings the answer */
 };
 
-/* The verification of addr (a as parsed) for session s. Applies to the
- * local domains when recipient_verify is set; never to postmaster. */
+/* The verification of addr (a as parsed) for session s. Applies, when
+ * recipient_verify is set, to the local domains (an lmtp: target) or the
+ * relay domains (an smtp: target); never to postmaster. */
 enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, const char *addr);
 /* The session is going away: forget its pending question (the answer,
  * when it comes, still fills the cache). */

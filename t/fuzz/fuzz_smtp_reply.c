@@ -1,8 +1,10 @@
 /*
- * fuzz_smtp_reply.c: libFuzzer target for what a remote SMTP/LMTP server
- * sends the outbound client (src/deliver/smtp_proto.c): the input is split
- * into lines and fed as replies; every complete reply's extension lines go
- * through the EHLO parser, and the input is dot-stuffed in two pieces.
+ * fuzz_smtp_reply.c: libFuzzer target for what a remote SMTP or LMTP
+ * server sends the outbound client (src/smtp/proto.c), for delivery and
+ * for recipient verification alike: the input is split into lines as the
+ * client splits them and fed as replies, one after the other; a complete
+ * reply must be consistent, its extension lines go through the EHLO
+ * parser, and the input is dot-stuffed in two pieces.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,7 +17,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char *p = (const char *)data, *end = p + size;
+	/* A copy of exactly size octets, so ASan sees any overread. */
+	char *buf = malloc(size ? size : 1);
+	if (buf == NULL)
+		return 0;
+	memcpy(buf, data, size);
+	const char *p = buf, *end = buf + size;
 	struct smtp_reply rp;
 	struct smtp_caps caps;
 	smtp_reply_init(&rp);
@@ -27,11 +34,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			l--;
 		if (l <= SMTP_REPLY_LINE_MAX) {
 			int r = smtp_reply_line(&rp, p, l);
-			if (r != 0) {
-				if (r == 1)
-					smtp_caps_parse(rp.ext, &caps);
-				smtp_reply_init(&rp);
+			if (r == 1) {
+				if (rp.code < 200 || rp.code > 599 || rp.lines == 0 ||
+				    strlen(rp.text) >= sizeof(rp.text) ||
+				    strlen(rp.ext) >= sizeof(rp.ext))
+					abort();
+				smtp_caps_parse(rp.ext, &caps);
 			}
+			if (r != 0)
+				smtp_reply_init(&rp);
 		}
 		p += len + (nl ? 1 : 0);
 	}
@@ -39,9 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (out) {
 		int bol = 1;
 		size_t half = size / 2;
-		size_t n = smtp_dotstuff((const char *)data, half, out, &bol);
-		smtp_dotstuff((const char *)data + half, size - half, out + n, &bol);
+		size_t n = smtp_dotstuff(buf, half, out, &bol);
+		smtp_dotstuff(buf + half, size - half, out + n, &bol);
 		free(out);
 	}
+	free(buf);
 	return 0;
 }

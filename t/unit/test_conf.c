@@ -396,7 +396,11 @@ Test(conf, finish_checks)
 	     "tls_cert_file and tls_key_file must be set together"},
 	    {"spool_directory =\n", "spool_directory must be an absolute path"},
 	    {"recipient_verify = lmpt:[127.0.0.1]:24\n",
-	     "recipient_verify must be none, lmtp:[address]:port or lmtp:unix:/path"},
+	     "recipient_verify must be none, lmtp:[address]:port, lmtp:unix:/path or "
+	     "smtp:[address]:port"},
+	    {"recipient_verify = smtp:mx.example.org\n",
+	     "recipient_verify must be none, lmtp:[address]:port, lmtp:unix:/path or "
+	     "smtp:[address]:port"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cf;

@@ -1,7 +1,7 @@
 /*
  * test_route.c: transports and the transport table (route.c), address
  * literals as destinations, MX list ordering and the loop rule (dns.c), the retry schedule
- * (retry.c), and server replies, EHLO keywords and dot-stuffing (smtp_proto.c).
+ * (retry.c), and server replies, EHLO keywords and dot-stuffing (src/smtp/proto.c).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include "dns.h"
 #include "retry.h"
 #include "route.h"
-#include "smtp_client.h"
+#include "smtp.h"
 #include "smtp_proto.h"
 #include "util.h"
 

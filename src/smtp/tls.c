@@ -1,8 +1,9 @@
 /*
- * tls_client.c: the client side of STARTTLS (RFC 3207) for outbound SMTP.
+ * tls.c: the client side of STARTTLS (RFC 3207) for the outbound
+ * SMTP/LMTP client.
  *
  * Builds the SSL objects; the handshake and the encrypted stream run in
- * the delivery event loop under libevent's OpenSSL filter (smtp_client.c).
+ * the owner's event loop under libevent's OpenSSL filter (client.c).
  * One shared SSL_CTX for opportunistic TLS, built on first use; a context
  * of its own for each verified session, so a changed tls_ca_file applies
  * at once. Opportunistic TLS (tls_policy may/encrypt) does not check the
@@ -18,7 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "tls_client.h"
+#include "tls.h"
 
 static SSL_CTX *tls_ctx_plain;
 

@@ -1,13 +1,14 @@
 /*
- * smtp_client.h: outbound SMTP (RFC 5321) and LMTP (RFC 2033) sessions
- * as state machines on bufferevents of the delivery event loop
- * (smtp_client.c). remote.c opens sessions, runs transactions on them,
- * parks and reuses them; every outcome comes back through the session's
- * callback, always from the loop and never from inside the call that
- * caused it.
+ * smtp.h: the one outbound SMTP (RFC 5321) and LMTP (RFC 2033) client of
+ * tempomx (src/smtp/client.c): a session is an explicit state machine on a
+ * bufferevent of the caller's event loop. Delivery (deliver/remote.c) runs
+ * whole transactions on it; recipient verification (smtpd/verify.c) runs
+ * RCPT probes. Both park idle sessions in an smtp_cache (smtp_cache.h).
+ * Every outcome comes back through the session's callback, always from
+ * the loop and never from inside the call that caused it.
  */
-#ifndef TEMPOMX_SMTP_CLIENT_H
-#define TEMPOMX_SMTP_CLIENT_H
+#ifndef TEMPOMX_SMTP_H
+#define TEMPOMX_SMTP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,10 @@ struct smtp_message {
 	const char *sender; /* "" for the null sender */
 	const char *const *rcpts;
 	size_t nrcpt;
+	/* A probe asks RCPT only: no DATA, the transaction ends with RSET,
+	 * so nothing is ever delivered (recipient verification). A refused
+	 * MAIL fails the session (SMTP_FAILED) instead of the recipients. */
+	int probe;
 	int fd; /* the spool file, read in chunks as the connection drains */
 	off_t body_off;
 	uint64_t size; /* octets of the message in fd (update records may follow) */
@@ -88,7 +93,8 @@ const char *smtp_fail_text(const struct smtp_session *s);
 /* Say QUIT (if the session is usable) and free it when the server has
  * answered or a short timeout passed; then gone(arg). No more callbacks. */
 void smtp_quit(struct smtp_session *s, void (*gone)(void *), void *arg);
-/* Close at once, no QUIT, no callbacks. NULL is harmless. */
+/* Close at once, no QUIT, no callbacks but gone (of smtp_quit). NULL is
+ * harmless. */
 void smtp_free(struct smtp_session *s);
 
 #endif

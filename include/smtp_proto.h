@@ -1,10 +1,10 @@
 /*
  * smtp_proto.h: the text of the outbound SMTP/LMTP dialogue, without any
- * I/O (smtp_proto.c): assembling a (multi-line) server reply from its
- * lines, the extensions of an EHLO reply, dot-stuffing, and the text of
- * failures that are ours, not the server's. Used by
- * smtp_client.c; pure functions, so unit tests and t/fuzz/fuzz_smtp_reply
- * call them directly.
+ * I/O (src/smtp/proto.c): the one parser of server replies, assembling a
+ * (multi-line) reply from its lines, the extensions of an EHLO reply,
+ * dot-stuffing, and the text of failures that are ours, not the
+ * server's. Used by the client (smtp.h) and its owners; pure functions,
+ * so unit tests and t/fuzz/fuzz_smtp_reply call them directly.
  */
 #ifndef TEMPOMX_SMTP_PROTO_H
 #define TEMPOMX_SMTP_PROTO_H
@@ -25,10 +25,12 @@ struct smtp_reply {
 };
 
 void smtp_reply_init(struct smtp_reply *rp);
-/* Add one line (without CRLF) to rp. Returns 1 when the reply is complete
- * (a line "NNN " or "NNN"), 0 when more lines follow ("NNN-"), -1 when the
- * line is not a reply line, its code differs from the first line's, or the
- * reply has too many lines. */
+/* Add one line (without its CR LF or bare LF) to rp. Returns 1 when the
+ * reply is complete (a line "NNN " or "NNN"), 0 when more lines follow
+ * ("NNN-"), -1 when the line is not a reply line (first digit 2 to 5, a
+ * CR or NUL inside), its code differs from the first line's, or the reply
+ * has too many lines. rp->text keeps the first line, control octets as
+ * '?'. */
 int smtp_reply_line(struct smtp_reply *rp, const char *line, size_t len);
 
 /* What an EHLO reply offers. */

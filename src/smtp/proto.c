@@ -1,9 +1,18 @@
 /*
- * smtp_proto.c: reply assembly, EHLO extension parsing, dot-stuffing and
- * the text of local failures for the outbound SMTP/LMTP client
- * (smtp_client.c, remote.c). No I/O and no state
- * beyond the caller's structs, so what a hostile server sends can be
- * fuzzed here (t/fuzz/fuzz_smtp_reply.c).
+ * proto.c: the text of the outbound SMTP/LMTP dialogue for the one client
+ * (client.c), its owners (deliver/remote.c, smtpd/verify.c) and tests: the
+ * reply parser (RFC 5321 4.2, which LMTP takes over: RFC 2033 4), EHLO
+ * extension parsing, dot-stuffing and the text of local failures. No I/O
+ * and no state beyond the caller's structs, so what a hostile server
+ * sends can be fuzzed here (t/fuzz/fuzz_smtp_reply.c).
+ *
+ *   Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+ *                Reply-code [ SP textstring ] CRLF
+ *
+ * Every line of a reply carries the same code. The caller splits lines at
+ * LF (a bare LF is tolerated, as some servers send one); a CR or NUL left
+ * inside a line is not a reply, and other control octets in the text kept
+ * for logs and DSNs become '?'.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +32,18 @@ static int is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+/* The first line, for logs and DSNs: control octets neutralised. */
+static void keep_text(char *out, size_t size, const char *line, size_t len)
+{
+	if (len >= size)
+		len = size - 1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+		out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	out[len] = '\0';
+}
+
 int smtp_reply_line(struct smtp_reply *rp, const char *line, size_t len)
 {
 	/* RFC 5321 4.2: "NNN", "NNN text" or "NNN-text"; the first digit is
@@ -31,12 +52,12 @@ int smtp_reply_line(struct smtp_reply *rp, const char *line, size_t len)
 		return -1;
 	if (len > 3 && line[3] != ' ' && line[3] != '-')
 		return -1;
+	if (memchr(line, '\r', len) != NULL || memchr(line, '\0', len) != NULL)
+		return -1;
 	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 	if (rp->lines == 0) {
 		rp->code = code;
-		size_t n = len < sizeof(rp->text) - 1 ? len : sizeof(rp->text) - 1;
-		memcpy(rp->text, line, n);
-		rp->text[n] = '\0';
+		keep_text(rp->text, sizeof(rp->text), line, len);
 	} else if (code != rp->code) {
 		return -1;
 	} else if (len > 4) {

@@ -1,9 +1,9 @@
 /*
- * tls_client.h: the TLS side of outbound STARTTLS (tls_client.c): the
- * SSL objects that smtp_client.c runs under libevent's OpenSSL filter.
+ * tls.h: the TLS side of outbound STARTTLS (tls.c), private to src/smtp/:
+ * the SSL objects that client.c runs under libevent's OpenSSL filter.
  */
-#ifndef TEMPOMX_TLS_CLIENT_H
-#define TEMPOMX_TLS_CLIENT_H
+#ifndef TEMPOMX_SMTP_TLS_H
+#define TEMPOMX_SMTP_TLS_H
 
 #include <stddef.h>
 
