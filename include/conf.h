@@ -121,7 +121,7 @@ struct config {
 	int64_t scan_max_recursion;
 	int64_t scan_max_files;
 	int scan_error_action; /* enum scan_error_action */
-	char *scan_tmpdir;     /* "" = $TMPDIR or /tmp */
+	char *scan_tmpdir;     /* "" = a private directory on /dev/shm */
 	int schedule;          /* enum schedule_mode */
 	int64_t weight;        /* weighted: hi messages per lo message */
 	int64_t lo_max_wait;   /* seconds; 0 = lo mail is never promoted */

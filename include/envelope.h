@@ -21,6 +21,19 @@
  * Unknown keys are an error for the same major version: a file we cannot
  * fully understand is moved to corrupt/, never guessed at.
  *
+ * Version 2 (written since the spool stopped copying messages) differs
+ * from version 1 in two ways. The message octets are exactly what smtpd
+ * received plus its Received: line; the X-Tempomx-Class and
+ * X-Tempomx-Scan fields are generated from the envelope when the message
+ * is read for delivery (headers.c), never stored. And the file may end
+ * with update records after the message (records.c): each is a complete
+ * version 2 block, framed with its length and a CRC-32, and the last
+ * valid one is the envelope. Version 1 files are still read: their
+ * message already carries the fields (written by the scanner of that
+ * version), so nothing is generated for them, and they are updated by
+ * rewriting the whole file in version 1 as before. scan-info and
+ * scan-class exist in version 2 only.
+ *
  * Numbers (client-port, smtputf8, score, attempts, next-retry, the rcpt
  * fields), id, arrival, class, sender and size are always written and
  * required; any other string line is absent when the field is NULL. A NULL
@@ -35,7 +48,10 @@
 
 #include "queueid.h"
 
-#define ENVELOPE_VERSION 1
+#define ENVELOPE_VERSION 2
+/* The oldest version still read (and written back when such a file is
+ * updated). */
+#define ENVELOPE_VERSION_MIN 1
 #define ENVELOPE_SIZE_WIDTH 20
 #define ENVELOPE_MAX_BLOCK (1024 * 1024)
 
@@ -78,8 +94,21 @@ struct envelope {
 	char *history;      /* history prediction: "new", "good", "junk" or NULL */
 	int attempts;       /* delivery attempts of the message */
 	int64_t next_retry; /* seconds since the epoch, 0 = as soon as possible */
-	char *scan_result;  /* "clean", "infected NAME", "off", or NULL */
+	char *scan_result;  /* "clean", "infected NAME", "unscanned NAME", or NULL */
 	char *bounce_of;    /* queue ID this bounce reports on, or NULL */
+	/* Version 2: what the scan used ("engine=libclamav 1.4.6; db=...;
+	 * signatures=N; host=NAME") and the queue it was taken from ("hi",
+	 * "lo", "lo (promoted)"): the X-Tempomx-* fields are made of them. */
+	char *scan_info;
+	char *scan_class;
+	/* Set by the spool reader, never written: the file offset just past
+	 * the last valid update record (where the next one goes), the file's
+	 * length when it was read, how many records were applied, and the
+	 * file's ctime (when it was last renamed into its queue, usec). */
+	uint64_t log_end;
+	uint64_t file_len;
+	unsigned nrecords;
+	int64_t queued_usec;
 };
 
 /* Zero-initialise *env (version, verdict "unclassified", class hi). */
@@ -90,8 +119,10 @@ size_t envelope_add_rcpt(struct envelope *env, const char *addr, const char *orc
 /* Deep copy. */
 void envelope_copy(struct envelope *dst, const struct envelope *src);
 
-/* Render the block. Returns a malloc'd buffer of *lenp octets; *size_off
- * (if not NULL) receives the offset of the fixed-width size digits. */
+/* Render the block in env->version (ENVELOPE_VERSION_MIN up to
+ * ENVELOPE_VERSION; anything else is written as ENVELOPE_VERSION).
+ * Returns a malloc'd buffer of *lenp octets; *size_off (if not NULL)
+ * receives the offset of the fixed-width size digits. */
 char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off);
 /* Write the fixed-width decimal of size into buf (ENVELOPE_SIZE_WIDTH). */
 void envelope_format_size(char *buf, uint64_t size);
@@ -117,6 +148,40 @@ int envelope_read_fd(int fd, struct envelope *env, size_t *body_off, char *err, 
  * (which may contain NUL), or -1 on a bad escape or a raw control octet. */
 char *envelope_escape(const void *data, size_t len);
 int envelope_unescape(const char *s, size_t len, char **out, size_t *outlen);
+
+/*
+ * records.c: update records appended after the message (version 2).
+ *
+ *   tempomx-update LEN CRC\n      LEN decimal octets, CRC 8 hex digits
+ *   <LEN octets: a version 2 block, "end" line included>
+ *
+ * envelope_record() renders one for env (a malloc'd buffer of *lenp
+ * octets). envelope_apply_records() reads the records in buf[0..len),
+ * the octets after the message, and replaces *env by the last valid one.
+ * A record that is cut short, has a bad frame or a CRC that does not
+ * match, is the unfinished tail of an append interrupted by a crash: it
+ * and everything after it are ignored (*validp says how many octets were
+ * used). A record whose CRC matches but whose block cannot be parsed, or
+ * names another ID or size, cannot come from a crash: -1 with EBADMSG
+ * and a message in err, *env unchanged. Returns 0 otherwise.
+ */
+#define ENVELOPE_RECORD_MAGIC "tempomx-update"
+char *envelope_record(const struct envelope *env, size_t *lenp);
+int envelope_apply_records(const char *buf, size_t len, struct envelope *env, size_t *validp,
+                           char *err, size_t errlen);
+/* CRC-32 (ISO-HDLC, as in zlib) of len octets. */
+uint32_t envelope_crc32(const void *data, size_t len);
+
+/*
+ * headers.c: the header fields tempomx adds to a message it delivers,
+ * made from a version 2 envelope when the message is read for delivery:
+ * "X-Tempomx-Scan:" (when the scanner recorded a result) and
+ * "X-Tempomx-Class:". Each line ends with eol ("\r\n" or "\n").
+ * Returns a malloc'd string ("" for a version 1 envelope, whose message
+ * already carries them, and for a report tempomx made, bounce-of set)
+ * and its length in *lenp.
+ */
+char *envelope_headers(const struct envelope *env, const char *eol, size_t *lenp);
 
 const char *rcpt_status_name(enum rcpt_status s);
 const char *msg_class_name(enum msg_class c);

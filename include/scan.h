@@ -86,6 +86,11 @@ int engine_init(char *err, size_t errlen);
 /* libclamav's version string, e.g. "1.4.6". */
 const char *engine_libclamav_version(void);
 
+/* tmpdir.c: the directory for libclamav's temporary files: configured
+ * (scan_tmpdir) if not empty, else a private directory on /dev/shm made
+ * in buf, else NULL (libclamav's default). Logs what it falls back to. */
+const char *scan_tmpdir_choose(const char *configured, char *buf, size_t size);
+
 /* Fill *lim with zero limits (libclamav defaults), no alerts, no tmpdir. */
 void engine_limits_default(struct engine_limits *lim);
 
@@ -136,6 +141,11 @@ struct scan_result {
  */
 enum scan_status engine_scan_fd(struct scan_engine *e, int fd, off_t offset,
                                 struct scan_result *res);
+/* The same for the len octets at offset of a regular file the caller has
+ * already checked (a spool file, whose message is followed by update
+ * records): no fstat. */
+enum scan_status engine_scan_range(struct scan_engine *e, int fd, off_t offset, uint64_t len,
+                                   struct scan_result *res);
 /* "clean", "virus", "exceeded", "error". */
 const char *scan_status_name(enum scan_status s);
 

@@ -39,9 +39,14 @@ struct smtp_message {
 	int probe;
 	int fd; /* the spool file, read in chunks as the connection drains */
 	off_t body_off;
-	uint64_t size;
+	uint64_t size; /* octets of the message in fd (update records may follow) */
+	/* Header fields sent before the message (our X-Tempomx-*), CRLF line
+	 * ends, at most SMTP_HEAD_MAX octets; NULL when none. */
+	const char *head;
+	size_t headlen;
 	int eightbit; /* BODY=8BITMIME */
 };
+#define SMTP_HEAD_MAX 4096
 
 /* The outcome for one recipient: code 0 = not decided. */
 struct smtp_result {

@@ -1,12 +1,15 @@
 /*
  * spool.h: the on-disk queue shared by all stages.
  *
- * Every hand-off between stages is a rename of an fsync'd file followed by
- * an fsync of the destination directory; only src/spool/ calls rename() or
- * unlink() on spool files. See src/spool/spool.c for the crash-safety
- * argument.
+ * A message is written and fsync'd once, by smtpd; every later change of
+ * its envelope is a record appended to the same file (spool_note), and
+ * every hand-off between stages is a rename of that file. Only src/spool/
+ * calls rename() or unlink() on spool files. See src/spool/spool.c for
+ * the crash-safety argument.
  *
- *   spool.c   directory layout, create/commit/move/update/remove, listing
+ *   spool.c   directory layout, create/commit/move/note/update/remove, listing
+ *   envelope.c, records.c  the envelope block and the update records
+ *   headers.c the X-Tempomx-* fields made from the envelope at delivery
  *   recycle.c spare files in spare/, reused instead of create + unlink
  *   commit.c  writer thread pool: fsyncs off the event loop (smtpd)
  *   watch.c   inotify + periodic rescan of queue directories (libevent)
@@ -107,9 +110,13 @@ int spool_move(struct spool *sp, const char *id, enum spool_queue from, enum spo
 int spool_handoff(struct spool *sp, const char *id, enum spool_queue from, enum spool_queue to);
 /* Read the envelope of q/id. Returns 0, -1 with errno (ENOENT), or -2 when
  * the file cannot be parsed: it has then been moved to corrupt/ with a log
- * line. *body_off (if not NULL) receives the message offset. A file is
- * also corrupt when its envelope names another ID or its length differs
- * from the size field. On failure *env is all zero, owning nothing. */
+ * line. *body_off (if not NULL) receives the message offset. The envelope
+ * is the last valid update record of a version 2 file (or its head block
+ * when it has none); an unfinished record left by a crash is ignored, with
+ * a log line. A file is also corrupt when its envelope names another ID,
+ * when it is shorter than its size field says (version 1: when its
+ * length differs), or when a record with a matching CRC is not this
+ * message's envelope. On failure *env is all zero, owning nothing. */
 int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                size_t *body_off);
 /* Open q/id read-only and parse its envelope; on success the caller owns
@@ -117,6 +124,20 @@ int spool_read(struct spool *sp, enum spool_queue q, const char *id, struct enve
  * spool_read(). */
 int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
                        size_t *body_off, int *fdp);
+/* Like spool_open_message(), for the stage that owns q/id: the file is
+ * open for reading and writing, so that spool_note() can record an
+ * update in it. */
+int spool_take(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+               size_t *body_off, int *fdp);
+/* Record env as the new envelope of the version 2 file open on fd (from
+ * spool_take(), env read from it): one update record appended after the
+ * last valid one, no copy of the message. Without SPOOL_NOTE_SYNC nothing
+ * is flushed: use it only where losing the record in a crash is harmless
+ * (a rescan, a repeated delivery attempt; see spool.c). Returns 0 (env's
+ * log_end moves on), or -1 with errno (EINVAL for a version 1 file). A
+ * record that failed half-way is ignored by every reader. */
+#define SPOOL_NOTE_SYNC 1
+int spool_note(int fd, struct envelope *env, int flags);
 /* Claim the message open on fd, which was opened as q/id: an exclusive
  * flock(2) on the file, released when fd is closed, then a check that
  * q/id is still that file. A stage that works on a message for a while

@@ -26,11 +26,16 @@
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
  * envelope only after its Maildir file is durable (maildir_deliver()
- * returned) or the next hop answered the final dot with 2xx, and the envelope is rewritten by
- * spool_update() (new file, fsync, rename) or the file removed only once every delivery of the
- * message has finished. A crash in between delivers a recipient again,
- * never loses one. A message is claimed (spool_claim) from its open to
- * its final update, so tempomxctl never moves it in the meantime.
+ * returned) or the next hop answered the final dot with 2xx, and the
+ * envelope is updated (an update record appended, then the file renamed
+ * into deferred/) or the file removed only once every delivery of the
+ * message has finished. None of that is flushed: a crash that loses it
+ * leaves the file as it was before this attempt, which delivers a
+ * recipient again, never loses one. Our X-Tempomx-* header fields are
+ * made from the envelope when the message is picked up and sent before
+ * it (src/spool/headers.c); the spool file itself is only read and
+ * appended to. A message is claimed (spool_claim) from its open to its
+ * final update, so tempomxctl never moves it in the meantime.
  */
 #include <errno.h>
 #include <limits.h>
@@ -42,6 +47,7 @@
 #include <event2/event.h>
 
 #include "bounce.h"
+#include "fault.h"
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
@@ -82,6 +88,10 @@ struct msg {
 	/* Settings copied at pick-up: a reload may free the old ones. */
 	char *hostname;
 	int crlf;
+	/* Our X-Tempomx-* fields, made from the envelope at pick-up: with
+	 * CRLF for SMTP and LMTP, and with the Maildir's line ends. */
+	char *head, *md_head;
+	size_t headlen, md_headlen;
 	/* Recipients to report in a bounce (indices), and why. */
 	size_t *bounce_idx;
 	size_t nbounce;
@@ -210,6 +220,8 @@ static void msg_free(struct msg *m)
 	if (m->retry_ev)
 		event_free(m->retry_ev);
 	envelope_free(&m->env);
+	free(m->head);
+	free(m->md_head);
 	free(m->hostname);
 	free(m->bounce_idx);
 	free(m->warn_idx);
@@ -236,6 +248,7 @@ static void fin_work(struct task *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
+	fault_point("deliver-finishing");
 	/* The bounce is durable before the original forgets the failed
 	 * recipients: a crash in between reports twice, never zero times. */
 	if (m->nbounce > 0) {
@@ -257,10 +270,22 @@ static void fin_work(struct task *t)
 	/* Every recipient is durably somewhere else (a flushed Maildir, a
 	 * remote 250, a queued bounce): if a crash undoes the unlink the
 	 * message is only delivered again, so the directory needs no flush. */
-	if (m->fin_remove)
+	if (m->fin_remove) {
 		m->fin_rc = spool_release(&d->sp, Q_OUT, m->id);
-	else
+		fault_point("deliver-released");
+	} else if (m->env.version >= 2) {
+		/* The new recipient states are appended to the file, which
+		 * then moves to deferred/, both unflushed: if a crash loses
+		 * either, the message is found as it was before this attempt
+		 * and its recipients are tried again (at least once). */
+		m->fin_rc = spool_note(m->fd, &m->env, 0);
+		fault_point("deliver-noted");
+		if (m->fin_rc == 0)
+			m->fin_rc = spool_handoff(&d->sp, m->id, Q_OUT, Q_DEFERRED);
+		fault_point("deliver-deferred");
+	} else {
 		m->fin_rc = spool_update(&d->sp, Q_OUT, m->id, &m->env, NULL, Q_DEFERRED);
+	}
 	m->fin_errno = errno;
 }
 
@@ -432,6 +457,9 @@ static void job_work(struct task *t)
 	    .hostname = m->hostname,
 	    .fd = m->fd,
 	    .body_off = (off_t)m->body_off,
+	    .size = m->env.size,
+	    .head = m->md_head,
+	    .headlen = m->md_headlen,
 	    .crlf = m->crlf,
 	};
 	j->started = wall_usec();
@@ -633,6 +661,8 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 		j->rj.msg.fd = m->fd;
 		j->rj.msg.body_off = (off_t)m->body_off;
 		j->rj.msg.size = m->env.size;
+		j->rj.msg.head = m->head;
+		j->rj.msg.headlen = m->headlen;
 		j->rj.msg.eightbit = m->env.body_type && strcmp(m->env.body_type, "8BITMIME") == 0;
 		j->next = m->forming;
 		m->forming = j;
@@ -731,6 +761,29 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 	pool_submit(&m->d->pool, &j->t);
 }
 
+/* A version 2 file in out/ without a scan result, while scanning is on:
+ * the scanner's record of it was lost in a crash (its rename into out/
+ * was not). It goes back to be scanned, never out unscanned. Reports
+ * (bounce-of) are made here and are not scanned. Frees m and returns 1
+ * when it did that. */
+static int msg_unscanned(struct delivery *d, struct msg *m)
+{
+	const struct envelope *e = &m->env;
+	if (!d->rt->cf->scan || e->version < 2 || e->scan_result != NULL || e->bounce_of != NULL)
+		return 0;
+	enum spool_queue q = e->class == CLASS_LO ? Q_LO : Q_HI;
+	close(m->fd);
+	if (spool_handoff(&d->sp, m->id, Q_OUT, q) == 0)
+		log_info("%s: in out/ without a scan result (after a crash); back to %s/ to be "
+		         "scanned",
+		         m->id, spool_queue_name(q));
+	else if (errno != ENOENT)
+		log_warn("%s: cannot move from out to %s", m->id, spool_queue_name(q));
+	envelope_free(&m->env);
+	free(m);
+	return 1;
+}
+
 /* Take one message from out/. */
 static void msg_start(struct delivery *d, const char *id)
 {
@@ -740,7 +793,7 @@ static void msg_start(struct delivery *d, const char *id)
 	m->d = d;
 	m->fd = -1;
 	memcpy(m->id, id, QUEUEID_SIZE);
-	int r = spool_open_message(&d->sp, Q_OUT, id, &m->env, &m->body_off, &m->fd);
+	int r = spool_take(&d->sp, Q_OUT, id, &m->env, &m->body_off, &m->fd);
 	if (r < 0) {
 		/* ENOENT: taken by someone else (or a duplicate report);
 		 * -2: moved to corrupt/ by the spool library, with a log. */
@@ -760,6 +813,10 @@ static void msg_start(struct delivery *d, const char *id)
 		free(m);
 		return;
 	}
+	if (msg_unscanned(d, m))
+		return;
+	m->head = envelope_headers(&m->env, "\r\n", &m->headlen);
+	m->md_head = envelope_headers(&m->env, cf->maildir_crlf ? "\r\n" : "\n", &m->md_headlen);
 	m->picked = wall_usec();
 	m->hostname = xstrdup(cf->hostname);
 	m->crlf = cf->maildir_crlf;
@@ -818,9 +875,11 @@ static void sweep_work(struct task *t)
 			if (!due)
 				continue;
 		}
-		if (spool_move(&d->sp, ids[i], Q_DEFERRED, Q_OUT) == 0)
+		/* Unflushed: if a crash undoes it, the message is due again. */
+		if (spool_handoff(&d->sp, ids[i], Q_DEFERRED, Q_OUT) == 0) {
 			s->moved++;
-		else if (errno != ENOENT)
+			fault_point("deliver-swept");
+		} else if (errno != ENOENT)
 			log_warn("%s: cannot move from deferred to out", ids[i]);
 	}
 	free(ids);

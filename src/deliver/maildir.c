@@ -250,20 +250,25 @@ static int maildir_copy(const struct maildir_delivery *md, int out, const char *
 	char *in = xmalloc(MAILDIR_CHUNK);
 	char *conv = xmalloc(MAILDIR_CHUNK + 1);
 	off_t off = md->body_off;
+	uint64_t left = md->size;
 	int cr_pending = 0;
 	int rc = -1;
 
-	for (;;) {
-		ssize_t n = pread(md->fd, in, MAILDIR_CHUNK, off);
+	while (left > 0) {
+		size_t want = left < MAILDIR_CHUNK ? (size_t)left : MAILDIR_CHUNK;
+		ssize_t n = pread(md->fd, in, want, off);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			snprintf(err, errlen, "read spool file: %s", strerror(errno));
 			goto done;
 		}
-		if (n == 0)
-			break;
+		if (n == 0) {
+			snprintf(err, errlen, "read spool file: shorter than its envelope says");
+			goto done;
+		}
 		off += n;
+		left -= (uint64_t)n;
 		const char *w = in;
 		size_t wlen = (size_t)n;
 		if (!md->crlf) {
@@ -325,7 +330,8 @@ int maildir_deliver(const struct maildir_delivery *md, char *path, size_t pathsi
 	}
 
 	size_t tlen = maildir_trace(md, trace, sizeof(trace));
-	if (write_all(fd, trace, tlen) < 0) {
+	if (write_all(fd, trace, tlen) < 0 ||
+	    (md->headlen > 0 && write_all(fd, md->head, md->headlen) < 0)) {
 		snprintf(err, errlen, "write %s: %s", tmp, strerror(errno));
 		goto fail;
 	}

@@ -10,6 +10,7 @@
 #define TEMPOMX_MAILDIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* One message for one recipient. */
@@ -20,7 +21,11 @@ struct maildir_delivery {
 	const char *hostname; /* this host, for the unique file name */
 	int fd;               /* spool file, read with pread() only */
 	off_t body_off;       /* offset of the first message octet in fd */
-	int crlf;             /* 1: keep CRLF line ends; 0: write LF */
+	uint64_t size;        /* message octets (update records may follow) */
+	const char *head;     /* fields put before the message (our X-Tempomx-*),
+	                       * line ends already as crlf says; may be NULL */
+	size_t headlen;
+	int crlf; /* 1: keep CRLF line ends; 0: write LF */
 };
 
 /* Expand template tmpl for address addr ("local@domain", or a bare local

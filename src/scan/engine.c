@@ -419,7 +419,15 @@ enum scan_status engine_scan_fd(struct scan_engine *e, int fd, off_t offset,
 		         (long long)st.st_size);
 		return engine_finish(res, SCAN_ERROR, t0);
 	}
-	uint64_t len = (uint64_t)(st.st_size - offset);
+	return engine_scan_range(e, fd, offset, (uint64_t)(st.st_size - offset), res);
+}
+
+enum scan_status engine_scan_range(struct scan_engine *e, int fd, off_t offset, uint64_t len,
+                                   struct scan_result *res)
+{
+	int64_t t0 = mono_usec();
+
+	memset(res, 0, sizeof(*res));
 	if (len == 0) /* an empty message holds nothing to find */
 		return engine_finish(res, SCAN_CLEAN, t0);
 	if (len > SIZE_MAX) {

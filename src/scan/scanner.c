@@ -71,7 +71,8 @@ struct scanner {
 	int pipefd[2];                  /* workers and reloads -> loop */
 	struct event *pipe_ev;
 	struct event *dispatch_ev;
-	int dbfd; /* inotify on clamav_database, -1: none */
+	int dbfd;          /* inotify on clamav_database, -1: none */
+	char tmpdir[4096]; /* for libclamav; "" = its default ($TMPDIR, /tmp) */
 	struct event *db_ev, *db_timer;
 	struct event *sig_ev[3];
 	int stopping;
@@ -210,7 +211,8 @@ static void scanner_on_pipe(evutil_socket_t fd, short what, void *arg)
 	scanner_kick(s);
 }
 
-static void scanner_limits(const struct config *cf, struct engine_limits *lim)
+static void scanner_limits(const struct scanner *s, const struct config *cf,
+                           struct engine_limits *lim)
 {
 	engine_limits_default(lim);
 	lim->max_scansize = cf->scan_max_scansize;
@@ -221,13 +223,13 @@ static void scanner_limits(const struct config *cf, struct engine_limits *lim)
 	 * scan_error_action decides instead of a silent "clean". */
 	lim->alert_exceeds_max = 1;
 	lim->alert_encrypted = 1;
-	lim->tmpdir = cf->scan_tmpdir[0] ? cf->scan_tmpdir : NULL;
+	lim->tmpdir = cf->scan_tmpdir[0] ? cf->scan_tmpdir : s->tmpdir[0] ? s->tmpdir : NULL;
 }
 
 static void scanner_reload_engine(struct scanner *s, const char *why)
 {
 	struct engine_limits lim;
-	scanner_limits(s->rt->cf, &lim);
+	scanner_limits(s, s->rt->cf, &lim);
 	log_info("reloading the virus database (%s)", why);
 	engine_reload_start(&s->holder, s->rt->cf->clamav_database, &lim);
 }
@@ -369,11 +371,16 @@ static int scanner_load_engine(struct scanner *s)
 	struct scan_engine *e = NULL;
 
 	if (s->rt->cf->scan) {
+		char buf[sizeof(s->tmpdir)];
+		const char *t =
+		    s->rt->cf->scan_tmpdir[0] ? NULL : scan_tmpdir_choose(NULL, buf, sizeof(buf));
+		if (t != NULL)
+			snprintf(s->tmpdir, sizeof(s->tmpdir), "%s", t);
 		if (engine_init(err, sizeof(err)) < 0) {
 			log_warnx("libclamav: %s", err);
 			return -1;
 		}
-		scanner_limits(s->rt->cf, &lim);
+		scanner_limits(s, s->rt->cf, &lim);
 		e = engine_load(s->rt->cf->clamav_database, &lim, err, sizeof(err));
 		if (e == NULL) {
 			log_warnx("cannot load the virus database: %s", err);

@@ -3,22 +3,25 @@
  * message picked by the scheduler, scans it with the shared engine and
  * hands it on.
  *
- * Owns what happens to one message: clean mail gets header fields
- * recording the scan and its class and goes to out/; infected mail goes to
- * quarantine/ with the virus name in its envelope and a virus counted in
- * the sender history of its client address (never a bounce: the sender
- * address of a virus is forged, so a bounce would be backscatter); mail
- * that could not be fully scanned follows scan_error_action. Every move
- * is spool_update() or spool_move(): new file, fsync, rename, fsync of the
- * directory, so a crash at any point leaves the message in hi/ or lo/ (to
- * be scanned again) or in its destination, never lost. With scan = no the
- * unchanged file is handed on with spool_handoff() (no flush): an undone
- * rename only means the message is taken again.
+ * Owns what happens to one message: clean mail goes to out/ with the
+ * scan result in its envelope (the X-Tempomx-Scan and X-Tempomx-Class
+ * fields are made of it at delivery, src/spool/headers.c); infected mail
+ * goes to quarantine/ with the virus name in its envelope and a virus
+ * counted in the sender history of its client address (never a bounce:
+ * the sender address of a virus is forged, so a bounce would be
+ * backscatter); mail that could not be fully scanned follows
+ * scan_error_action.
  *
- * spool_update() into another queue renames twice (over the old file,
- * then on into the destination). After a crash between the two, the file
- * sits in hi/ or lo/ with scan-result set: such a file is moved on as it
- * is, without a second scan or a second set of header fields.
+ * The message is never copied: the result is one update record appended
+ * to the file (spool_note, no flush), then the file is renamed into out/
+ * (spool_handoff, no flush). Neither needs to be durable: if a crash
+ * loses the rename, the file is in hi/ or lo/ again; if it loses the
+ * record, delivery finds a file in out/ without a scan result and sends
+ * it back to be scanned. Either way the message is scanned again, never
+ * lost and never delivered unscanned. A file found in hi/ or lo/ with a
+ * result already (the rename was lost, the record was not) is moved on
+ * as it is, without a second scan. A version 1 file is still handled as
+ * version 1 did it: header fields put into the message by spool_update().
  *
  * The pool is a fixed set of threads with a job list no longer than the
  * number of idle threads: the scanner's loop submits a job only when a
@@ -40,6 +43,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "fault.h"
 #include "history.h"
 #include "log.h"
 #include "scan.h"
@@ -66,26 +70,16 @@ static void worker_clean_text(char *dst, size_t size, const char *src)
 	dst[n] = '\0';
 }
 
-/* "X-Tempomx-Scan:" and "X-Tempomx-Class:" lines, CRLF-terminated. */
-static char *worker_headers(const struct worker_env *wenv, const struct envelope *env,
-                            const struct worker_job *job, const struct scan_engine *e,
-                            const char *result)
+/* What the scan used, kept in the envelope (scan-info) for the
+ * X-Tempomx-Scan field that delivery makes of it. */
+static char *worker_scan_info(const struct worker_env *wenv, const struct scan_engine *e)
 {
 	const struct engine_info *info = e ? engine_info(e) : NULL;
-	char db[sizeof(info->db_version)], reasons[WORKER_FIELD_MAX], verdict[64], hist[32];
+	char db[sizeof(info->db_version)];
 	char *out;
-
 	worker_clean_text(db, sizeof(db), info ? info->db_version : "none");
-	worker_clean_text(reasons, sizeof(reasons), env->reasons ? env->reasons : "");
-	worker_clean_text(verdict, sizeof(verdict), env->verdict ? env->verdict : "unclassified");
-	worker_clean_text(hist, sizeof(hist), env->history ? env->history : "");
-	xasprintf(&out,
-	          "X-Tempomx-Scan: %s; engine=libclamav %s; db=%s; signatures=%u; host=%s\r\n"
-	          "X-Tempomx-Class: %s%s; verdict=%s; score=%d%s%s%s%s\r\n",
-	          result, engine_libclamav_version(), db, info ? info->signatures : 0,
-	          wenv->hostname, job->pick.queue == CLASS_HI ? "hi" : "lo",
-	          job->pick.promoted ? " (promoted)" : "", verdict, env->score,
-	          hist[0] ? "; history=" : "", hist, reasons[0] ? "; reasons=" : "", reasons);
+	xasprintf(&out, "engine=libclamav %s; db=%s; signatures=%u; host=%s",
+	          engine_libclamav_version(), db, info ? info->signatures : 0, wenv->hostname);
 	return out;
 }
 
@@ -138,17 +132,28 @@ static int worker_is_incomplete(const struct scan_result *res)
 	return res->status == SCAN_VIRUS && strncmp(res->name, "Heuristics.Encrypted.", 21) == 0;
 }
 
+/* Move a scanned file on. Into out/ it needs no flush: if a crash undoes
+ * the rename, the file is found in hi/ or lo/ with its result and moved
+ * on again. Into quarantine/ or hold/ (rare) the move is flushed, since
+ * nothing would otherwise take it further. */
+static int worker_pass_on(const struct worker_env *wenv, const char *id, enum spool_queue q,
+                          enum spool_queue dest)
+{
+	if (dest == Q_OUT)
+		return spool_handoff(wenv->sp, id, q, dest);
+	return spool_move(wenv->sp, id, q, dest);
+}
+
 void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 {
 	enum spool_queue q = job->pick.queue == CLASS_HI ? Q_HI : Q_LO;
 	const char *id = job->pick.id;
 	const char *qname = spool_queue_name(q);
 	struct envelope env;
-	struct stat st;
 	size_t body_off;
 	int fd;
 
-	int r = spool_open_message(wenv->sp, q, id, &env, &body_off, &fd);
+	int r = spool_take(wenv->sp, q, id, &env, &body_off, &fd);
 	if (r < 0) {
 		if (r == -1 && errno == ENOENT)
 			log_debug("%s: gone from %s", id, qname);
@@ -162,12 +167,9 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue %s)", id, env.sender ? env.sender : "",
 	         (unsigned long long)env.size, env.nrcpt, qname);
 	double wait = 0.0;
-	if (fstat(fd, &st) == 0) {
-		/* The rename into the queue set the ctime. */
-		int64_t then = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
-		if (job->picked_usec > then)
-			wait = (double)(job->picked_usec - then) / 1e6;
-	}
+	/* The rename into the queue set the ctime. */
+	if (job->picked_usec > env.queued_usec)
+		wait = (double)(job->picked_usec - env.queued_usec) / 1e6;
 	char cls[32];
 	snprintf(cls, sizeof(cls), "%s%s", job->pick.queue == CLASS_HI ? "hi" : "lo",
 	         job->pick.promoted ? " (promoted)" : "");
@@ -175,7 +177,7 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	if (env.scan_result != NULL) {
 		close(fd);
 		enum spool_queue dest = worker_rescued_dest(wenv, env.scan_result);
-		if (spool_move(wenv->sp, id, q, dest) < 0)
+		if (worker_pass_on(wenv, id, q, dest) < 0)
 			log_warn("%s: cannot move from %s to %s", id, qname,
 			         spool_queue_name(dest));
 		else
@@ -215,14 +217,12 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		envelope_free(&env);
 		return;
 	}
-	engine_scan_fd(e, fd, (off_t)body_off, &res);
-	close(fd);
+	engine_scan_range(e, fd, (off_t)body_off, env.size, &res);
 
 	char name[WORKER_FIELD_MAX], result[WORKER_FIELD_MAX + 32];
 	worker_clean_text(name, sizeof(name), res.name);
 	enum spool_queue dest;
 	const char *what;
-	char *prepend = NULL;
 	if (res.status == SCAN_VIRUS && !worker_is_incomplete(&res)) {
 		snprintf(result, sizeof(result), "infected %s", name);
 		dest = Q_QUARANTINE;
@@ -230,29 +230,54 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 	} else if (worker_is_incomplete(&res)) {
 		snprintf(result, sizeof(result), "unscanned %s", name[0] ? name : "error");
 		what = "incomplete";
-		if (wenv->error_action == ERROR_ACTION_HOLD) {
+		if (wenv->error_action == ERROR_ACTION_HOLD)
 			dest = Q_HOLD;
-		} else if (wenv->error_action == ERROR_ACTION_QUARANTINE) {
+		else if (wenv->error_action == ERROR_ACTION_QUARANTINE)
 			dest = Q_QUARANTINE;
-		} else {
-			char hv[WORKER_FIELD_MAX + 48];
-			snprintf(hv, sizeof(hv), "not fully scanned (%s)",
-			         name[0] ? name : "error");
-			prepend = worker_headers(wenv, &env, job, e, hv);
+		else
 			dest = Q_OUT;
-		}
 	} else {
 		snprintf(result, sizeof(result), "clean");
-		prepend = worker_headers(wenv, &env, job, e, "clean");
 		dest = Q_OUT;
 		what = "clean";
 	}
-	engine_release(e);
-
 	free(env.scan_result);
 	env.scan_result = xstrdup(result);
-	if (spool_update(wenv->sp, q, id, &env, prepend, dest) < 0) {
-		/* The old file is untouched (or updated in place, which the
+	free(env.scan_info);
+	env.scan_info = worker_scan_info(wenv, e);
+	engine_release(e);
+	free(env.scan_class);
+	env.scan_class = xstrdup(cls);
+
+	int rc;
+	if (env.version >= 2) {
+		/* The result is appended to the file, which then changes queue:
+		 * no copy of the message and no flush (see spool.c). */
+		rc = spool_note(fd, &env, 0);
+		close(fd);
+		fault_point("scan-noted");
+		if (rc == 0)
+			rc = worker_pass_on(wenv, id, q, dest);
+		fault_point("scan-passed");
+	} else {
+		/* A file from version 1 of the spool: the scan field goes into
+		 * the message, as that version did, and it stays version 1. Its
+		 * smtpd already wrote the class field under its Received:. */
+		close(fd);
+		struct envelope v2 = env;
+		size_t hlen;
+		v2.version = 2;
+		char *prepend = envelope_headers(&v2, "\r\n", &hlen);
+		char *eol = strstr(prepend, "\r\n");
+		if (strncmp(prepend, "X-Tempomx-Scan:", 15) == 0 && eol != NULL)
+			eol[2] = '\0';
+		else
+			prepend[0] = '\0';
+		rc = spool_update(wenv->sp, q, id, &env, dest == Q_OUT ? prepend : NULL, dest);
+		free(prepend);
+	}
+	if (rc < 0) {
+		/* The old file is untouched (or has its result, which the
 		 * scan-result check above handles): the next rescan retries.
 		 * ENOENT: the admin took it away (tempomxctl hold, delete)
 		 * while it was being scanned; it is theirs now. */
@@ -278,7 +303,6 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 		         env.client_addr && env.client_addr[0] ? env.client_addr : "local",
 		         spool_queue_name(dest));
 	}
-	free(prepend);
 	envelope_free(&env);
 }
 

@@ -32,6 +32,17 @@ void smtp_body_begin(struct smtp_body *b, int fd, off_t off, uint64_t size)
 	}
 }
 
+void smtp_body_head(struct smtp_body *b, struct evbuffer *out, const char *head, size_t len)
+{
+	/* Our own fields never start with a dot, but the same stuffing keeps
+	 * the line state right for the message that follows. */
+	if (head == NULL || len == 0 || len > SMTP_BODY_CHUNK)
+		return;
+	size_t n = smtp_dotstuff(head, len, b->stuffed, &b->bol);
+	b->last = head[len - 1];
+	evbuffer_add(out, b->stuffed, n);
+}
+
 enum smtp_body_status smtp_body_fill(struct smtp_body *b, struct evbuffer *out, size_t high,
                                      char *why, size_t whylen)
 {

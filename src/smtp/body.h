@@ -31,6 +31,9 @@ enum smtp_body_status {
 
 /* Start sending size octets of fd from off. */
 void smtp_body_begin(struct smtp_body *b, int fd, off_t off, uint64_t size);
+/* Queue len octets of header fields of ours (CRLF line ends) on out
+ * before the message: right after smtp_body_begin(). */
+void smtp_body_head(struct smtp_body *b, struct evbuffer *out, const char *head, size_t len);
 /* Queue on out, up to about high octets waiting, then the final dot
  * after the last chunk (RFC 5321 4.1.1.4: CRLF before it if the message
  * does not end with one). On SMTP_BODY_ERROR, why holds an RFC 3463

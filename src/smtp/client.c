@@ -391,7 +391,8 @@ static void send_command(struct smtp_session *s, enum smtp_state st, size_t rcpt
 		return;
 	case ST_MAIL:
 		if (s->caps.size && !m->probe)
-			snprintf(params, sizeof(params), " SIZE=%llu", (unsigned long long)m->size);
+			snprintf(params, sizeof(params), " SIZE=%llu",
+			         (unsigned long long)(m->size + m->headlen));
 		if (s->caps.eightbit && m->eightbit)
 			strncat(params, " BODY=8BITMIME", sizeof(params) - strlen(params) - 1);
 		smtp_conn_printf(s->conn, "MAIL FROM:<%s>%s\r\n", m->sender, params);
@@ -529,6 +530,7 @@ static void reply_data(struct smtp_session *s)
 	}
 	enter(s, ST_BODY);
 	smtp_body_begin(&s->body, s->m->fd, s->m->body_off, s->m->size);
+	smtp_body_head(&s->body, smtp_conn_output(s->conn), s->m->head, s->m->headlen);
 	smtp_conn_low_mark(s->conn, SMTP_OUT_LOW);
 	pump(s);
 }

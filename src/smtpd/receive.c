@@ -113,18 +113,13 @@ void session_data_start(struct session *s)
 	s->sf_open = 1;
 	log_info("%s: client=%s[%s]:%u", s->id, s->name, s->addr, s->port);
 
-	char *hdr, *cls;
+	/* Our Received: is the only field we write into the message; the
+	 * class and scan fields are made from the envelope at delivery
+	 * (src/spool/headers.c). */
+	char *hdr;
 	int n = session_received(s, &hdr);
 	int wrc = spool_write(&s->sf, hdr, (size_t)n);
 	free(hdr);
-	/* Our class header, right under our Received: so that it is ours. */
-	cls = NULL;
-	int cn = s->obs && s->obs->header ? s->obs->header(s->obs_ctx, s, &cls) : 0;
-	if (wrc == 0 && cn > 0)
-		wrc = spool_write(&s->sf, cls, (size_t)cn);
-	free(cls);
-	if (cn > 0)
-		n += cn;
 	if (wrc != 0) {
 		log_warn("%s: cannot write the queue file", s->id);
 		session_release_message(s);

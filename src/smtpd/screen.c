@@ -595,25 +595,6 @@ static void scr_envelope(void *ctx, struct session *s, struct envelope *env)
 	env->history = xstrdup(history_class_name((enum history_class)sc->hist));
 }
 
-static int scr_header(void *ctx, struct session *s, char **out)
-{
-	const struct screen *sc = ctx;
-	(void)s;
-	if (!sc->decided) {
-		*out = NULL;
-		return 0;
-	}
-	return xasprintf(out, "X-Tempomx-Class: %s; verdict=%s; score=%d; history=%s%s%s\r\n",
-	                 sc->pr.decision == POLICY_HI ? "hi" : "lo",
-	                 sc->exempt ? "good" : verdict_class_name(sc->v.cls), sc->v.score,
-	                 history_class_name((enum history_class)sc->hist),
-	                 sc->exempt                   ? "; exempt"
-	                 : sc->whitelisted != WL_NONE ? "; whitelisted="
-	                                              : "",
-	                 !sc->exempt && sc->whitelisted != WL_NONE ? wl_kind_name(sc->whitelisted)
-	                                                           : "");
-}
-
 static void committed(struct session *s, struct screen *sc)
 {
 	if (!sc->decided)
@@ -682,6 +663,5 @@ static const struct session_observer screen_observer = {
     .decide = scr_decide,
     .queue = scr_queue,
     .envelope = scr_envelope,
-    .header = scr_header,
     .close = scr_close,
 };

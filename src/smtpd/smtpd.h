@@ -107,11 +107,10 @@ struct session_observer {
 	int64_t (*patience)(void *ctx, struct session *s, enum screen_reply which);
 	/* At DATA, before the 354: RPL_NONE accepts, else the refusal. */
 	enum reply_id (*decide)(void *ctx, struct session *s);
-	/* The accepted message: its queue, its envelope fields, and the
-	 * header line to add (malloc'd "Name: value\r\n", its length, or 0). */
+	/* The accepted message: its queue and its envelope fields (the
+	 * X-Tempomx-Class field is made of them at delivery). */
 	enum spool_queue (*queue)(void *ctx, struct session *s);
 	void (*envelope)(void *ctx, struct session *s, struct envelope *env);
-	int (*header)(void *ctx, struct session *s, char **out);
 	/* The session ends; quit is 1 when the client said QUIT. */
 	void (*close)(void *ctx, struct session *s, int quit);
 };

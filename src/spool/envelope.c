@@ -14,6 +14,8 @@
  * is an error with a line number, and the caller moves the file to
  * corrupt/ rather than guess. The formatter clamps numbers into the
  * ranges the parser accepts, so it never writes a block it would refuse.
+ * A key carries the first version that has it: a version 1 block is
+ * written and read without the keys version 2 added.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -54,38 +56,41 @@ struct field {
 	size_t off;
 	int64_t min, max;
 	int required;
+	int since; /* first envelope version with this key; 0 = all */
 };
 
 #define ENV_OFF(m) offsetof(struct envelope, m)
 
 static const struct field envelope_fields[] = {
-    {"id", F_ID, 0, 0, 0, 1},
-    {"arrival", F_ARRIVAL, 0, 0, 0, 1},
-    {"client-addr", F_STR, ENV_OFF(client_addr), 0, 0, 0},
-    {"client-port", F_UINT, ENV_OFF(client_port), 0, 65535, 1},
-    {"client-name", F_STR, ENV_OFF(client_name), 0, 0, 0},
-    {"helo", F_STR, ENV_OFF(helo), 0, 0, 0},
-    {"protocol", F_STR, ENV_OFF(protocol), 0, 0, 0},
-    {"tls", F_STR, ENV_OFF(tls), 0, 0, 0},
-    {"sender", F_SENDER, ENV_OFF(sender), 0, 0, 1},
-    {"body-type", F_STR, ENV_OFF(body_type), 0, 0, 0},
-    {"smtputf8", F_INT, ENV_OFF(smtputf8), 0, 1, 1},
-    {"envid", F_STR, ENV_OFF(envid), 0, 0, 0},
-    {"ret", F_STR, ENV_OFF(ret), 0, 0, 0},
-    {"class", F_CLASS, 0, 0, 0, 1},
-    {"verdict", F_STR, ENV_OFF(verdict), 0, 0, 0},
-    {"score", F_INT, ENV_OFF(score), INT_MIN, INT_MAX, 1},
-    {"reasons", F_STR, ENV_OFF(reasons), 0, 0, 0},
-    {"history", F_STR, ENV_OFF(history), 0, 0, 0},
-    {"attempts", F_INT, ENV_OFF(attempts), 0, INT_MAX, 1},
-    {"next-retry", F_I64, ENV_OFF(next_retry), 0, INT64_MAX, 1},
-    {"scan-result", F_STR, ENV_OFF(scan_result), 0, 0, 0},
-    {"bounce-of", F_STR, ENV_OFF(bounce_of), 0, 0, 0},
-    {"rcpt", F_RCPT, 0, 0, 0, 0},
-    {"rcpt-orcpt", F_ORCPT, 0, 0, 0, 0},
-    {"rcpt-reply", F_REPLY, 0, 0, 0, 0},
-    {"size", F_SIZE, 0, 0, 0, 1},
-    {"end", F_END, 0, 0, 0, 1},
+    {"id", F_ID, 0, 0, 0, 1, 0},
+    {"arrival", F_ARRIVAL, 0, 0, 0, 1, 0},
+    {"client-addr", F_STR, ENV_OFF(client_addr), 0, 0, 0, 0},
+    {"client-port", F_UINT, ENV_OFF(client_port), 0, 65535, 1, 0},
+    {"client-name", F_STR, ENV_OFF(client_name), 0, 0, 0, 0},
+    {"helo", F_STR, ENV_OFF(helo), 0, 0, 0, 0},
+    {"protocol", F_STR, ENV_OFF(protocol), 0, 0, 0, 0},
+    {"tls", F_STR, ENV_OFF(tls), 0, 0, 0, 0},
+    {"sender", F_SENDER, ENV_OFF(sender), 0, 0, 1, 0},
+    {"body-type", F_STR, ENV_OFF(body_type), 0, 0, 0, 0},
+    {"smtputf8", F_INT, ENV_OFF(smtputf8), 0, 1, 1, 0},
+    {"envid", F_STR, ENV_OFF(envid), 0, 0, 0, 0},
+    {"ret", F_STR, ENV_OFF(ret), 0, 0, 0, 0},
+    {"class", F_CLASS, 0, 0, 0, 1, 0},
+    {"verdict", F_STR, ENV_OFF(verdict), 0, 0, 0, 0},
+    {"score", F_INT, ENV_OFF(score), INT_MIN, INT_MAX, 1, 0},
+    {"reasons", F_STR, ENV_OFF(reasons), 0, 0, 0, 0},
+    {"history", F_STR, ENV_OFF(history), 0, 0, 0, 0},
+    {"attempts", F_INT, ENV_OFF(attempts), 0, INT_MAX, 1, 0},
+    {"next-retry", F_I64, ENV_OFF(next_retry), 0, INT64_MAX, 1, 0},
+    {"scan-result", F_STR, ENV_OFF(scan_result), 0, 0, 0, 0},
+    {"bounce-of", F_STR, ENV_OFF(bounce_of), 0, 0, 0, 0},
+    {"scan-info", F_STR, ENV_OFF(scan_info), 0, 0, 0, 2},
+    {"scan-class", F_STR, ENV_OFF(scan_class), 0, 0, 0, 2},
+    {"rcpt", F_RCPT, 0, 0, 0, 0, 0},
+    {"rcpt-orcpt", F_ORCPT, 0, 0, 0, 0, 0},
+    {"rcpt-reply", F_REPLY, 0, 0, 0, 0, 0},
+    {"size", F_SIZE, 0, 0, 0, 1, 0},
+    {"end", F_END, 0, 0, 0, 1, 0},
 };
 
 #define NFIELDS (sizeof(envelope_fields) / sizeof(envelope_fields[0]))
@@ -385,9 +390,14 @@ void envelope_format_size(char *buf, uint64_t size)
 char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off)
 {
 	struct ebuf b = {0};
-	eb_printf(&b, "%s %d\n", ENVELOPE_MAGIC, ENVELOPE_VERSION);
+	int version = env->version >= ENVELOPE_VERSION_MIN && env->version <= ENVELOPE_VERSION
+	                  ? env->version
+	                  : ENVELOPE_VERSION;
+	eb_printf(&b, "%s %d\n", ENVELOPE_MAGIC, version);
 	for (size_t i = 0; i < NFIELDS; i++) {
 		const struct field *f = &envelope_fields[i];
+		if (f->since > version)
+			continue;
 		switch (f->type) {
 		case F_STR: {
 			const char *v = *cstr_field(env, f->off);
@@ -668,9 +678,10 @@ static int parse_header_line(struct pstate *ps, const char *line, size_t len)
 	int64_t v;
 	if (parse_num(line + mlen + 1, len - mlen - 1, 0, INT_MAX, &v) < 0)
 		return bad_value(ps, "version", line + mlen + 1, len - mlen - 1);
-	if (v != ENVELOPE_VERSION)
-		return perr(ps, "unsupported envelope version %" PRId64 " (this is version %d)", v,
-		            ENVELOPE_VERSION);
+	if (v < ENVELOPE_VERSION_MIN || v > ENVELOPE_VERSION)
+		return perr(
+		    ps, "unsupported envelope version %" PRId64 " (this reads versions %d to %d)",
+		    v, ENVELOPE_VERSION_MIN, ENVELOPE_VERSION);
 	ps->env->version = (int)v;
 	return 0;
 }
@@ -693,7 +704,8 @@ static int parse_line(struct pstate *ps, const char *line, size_t len)
 	size_t vlen = sp ? len - klen - 1 : 0;
 	for (size_t i = 0; i < NFIELDS; i++) {
 		const struct field *f = &envelope_fields[i];
-		if (strlen(f->key) != klen || memcmp(f->key, line, klen) != 0)
+		if (strlen(f->key) != klen || memcmp(f->key, line, klen) != 0 ||
+		    f->since > ps->env->version)
 			continue;
 		if (f->type != F_RCPT && f->type != F_ORCPT && f->type != F_REPLY) {
 			if (ps->seen[i])

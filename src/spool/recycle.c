@@ -160,10 +160,8 @@ int recycle_take(struct spool *sp, int dirfd, const char *name)
 		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
 		    st.st_uid == geteuid()) {
 			/* O_NONBLOCK only guarded the open (a FIFO left by
-			 * hand would block it); writes go to a regular file. */
-			int fl = fcntl(fd, F_GETFL);
-			if (fl >= 0)
-				fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+			 * hand would block it); on the regular file it is now
+			 * it changes nothing, so it stays. */
 			if ((st.st_mode & 07777) != 0600)
 				fchmod(fd, 0600);
 			return fd;

@@ -1,6 +1,6 @@
 /*
  * spool.c: the on-disk queue: directory layout and every file operation
- * on it (create, commit, move, update, remove, listing).
+ * on it (create, commit, move, note, update, remove, listing).
  *
  * Owns all renames and unlinks of spool files; no other file in tempomx
  * calls rename() or unlink() on the spool. Called by the master
@@ -9,39 +9,69 @@
  * remove) and tempomxctl (list, read, move).
  *
  * Crash-safety argument. The promise is: once a client got its 250, the
- * message survives a kill -9 of any process and a power failure, and it is
- * delivered at least once. It rests on four rules.
+ * message survives a kill -9 of any process and a power failure, it is
+ * delivered at least once, and at every instant it is in some queue. The
+ * message octets are written and flushed once, by smtpd, and never
+ * copied; what changes later (the scan result, the recipients' states) is
+ * appended to the same file as update records. It rests on five rules.
  *
  * 1. A file becomes visible to another stage only by a rename into a
  *    queue directory, and only after its content is complete and fsync'd.
  *    A message is written under its queue ID in incoming/, the size field
  *    is patched, the file is fsync'd, then renamed into hi/ or lo/ and the
- *    directory is fsync'd; only then does spool_commit() return and smtpd
- *    send the 250. Because rename is atomic, a reader sees either no file
- *    or a complete one; because the data was flushed before the rename, a
- *    name that survives a power failure points at complete data; because
- *    the directory was flushed before the 250, the name survives too.
+ *    directory is fsync'd (group-committed: the writer threads of smtpd
+ *    that renamed into the same directory share one flush,
+ *    flushgroup.c); only then does spool_commit() return and smtpd send
+ *    the 250. Because rename is atomic, a reader sees either no file or a
+ *    complete one; because the data was flushed before the rename, a name
+ *    that survives a power failure points at complete data; because the
+ *    directory was flushed before the 250, the name survives too. This is
+ *    the only fsync of message data on the common path.
  * 2. incoming/ is private to the writer. Nothing in it was ever
  *    acknowledged, so the master removes whatever it finds there at
  *    start-up (spool_clean_incoming): a half-received message is simply
  *    not accepted and the client, which got no 250, sends it again.
- * 3. A file is never modified in place once visible. spool_update() writes
- *    a new file in incoming/ (new envelope, then the message octets copied
- *    unchanged), fsyncs it and renames it over the old name, so a reader
- *    or a crash sees the old file or the new one, never a mix. When the
- *    update also changes queue, the new file first replaces the old one in
- *    its queue and is then renamed on: at every instant the message has
- *    exactly one name, and a crash between the two steps leaves the
- *    updated file in the old queue, where its stage finds it again.
- * 4. Moves between queues are renames followed by an fsync of the
- *    destination and then of the source directory. The destination comes
- *    first: if the power fails in between, the worst case is a file that
- *    reappears in its old queue as well, which is handled again (at least
- *    once), never a file that is nowhere.
+ * 3. The head of a file (envelope block and message) is never modified
+ *    once visible. A later envelope is one update record appended after
+ *    the message by the stage that owns the file (spool_note): a frame
+ *    with the length and a CRC-32 of a complete envelope block. The last
+ *    valid record is the envelope. An append cut short by a crash (part
+ *    of a record, zeros, or on a file system without a journal octets of
+ *    another file) fails its frame or its CRC and is ignored, so a reader
+ *    sees the envelope before the append or after it, never a mix; the
+ *    next append goes where the last valid record ends and truncates what
+ *    lay beyond. Only the head needs to be durable for the promise: a
+ *    record lost in a crash takes the message back to an earlier state it
+ *    really was in, and every earlier state leads to delivery. The scan
+ *    result lost: delivery finds a file in out/ without one and sends it
+ *    back to hi/ or lo/ to be scanned again (never out unscanned). A
+ *    recipient's "sent" lost: it is delivered again (a duplicate, never a
+ *    loss). A bounce's recipient state lost: the bounce, itself a durable
+ *    new message (rule 1), is queued again. So records are not flushed.
+ *    spool_update() (a whole new file, fsync, rename over the old one)
+ *    remains for the admin (tempomxctl requeue) and for version 1 files.
+ * 4. Moves between queues are renames, and a rename is atomic on the
+ *    journalling file systems a spool belongs on (ext4 with its journal,
+ *    xfs): after a power failure the file has its old name or its new
+ *    one, never none (on ext4 without a journal, e2fsck puts an orphan in
+ *    lost+found; a spool there has that risk on every rename, flushed or
+ *    not). A hand-off whose undoing only repeats work is not flushed
+ *    (spool_handoff): hi/ or lo/ to out/ (scanned again), out/ to
+ *    deferred/ and back (tried again). Moves that nothing else would
+ *    repeat (to hold/ or quarantine/, the admin's moves) are flushed by
+ *    spool_move(), destination first, group-committed across the threads
+ *    of a process like the commits of rule 1.
+ * 5. A message has exactly one name at a time: each stage acts only on
+ *    the files of its own queues and moves a file only by renaming its
+ *    one name, so a message is never in two queues, except after a crash
+ *    on a file system that keeps both names of an unflushed rename; it is
+ *    then handled twice (a duplicate), never zero times.
  *
  * Delivery is therefore at-least-once: after a crash a recipient may get a
- * message twice (delivered, but the envelope update recording it was
- * lost), never zero times.
+ * message twice (delivered, but the record of it was lost), never zero
+ * times. Version 1 files (the message already carrying our header fields,
+ * no records) are still read, and updated by spool_update() as version 1
+ * did: new file, fsync, rename over, then on into the destination.
  *
  * Another process acting on a message (tempomxctl hold, delete, requeue)
  * must not make a second copy either. A rename is exclusive: of two
@@ -70,6 +100,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "flushgroup.h"
 #include "log.h"
 #include "recycle.h"
@@ -436,12 +467,14 @@ int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum sp
 	}
 	if (fsync_fd(sf->fd) < 0)
 		goto fail;
+	fault_point("commit-synced");
 	int fd = sf->fd;
 	sf->fd = -1;
 	if (close(fd) < 0 && errno != EINTR)
 		goto fail;
 	if (rename_noreplace(incfd, sf->id, sp->dirfd[dest], sf->id) < 0)
 		goto fail;
+	fault_point("commit-renamed");
 	/* Past this point the file is in dest. If the directory flush fails
 	 * we still report failure, so no 250 is sent and the client retries:
 	 * a possible duplicate, never a loss. */
@@ -577,11 +610,94 @@ int spool_handoff(struct spool *sp, const char *id, enum spool_queue from, enum 
 	return renameat(sp->dirfd[from], id, sp->dirfd[to], id);
 }
 
-int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
-                       size_t *body_off, int *fdp)
+/* Most octets of update records read after a message; a file with more
+ * is corrupt (a message gets one record per delivery attempt). */
+#define SPOOL_RECORDS_MAX (16 * 1024 * 1024)
+
+/* A file up to this size is read with one pread(): head block, message
+ * and records at once (a typical message is a few kilobytes). */
+#define SPOOL_READ_WHOLE (64 * 1024)
+
+/* Apply the update records after the message of a version 2 file, the
+ * octets from env->log_end to env->file_len: taken from buf when it holds
+ * them (have octets from offset 0), else read. Returns 0, -1 on a read
+ * error (errno), -2 with err set when the records are corrupt. */
+static int read_records(int fd, const char *buf, size_t have, struct envelope *env, char *err,
+                        size_t errlen)
+{
+	if (env->file_len == env->log_end)
+		return 0;
+	uint64_t tail = env->file_len - env->log_end;
+	if (tail > SPOOL_RECORDS_MAX) {
+		snprintf(err, errlen, "%llu octets of update records after the message",
+		         (unsigned long long)tail);
+		return -2;
+	}
+	char *own = NULL;
+	const char *recs;
+	size_t got = 0;
+	if ((uint64_t)have >= env->file_len) {
+		recs = buf + env->log_end;
+		got = (size_t)tail;
+	} else {
+		own = xmalloc((size_t)tail);
+		while (got < tail) {
+			ssize_t n =
+			    pread(fd, own + got, (size_t)tail - got, (off_t)(env->log_end + got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				int e = errno;
+				free(own);
+				errno = e;
+				return -1;
+			}
+			if (n == 0)
+				break;
+			got += (size_t)n;
+		}
+		recs = own;
+	}
+	size_t valid = 0;
+	uint64_t start = env->log_end, len = env->file_len;
+	int r = envelope_apply_records(recs, got, env, &valid, err, errlen);
+	free(own);
+	if (r < 0)
+		return -2;
+	env->log_end = start + valid;
+	env->file_len = len;
+	return 0;
+}
+
+/* Parse the head block of a file of st_size octets: from buf when one
+ * pread() got the whole file, else incrementally (envelope_read_fd). */
+static int read_head(int fd, off_t st_size, char **bufp, size_t *havep, struct envelope *env,
+                     size_t *off, char *err, size_t errlen)
+{
+	*bufp = NULL;
+	*havep = 0;
+	if (st_size > 0 && st_size <= SPOOL_READ_WHOLE) {
+		char *buf = xmalloc((size_t)st_size);
+		ssize_t n;
+		do
+			n = pread(fd, buf, (size_t)st_size, 0);
+		while (n < 0 && errno == EINTR);
+		if (n == (ssize_t)st_size) {
+			*bufp = buf;
+			*havep = (size_t)n;
+			return envelope_parse(buf, (size_t)n, env, off, err, errlen);
+		}
+		free(buf); /* short or failed: read it the general way */
+	}
+	return envelope_read_fd(fd, env, off, err, errlen);
+}
+
+static int open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+                        size_t *body_off, int *fdp, int mode)
 {
 	char err[300];
-	size_t off;
+	size_t off, have;
+	char *buf;
 	struct stat st;
 
 	memset(env, 0, sizeof(*env));
@@ -589,9 +705,10 @@ int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, str
 		errno = EINVAL;
 		return -1;
 	}
-	/* O_NONBLOCK so a FIFO planted under a queue name cannot hang us;
+	/* O_NONBLOCK so a FIFO planted under a queue name cannot hang us
+	 * (on a regular file it changes nothing, so it stays set);
 	 * O_NOFOLLOW so a symbolic link is never followed out of the spool. */
-	int fd = openat(sp->dirfd[q], id, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = openat(sp->dirfd[q], id, mode | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ELOOP) {
 			spool_corrupt(sp, q, id, "symbolic link");
@@ -608,7 +725,8 @@ int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, str
 		spool_corrupt(sp, q, id, "not a regular file");
 		return -2;
 	}
-	if (envelope_read_fd(fd, env, &off, err, sizeof(err)) < 0) {
+	if (read_head(fd, st.st_size, &buf, &have, env, &off, err, sizeof(err)) < 0) {
+		free(buf);
 		if (errno != EBADMSG) {
 			log_warnx("%s: %s/: %s", id, queue_names[q], err);
 			close_keep_errno(fd);
@@ -622,25 +740,83 @@ int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, str
 		snprintf(err, sizeof(err), "envelope id %s does not match the file name", env->id);
 		goto corrupt;
 	}
-	if ((uint64_t)st.st_size != (uint64_t)off + env->size) {
+	/* Version 1: the message fills the file. Version 2: update records
+	 * may follow it. */
+	if ((uint64_t)st.st_size < (uint64_t)off + env->size ||
+	    (env->version < 2 && (uint64_t)st.st_size != (uint64_t)off + env->size)) {
 		snprintf(err, sizeof(err),
 		         "size mismatch: envelope says %llu octets, file has %llu",
 		         (unsigned long long)env->size, (unsigned long long)(st.st_size - off));
 		goto corrupt;
 	}
-	int flags = fcntl(fd, F_GETFL);
-	if (flags >= 0)
-		fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	env->log_end = (uint64_t)off + env->size;
+	env->file_len = (uint64_t)st.st_size;
+	env->queued_usec = (int64_t)st.st_ctim.tv_sec * 1000000 + st.st_ctim.tv_nsec / 1000;
+	int r = read_records(fd, buf, have, env, err, sizeof(err));
+	if (r == -1) {
+		log_warn("%s: %s/: reading update records", id, queue_names[q]);
+		free(buf);
+		close_keep_errno(fd);
+		envelope_free(env);
+		memset(env, 0, sizeof(*env));
+		return -1;
+	}
+	if (r == -2)
+		goto corrupt;
+	free(buf);
+	if (env->log_end < env->file_len)
+		log_info("%s: %s/: ignoring %llu octets of an unfinished update (a crash); "
+		         "using the envelope as it was before it",
+		         id, queue_names[q], (unsigned long long)(env->file_len - env->log_end));
 	if (body_off)
 		*body_off = off;
 	*fdp = fd;
 	return 0;
 corrupt:
+	free(buf);
 	close(fd);
 	envelope_free(env);
 	memset(env, 0, sizeof(*env));
 	spool_corrupt(sp, q, id, err);
 	return -2;
+}
+
+int spool_open_message(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+                       size_t *body_off, int *fdp)
+{
+	return open_message(sp, q, id, env, body_off, fdp, O_RDONLY);
+}
+
+int spool_take(struct spool *sp, enum spool_queue q, const char *id, struct envelope *env,
+               size_t *body_off, int *fdp)
+{
+	return open_message(sp, q, id, env, body_off, fdp, O_RDWR);
+}
+
+int spool_note(int fd, struct envelope *env, int flags)
+{
+	if (env->version < 2 || env->log_end == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	size_t len;
+	char *rec = envelope_record(env, &len);
+	int r = pwrite_all(fd, rec, len, (off_t)env->log_end);
+	free(rec);
+	if (r < 0)
+		return -1;
+	uint64_t end = env->log_end + len;
+	/* What lay beyond was the unfinished tail of an earlier append; left
+	 * there, part of it could read as a record again. */
+	if (env->file_len > end && ftruncate(fd, (off_t)end) < 0)
+		return -1;
+	if ((flags & SPOOL_NOTE_SYNC) && fdatasync(fd) < 0)
+		return -1;
+	env->log_end = end;
+	if (env->file_len < end)
+		env->file_len = end;
+	env->nrecords++;
+	return 0;
 }
 
 int spool_claim(struct spool *sp, enum spool_queue q, const char *id, int fd)
@@ -749,20 +925,26 @@ int spool_update(struct spool *sp, enum spool_queue q, const char *id, const str
 		close_keep_errno(src);
 		return -1;
 	}
+	/* The message is old.size octets; update records after it (version
+	 * 2) are replaced by the envelope written now. */
+	uint64_t body_len = old.size;
+	int version = old.version;
 	envelope_free(&old);
-	if ((uint64_t)st.st_size < old_off) {
+	if ((uint64_t)st.st_size < old_off + body_len ||
+	    (version < 2 && (uint64_t)st.st_size != old_off + body_len)) {
 		close(src);
 		errno = EBADMSG;
 		return -1;
 	}
-	uint64_t body_len = (uint64_t)st.st_size - old_off;
 	size_t plen = prepend ? strlen(prepend) : 0;
 
-	/* The name and the size always describe the file being written,
-	 * whatever the caller's copy says. */
+	/* The name, the size and the version always describe the file being
+	 * written, whatever the caller's copy says: a version 1 file stays
+	 * version 1, since its message already carries our header fields. */
 	e = *env;
 	memcpy(e.id, id, QUEUEID_SIZE);
 	e.size = plen + body_len;
+	e.version = version;
 	size_t blen;
 	char *block = envelope_format(&e, &blen, NULL);
 

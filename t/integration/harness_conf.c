@@ -111,6 +111,9 @@ void h_daemon_init(struct h_daemon *d)
 	h_set(d, "user", "%s", user);
 	h_set(d, "maildir", "%s/%%d/%%u/", d->mail);
 	h_set(d, "maildir_create", "yes"); /* tests send to arbitrary users */
+	/* The tests compare Maildir files with the octets sent over SMTP;
+	 * the LF default has its own test (test_delivery). */
+	h_set(d, "maildir_crlf", "yes");
 	h_set(d, "hostname", "mx.example.test");
 	h_set(d, "scan", "no");
 	h_set(d, "command_timeout", "30s");

@@ -545,7 +545,7 @@ Test(classify, whitelist_semantics_delays_reload_and_header)
 	size_t len;
 	char *f = newest_message("abuse", &len);
 	cr_expect(f && h_contains(f, len, "verdict=junk") &&
-	              h_contains(f, len, "whitelisted=recipient"),
+	              h_contains(f, len, "reasons=whitelisted recipient"),
 	          "header: %.300s", f ? f : "(none)");
 	free(f);
 

@@ -507,15 +507,22 @@ static void spool_rewrite(const char *from, const char *to)
 		snprintf(file, sizeof(file), "%s/%s", path, de->d_name);
 		size_t flen;
 		char *f = h_read_file(file, &flen);
+		/* Every occurrence: in the head block and in the update records
+		 * after the message. An edited record no longer matches its
+		 * CRC and is ignored, so the file reads as its edited head. */
 		char *hit = f ? memmem(f, flen, from, strlen(from)) : NULL;
-		if (hit) {
-			FILE *fp = fopen(file, "r+");
+		FILE *fp = hit ? fopen(file, "r+") : NULL;
+		if (hit)
 			cr_assert_not_null(fp, "%s", file);
+		while (hit) {
 			cr_assert_eq(fseek(fp, hit - f, SEEK_SET), 0);
 			cr_assert_eq(fwrite(to, 1, strlen(to), fp), strlen(to));
-			cr_assert_eq(fclose(fp), 0);
 			done = 1;
+			hit += strlen(from);
+			hit = memmem(hit, flen - (size_t)(hit - f), from, strlen(from));
 		}
+		if (fp)
+			cr_assert_eq(fclose(fp), 0);
 		free(f);
 	}
 	closedir(dir);

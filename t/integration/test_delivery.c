@@ -7,7 +7,9 @@
  * clients cannot be made to send (8-bit octets, 5 MB, over-size). Each
  * Maildir file must be header lines added by the server (at least one
  * Received:) followed by exactly the message the client sent, with CR LF
- * line ends (maildir_crlf defaults to yes) and dots unstuffed.
+ * line ends (the harness sets maildir_crlf = yes to compare octets) and
+ * dots unstuffed. With the default (maildir_crlf = no) the same message
+ * is stored with LF line ends, and every file has one X-Tempomx-Class.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -594,6 +596,41 @@ Test(delivery, empty_message)
 	h_expect(&C1, 221, "QUIT");
 	h_close(&C1);
 	expect_one_delivered("localhost", "empty", "", 0);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* The default stores LF line ends, as Maildir readers expect: the file
+ * holds no CR at all, and our class field once, written at delivery. */
+Test(delivery, lf_line_ends_by_default)
+{
+	char md[H_PATH];
+	char **files;
+	size_t flen;
+	h_daemon_init(&D);
+	h_unset(&D, "maildir_crlf");
+	h_daemon_start(&D);
+	h_open(&C1, NULL, D.port);
+	h_expect(&C1, 250, "EHLO client.example.test");
+	h_expect(&C1, 250, "MAIL FROM:<sender@localhost>");
+	h_expect(&C1, 250, "RCPT TO:<lf@localhost>");
+	h_expect(&C1, 354, "DATA");
+	static const char msg[] = "Subject: lf\r\n\r\nline one\r\nline two\r\n.\r\n";
+	cr_assert_eq(h_send(&C1, msg, sizeof(msg) - 1), 0);
+	h_expect_reply(&C1, 250, "end of data");
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	h_maildir(&D, "localhost", "lf", md, sizeof(md));
+	cr_assert_eq(h_maildir_wait(md, 1, DELIVERY_WAIT_MS), 1);
+	int n = h_maildir_list(md, &files);
+	cr_assert_eq(n, 1);
+	char *f = h_read_file(files[0], &flen);
+	cr_assert_not_null(f);
+	cr_expect(memchr(f, '\r', flen) == NULL, "a CR in the Maildir file:\n%s", f);
+	cr_expect(h_contains(f, flen, "\nSubject: lf\n\nline one\nline two\n"), "%s", f);
+	cr_expect_eq(h_count(f, flen, "X-Tempomx-Class:"), 1, "%s", f);
+	free(f);
+	h_free_list(files, n);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }

@@ -56,8 +56,11 @@ Test(outbound, relay_is_byte_exact_pipelined_and_shares_a_transaction)
 	          "the three recipients are not in one transaction:\n%s", env);
 	cr_expect(strstr(env, "pipelined 1\n") != NULL, "the envelope was not pipelined:\n%s", env);
 	cr_expect(strstr(env, "helo mx.example.test\n") != NULL, "%s", env);
-	/* Our Received: line first, then the message exactly as sent. */
-	cr_expect(strncmp(data, "Received: from ", 15) == 0, "%.200s", data);
+	/* Our class field (made at delivery, once), our Received: line,
+	 * then the message exactly as sent. */
+	cr_expect(strncmp(data, "X-Tempomx-Class: hi; ", 21) == 0, "%.200s", data);
+	cr_expect_eq(h_count(data, dlen, "X-Tempomx-Class:"), 1, "%.300s", data);
+	cr_expect(strstr(data, "\r\nReceived: from ") != NULL, "%.200s", data);
 	cr_assert(dlen >= len);
 	cr_expect(memcmp(data + dlen - len, msg, len) == 0, "the relayed message differs");
 	cr_expect(h_log_wait(&D, "status=sent (250 2.0.0 queued as 1)", 5000));

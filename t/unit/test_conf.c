@@ -140,8 +140,8 @@ static const struct good_case good_cases[] = {
      "hostname = mx.Example.org\nuser = _tempomx\nsyslog_facility = local3\n"},
     {"spool_directory = /srv/spool\npid_file = /run/tempomxd.pid\n",
      "spool_directory = /srv/spool\npid_file = /run/tempomxd.pid\n"},
-    {"maildir = /home/%u/Maildir/\nmaildir_crlf = no\n",
-     "maildir = /home/%u/Maildir/\nmaildir_crlf = no\n"},
+    {"maildir = /home/%u/Maildir/\nmaildir_crlf = yes\n",
+     "maildir = /home/%u/Maildir/\nmaildir_crlf = yes\n"},
     {"maildir = /var/vmail/%d/%a/100%%/\n", "maildir = /var/vmail/%d/%a/100%%/\n"},
     {"tls_cert_file = /etc/ssl/mx.pem\ntls_key_file = /etc/ssl/mx.key\n",
      "tls_cert_file = /etc/ssl/mx.pem\ntls_key_file = /etc/ssl/mx.key\n"},
@@ -201,7 +201,7 @@ Test(conf, values_land_in_fields)
 	cr_expect_eq(cf.line_length_limit, 1000);
 	cr_expect_eq(cf.spool_writers, 8);
 	cr_expect_eq(cf.smtp_tls, 1);
-	cr_expect_eq(cf.maildir_crlf, 1);
+	cr_expect_eq(cf.maildir_crlf, 0); /* LF, as Maildir readers expect */
 	cr_expect_eq(cf.scan, 1);
 	cr_expect_eq(cf.schedule, SCHEDULE_ABSOLUTE);
 	cr_expect_eq(cf.lo_max_wait, 3600);

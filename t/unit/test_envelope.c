@@ -59,6 +59,8 @@ static void expect_same(const struct envelope *a, const struct envelope *b)
 	cr_expect_eq(a->next_retry, b->next_retry);
 	EXPECT_STR(scan_result);
 	EXPECT_STR(bounce_of);
+	EXPECT_STR(scan_info);
+	EXPECT_STR(scan_class);
 	cr_assert_eq(a->nrcpt, b->nrcpt);
 	for (size_t i = 0; i < a->nrcpt; i++) {
 		const struct rcpt *x = &a->rcpts[i], *y = &b->rcpts[i];
@@ -155,6 +157,8 @@ Test(envelope, round_trip_full)
 	env.next_retry = INT64_MAX;
 	set(&env.scan_result, "infected Eicar-Test-Signature");
 	set(&env.bounce_of, "06B07CF6A1E2400012E000");
+	set(&env.scan_info, "engine=libclamav 1.4.6; db=custom; signatures=2; host=mx");
+	set(&env.scan_class, "lo (promoted)");
 	envelope_add_rcpt(&env, "alice@example.test", NULL);
 	size_t i = envelope_add_rcpt(&env, "carol@example.test", "rfc822;carol@example.test");
 	env.rcpts[i].status = RCPT_DEFERRED;
@@ -176,6 +180,34 @@ Test(envelope, round_trip_full)
 	envelope_free(&env);
 	round_trip(&copy); /* the copy owns its own strings */
 	envelope_free(&copy);
+}
+
+/* A version 1 envelope is written as version 1 did it, without the keys
+ * version 2 added, and reads back as version 1. */
+Test(envelope, version_1_written_and_read)
+{
+	struct envelope env, back;
+	base_env(&env);
+	env.version = 1;
+	set(&env.scan_result, "clean");
+	set(&env.scan_info, "engine=x");
+	size_t len, off;
+	char *block = envelope_format(&env, &len, NULL);
+	cr_expect(strncmp(block, "tempomx-envelope 1\n", 19) == 0, "%s", block);
+	cr_expect_null(strstr(block, "scan-info"), "%s", block);
+	char err[256];
+	cr_assert_eq(envelope_parse(block, len, &back, &off, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(back.version, 1);
+	cr_expect_str_eq(back.scan_result, "clean");
+	cr_expect_null(back.scan_info);
+	envelope_free(&back);
+	free(block);
+	/* A version nobody wrote is written as the current one. */
+	env.version = 99;
+	block = envelope_format(&env, &len, NULL);
+	cr_expect(strncmp(block, "tempomx-envelope 2\n", 19) == 0, "%s", block);
+	free(block);
+	envelope_free(&env);
 }
 
 /* Hostile values, each put in every string field of one envelope. */
@@ -347,7 +379,10 @@ static const struct {
     {HEAD MIDDLE SIZE "end", "truncated envelope block: no 'end' line"},
     {"hello\n", "line 1: not a tempomx envelope"},
     {"tempomx-envelope\n", "line 1: not a tempomx envelope"},
-    {"tempomx-envelope 2\n" MIDDLE SIZE END, "line 1: unsupported envelope version 2"},
+    {"tempomx-envelope 3\n" MIDDLE SIZE END, "line 1: unsupported envelope version 3"},
+    {"tempomx-envelope 0\n" MIDDLE SIZE END, "line 1: unsupported envelope version 0"},
+    /* Keys of version 2 are unknown in a version 1 block. */
+    {HEAD MIDDLE "scan-info x\n" SIZE END, "line 11: unknown key 'scan-info'"},
     {"tempomx-envelope x\n", "line 1: bad value for 'version': 'x'"},
     {HEAD MIDDLE "foo bar\n" SIZE END, "line 11: unknown key 'foo'"},
     {HEAD MIDDLE "\n" SIZE END, "line 11: empty line"},

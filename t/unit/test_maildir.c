@@ -100,6 +100,7 @@ struct fixture {
 	char dir[PATH_MAX];
 	int fd;
 	off_t body_off;
+	uint64_t size;
 };
 
 static void fixture_make(struct fixture *fx, const char *body, size_t len)
@@ -114,6 +115,7 @@ static void fixture_make(struct fixture *fx, const char *body, size_t len)
 	cr_assert_eq(write(fx->fd, prefix, sizeof(prefix) - 1), (ssize_t)(sizeof(prefix) - 1));
 	cr_assert_eq(write(fx->fd, body, len), (ssize_t)len);
 	fx->body_off = sizeof(prefix) - 1;
+	fx->size = len;
 	snprintf(fx->dir, sizeof(fx->dir), "%s/mail/example.test/alice", fx->root);
 }
 
@@ -167,6 +169,7 @@ static void deliver_ok(struct fixture *fx, const char *sender, int crlf, char *p
 	    .hostname = "mx.example.test",
 	    .fd = fx->fd,
 	    .body_off = fx->body_off,
+	    .size = fx->size,
 	    .crlf = crlf,
 	};
 	char err[512] = "";
@@ -330,6 +333,7 @@ Test(maildir, header_injection_is_dropped)
 	    .hostname = "h",
 	    .fd = fx.fd,
 	    .body_off = fx.body_off,
+	    .size = fx.size,
 	    .crlf = 1,
 	};
 	char err[256];
@@ -358,6 +362,7 @@ Test(maildir, error_when_maildir_cannot_be_made)
 	    .hostname = "h",
 	    .fd = fx.fd,
 	    .body_off = fx.body_off,
+	    .size = fx.size,
 	    .crlf = 1,
 	};
 	char err[512] = "", path[PATH_MAX] = "";
@@ -380,6 +385,7 @@ Test(maildir, error_on_unreadable_spool_file)
 	    .hostname = "h",
 	    .fd = -1, /* a read error in the middle of the copy */
 	    .body_off = fx.body_off,
+	    .size = fx.size,
 	    .crlf = 1,
 	};
 	char err[512] = "", path[PATH_MAX];

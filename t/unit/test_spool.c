@@ -607,6 +607,183 @@ Test(spool, truncated_or_mismatched_files_are_corrupt)
 	cr_expect_eq(entries(Q_CORRUPT), 3);
 }
 
+/* ---- update records (version 2) ---- */
+
+/* A note is appended, not copied: the message octets stay where they
+ * were (same inode), and every reader sees the last note. */
+Test(spool, note_appends_and_reads_back)
+{
+	char id[QUEUEID_SIZE];
+	struct envelope env, back;
+	size_t off;
+	int fd;
+	struct stat before, after;
+	commit_message(3000, Q_HI, id);
+	cr_assert_eq(fstatat(sp.dirfd[Q_HI], id, &before, 0), 0);
+	cr_assert_eq(spool_take(&sp, Q_HI, id, &env, &off, &fd), 0);
+	cr_expect_eq(env.version, 2);
+	cr_expect_eq(env.log_end, off + 3000);
+	free(env.scan_result);
+	env.scan_result = xstrdup("clean");
+	cr_assert_eq(spool_note(fd, &env, 0), 0, "%s", strerror(errno));
+	env.rcpts[0].status = RCPT_DEFERRED;
+	env.attempts = 1;
+	cr_assert_eq(spool_note(fd, &env, SPOOL_NOTE_SYNC), 0);
+	close(fd);
+	cr_assert_eq(spool_handoff(&sp, id, Q_HI, Q_DEFERRED), 0);
+	envelope_free(&env);
+	cr_assert_eq(fstatat(sp.dirfd[Q_DEFERRED], id, &after, 0), 0);
+	cr_expect_eq(before.st_ino, after.st_ino, "the file was rewritten");
+
+	cr_assert_eq(spool_read(&sp, Q_DEFERRED, id, &back, &off), 0);
+	cr_expect_eq(back.nrecords, 2);
+	cr_expect_str_eq(back.scan_result, "clean");
+	cr_expect_eq(back.rcpts[0].status, RCPT_DEFERRED);
+	cr_expect_eq(back.attempts, 1);
+	cr_expect_eq(back.size, 3000);
+	cr_expect_eq(back.log_end, (uint64_t)after.st_size);
+	envelope_free(&back);
+
+	/* An update rewrites the file without its records, same message. */
+	cr_assert_eq(spool_read(&sp, Q_DEFERRED, id, &back, NULL), 0);
+	cr_assert_eq(spool_update(&sp, Q_DEFERRED, id, &back, NULL, Q_OUT), 0);
+	envelope_free(&back);
+	size_t len;
+	char *body = read_body(Q_OUT, id, &back, &len);
+	cr_expect_eq(back.nrecords, 0);
+	cr_expect_eq(back.attempts, 1);
+	cr_expect_eq(len, 3000);
+	char *want = xmalloc(3000);
+	fill_body(want, 3000, id);
+	cr_expect(memcmp(body, want, 3000) == 0);
+	free(want);
+	free(body);
+	envelope_free(&back);
+}
+
+/* A crash in the middle of a note leaves part of it: the file reads as
+ * it was before, and the next note replaces the unfinished one. */
+Test(spool, unfinished_note_is_ignored_then_replaced)
+{
+	char id[QUEUEID_SIZE];
+	struct envelope env;
+	size_t off;
+	int fd;
+	struct stat st;
+	commit_message(500, Q_OUT, id);
+	cr_assert_eq(spool_take(&sp, Q_OUT, id, &env, &off, &fd), 0);
+	uint64_t end = env.log_end;
+	env.rcpts[0].status = RCPT_SENT;
+	cr_assert_eq(spool_note(fd, &env, 0), 0);
+	close(fd);
+	envelope_free(&env);
+	/* Keep 40 octets of the record, then junk as a crash could leave. */
+	fd = openat(sp.dirfd[Q_OUT], id, O_RDWR);
+	cr_assert_eq(ftruncate(fd, (off_t)end + 40), 0);
+	cr_assert_eq(pwrite(fd, "\0\0\0garbage", 10, (off_t)end + 40), 10);
+	close(fd);
+
+	cr_assert_eq(spool_take(&sp, Q_OUT, id, &env, &off, &fd), 0);
+	cr_expect_eq(env.rcpts[0].status, RCPT_PENDING);
+	cr_expect_eq(env.log_end, end);
+	cr_expect_eq(env.file_len, end + 50);
+	env.rcpts[0].status = RCPT_DEFERRED;
+	cr_assert_eq(spool_note(fd, &env, 0), 0);
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_expect_eq((uint64_t)st.st_size, env.log_end, "the unfinished tail is still there");
+	close(fd);
+	envelope_free(&env);
+	cr_assert_eq(spool_read(&sp, Q_OUT, id, &env, NULL), 0);
+	cr_expect_eq(env.rcpts[0].status, RCPT_DEFERRED);
+	cr_expect_eq(env.nrecords, 1);
+	envelope_free(&env);
+	cr_expect_eq(entries(Q_CORRUPT), 0);
+}
+
+/* A record with a good frame and CRC but wrong content was not left by a
+ * crash: the file goes to corrupt/, the reader gets -2. */
+Test(spool, bad_record_moves_file_to_corrupt)
+{
+	char id[QUEUEID_SIZE];
+	struct envelope env;
+	size_t off;
+	int fd;
+	commit_message(100, Q_OUT, id);
+	cr_assert_eq(spool_take(&sp, Q_OUT, id, &env, &off, &fd), 0);
+	static const char block[] = "not an envelope\n";
+	char frame[64];
+	int n = snprintf(frame, sizeof(frame), "tempomx-update %zu %08x\n", sizeof(block) - 1,
+	                 (unsigned)envelope_crc32(block, sizeof(block) - 1));
+	cr_assert_eq(pwrite(fd, frame, (size_t)n, (off_t)env.log_end), n);
+	cr_assert_eq(pwrite(fd, block, sizeof(block) - 1, (off_t)env.log_end + n),
+	             (ssize_t)sizeof(block) - 1);
+	close(fd);
+	envelope_free(&env);
+	struct read_call c = {Q_OUT, id, 0};
+	char *log = capture_stderr(do_read, &c);
+	cr_expect_eq(c.result, -2);
+	cr_expect(strstr(log, "update record 1:") != NULL, "log: %s", log);
+	free(log);
+	cr_expect(exists_in(Q_CORRUPT, id));
+}
+
+/* A spool written by version 1 (the message fills the file, the scanner's
+ * fields already in it) is read as it is, and updated as version 1 was:
+ * a whole new file, still version 1, with no note appended. */
+Test(spool, version_1_file_is_read_and_updated)
+{
+	static const char v1[] = "tempomx-envelope 1\n"
+	                         "id 06B07CF6A1E2400012F000\n"
+	                         "arrival 1795673962.123456\n"
+	                         "client-addr 192.0.2.7\n"
+	                         "client-port 52311\n"
+	                         "sender bob@example.test\n"
+	                         "smtputf8 0\n"
+	                         "class hi\n"
+	                         "verdict good\n"
+	                         "score 0\n"
+	                         "attempts 0\n"
+	                         "next-retry 0\n"
+	                         "scan-result clean\n"
+	                         "rcpt pending 0 0 0 alice@example.test\n"
+	                         "size 00000000000000000031\n"
+	                         "end\n"
+	                         "X-Tempomx-Scan: clean\r\n\r\nbody\r\n";
+	const char *id = "06B07CF6A1E2400012F000";
+	struct envelope env;
+	size_t off, len;
+	int fd;
+	write_raw(Q_OUT, id, v1, sizeof(v1) - 1);
+	cr_assert_eq(spool_take(&sp, Q_OUT, id, &env, &off, &fd), 0);
+	cr_expect_eq(env.version, 1);
+	cr_expect_str_eq(env.scan_result, "clean");
+	cr_expect_eq(env.size, 31);
+	errno = 0;
+	cr_expect_eq(spool_note(fd, &env, 0), -1, "a note appended to a version 1 file");
+	cr_expect_eq(errno, EINVAL);
+	close(fd);
+	env.rcpts[0].status = RCPT_DEFERRED;
+	cr_assert_eq(spool_update(&sp, Q_OUT, id, &env, NULL, Q_DEFERRED), 0);
+	envelope_free(&env);
+	char *body = read_body(Q_DEFERRED, id, &env, &len);
+	cr_expect_eq(env.version, 1);
+	cr_expect_eq(env.rcpts[0].status, RCPT_DEFERRED);
+	cr_expect_eq(len, 31);
+	cr_expect(memcmp(body, "X-Tempomx-Scan: clean\r\n\r\nbody\r\n", 31) == 0);
+	free(body);
+	envelope_free(&env);
+	/* Octets after the message are not allowed in version 1. */
+	char *v1x = xmalloc(sizeof(v1) + 8);
+	memcpy(v1x, v1, sizeof(v1) - 1);
+	memcpy(v1x + sizeof(v1) - 1, "trailer\n", 8);
+	write_raw(Q_HI, id, v1x, sizeof(v1) - 1 + 8);
+	free(v1x);
+	struct read_call c = {Q_HI, id, 0};
+	char *log = capture_stderr(do_read, &c);
+	cr_expect_eq(c.result, -2);
+	free(log);
+}
+
 /* ---- listing ---- */
 
 Test(spool, list_sorted_and_filtered)
