@@ -26,6 +26,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "realclient.h"
 
 TestSuite(classify, .init = h_setup, .fini = h_teardown, .timeout = 120);
 
@@ -43,21 +44,7 @@ static void start(void)
  * tempfail, "tempfail (load)"), from the log. */
 static int outcomes(const char *addr, const char *outcome)
 {
-	size_t len;
-	char *log = h_read_file(D.log, &len);
-	char needle[80];
-	int n = 0;
-	if (log == NULL)
-		return 0;
-	snprintf(needle, sizeof(needle), "classify: unknown[%s]:", addr);
-	for (char *p = log; (p = strstr(p, needle)) != NULL; p++) {
-		char *q = strstr(p + strlen(needle), ": ");
-		if (q && strncmp(q + 2, outcome, strlen(outcome)) == 0 &&
-		    q[2 + strlen(outcome)] == ',')
-			n++;
-	}
-	free(log);
-	return n;
+	return rc_outcomes(&D, 0, addr, outcome);
 }
 
 /* ---- legitimate clients ---- */

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "realclient.h"
 
 TestSuite(policy, .init = h_setup, .fini = h_teardown, .timeout = 240);
 
@@ -121,30 +122,6 @@ static int ratware(const char *src, int *body)
 	return code;
 }
 
-/* The classify log lines of src that end in outcome. */
-static int outcomes(const char *src, const char *outcome)
-{
-	size_t len;
-	char *log = h_read_file(D.log, &len);
-	char needle[96];
-	int n = 0;
-	if (log == NULL)
-		return 0;
-	snprintf(needle, sizeof(needle), "[%s]:", src);
-	for (char *p = log; (p = strstr(p, "classify: ")) != NULL; p++) {
-		char *eol = strchr(p, '\n');
-		char *at = strstr(p, needle);
-		if (at == NULL || (eol && at > eol))
-			continue;
-		char *q = strstr(at + strlen(needle), ": ");
-		if (q && (!eol || q < eol) && strncmp(q + 2, outcome, strlen(outcome)) == 0 &&
-		    q[2 + strlen(outcome)] == ',')
-			n++;
-	}
-	free(log);
-	return n;
-}
-
 static void run_row(const struct row *r, const char *src)
 {
 	int body = 0, code;
@@ -170,8 +147,9 @@ static void run_row(const struct row *r, const char *src)
 	code = r->kind == K_TIMING ? ratware(src, &body) : polite(src, &body);
 	cr_expect_eq(code, r->want, "%s = %s from %s: got %d", r->key, r->value, src, code);
 	if (r->queue)
-		cr_expect_eq(outcomes(src, r->queue), 1, "%s = %s from %s: not accepted into %s",
-		             r->key, r->value, src, r->queue);
+		cr_expect_eq(rc_outcomes(&D, 0, src, r->queue), 1,
+		             "%s = %s from %s: not accepted into %s", r->key, r->value, src,
+		             r->queue);
 	if (r->log)
 		cr_expect(h_log_has(&D, r->log), "%s = %s: no '%s' in the log", r->key, r->value,
 		          r->log);
