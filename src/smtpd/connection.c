@@ -177,7 +177,11 @@ void session_arm(struct session *s)
 		evtimer_del(s->timer);
 		return;
 	}
-	int64_t usec = slots_wait_usec(s, t);
+	struct slots_clock clock = {.connect_usec = s->connect_usec,
+	                            .in_data = session_in(s, PH(PH_DATA)),
+	                            .data_start_usec = s->data_start_usec,
+	                            .data_octets = s->dp.total};
+	int64_t usec = slots_wait_usec(s->srv, &clock, t);
 	struct timeval tv = {.tv_sec = (time_t)(usec / 1000000),
 	                     .tv_usec = (suseconds_t)(usec % 1000000)};
 	evtimer_del(s->timer);

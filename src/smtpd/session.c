@@ -222,7 +222,7 @@ void session_timeout(struct session *s)
 		session_release_held(s);
 		return;
 	}
-	if (s->phase != PH_GREETING && slots_session_expired(s))
+	if (s->phase != PH_GREETING && slots_session_expired(s->srv, s->connect_usec))
 		log_info("session_time_limit (%llds) reached by %s[%s]:%u",
 		         (long long)session_cf(s)->session_time_limit, s->name, s->addr, s->port);
 	switch (s->phase) {
@@ -872,7 +872,7 @@ static void session_command(struct session *s, const char *line, size_t len, int
 		session_reply(s, r, cmd_verb_name(cmd.verb));
 		return;
 	}
-	if (slots_junk_command(s, cmd.verb)) {
+	if (slots_junk_command(s->srv, &s->junk_commands, cmd.verb)) {
 		log_info("too many commands without mail (%u) from %s[%s]:%u", s->junk_commands,
 		         s->name, s->addr, s->port);
 		session_reply(s, RPL_TOO_MANY_JUNK, NULL);
