@@ -316,7 +316,7 @@ void session_kill(struct session *s)
 	s->io = IO_DEAD;
 	session_name_abandon(s);
 	session_release_message(s);
-	verify_cancel(s);
+	verify_cancel(&s->verify);
 	if (s->bev) {
 		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);

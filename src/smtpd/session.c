@@ -544,6 +544,7 @@ static void postmaster_address(const struct session *s, char *buf, size_t size)
 }
 
 static void rcpt_verified(struct session *s, const char *buf, enum verify_result v);
+static void session_rcpt_verified(void *arg, const char *addr, enum verify_result r);
 
 static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 {
@@ -607,7 +608,13 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	/* Last, as it may have to wait for the mail store (verify.c). */
-	enum verify_result v = verify_rcpt(s, &rc.addr, buf);
+	struct verify_asker who = {.name = s->name,
+	                           .addr = s->addr,
+	                           .port = s->port,
+	                           .answer = session_rcpt_verified,
+	                           .arg = s,
+	                           .probe = &s->verify};
+	enum verify_result v = verify_rcpt(s->srv->verify, &who, &rc.addr, buf);
 	if (v == VERIFY_PENDING) {
 		s->cur_rcpt = NULL;
 		return;
@@ -636,8 +643,12 @@ static void rcpt_verified(struct session *s, const char *buf, enum verify_result
 	session_reply_patient(s, SCREEN_REPLY_RCPT, RPL_RCPT_OK);
 }
 
-void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r)
+/* The answer of the recipient verification of the RCPT that s is
+ * waiting on (verify.c's answer callback, never from inside
+ * session_process). */
+static void session_rcpt_verified(void *arg, const char *addr, enum verify_result r)
 {
+	struct session *s = arg;
 	if (!(session_in(s, PH_CMD)))
 		return; /* closing: the answer has no one to go to */
 	s->cur_what = "RCPT";

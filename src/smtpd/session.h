@@ -181,10 +181,6 @@ void session_emit(struct session *s, int code, const char *text, size_t len);
  * 421 and after too many errors. */
 void session_reply(struct session *s, enum reply_id id, const char *arg);
 void session_reset_transaction(struct session *s);
-/* The answer of the recipient verification of the RCPT that s is
- * waiting on (called from verify.c's callbacks, never from inside
- * session_process). */
-void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r);
 /* session_emit(), unless the patience test holds this reply back. */
 void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len);
 /* The held reply goes out now. */
