@@ -18,7 +18,7 @@
  *   timeout is capped at stress_timeout and the per-client limit at
  *   stress_max_connections_per_client (Postfix's stress mode).
  * The TLS handshake has its own short timeout (tls_handshake_timeout,
- * connection.c).
+ * session_arm() in session.c).
  *
  * Calls come in only: callers pass what they know of a session (its
  * clock, its junk count) and get an answer back; nothing here calls the

@@ -2,8 +2,8 @@
  * slots.h: how long, and how many at once, clients may hold connection
  * slots (src/smtpd/slots.c).
  *
- * Called by connection.c (the time a session may wait), session.c (junk
- * commands, the session's time limit) and server.c (which clients share a
+ * Called by session.c (the time a session may wait, junk commands, the
+ * session's time limit) and server.c (which clients share a
  * per-client limit, and the limits under stress). It answers with return
  * values and never calls back: the callers pass in what it needs of the
  * session.

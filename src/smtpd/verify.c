@@ -27,8 +27,8 @@
  * client callback, so the session's command loop is never re-entered. A
  * question whose session died goes on unanswered to fill the cache.
  *
- * Calls go one way: session.c calls verify_rcpt() and connection.c
- * verify_cancel(); the answer goes back only through the callback the
+ * Calls go one way: session.c calls verify_rcpt() and, when a session
+ * dies, verify_cancel(); the answer goes back only through the callback the
  * session gave with its question (struct verify_asker), and this file
  * never sees struct session.
  *

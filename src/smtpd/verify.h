@@ -16,7 +16,7 @@
  * answer callback it gave (struct verify_asker) brings it, always from a
  * callback of verify.c's own (never from inside verify_rcpt()), so
  * pipelined replies stay in order. server.c calls verify_init(),
- * verify_reload() on SIGHUP and verify_free(); connection.c calls
+ * verify_reload() on SIGHUP and verify_free(); session.c calls
  * verify_cancel() when a session dies. verify.c calls none of them: it
  * answers through the callback only.
  */
