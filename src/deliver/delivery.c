@@ -20,9 +20,9 @@
  * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
  * Maildir writes, envelope updates, removals and deferred-queue scans (file
- * I/O with fsync) run in a small pool of threads (workpool.c,
- * delivery_threads), and each result is handed back to the loop through
- * an eventfd. The loop alone touches the message state.
+ * I/O with fsync) run in the common pool of threads
+ * (src/common/threadpool.c, delivery_threads), and each result is handed
+ * back to the loop. The loop alone touches the message state.
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
  * envelope only after its Maildir file is durable (maildir_deliver()
@@ -51,13 +51,13 @@
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
-#include "workpool.h"
 #include "remote.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
 #include "stats.h"
 #include "tempomx.h"
+#include "threadpool.h"
 #include "util.h"
 
 /* Messages open at once, per worker thread (each holds a descriptor), plus
@@ -105,7 +105,7 @@ struct msg {
 	/* Remote jobs being formed, by destination (msg_start only). */
 	struct rjob *forming;
 	/* The final envelope update or removal. */
-	struct task fin;
+	struct threadpool_job fin;
 	int fin_remove;
 	int fin_rc, fin_errno;
 	struct event *retry_ev;
@@ -127,7 +127,7 @@ struct rjob {
 
 /* One recipient's Maildir delivery. */
 struct job {
-	struct task t; /* first: the task pointer is the job pointer */
+	struct threadpool_job t; /* first: the pool's job pointer is the job pointer */
 	struct msg *m;
 	size_t ri;
 	char *rcpt; /* address delivered to (postmaster mapped) */
@@ -140,7 +140,7 @@ struct job {
 
 /* A pass over deferred/: move due (or, for a flush, all) messages to out/. */
 struct sweep {
-	struct task t;
+	struct threadpool_job t;
 	struct delivery *d;
 	int force;
 	size_t moved, seen;
@@ -153,7 +153,7 @@ struct delivery {
 	struct spool sp;
 	struct spool_watch *watch;
 	int64_t interval;
-	struct pool pool;
+	struct threadpool *pool;
 	struct remote *remote;
 	struct idlist waiting; /* messages in out/, oldest first */
 	struct msg *active;
@@ -179,7 +179,8 @@ static void delivery_kick(struct delivery *d)
 
 static void delivery_maybe_exit(struct delivery *d)
 {
-	if (d->stopping && d->nactive == 0 && d->pool.busy == 0 && !remote_busy(d->remote))
+	if (d->stopping && d->nactive == 0 && threadpool_pending(d->pool) == 0 &&
+	    !remote_busy(d->remote))
 		event_base_loopexit(d->base, NULL);
 }
 
@@ -244,7 +245,7 @@ static void set_reply(struct rcpt *r, const char *text)
 
 /* ---- finishing a message: remove it, or defer it ---- */
 
-static void fin_work(struct task *t)
+static void fin_work(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -292,10 +293,10 @@ static void fin_work(struct task *t)
 static void fin_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct msg *m = arg;
-	pool_submit(&m->d->pool, &m->fin);
+	threadpool_submit(m->d->pool, &m->fin);
 }
 
-static void fin_done(struct task *t)
+static void fin_done(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -441,12 +442,12 @@ static void msg_finish(struct msg *m)
 	}
 	m->fin.work = fin_work;
 	m->fin.done = fin_done;
-	pool_submit(&d->pool, &m->fin);
+	threadpool_submit(d->pool, &m->fin);
 }
 
 /* ---- one recipient ---- */
 
-static void job_work(struct task *t)
+static void job_work(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -467,7 +468,7 @@ static void job_work(struct task *t)
 	j->finished = wall_usec();
 }
 
-static void job_done(struct task *t)
+static void job_done(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -758,7 +759,7 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 	j->queued = wall_usec();
 	m->jobs_left++;
 	m->tried = 1;
-	pool_submit(&m->d->pool, &j->t);
+	threadpool_submit(m->d->pool, &j->t);
 }
 
 /* A version 2 file in out/ without a scan result, while scanning is on:
@@ -854,7 +855,7 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 
 /* ---- deferred/ ---- */
 
-static void sweep_work(struct task *t)
+static void sweep_work(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -908,7 +909,7 @@ static void delivery_due(struct delivery *d, int64_t t)
 	d->due_at = t;
 }
 
-static void sweep_done(struct task *t)
+static void sweep_done(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -946,7 +947,7 @@ static void sweep_start(struct delivery *d, int force)
 	s->d = d;
 	s->force = force;
 	d->sweeping = 1;
-	pool_submit(&d->pool, &s->t);
+	threadpool_submit(d->pool, &s->t);
 }
 
 static void sweep_timer(evutil_socket_t fd, short what, void *arg)
@@ -1044,7 +1045,7 @@ int delivery_main(struct runtime *rt)
 	if (d.base == NULL)
 		fatalx("event_base_new failed");
 	size_t nthreads = (size_t)rt->cf->delivery_threads;
-	pool_init(&d.pool, d.base, nthreads);
+	d.pool = threadpool_new(d.base, "delivery", (unsigned)nthreads);
 	d.remote = remote_new(d.base);
 	d.max_active = nthreads * DELIVERY_ACTIVE_PER_THREAD;
 	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
@@ -1073,7 +1074,7 @@ int delivery_main(struct runtime *rt)
 
 	/* Every task has finished (the loop only exits when none is
 	 * left), so the threads are idle. */
-	pool_free(&d.pool);
+	threadpool_free(d.pool);
 	remote_free(d.remote);
 	while (d.active)
 		msg_free(d.active);
