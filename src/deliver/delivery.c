@@ -514,7 +514,9 @@ static void job_done(struct threadpool_job *t)
 /* ---- remote recipients (SMTP, LMTP) ---- */
 
 /* Received: header lines in the message's header section (RFC 5321
- * 6.3: a count above max_hops is a mail loop). */
+ * 6.3: a count above max_hops is a mail loop), for a message whose
+ * envelope does not carry the count smtpd made (written before the
+ * envelope had it, or a local submission). */
 static int count_hops(int fd, size_t body_off, uint64_t size)
 {
 	char buf[65536];
@@ -676,12 +678,13 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 }
 
 /* Submit the jobs formed by msg_start to remote.c. A message with more
- * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3); the
- * header section is at most 64 KiB of a file just opened, read inline. */
+ * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3). The
+ * count is the envelope's, made by smtpd at receive time; without one the
+ * header section (at most 64 KiB of a file just opened) is read inline. */
 static void rjob_submit_all(struct msg *m)
 {
-	int hops = -1;
-	if (m->forming)
+	int hops = m->env.hops;
+	if (m->forming && hops < 0)
 		hops = count_hops(m->fd, m->body_off, m->env.size);
 	while (m->forming) {
 		struct rjob *j = m->forming;

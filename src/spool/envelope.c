@@ -46,6 +46,7 @@ enum ftype {
 	F_RCPT,    /* one line per recipient */
 	F_ORCPT,   /* belongs to the rcpt line before it */
 	F_REPLY,   /* belongs to the rcpt line before it */
+	F_HOPS,    /* fixed width, line absent when negative */
 	F_SIZE,    /* fixed width */
 	F_END,
 };
@@ -89,6 +90,7 @@ static const struct field envelope_fields[] = {
     {"rcpt", F_RCPT, 0, 0, 0, 0, 0},
     {"rcpt-orcpt", F_ORCPT, 0, 0, 0, 0, 0},
     {"rcpt-reply", F_REPLY, 0, 0, 0, 0, 0},
+    {"hops", F_HOPS, 0, 0, 0, 0, 2}, /* right before size: see envelope.h */
     {"size", F_SIZE, 0, 0, 0, 1, 0},
     {"end", F_END, 0, 0, 0, 1, 0},
 };
@@ -117,6 +119,7 @@ void envelope_init(struct envelope *env)
 	env->version = ENVELOPE_VERSION;
 	env->class = CLASS_HI;
 	env->verdict = xstrdup("unclassified");
+	env->hops = -1;
 }
 
 static char **str_field(struct envelope *env, size_t off)
@@ -334,6 +337,15 @@ static void format_rcpts(struct strbuf *b, const struct envelope *env)
 	}
 }
 
+void envelope_format_hops(char *buf, int hops)
+{
+	unsigned v = hops < 0 ? 0 : hops > ENVELOPE_HOPS_MAX ? ENVELOPE_HOPS_MAX : (unsigned)hops;
+	for (int i = ENVELOPE_HOPS_WIDTH - 1; i >= 0; i--) {
+		buf[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+}
+
 void envelope_format_size(char *buf, uint64_t size)
 {
 	for (int i = ENVELOPE_SIZE_WIDTH - 1; i >= 0; i--) {
@@ -389,6 +401,16 @@ char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off
 		case F_ORCPT:
 		case F_REPLY:
 			break; /* written with their rcpt line */
+		case F_HOPS: {
+			if (env->hops < 0)
+				break;
+			char digits[ENVELOPE_HOPS_WIDTH];
+			envelope_format_hops(digits, env->hops);
+			strbuf_lit(&b, "hops ");
+			strbuf_add(&b, digits, sizeof(digits));
+			strbuf_lit(&b, "\n");
+			break;
+		}
 		case F_SIZE: {
 			char digits[ENVELOPE_SIZE_WIDTH];
 			envelope_format_size(digits, env->size);
@@ -600,6 +622,13 @@ static int parse_field(struct pstate *ps, const struct field *f, const char *val
 	case F_ORCPT:
 	case F_REPLY:
 		return parse_rcpt_extra(ps, f, val, len);
+	case F_HOPS: {
+		/* Fixed width, so that spool_commit() can patch it in place. */
+		if (len != ENVELOPE_HOPS_WIDTH || parse_num(val, len, 0, ENVELOPE_HOPS_MAX, &n) < 0)
+			return bad_value(ps, f->key, val, len);
+		env->hops = (int)n;
+		return 0;
+	}
 	case F_SIZE: {
 		if (len != ENVELOPE_SIZE_WIDTH)
 			return bad_value(ps, f->key, val, len);

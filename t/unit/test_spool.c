@@ -299,6 +299,66 @@ Test(spool, create_write_commit)
 	cr_expect_eq(st.st_mode & 0777, 0600);
 }
 
+/* The whole file q/id. */
+static char *read_file(enum spool_queue q, const char *id, size_t *lenp)
+{
+	int fd = openat(sp.dirfd[q], id, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s/%s", spool_queue_name(q), id);
+	char *text = read_all(fd, 0, lenp);
+	close(fd);
+	return text;
+}
+
+/* The Received: count: reserved at create, written by the commit with the
+ * size, carried by the update records; absent when the creator did not
+ * count. */
+Test(spool, hops_written_at_commit)
+{
+	struct envelope env;
+	struct spool_file sf;
+	make_env(&env, "hops.example.test");
+	env.hops = 0;
+	cr_assert_eq(spool_create(&sp, &env, &sf), 0);
+	char body[300];
+	fill_body(body, sizeof(body), sf.id);
+	cr_assert_eq(spool_write(&sf, body, sizeof(body)), 0);
+	char id[QUEUEID_SIZE];
+	memcpy(id, sf.id, QUEUEID_SIZE);
+	sf.hops = 7;
+	cr_assert_eq(spool_commit(&sp, &sf, sizeof(body), Q_HI), 0);
+	envelope_free(&env);
+
+	size_t flen;
+	char *text = read_file(Q_HI, id, &flen);
+	cr_expect_not_null(memmem(text, flen, "\nhops 00007\nsize 00000000000000000300\n", 38),
+	                   "hops and size not patched together");
+	free(text);
+
+	int fd;
+	size_t off;
+	cr_assert_eq(spool_take(&sp, Q_HI, id, &env, &off, &fd), 0);
+	cr_expect_eq(env.hops, 7);
+	/* An update record keeps it. */
+	env.attempts = 3;
+	cr_assert_eq(spool_note(fd, &env, 0), 0);
+	close(fd);
+	envelope_free(&env);
+	cr_assert_eq(spool_read(&sp, Q_HI, id, &env, NULL), 0);
+	cr_expect_eq(env.attempts, 3);
+	cr_expect_eq(env.hops, 7);
+	envelope_free(&env);
+
+	/* Not counted: no line, read back as -1, the commit patches the size. */
+	commit_message(100, Q_LO, id);
+	text = read_file(Q_LO, id, &flen);
+	cr_expect_null(memmem(text, flen, "\nhops ", 6));
+	free(text);
+	cr_assert_eq(spool_read(&sp, Q_LO, id, &env, NULL), 0);
+	cr_expect_eq(env.hops, -1);
+	cr_expect_eq(env.size, 100);
+	envelope_free(&env);
+}
+
 Test(spool, commit_refuses_wrong_size)
 {
 	char id[QUEUEID_SIZE];
