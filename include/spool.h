@@ -227,6 +227,11 @@ struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, u
                                     int64_t interval, watch_fn fn, void *arg);
 /* Force a rescan now (e.g. after SIGHUP or a flush request). */
 void spool_watch_rescan(struct spool_watch *w);
+/* After a configuration reload: the periodic rescan runs every interval
+ * seconds from now on (0: none) if that changed, and a rescan runs now
+ * either way (an edit may have been missed). Returns 1 when the interval
+ * changed, 0 when it did not. */
+int spool_watch_reload(struct spool_watch *w, int64_t interval);
 void spool_watch_free(struct spool_watch *w);
 
 #endif

@@ -960,21 +960,26 @@ static void sweep_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up, signals ---- */
 
-static int delivery_watch(struct delivery *d)
+/* The periodic pass over deferred/ runs with the queue rescan. */
+static void delivery_sweep_every(struct delivery *d, int64_t interval)
 {
-	int64_t interval = d->rt->cf->queue_rescan_interval;
 	struct timeval tv = {(time_t)interval, 0};
-
-	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
-	if (d->watch == NULL) {
-		log_warn("cannot watch the out queue");
-		return -1;
-	}
 	if (d->sweep_ev == NULL)
 		d->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_timer, d);
 	if (d->sweep_ev == NULL || event_add(d->sweep_ev, &tv) < 0)
 		fatalx("cannot add the retry timer");
 	d->interval = interval;
+}
+
+static int delivery_watch(struct delivery *d)
+{
+	int64_t interval = d->rt->cf->queue_rescan_interval;
+	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
+	if (d->watch == NULL) {
+		log_warn("cannot watch the out queue");
+		return -1;
+	}
+	delivery_sweep_every(d, interval);
 	return 0;
 }
 
@@ -1015,14 +1020,8 @@ static void delivery_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		if (d->stopping || runtime_reload(d->rt) < 0)
 			break;
-		if (d->rt->cf->queue_rescan_interval != d->interval) {
-			spool_watch_free(d->watch);
-			d->watch = NULL;
-			if (delivery_watch(d) < 0)
-				delivery_stop(d);
-		} else {
-			spool_watch_rescan(d->watch);
-		}
+		if (spool_watch_reload(d->watch, d->rt->cf->queue_rescan_interval))
+			delivery_sweep_every(d, d->rt->cf->queue_rescan_interval);
 		break;
 	case SIGUSR1:
 		/* Flush: every deferred message is retried now. */
@@ -1054,12 +1053,8 @@ int delivery_main(struct runtime *rt)
 	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
 	if (d.work_ev == NULL)
 		fatalx("event_new failed");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		d.sig_ev[i] = evsignal_new(d.base, sigs[i], delivery_signal, &d);
-		if (d.sig_ev[i] == NULL || evsignal_add(d.sig_ev[i], NULL) < 0)
-			fatalx("cannot handle signal %d", sigs[i]);
-	}
-	runtime_signals_ready();
+	runtime_child_signals(d.base, sigs, sizeof(sigs) / sizeof(sigs[0]), delivery_signal, &d,
+	                      d.sig_ev);
 	if (delivery_watch(&d) < 0) {
 		status = 1;
 	} else {

@@ -60,7 +60,6 @@ struct scanner {
 	struct event_base *base;
 	struct spool sp;
 	struct spool_watch *watch;
-	int64_t watch_interval;
 	struct scheduler sched;
 	struct engine_holder holder;
 	struct history *hist;
@@ -289,7 +288,6 @@ static int scanner_watch(struct scanner *s)
 		log_warn("cannot watch the hi and lo queues");
 		return -1;
 	}
-	s->watch_interval = interval;
 	return 0;
 }
 
@@ -327,16 +325,7 @@ static void scanner_signal(evutil_socket_t sig, short what, void *arg)
 		scanner_watch_db(s);
 		if (s->rt->cf->scan)
 			scanner_reload_engine(s, "SIGHUP");
-		if (s->rt->cf->queue_rescan_interval != s->watch_interval) {
-			spool_watch_free(s->watch);
-			s->watch = NULL;
-			if (scanner_watch(s) < 0) {
-				s->stopping = 1;
-				event_base_loopexit(s->base, NULL);
-			}
-		} else {
-			spool_watch_rescan(s->watch);
-		}
+		spool_watch_reload(s->watch, s->rt->cf->queue_rescan_interval);
 		scanner_kick(s);
 		break;
 	}
@@ -478,12 +467,8 @@ int scanner_main(struct runtime *rt)
 	if (s.dispatch_ev == NULL || s.pipe_ev == NULL || s.db_timer == NULL ||
 	    event_priority_set(s.dispatch_ev, 2) < 0 || event_add(s.pipe_ev, NULL) < 0)
 		fatalx("event_new failed");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		s.sig_ev[i] = evsignal_new(s.base, sigs[i], scanner_signal, &s);
-		if (s.sig_ev[i] == NULL || evsignal_add(s.sig_ev[i], NULL) < 0)
-			fatalx("cannot handle signal %d", sigs[i]);
-	}
-	runtime_signals_ready();
+	runtime_child_signals(s.base, sigs, sizeof(sigs) / sizeof(sigs[0]), scanner_signal, &s,
+	                      s.sig_ev);
 	scanner_watch_db(&s);
 
 	s.nthreads = scanner_thread_count(rt->cf);

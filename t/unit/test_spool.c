@@ -1094,6 +1094,56 @@ Test(spool, watch_timer_rescans)
 	event_base_free(base);
 }
 
+/* A reload moves the periodic rescan in place (the watch stays), and
+ * rescans at once either way. */
+Test(spool, watch_reload_moves_the_interval)
+{
+	struct event_base *base = event_base_new();
+	static struct seen s;
+	struct spool_watch *w = spool_watch_new(base, &sp, 1u << Q_DEFERRED, 3600, on_seen, &s);
+	run_for(base, 100);
+	char id[QUEUEID_SIZE];
+	commit_message(10, Q_HOLD, id);
+	memcpy(s.want, id, QUEUEID_SIZE);
+	s.want_q = Q_DEFERRED;
+
+	/* Same interval: only the rescan it asks for, which finds the file
+	 * linked in (no inotify event). */
+	cr_expect_eq(spool_watch_reload(w, 3600), 0);
+	cr_assert_eq(linkat(sp.dirfd[Q_HOLD], id, sp.dirfd[Q_DEFERRED], id, 0), 0);
+	run_until(base, &s.found, 5);
+	cr_expect(s.found, "the reload did not rescan");
+
+	/* 3600 s -> 1 s: a file linked in after the reload's own rescan is
+	 * found by the new timer within about a second. */
+	cr_expect_eq(spool_watch_reload(w, 1), 1);
+	run_for(base, 200);
+	char id2[QUEUEID_SIZE];
+	commit_message(10, Q_HOLD, id2);
+	memset(&s, 0, sizeof(s));
+	memcpy(s.want, id2, QUEUEID_SIZE);
+	s.want_q = Q_DEFERRED;
+	cr_assert_eq(linkat(sp.dirfd[Q_HOLD], id2, sp.dirfd[Q_DEFERRED], id2, 0), 0);
+	int64_t t0 = mono_usec();
+	run_until(base, &s.found, 5);
+	cr_expect(s.found, "the new interval did not take");
+	cr_expect(mono_usec() - t0 < 2500000);
+
+	/* 1 s -> 0: no periodic rescan any more. */
+	cr_expect_eq(spool_watch_reload(w, 0), 1);
+	run_for(base, 200);
+	char id3[QUEUEID_SIZE];
+	commit_message(10, Q_HOLD, id3);
+	memset(&s, 0, sizeof(s));
+	memcpy(s.want, id3, QUEUEID_SIZE);
+	s.want_q = Q_DEFERRED;
+	cr_assert_eq(linkat(sp.dirfd[Q_HOLD], id3, sp.dirfd[Q_DEFERRED], id3, 0), 0);
+	run_for(base, 2500);
+	cr_expect(!s.found, "a rescan ran with the interval at 0");
+	spool_watch_free(w);
+	event_base_free(base);
+}
+
 static void free_from_callback(void *arg, enum spool_queue q, const char *id)
 {
 	struct spool_watch **w = arg;
