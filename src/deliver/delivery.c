@@ -51,6 +51,7 @@
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
+#include "maildir_path.h"
 #include "remote.h"
 #include "retry.h"
 #include "route.h"
