@@ -19,6 +19,7 @@
 #ifndef TEMPOMX_THREADPOOL_H
 #define TEMPOMX_THREADPOOL_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 struct event_base;
@@ -54,6 +55,11 @@ size_t threadpool_pending(struct threadpool *p);
 unsigned threadpool_idle(struct threadpool *p);
 /* Threads running. */
 unsigned threadpool_threads(const struct threadpool *p);
+/* Start one thread of its own (not in a pool: a periodic writer, a
+ * background reload) the way the pool starts its workers: with every
+ * signal blocked in it and the caller's mask untouched. Returns
+ * pthread_create()'s result (0 or an error number). */
+int threadpool_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
 /* Let every queued job run, join the threads, then call the done() of
  * every finished job in the calling thread (the loop's). NULL is ignored. */
 void threadpool_free(struct threadpool *p);

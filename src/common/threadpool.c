@@ -14,7 +14,9 @@
  * long.
  *
  * Signals: the creating thread blocks every signal around
- * pthread_create(), so each worker starts (and stays) with all of them
+ * pthread_create() (threadpool_thread_create(), also used for the few
+ * threads of their own: stats.c's writer, the scanner's engine reload),
+ * so each worker starts (and stays) with all of them
  * blocked, and a signal sent to the process (SIGTERM, SIGHUP, SIGUSR1)
  * is taken by a thread that has it unblocked: the loop's. No handler
  * ever runs on a worker's stack, and no worker's system call is cut
@@ -168,6 +170,17 @@ static void pool_on_event(evutil_socket_t fd, short what, void *arg)
 	pool_deliver(p);
 }
 
+int threadpool_thread_create(pthread_t *thread, void *(*fn)(void *), void *arg)
+{
+	/* A thread inherits its creator's mask: all blocked (see above). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int r = pthread_create(thread, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
 struct threadpool *threadpool_new(struct event_base *base, const char *name, unsigned nthreads)
 {
 	struct threadpool *p = xcalloc(1, sizeof(*p));
@@ -183,13 +196,9 @@ struct threadpool *threadpool_new(struct event_base *base, const char *name, uns
 	if (p->ev == NULL || event_add(p->ev, NULL) < 0)
 		fatalx("%s: cannot add the completion event", p->name);
 
-	/* A thread inherits its creator's mask: all blocked (see above). */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
 	p->threads = xcalloc(nthreads, sizeof(*p->threads));
 	for (unsigned i = 0; i < nthreads; i++) {
-		int r = pthread_create(&p->threads[i], NULL, pool_worker, p);
+		int r = threadpool_thread_create(&p->threads[i], pool_worker, p);
 		if (r != 0) {
 			if (i == 0)
 				fatalx("%s: cannot start a thread: %s", p->name, strerror(r));
@@ -203,7 +212,6 @@ struct threadpool *threadpool_new(struct event_base *base, const char *name, uns
 		pthread_setname_np(p->threads[i], tname);
 		p->nthreads = i + 1;
 	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return p;
 }
 

@@ -5,7 +5,8 @@
  * follows the running jobs; freeing the pool with jobs still queued runs
  * every one of them and their done(); every signal is blocked in the
  * workers, and a signal sent to the process while the loop thread blocks
- * it waits for that thread instead of going to a worker.
+ * it waits for that thread instead of going to a worker; a thread started
+ * with threadpool_thread_create() blocks them too.
  */
 #include <criterion/criterion.h>
 #include <event2/event.h>
@@ -345,4 +346,30 @@ Test(threadpool, process_signal_waits_for_the_loop_thread)
 	threadpool_free(p);
 	event_base_free(base);
 	sigaction(SIGUSR1, &old, NULL);
+}
+
+static void *mask_thread(void *arg)
+{
+	pthread_sigmask(SIG_BLOCK, NULL, (sigset_t *)arg);
+	return NULL;
+}
+
+/* The threads of their own (stats writer, engine reload) start the same
+ * way as the pool's workers. */
+Test(threadpool, thread_create_blocks_every_signal)
+{
+	sigset_t before, after, in;
+	sigemptyset(&in);
+	pthread_sigmask(SIG_BLOCK, NULL, &before);
+	pthread_t t;
+	cr_assert_eq(threadpool_thread_create(&t, mask_thread, &in), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	pthread_sigmask(SIG_BLOCK, NULL, &after);
+	for (int sig = 1; sig < NSIG; sig++)
+		cr_expect_eq(sigismember(&before, sig), sigismember(&after, sig),
+		             "the caller's mask changed for signal %d", sig);
+	static const int sigs[] = {SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM};
+	for (size_t k = 0; k < sizeof(sigs) / sizeof(sigs[0]); k++)
+		cr_expect_eq(sigismember(&in, sigs[k]), 1, "signal %d not blocked in the thread",
+		             sigs[k]);
 }
