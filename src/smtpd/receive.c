@@ -106,6 +106,7 @@ void session_data_start(struct session *s)
 	for (size_t i = 0; i < s->nrcpt; i++)
 		envelope_add_rcpt(&env, s->rcpts[i], NULL);
 	env.class = CLASS_HI;
+	env.hops = 0; /* counted by the DATA parser; written at the commit */
 	if (s->obs && s->obs->envelope)
 		s->obs->envelope(s->obs_ctx, s, &env);
 	int rc = spool_create(&s->srv->spool, &env, &s->sf);
@@ -227,6 +228,7 @@ static void session_data_end(struct session *s)
 	if (s->hf.orphans > 0)
 		log_info("%s: removed %u leading continuation line%s supplied by the client", s->id,
 		         s->hf.orphans, s->hf.orphans == 1 ? "" : "s");
+	s->sf.hops = (int)s->dp.received + 1; /* ours too, as delivery counts */
 	commit_pool_submit(s->srv->commits, &s->sf, s->hdrlen + s->hf.written, message_queue(s),
 	                   session_commit_done, s);
 }
