@@ -170,7 +170,7 @@ void session_arm(struct session *s)
 	if (s->io == IO_TLS)
 		t = cf->tls_handshake_timeout;
 	else if (s->io == IO_STARTTLS || session_in(s, PH_CMD))
-		t = cf->command_timeout;
+		t = s->chunk_active ? cf->data_timeout : cf->command_timeout; /* BDAT */
 	else if (session_in(s, PH(PH_DATA)))
 		t = cf->data_timeout;
 	else {

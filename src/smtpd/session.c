@@ -1,6 +1,7 @@
 /*
  * session.c: the SMTP state machine of one client's session (RFC 5321
- * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES and STARTTLS).
+ * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS and
+ * CHUNKING; BDAT's chunks are read by receive.c).
  *
  * The dialogue is an explicit state machine (states in session.h): a
  * command table gives, for each verb, the states where it is allowed and
@@ -68,6 +69,7 @@ void session_reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	s->nrcpt = 0;
 	s->body = CMD_BODY_NONE;
+	session_bdat_reset(s);
 	if (session_in(s, PH_CMD))
 		session_set_phase(s, s->helo ? PH_HELO : PH_INIT);
 }
@@ -194,6 +196,8 @@ void session_input(struct session *s)
 	case PH_HELO:
 	case PH_MAIL:
 	case PH_RCPT:
+		if (s->chunk_active)
+			session_arm(s); /* a BDAT chunk: the data timeout */
 		/* Talking while a reply is held back: the classifier decides
 		 * whether RFC 2920 allowed it at this point. */
 		if (s->held)
@@ -378,13 +382,14 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	}
 	char size[40];
 	snprintf(size, sizeof(size), "SIZE %" PRIu64, cf->message_size_limit);
-	const char *lines[8];
+	const char *lines[12];
 	size_t k = 0;
 	lines[k++] = cf->hostname;
 	lines[k++] = "PIPELINING";
 	lines[k++] = size;
 	lines[k++] = "8BITMIME";
 	lines[k++] = "ENHANCEDSTATUSCODES";
+	lines[k++] = "CHUNKING"; /* RFC 3030, BDAT: receive.c */
 	if (s->srv->tls_ctx && !s->tls_active)
 		lines[k++] = "STARTTLS";
 	size_t off = 0;
@@ -737,7 +742,7 @@ static const struct cmd_def cmd_table[] = {
     {CMD_HELP, PH_CMD, proceed_help},
     {CMD_STARTTLS, PH(PH_HELO), proceed_starttls},
     {CMD_EXPN, PH_CMD, proceed_not_implemented},
-    {CMD_BDAT, PH_CMD, proceed_not_implemented},
+    {CMD_BDAT, PH_CMD, session_bdat}, /* checks the phase itself: see receive.c */
     {CMD_AUTH, PH_CMD, proceed_not_implemented},
     {CMD_ETRN, PH_CMD, proceed_not_implemented},
     {CMD_TURN, PH_CMD, proceed_not_implemented},
@@ -751,7 +756,8 @@ static const unsigned phase_next[PH_NPHASES] = {
     [PH_INIT] = PH(PH_INIT) | PH(PH_HELO),
     [PH_HELO] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_MAIL),
     [PH_MAIL] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT),
-    [PH_RCPT] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT) | PH(PH_DATA),
+    [PH_RCPT] =
+        PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT) | PH(PH_DATA) | PH(PH_COMMIT), /* BDAT LAST */
     [PH_DATA] = PH(PH_HELO) | PH(PH_COMMIT),
     [PH_COMMIT] = PH(PH_HELO),
 };
@@ -857,6 +863,8 @@ static void session_command(struct session *s, const char *line, size_t len, int
 		session_reply(s, r, NULL);
 		return;
 	}
+	if (session_bdat_refused(s, cmd.verb))
+		return;
 	const struct cmd_def *d = NULL;
 	for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
 		if (cmd_table[i].verb == cmd.verb)
@@ -936,6 +944,12 @@ void session_process(struct session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out = bufferevent_get_output(s->bev);
 	for (;;) {
+		if (s->chunk_active && session_in(s, PH_CMD)) {
+			/* The octets of a BDAT chunk, not commands. */
+			if (!session_chunk_input(s, in))
+				return;
+			continue;
+		}
 		if (session_in(s, PH(PH_DATA))) {
 			if (!session_data_input(s, in))
 				return;

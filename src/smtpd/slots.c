@@ -8,7 +8,8 @@
  * - session_time_limit: a deadline for the whole session from the connect;
  * - data_min_rate: in DATA the time allowed in all is data_timeout plus a
  *   second per data_min_rate octets received (Postfix's
- *   smtpd_min_data_rate), whatever the pace of the reads;
+ *   smtpd_min_data_rate), whatever the pace of the reads; the same for
+ *   each BDAT chunk, from its command line;
  * - junk_command_limit: commands that move no mail (NOOP, RSET, VRFY,
  *   HELP, EXPN, ETRN) end the session past the limit (Postfix's
  *   smtpd_junk_command_limit); an accepted message starts a new count;
@@ -61,6 +62,15 @@ int64_t slots_wait_usec(const struct session *s, int64_t timeout)
 		int64_t allowed = cf->data_timeout * 1000000 +
 		                  (int64_t)(s->dp.total / (uint64_t)cf->data_min_rate) * 1000000;
 		int64_t left = s->data_start_usec + allowed - now;
+		if (left < wait)
+			wait = left;
+	}
+	if (s->chunk_active && session_in(s, PH_CMD) && cf->data_min_rate > 0) {
+		/* A BDAT chunk: the same allowance, from its command line. */
+		uint64_t got = s->chunk_size - s->chunk_left;
+		int64_t allowed = cf->data_timeout * 1000000 +
+		                  (int64_t)(got / (uint64_t)cf->data_min_rate) * 1000000;
+		int64_t left = s->chunk_start_usec + allowed - now;
 		if (left < wait)
 			wait = left;
 	}

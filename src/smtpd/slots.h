@@ -22,8 +22,8 @@ struct smtpd;
 int slots_stressed(const struct smtpd *srv);
 /* The microseconds the session may now wait for the client, given the
  * timeout of its state (seconds): capped by stress_timeout under stress,
- * by what is left of session_time_limit, and in DATA by the data deadline
- * (data_min_rate). */
+ * by what is left of session_time_limit, and in DATA or a BDAT chunk by
+ * the data deadline (data_min_rate). */
 int64_t slots_wait_usec(const struct session *s, int64_t timeout);
 /* 1 when the session has used up its session_time_limit. */
 int slots_session_expired(const struct session *s);
