@@ -1369,20 +1369,23 @@ void session_shutdown_all(struct smtpd *srv)
 		next = s->next;
 		if (session_in(s, PH(PH_GREETING)))
 			session_name_abandon(s);
-		if (session_in(s, PH(PH_GREETING) | PH_CMD)) {
+		/* The last chunk of a BDAT message is its DATA: it finishes. */
+		int last_chunk = s->chunk_active && s->chunk_store && s->chunk_last;
+		if (session_in(s, PH(PH_GREETING) | PH_CMD) && !last_chunk) {
 			s->cur_what = "SHUTDOWN";
 			session_reply(s, RPL_SHUTDOWN, NULL);
 		} else if (s->conn.io == IO_STARTTLS || s->conn.io == IO_TLS) {
 			session_kill(s);
 		}
-		/* DATA and COMMIT finish first (session_idle). */
+		/* DATA, BDAT LAST and COMMIT finish first (session_idle). */
 	}
 }
 
 void session_abort_all(struct smtpd *srv)
 {
 	for (struct session *s = srv->sessions; s; s = s->next) {
-		if (session_in(s, PH(PH_DATA) | PH(PH_COMMIT)))
+		if (session_in(s, PH(PH_DATA) | PH(PH_COMMIT)) ||
+		    (s->chunking && !session_ending(s)))
 			log_info("%s: shutdown: dropping the session of %s[%s]:%u in %s", s->id,
 			         s->name, s->addr, s->port,
 			         session_state_name(session_state_index(s)));

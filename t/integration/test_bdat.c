@@ -14,6 +14,7 @@
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -664,4 +665,50 @@ Test(bdat, timing_verdict_at_first_chunk)
 	h_close(&C1);
 	expect_nothing("rat");
 	finish();
+}
+
+/* On shutdown a session in the last chunk of its message finishes it, as
+ * one in DATA does: 250 once it is on disk, then 421 4.3.2. One between
+ * chunks gets the 421 at once, and its chunks so far are dropped. */
+Test(bdat, shutdown_lets_the_last_chunk_finish)
+{
+	static const char msg[] = "Subject: shutdown\r\n\r\nfinished after SIGTERM\r\n";
+	const size_t half = 10;
+	struct h_conn c2;
+	char md[H_PATH];
+
+	start();
+	open_transaction(&C1, "last");
+	open_transaction(&c2, "between");
+	cr_expect_eq(chunk(&c2, msg, half, 0), 250, "between: %s", c2.last);
+	cr_expect_eq(h_sendf(&C1, "BDAT %zu LAST\r\n%.*s", sizeof(msg) - 1, (int)half, msg), 0);
+	h_sleep_ms(200);
+	cr_assert_eq(kill(D.pid, SIGTERM), 0);
+	cr_expect_eq(h_reply(&c2, 10000), 421, "between chunks at shutdown: %s", c2.last);
+	h_close(&c2);
+	h_sleep_ms(200);
+	cr_expect_eq(h_send(&C1, msg + half, sizeof(msg) - 1 - half), 0);
+	cr_expect_eq(h_reply(&C1, 10000), 250, "last chunk at shutdown: %s", C1.last);
+	cr_expect(h_last_has(&C1, "queued as"), "last chunk at shutdown: %s", C1.last);
+	cr_expect_eq(h_reply(&C1, 10000), 421, "after the last chunk: %s", C1.last);
+	h_close(&C1);
+	h_daemon_stop(&D);
+	/* Delivered before the stop, or still in the spool. */
+	h_maildir(&D, "localhost", "last", md, sizeof(md));
+	if (h_maildir_count(md) == 1) {
+		expect_delivered("last", msg, sizeof(msg) - 1);
+	} else {
+		int n = 0;
+		char *all = h_spool_slurp(&D, "hi", &n);
+		char *lo = h_spool_slurp(&D, "lo", &n);
+		cr_expect((all && strstr(all, "finished after SIGTERM")) ||
+		              (lo && strstr(lo, "finished after SIGTERM")),
+		          "the message finished at shutdown is neither delivered nor queued");
+		free(all);
+		free(lo);
+	}
+	h_maildir(&D, "localhost", "between", md, sizeof(md));
+	cr_expect_eq(h_maildir_count(md), 0, "the dropped message was delivered");
+	cr_expect_eq(h_spool_count(&D, "incoming"), 0, "a file was left in incoming/");
+	h_daemon_free(&D);
 }
