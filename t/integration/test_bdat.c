@@ -712,3 +712,31 @@ Test(bdat, shutdown_lets_the_last_chunk_finish)
 	cr_expect_eq(h_spool_count(&D, "incoming"), 0, "a file was left in incoming/");
 	h_daemon_free(&D);
 }
+
+/* A real client: Perl's Net::SMTP (libnet) sends the message in four
+ * chunks with its bdat() and bdatlast(); it is stored exactly. */
+Test(bdat, perl_net_smtp_client)
+{
+	static const char msg[] = "From: sender@example.net\r\n"
+	                          "To: netsmtp@localhost\r\n"
+	                          "Subject: Net::SMTP BDAT\r\n"
+	                          "\r\n"
+	                          "Sent in chunks by libnet.\r\n"
+	                          ".\r\n"
+	                          "..a line that starts with two dots\r\n"
+	                          "\r\n.\r\n"
+	                          "last line\r\n";
+	char script[H_PATH], port[16];
+	char *out = NULL;
+
+	h_srcpath("t/integration/bdat_netsmtp.pl", script, sizeof(script));
+	start();
+	snprintf(port, sizeof(port), "%d", D.port);
+	char *const argv[] = {"perl", script, port, "127.0.0.2", "netsmtp@localhost", "4", NULL};
+	int rc = h_run(argv, msg, sizeof(msg) - 1, 30000, &out, NULL);
+	cr_expect_eq(rc, 0, "Net::SMTP exited %d: %s", rc, out ? out : "");
+	cr_expect(out && strstr(out, "LAST: 250"), "no 250 to BDAT LAST: %s", out ? out : "");
+	free(out);
+	expect_delivered("netsmtp", msg, sizeof(msg) - 1);
+	finish();
+}
