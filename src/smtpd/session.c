@@ -256,8 +256,13 @@ void session_timeout(struct session *s)
 	case PH_HELO:
 	case PH_MAIL:
 	case PH_RCPT:
-		log_info("timeout after %s from %s[%s]:%u", s->cur_what ? s->cur_what : "CONNECT",
-		         s->name, s->addr, s->port);
+		if (s->chunking)
+			/* A message being sent with BDAT: as for DATA. */
+			log_info("%s: timeout after BDAT (%" PRIu64 " octets) from %s[%s]:%u",
+			         s->id, s->dp.size, s->name, s->addr, s->port);
+		else
+			log_info("timeout after %s from %s[%s]:%u",
+			         s->cur_what ? s->cur_what : "CONNECT", s->name, s->addr, s->port);
 		session_reply(s, RPL_TIMEOUT, NULL);
 		break;
 	case PH_DATA:

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "config.h"
 #include "harness.h"
 
 TestSuite(bdat, .init = h_setup, .fini = h_teardown, .timeout = 90);
@@ -534,7 +536,7 @@ Test(bdat, timeouts_in_a_chunk)
 	cr_expect(took < 8000, "the min-rate deadline took %lld ms", took);
 	h_close(&C1);
 	expect_nothing("slow");
-	cr_expect(h_log_has(&D, "timeout after BDAT"), "no timeout line");
+	cr_expect(h_log_has(&D, ": timeout after BDAT ("), "no timeout line with the queue ID");
 	finish();
 }
 
@@ -739,4 +741,53 @@ Test(bdat, perl_net_smtp_client)
 	free(out);
 	expect_delivered("netsmtp", msg, sizeof(msg) - 1);
 	finish();
+}
+
+/* The 250 to BDAT LAST is a promise: smtpd killed in the commit, after
+ * the fsync and before the rename into the queue (the test build's fault
+ * injection), must leave the client without a 250; it retries once smtpd
+ * is back, and the message is delivered once, exactly. */
+Test(bdat, no_250_before_the_commit)
+{
+#ifndef TEMPOMX_FAULTS
+	cr_skip_test("built without fault injection (configure --enable-fault-injection)");
+#else
+	static const char msg[] = "Subject: commit\r\n\r\ncommitted once\r\n";
+	char fdir[H_PATH + 8];
+	int code = 0;
+
+	h_daemon_init(&D);
+	snprintf(fdir, sizeof(fdir), "%s/faults", D.dir);
+	cr_assert_eq(mkdir(fdir, 0777), 0);
+	cr_assert_eq(chmod(fdir, 0777), 0);
+	cr_assert_eq(setenv("TEMPOMX_FAULT", "commit-synced:1", 1), 0);
+	cr_assert_eq(setenv("TEMPOMX_FAULT_DIR", fdir, 1), 0);
+	h_daemon_start(&D);
+	open_transaction(&C1, "commit");
+	cr_expect_eq(chunk(&C1, msg, 8, 0), 250, "first chunk: %s", C1.last);
+	code = chunk(&C1, msg + 8, sizeof(msg) - 1 - 8, 1);
+	cr_expect_neq(code, 250, "a 250 came before the commit: %s", C1.last);
+	h_close(&C1);
+	char marker[2 * H_PATH];
+	struct stat st;
+	snprintf(marker, sizeof(marker), "%s/commit-synced.1", fdir);
+	cr_expect_eq(stat(marker, &st), 0, "the fault did not fire");
+	/* The retry, once smtpd is back. */
+	for (int i = 0; i < 50; i++) {
+		if (h_connect(&C1, "127.0.0.2", D.port) == 0 && h_reply(&C1, 2000) == 220)
+			break;
+		h_close(&C1);
+		h_sleep_ms(200);
+	}
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	h_expect(&C1, 250, "MAIL FROM:<sender@example.net>");
+	h_expect(&C1, 250, "RCPT TO:<commit@localhost>");
+	cr_expect_eq(chunk(&C1, msg, sizeof(msg) - 1, 1), 250, "retry: %s", C1.last);
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	expect_delivered("commit", msg, sizeof(msg) - 1);
+	cr_expect_eq(h_spool_count(&D, "incoming"), 0,
+	             "the killed commit left a file in incoming/");
+	finish();
+#endif
 }
