@@ -548,8 +548,9 @@ static enum reply_id scr_decide(void *ctx, struct session *s)
 	struct screen *sc = ctx;
 	const struct config *cf = screen_cf(sc);
 	predict(s, sc);
-	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354. */
-	if (sc->observe && session_input_pending(s) > 0)
+	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354.
+	 * BDAT's chunk follows its command at once (RFC 3030). */
+	if (sc->observe && !session_chunking(s) && session_input_pending(s) > 0)
 		timing_note_early_body(&sc->t);
 	enum test_action act[TT_NTESTS];
 	test_actions(cf, act);
