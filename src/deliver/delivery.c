@@ -58,6 +58,7 @@
 #include "spool.h"
 #include "stats.h"
 #include "tempomx.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Messages open at once, per worker thread (each holds a descriptor), plus
@@ -513,8 +514,9 @@ static void job_done(struct task *t)
 /* ---- remote recipients (SMTP, LMTP) ---- */
 
 /* Received: header lines in the message's header section (RFC 5321
- * 6.3: a count above max_hops is a mail loop). */
-static int count_hops(int fd, size_t body_off, uint64_t size)
+ * 6.3: a count above max_hops is a mail loop); *utf8 is set when the
+ * section has octets >= 0x80 (UTF-8 header fields, RFC 6532). */
+static int count_hops(int fd, size_t body_off, uint64_t size, int *utf8)
 {
 	char buf[65536];
 	size_t want = size < sizeof(buf) - 1 ? (size_t)size : sizeof(buf) - 1;
@@ -532,6 +534,9 @@ static int count_hops(int fd, size_t body_off, uint64_t size)
 		if (ascii_strncasecmp(p, "Received:", 9) == 0)
 			hops++;
 		char *nl = strchr(p, '\n');
+		for (char *q = p; *q && q != nl; q++)
+			if ((unsigned char)*q >= 0x80)
+				*utf8 = 1;
 		if (nl == NULL)
 			break;
 		p = nl + 1;
@@ -613,10 +618,15 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 {
 	struct rjob *j;
 	char perr[200], lit[ROUTE_LITERAL_MAX], canon[ROUTE_LITERAL_MAX + 8];
+	char ace[256];
 	int v6;
 	if (route_literal(domain, lit, sizeof(lit), &v6) == 1) {
 		snprintf(canon, sizeof(canon), "[%s%s]", v6 ? "IPv6:" : "", lit);
 		domain = canon;
+	} else if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0) {
+		/* RFC 6531 3.2: DNS is asked for the A-label form; the
+		 * recipients keep their U-labels on the wire. */
+		domain = ace;
 	}
 	int pol = route_tls_policy(cf->tls_policy, domain, rt->host, perr, sizeof(perr));
 	if (pol < 0) {
@@ -679,14 +689,25 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
  * header section is at most 64 KiB of a file just opened, read inline. */
 static void rjob_submit_all(struct msg *m)
 {
-	int hops = -1;
+	int hops = -1, utf8_header = 0;
 	if (m->forming)
-		hops = count_hops(m->fd, m->body_off, m->env.size);
+		hops = count_hops(m->fd, m->body_off, m->env.size, &utf8_header);
 	while (m->forming) {
 		struct rjob *j = m->forming;
 		m->forming = j->next;
 		j->rj.msg.rcpts = j->addrs;
 		j->rj.msg.nrcpt = j->n;
+		/* RFC 6531 3.2: what needs SMTPUTF8 of the next hop is a
+		 * non-ASCII address of this transaction or, in a message
+		 * received with SMTPUTF8, a UTF-8 header field. 8-bit octets in
+		 * the body only (or in the header of a message that did not
+		 * say SMTPUTF8) go on as before, with BODY=8BITMIME. */
+		j->rj.msg.smtputf8 = m->env.smtputf8;
+		j->rj.msg.needs_smtputf8 =
+		    utf8_has_8bit(j->rj.msg.sender) || (m->env.smtputf8 && utf8_header);
+		for (size_t i = 0; i < j->n; i++)
+			if (utf8_has_8bit(j->addrs[i]))
+				j->rj.msg.needs_smtputf8 = 1;
 		j->rj.res = xcalloc(j->n, sizeof(*j->rj.res));
 		m->tried = 1;
 		if (hops > m->d->rt->cf->max_hops) {

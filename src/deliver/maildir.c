@@ -25,6 +25,7 @@
 
 #include "flushgroup.h"
 #include "maildir.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Octets read from the spool file at a time. */
@@ -61,6 +62,14 @@ int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, c
 	size_t llen = at ? (size_t)(at - addr) : strlen(addr);
 	const char *domain = at ? at + 1 : "";
 	size_t pos = 0;
+	char ace[256];
+
+	/* A U-label domain (SMTPUTF8) is named by its A-label, so that
+	 * "bücher.example" and "xn--bcher-kva.example" are one directory. The
+	 * local part is kept as received: UTF-8 octets as they are (no
+	 * Unicode case folding or normalisation), ASCII letters lower-cased. */
+	if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0)
+		domain = ace;
 
 	if (size == 0) {
 		snprintf(err, errlen, "no room for the path");
@@ -99,7 +108,13 @@ int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, c
 					snprintf(err, errlen, "empty address");
 					return -1;
 				}
-				r = expand_part(out, size, &pos, addr, strlen(addr));
+				r = expand_part(out, size, &pos, addr, llen);
+				if (r == 0 && at != NULL) {
+					r = expand_part(out, size, &pos, "@", 1);
+					if (r == 0)
+						r = expand_part(out, size, &pos, domain,
+						                strlen(domain));
+				}
 				break;
 			case '%':
 				if (pos + 1 >= size)
