@@ -6,8 +6,8 @@
  * domain matched against local_domains written in A-labels; relaying to a
  * capture sink (outbound_sink.py) that offers SMTPUTF8 passes the
  * parameter on, one that does not gets nothing and the sender gets a 5.6.7
- * report; a message whose only 8-bit octets are in the body goes there as
- * before (BODY=8BITMIME, no SMTPUTF8).
+ * report in the RFC 6533 form; a message whose only 8-bit octets are in
+ * the body goes there as before (BODY=8BITMIME, no SMTPUTF8).
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -244,6 +244,40 @@ Test(smtputf8, raw_dialogue)
 	h_daemon_free(&D);
 }
 
+/* An RFC 6533 report (the original came with SMTPUTF8): a well-formed
+ * multipart/report of three parts, parsed by Python's email package, of
+ * report type global-delivery-status, with the recipient as a utf-8 (or,
+ * when ASCII, rfc822) address, the status, and the returned header
+ * section as message/global-headers. */
+static void check_global_dsn(const char *path, const char *final_rcpt, const char *status,
+                             const char *subject)
+{
+	static const char script[] =
+	    "import email, sys\n"
+	    "m = email.message_from_binary_file(open(sys.argv[1], 'rb'))\n"
+	    "assert m.get_content_type() == 'multipart/report', m.get_content_type()\n"
+	    "assert m.get_param('report-type') == 'global-delivery-status'\n"
+	    "p = m.get_payload()\n"
+	    "assert [x.get_content_type() for x in p] == ['text/plain',\n"
+	    "    'message/global-delivery-status', 'message/global-headers'], p\n"
+	    "assert m['Auto-Submitted'] == 'auto-replied'\n";
+	char *argv[] = {"/usr/bin/python3", "-c", (char *)script, (char *)path, NULL};
+	char *out = NULL;
+	int rc = h_run(argv, NULL, 0, 20000, &out, NULL);
+	cr_expect_eq(rc, 0, "not a valid report: %s", out ? out : "");
+	free(out);
+	size_t len;
+	char *f = h_read_file(path, &len);
+	cr_assert_not_null(f);
+	char want[512];
+	snprintf(want, sizeof(want), "\r\nFinal-Recipient: %s\r\nAction: failed\r\nStatus: %s\r\n",
+	         final_rcpt, status);
+	cr_expect(h_contains(f, len, want), "no \"%s\" in:\n%s", want, f);
+	snprintf(want, sizeof(want), "\r\nSubject: %s\r\n", subject);
+	cr_expect(h_contains(f, len, want), "the returned headers lack \"%s\"", subject);
+	free(f);
+}
+
 /* Relay to a next hop that offers SMTPUTF8: MAIL carries SMTPUTF8 (and
  * BODY=8BITMIME), the addresses go as received, the message byte for
  * byte. */
@@ -312,12 +346,12 @@ Test(smtputf8, relay_to_a_hop_without_smtputf8)
 		h_dump_log(&D, 40);
 	cr_assert_eq(n, 1, "no bounce reached bob");
 	cr_assert_eq(h_maildir_list(md, &files), 1);
-	ob_check_dsn(files[0], "@remote.test", "5.6.7", "utf8 rcpt");
+	check_global_dsn(files[0], "utf-8; " JOERG "@remote.test", "5.6.7", "utf8 rcpt");
 	h_free_list(files, 1);
 	h_maildir(&D, "local.test", "carol", md, sizeof(md));
 	cr_assert_eq(h_maildir_wait(md, 1, WAIT_MS), 1, "no bounce reached carol");
 	cr_assert_eq(h_maildir_list(md, &files), 1);
-	ob_check_dsn(files[0], "plain@remote.test", "5.6.7", "utf8 header");
+	check_global_dsn(files[0], "rfc822; plain@remote.test", "5.6.7", "utf8 header " GRUESSE);
 	h_free_list(files, 1);
 	cr_expect(h_log_has(&D, "the server does not offer it"), "the reason is not logged");
 	cr_expect_eq(ob_sink_count(&s), 0, "an internationalised message reached the sink");
@@ -343,6 +377,59 @@ Test(smtputf8, relay_to_a_hop_without_smtputf8)
 	free(data);
 	h_daemon_stop(&D);
 	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
+
+/* RFC 6531 3.2: the MX of a U-label domain is looked up as its A-label
+ * (the DNS responder knows only that name, and records every question);
+ * the recipient goes to the MX host with its U-labels under SMTPUTF8. */
+Test(smtputf8, mx_lookup_uses_the_a_label)
+{
+	struct sink s;
+	static const char *const u8[] = {"--smtputf8", NULL};
+	ob_base_conf(&D);
+	int port = h_free_port(), dport = h_free_port();
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.4", port, u8);
+	char zone[H_PATH + 16], ready[H_PATH + 16], qlog[H_PATH + 16], dp[16];
+	snprintf(zone, sizeof(zone), "%s/zone", D.dir);
+	snprintf(ready, sizeof(ready), "%s/dns.ready", D.dir);
+	snprintf(qlog, sizeof(qlog), "%s/dns.questions", D.dir);
+	const char *z = "xn--bcher-kva.test MX 10 mx.xn--bcher-kva.test\n"
+	                "mx.xn--bcher-kva.test A 127.0.0.4\n";
+	cr_assert_eq(h_write_file(zone, z, strlen(z), 0644), 0);
+	cr_assert_eq(h_write_file(qlog, "", 0, 0644), 0);
+	snprintf(dp, sizeof(dp), "%d", dport);
+	char *dargs[] = {dp, zone, ready, qlog, NULL};
+	pid_t dns = ob_start_py("t/integration/dns_responder.py", ready, dargs);
+	h_set(&D, "dns_servers", "127.0.0.1:%d", dport);
+	h_set(&D, "default_transport", "smtp::%d", port);
+	h_daemon_start(&D);
+
+	static const char msg[] = "From: bob@local.test\r\nSubject: mx\r\n\r\nHallo\r\n";
+	const char *rcpts[] = {JOERG "@b\xc3\xbc"
+	                             "cher.test",
+	                       NULL};
+	cr_assert_eq(utf8_send(D.port, "bob@local.test", "SMTPUTF8", rcpts, msg, sizeof(msg) - 1),
+	             250);
+	char *env;
+	int got = ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL);
+	if (!got)
+		h_dump_log(&D, 30);
+	cr_assert(got, "not delivered through the MX of the A-label");
+	cr_expect(strstr(env, "rcpt " JOERG "@b\xc3\xbc"
+	                      "cher.test\n") != NULL,
+	          "%s", env);
+	cr_expect(strstr(env, " SMTPUTF8") != NULL, "%s", env);
+	size_t qlen;
+	char *q = h_read_file(qlog, &qlen);
+	cr_assert_not_null(q);
+	cr_expect(h_contains(q, qlen, "xn--bcher-kva.test MX"), "questions:\n%s", q);
+	free(q);
+	free(env);
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
+	ob_stop_py(dns);
 	h_check_sanitizers(&D);
 	h_daemon_free(&D);
 }
