@@ -16,6 +16,14 @@
  * message with recipients left to do waits in deferred/; a timer set to
  * the earliest known retry time, and a periodic rescan, bring it back.
  *
+ * Internationalised mail (SMTPUTF8, RFC 6531): each SMTP/LMTP job says
+ * whether its transaction needs SMTPUTF8 (a UTF-8 address in it, or UTF-8
+ * in the header of a message that came with SMTPUTF8); the client passes
+ * the parameter where it is offered and fails the host with 550 5.6.7
+ * where it is not, so the recipient bounces (RFC 6533 report) unless
+ * another MX host takes it. A U-label domain is grouped and looked up as
+ * its A-label.
+ *
  * The loop never blocks. SMTP and LMTP transactions and their DNS lookups
  * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
