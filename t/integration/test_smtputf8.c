@@ -433,3 +433,54 @@ Test(smtputf8, mx_lookup_uses_the_a_label)
 	h_check_sanitizers(&D);
 	h_daemon_free(&D);
 }
+
+/* A backup MX that verifies recipients with its primary (recipient_verify
+ * = smtp:) asks about a UTF-8 address under SMTPUTF8, since the primary (a
+ * second tempomxd) would refuse it without (553 5.6.7); the message then
+ * reaches the primary's UTF-8 Maildir through the backup. */
+Test(smtputf8, backup_mx_verifies_utf8_recipients)
+{
+	static struct h_daemon P;
+	char table[H_PATH + 32], md[H_PATH + 64];
+	ob_base_conf(&P);
+	h_set(&P, "local_domains", "relay.test");
+	snprintf(table, sizeof(table), "%s/recipients", P.dir);
+	static const char users[] = JOERG "@relay.test\n";
+	cr_assert_eq(h_write_file(table, users, sizeof(users) - 1, 0644), 0);
+	h_set(&P, "recipients", "%s", table);
+	h_daemon_start(&P);
+	ob_base_conf(&D);
+	h_set(&D, "hostname", "backup.example.test");
+	h_set(&D, "relay_domains", "relay.test");
+	h_set(&D, "transport", "relay.test=smtp:[127.0.0.1]:%d", P.port);
+	h_set(&D, "recipient_verify", "smtp:[127.0.0.1]:%d", P.port);
+	h_daemon_start(&D);
+
+	struct h_conn c;
+	h_open(&c, "127.0.0.2", D.port);
+	h_expect(&c, 250, "EHLO mta.remote.test");
+	h_expect(&c, 250, "MAIL FROM:<someone@remote.test> SMTPUTF8");
+	h_expect(&c, 250, "RCPT TO:<" JOERG "@relay.test>");
+	h_expect(&c, 550, "RCPT TO:<n\xc3\xa9mo@relay.test>");
+	h_expect(&c, 250, "RSET");
+	h_expect(&c, 221, "QUIT");
+	h_close(&c);
+
+	static const char msg[] =
+	    "From: someone@remote.test\r\nSubject: " GRUESSE "\r\n\r\nvia the backup\r\n";
+	const char *rcpts[] = {JOERG "@relay.test", NULL};
+	cr_assert_eq(utf8_send(D.port, "someone@remote.test", "SMTPUTF8 BODY=8BITMIME", rcpts, msg,
+	                       sizeof(msg) - 1),
+	             250);
+	h_maildir(&P, "relay.test", JOERG, md, sizeof(md));
+	int n = h_maildir_wait(md, 1, WAIT_MS);
+	if (n != 1)
+		h_dump_log(&D, 30);
+	cr_expect_eq(n, 1, "the message did not reach the primary");
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+	h_daemon_stop(&P);
+	h_check_sanitizers(&P);
+	h_daemon_free(&P);
+}
