@@ -237,8 +237,19 @@ Test(smtputf8, raw_dialogue)
 	cr_expect(h_last_has(&c, "<nobody??@b??cher.example>"), "%s", c.last);
 	h_expect(&c, 250, "RCPT TO:<postmaster@" BUECHER ">");
 	h_expect(&c, 250, "RSET");
+	/* A whole transaction, then one without SMTPUTF8: the flag ended
+	 * with the first. */
+	static const char msg[] = "From: " JOERG "@" BUECHER "\r\nTo: postmaster@" BUECHER
+	                          "\r\nSubject: " GRUESSE "\r\n\r\n.\xc3\xa4\r\n";
+	const char *rcpts[] = {"postmaster@" BUECHER, NULL};
+	cr_assert_eq(
+	    utf8_transaction(&c, JOERG "@" BUECHER, "SMTPUTF8", rcpts, msg, sizeof(msg) - 1), 250,
+	    "%s", c.last);
+	h_expect(&c, 250, "MAIL FROM:<a@example.net>");
+	h_expect(&c, 553, "RCPT TO:<postmaster@" BUECHER ">");
 	h_expect(&c, 221, "QUIT");
 	h_close(&c);
+	expect_delivered(BUECHER_ACE, "postmaster", msg, sizeof(msg) - 1);
 	h_daemon_stop(&D);
 	h_check_sanitizers(&D);
 	h_daemon_free(&D);
