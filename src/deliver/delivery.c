@@ -522,9 +522,8 @@ static void job_done(struct task *t)
 /* ---- remote recipients (SMTP, LMTP) ---- */
 
 /* Received: header lines in the message's header section (RFC 5321
- * 6.3: a count above max_hops is a mail loop); *utf8 is set when the
- * section has octets >= 0x80 (UTF-8 header fields, RFC 6532). */
-static int count_hops(int fd, size_t body_off, uint64_t size, int *utf8)
+ * 6.3: a count above max_hops is a mail loop). */
+static int count_hops(int fd, size_t body_off, uint64_t size)
 {
 	char buf[65536];
 	size_t want = size < sizeof(buf) - 1 ? (size_t)size : sizeof(buf) - 1;
@@ -542,14 +541,44 @@ static int count_hops(int fd, size_t body_off, uint64_t size, int *utf8)
 		if (ascii_strncasecmp(p, "Received:", 9) == 0)
 			hops++;
 		char *nl = strchr(p, '\n');
-		for (char *q = p; *q && q != nl; q++)
-			if ((unsigned char)*q >= 0x80)
-				*utf8 = 1;
 		if (nl == NULL)
 			break;
 		p = nl + 1;
 	}
 	return hops;
+}
+
+/* Whether the header section (up to the empty line) has an octet >= 0x80,
+ * i.e. UTF-8 header fields (RFC 6532). Read in pieces, so a header
+ * section of any size header_size_limit allows is seen whole. */
+static int header_has_8bit(int fd, size_t body_off, uint64_t size)
+{
+	char buf[16384];
+	uint64_t off = 0;
+	int bol = 1;
+	while (off < size) {
+		size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		ssize_t r;
+		do
+			r = pread(fd, buf, want, (off_t)(body_off + off));
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			return 0;
+		for (ssize_t i = 0; i < r; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c >= 0x80)
+				return 1;
+			if (c == '\n') {
+				if (bol)
+					return 0; /* the empty line */
+				bol = 1;
+			} else if (c != '\r' || !bol) {
+				bol = 0;
+			}
+		}
+		off += (uint64_t)r;
+	}
+	return 0;
 }
 
 /* Record the outcome of a job in the recipients, log it, free the job. */
@@ -698,8 +727,11 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 static void rjob_submit_all(struct msg *m)
 {
 	int hops = -1, utf8_header = 0;
-	if (m->forming)
-		hops = count_hops(m->fd, m->body_off, m->env.size, &utf8_header);
+	if (m->forming) {
+		hops = count_hops(m->fd, m->body_off, m->env.size);
+		if (m->env.smtputf8)
+			utf8_header = header_has_8bit(m->fd, m->body_off, m->env.size);
+	}
 	while (m->forming) {
 		struct rjob *j = m->forming;
 		m->forming = j->next;

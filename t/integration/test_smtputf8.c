@@ -495,3 +495,42 @@ Test(smtputf8, backup_mx_verifies_utf8_recipients)
 	h_check_sanitizers(&P);
 	h_daemon_free(&P);
 }
+
+/* The UTF-8 header field may come after more than 64 KiB of ASCII ones
+ * (header_size_limit allows 100 KiB): the whole header section is looked
+ * at, so the message still never reaches a next hop without SMTPUTF8. */
+Test(smtputf8, utf8_header_after_a_long_ascii_header)
+{
+	struct sink s;
+	ob_base_conf(&D);
+	ob_sink_start(&s, D.dir, "sink", "127.0.0.1", h_free_port(), NULL);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", s.port);
+	h_daemon_start(&D);
+	size_t cap = 80 * 1024, len = 0;
+	char *msg = malloc(cap);
+	cr_assert_not_null(msg);
+	len += (size_t)snprintf(msg, cap, "From: erin@local.test\r\n");
+	for (int i = 0; len + 1000 < 72 * 1024; i++) {
+		int n = snprintf(msg + len, cap - len, "X-Filler-%d: ", i);
+		len += (size_t)n;
+		memset(msg + len, 'f', 900);
+		len += 900;
+		memcpy(msg + len, "\r\n", 2);
+		len += 2;
+	}
+	len += (size_t)snprintf(msg + len, cap - len, "Subject: late " GRUESSE "\r\n\r\nbody\r\n");
+	const char *rcpts[] = {"plain@remote.test", NULL};
+	cr_assert_eq(utf8_send(D.port, "erin@local.test", "SMTPUTF8", rcpts, msg, len), 250);
+	char md[H_PATH];
+	h_maildir(&D, "local.test", "erin", md, sizeof(md));
+	int n = h_maildir_wait(md, 1, WAIT_MS);
+	if (n != 1)
+		h_dump_log(&D, 30);
+	cr_expect_eq(n, 1, "no bounce reached erin");
+	cr_expect_eq(ob_sink_count(&s), 0, "the UTF-8 header reached a hop without SMTPUTF8");
+	free(msg);
+	h_daemon_stop(&D);
+	ob_stop_py(s.pid);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
