@@ -90,7 +90,7 @@ struct envelope {
 	unsigned client_port;
 	char *client_name; /* reverse name or "unknown" */
 	char *helo;
-	char *protocol;  /* SMTP, ESMTP, ESMTPS, LOCAL */
+	char *protocol;  /* SMTP, ESMTP, ESMTPS, UTF8SMTP(S) (RFC 6531), LOCAL */
 	char *tls;       /* "TLSv1.3 TLS_AES_256_GCM_SHA384 256/256" or NULL */
 	char *sender;    /* "" for the null sender */
 	char *body_type; /* "7BIT", "8BITMIME" or NULL */

@@ -10,8 +10,10 @@
 #include <stddef.h>
 
 /* Expand template tmpl for address addr ("local@domain", or a bare local
- * part). %u is the local part and %d the domain, both lower-cased; %a is
- * the whole address lower-cased; %% is a '%'. In what an address puts
+ * part). %u is the local part and %d the domain, both lower-cased (ASCII
+ * letters only: UTF-8 local parts are used octet for octet, a U-label
+ * domain in its A-label form); %a is the whole address lower-cased; %% is
+ * a '%'. In what an address puts
  * into the path, '/' becomes '_' and a leading '.' becomes '_', so an
  * address can never climb out of its directory or name a hidden folder.
  * Returns 0 with the path in out (trailing '/' removed), or -1 with a

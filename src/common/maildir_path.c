@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "maildir_path.h"
+#include "utf8.h"
 
 /* Append src[0..n) to out at *pos, lower-cased, with '/' and a '.' that
  * would begin a path component made safe. */
@@ -37,6 +38,14 @@ int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, c
 	size_t llen = at ? (size_t)(at - addr) : strlen(addr);
 	const char *domain = at ? at + 1 : "";
 	size_t pos = 0;
+	char ace[256];
+
+	/* A U-label domain (SMTPUTF8) is named by its A-label, so that
+	 * "bücher.example" and "xn--bcher-kva.example" are one directory. The
+	 * local part is kept as received: UTF-8 octets as they are (no
+	 * Unicode case folding or normalisation), ASCII letters lower-cased. */
+	if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0)
+		domain = ace;
 
 	if (size == 0) {
 		snprintf(err, errlen, "no room for the path");
@@ -75,7 +84,13 @@ int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, c
 					snprintf(err, errlen, "empty address");
 					return -1;
 				}
-				r = expand_part(out, size, &pos, addr, strlen(addr));
+				r = expand_part(out, size, &pos, addr, llen);
+				if (r == 0 && at != NULL) {
+					r = expand_part(out, size, &pos, "@", 1);
+					if (r == 0)
+						r = expand_part(out, size, &pos, domain,
+						                strlen(domain));
+				}
 				break;
 			case '%':
 				if (pos + 1 >= size)

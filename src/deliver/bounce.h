@@ -1,5 +1,6 @@
 /*
- * bounce.h: delivery status notifications (bounce.c), RFC 3464.
+ * bounce.h: delivery status notifications (bounce.c), RFC 3464, and RFC 6533
+ * for internationalised (SMTPUTF8) messages.
  */
 #ifndef TEMPOMX_BOUNCE_H
 #define TEMPOMX_BOUNCE_H
@@ -29,6 +30,10 @@ struct bounce_report {
 	size_t nrcpt;
 	const char *headers; /* the original header section, CRLF lines */
 	size_t headers_len;
+	/* The original came with SMTPUTF8: an RFC 6533 report
+	 * (global-delivery-status, message/global-headers) that keeps UTF-8
+	 * addresses and header fields as they are. */
+	int utf8;
 };
 
 /* Why no report may be sent about orig: "null sender" (RFC 5321 4.5.5:

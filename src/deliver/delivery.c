@@ -16,6 +16,14 @@
  * message with recipients left to do waits in deferred/; a timer set to
  * the earliest known retry time, and a periodic rescan, bring it back.
  *
+ * Internationalised mail (SMTPUTF8, RFC 6531): each SMTP/LMTP job says
+ * whether its transaction needs SMTPUTF8 (a UTF-8 address in it, or UTF-8
+ * in the header of a message that came with SMTPUTF8); the client passes
+ * the parameter where it is offered and fails the host with 550 5.6.7
+ * where it is not, so the recipient bounces (RFC 6533 report) unless
+ * another MX host takes it. A U-label domain is grouped and looked up as
+ * its A-label.
+ *
  * The loop never blocks. SMTP and LMTP transactions and their DNS lookups
  * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
@@ -59,6 +67,7 @@
 #include "stats.h"
 #include "tempomx.h"
 #include "threadpool.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Messages open at once, per worker thread (each holds a descriptor), plus
@@ -543,6 +552,39 @@ static int count_hops(int fd, size_t body_off, uint64_t size)
 	return hops;
 }
 
+/* Whether the header section (up to the empty line) has an octet >= 0x80,
+ * i.e. UTF-8 header fields (RFC 6532). Read in pieces, so a header
+ * section of any size header_size_limit allows is seen whole. */
+static int header_has_8bit(int fd, size_t body_off, uint64_t size)
+{
+	char buf[16384];
+	uint64_t off = 0;
+	int bol = 1;
+	while (off < size) {
+		size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		ssize_t r;
+		do
+			r = pread(fd, buf, want, (off_t)(body_off + off));
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			return 0;
+		for (ssize_t i = 0; i < r; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c >= 0x80)
+				return 1;
+			if (c == '\n') {
+				if (bol)
+					return 0; /* the empty line */
+				bol = 1;
+			} else if (c != '\r' || !bol) {
+				bol = 0;
+			}
+		}
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
 /* Record the outcome of a job in the recipients, log it, free the job. */
 static void rjob_record(struct rjob *j)
 {
@@ -617,10 +659,15 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 {
 	struct rjob *j;
 	char perr[200], lit[ROUTE_LITERAL_MAX], canon[ROUTE_LITERAL_MAX + 8];
+	char ace[256];
 	int v6;
 	if (route_literal(domain, lit, sizeof(lit), &v6) == 1) {
 		snprintf(canon, sizeof(canon), "[%s%s]", v6 ? "IPv6:" : "", lit);
 		domain = canon;
+	} else if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0) {
+		/* RFC 6531 3.2: DNS is asked for the A-label form; the
+		 * recipients keep their U-labels on the wire. */
+		domain = ace;
 	}
 	int pol = route_tls_policy(cf->tls_policy, domain, rt->host, perr, sizeof(perr));
 	if (pol < 0) {
@@ -684,14 +731,29 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
  * header section (at most 64 KiB of a file just opened) is read inline. */
 static void rjob_submit_all(struct msg *m)
 {
-	int hops = m->env.hops;
-	if (m->forming && hops < 0)
-		hops = count_hops(m->fd, m->body_off, m->env.size);
+	int hops = m->env.hops, utf8_header = 0;
+	if (m->forming) {
+		if (hops < 0)
+			hops = count_hops(m->fd, m->body_off, m->env.size);
+		if (m->env.smtputf8)
+			utf8_header = header_has_8bit(m->fd, m->body_off, m->env.size);
+	}
 	while (m->forming) {
 		struct rjob *j = m->forming;
 		m->forming = j->next;
 		j->rj.msg.rcpts = j->addrs;
 		j->rj.msg.nrcpt = j->n;
+		/* RFC 6531 3.2: what needs SMTPUTF8 of the next hop is a
+		 * non-ASCII address of this transaction or, in a message
+		 * received with SMTPUTF8, a UTF-8 header field. 8-bit octets in
+		 * the body only (or in the header of a message that did not
+		 * say SMTPUTF8) go on as before, with BODY=8BITMIME. */
+		j->rj.msg.smtputf8 = m->env.smtputf8;
+		j->rj.msg.needs_smtputf8 =
+		    utf8_has_8bit(j->rj.msg.sender) || (m->env.smtputf8 && utf8_header);
+		for (size_t i = 0; i < j->n; i++)
+			if (utf8_has_8bit(j->addrs[i]))
+				j->rj.msg.needs_smtputf8 = 1;
 		j->rj.res = xcalloc(j->n, sizeof(*j->rj.res));
 		m->tried = 1;
 		if (hops > m->d->rt->cf->max_hops) {

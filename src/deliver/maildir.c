@@ -25,6 +25,7 @@
 
 #include "flushgroup.h"
 #include "maildir.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Octets read from the spool file at a time. */

@@ -108,6 +108,7 @@ static enum reply_id message_open(struct session *s, int chunks, const char **ar
 	env.sender = xstrdup(s->sender);
 	if (s->body != CMD_BODY_NONE)
 		env.body_type = xstrdup(s->body == CMD_BODY_8BITMIME ? "8BITMIME" : "7BIT");
+	env.smtputf8 = s->smtputf8;
 	for (size_t i = 0; i < s->nrcpt; i++)
 		envelope_add_rcpt(&env, s->rcpts[i], NULL);
 	env.class = CLASS_HI;

@@ -99,6 +99,13 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_ROUTING_DENIED] = {550, "5.7.1",
                             "%s: Recipient address rejected: routing characters in the local part",
                             0},
+    /* RFC 6531 3.5: a non-ASCII address in a transaction without
+     * SMTPUTF8 ("mailbox unavailable" for MAIL, "mailbox name not
+     * allowed" for RCPT). */
+    [RPL_MAIL_NOT_ASCII] = {550, "5.6.7", "Non-ASCII sender address not permitted without SMTPUTF8",
+                            0},
+    [RPL_RCPT_NOT_ASCII] = {553, "5.6.7",
+                            "Non-ASCII recipient address not permitted without SMTPUTF8", 0},
     [RPL_POLICY_REJECT] = {554, "5.7.1", "Rejected: this client does not behave like a mail server",
                            0},
 };
@@ -111,12 +118,14 @@ const struct reply *reply_get(enum reply_id id)
 }
 
 /* Append s (len octets) to buf at *off, keeping room for the CR LF; the
- * argument is network input, so control octets are neutralised. */
+ * argument is network input, so control octets are neutralised, and so
+ * are octets >= 0x80: RFC 6531 3.7.4 allows UTF-8 in no reply we send
+ * (an address in a refusal shows its non-ASCII characters as '?'). */
 static void put(char *buf, size_t *off, size_t limit, const char *s, size_t len, int clean)
 {
 	for (size_t i = 0; i < len && *off < limit; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (clean && (c < 0x20 || c == 0x7f))
+		if (clean && (c < 0x20 || c >= 0x7f))
 			c = '?';
 		buf[(*off)++] = (char)c;
 	}

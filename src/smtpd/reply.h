@@ -85,6 +85,8 @@ enum reply_id {
 	RPL_LITERAL_DENIED, /* 554 5.7.1 recipient at an address literal */
 	RPL_USER_UNKNOWN,   /* 550 5.1.1 not in the recipients table */
 	RPL_ROUTING_DENIED, /* 550 5.7.1 %, ! or quoted @ in the local part */
+	RPL_MAIL_NOT_ASCII, /* 550 5.6.7 UTF-8 reverse-path without SMTPUTF8 */
+	RPL_RCPT_NOT_ASCII, /* 553 5.6.7 UTF-8 forward-path without SMTPUTF8 */
 	RPL_TOO_MANY_JUNK,  /* 421 4.7.0 junk_command_limit */
 	RPL_POLICY_REJECT,  /* 554 5.7.1 pre-acceptance policy, at DATA */
 

@@ -1,7 +1,7 @@
 /*
  * session.c: the SMTP state machine of one client's session (RFC 5321
  * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS and
- * CHUNKING; BDAT's chunks are read by receive.c).
+ * CHUNKING (BDAT's chunks are read by receive.c) and SMTPUTF8).
  *
  * The dialogue is an explicit state machine (states in session.h): a
  * command table gives, for each verb, the states where it is allowed and
@@ -89,6 +89,7 @@ void session_reset_transaction(struct session *s)
 	s->nrcpt = 0;
 	s->body = CMD_BODY_NONE;
 	s->srv->msg_ops->bdat_reset(s);
+	s->smtputf8 = 0;
 	if (session_in(s, PH_CMD))
 		session_set_phase(s, s->helo ? PH_HELO : PH_INIT);
 }
@@ -380,6 +381,9 @@ void session_idle(struct session *s)
 
 const char *session_protocol(const struct session *s)
 {
+	/* RFC 6531 4.3: the WITH types of a transaction under SMTPUTF8. */
+	if (s->smtputf8)
+		return s->tls_active ? "UTF8SMTPS" : "UTF8SMTP";
 	return s->tls_active ? "ESMTPS" : s->esmtp ? "ESMTP" : "SMTP";
 }
 
@@ -414,6 +418,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	lines[k++] = "8BITMIME";
 	lines[k++] = "ENHANCEDSTATUSCODES";
 	lines[k++] = "CHUNKING"; /* RFC 3030, BDAT: receive.c */
+	lines[k++] = "SMTPUTF8"; /* RFC 6531; 8BITMIME above, as 3.1 requires */
 	if (s->srv->tls_ctx && !s->tls_active)
 		lines[k++] = "STARTTLS";
 	size_t off = 0;
@@ -434,10 +439,17 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	/* An address literal is a valid reverse-path (RFC 5321 4.1.3);
 	 * allow_address_literals is about recipients only. */
 	enum reply_id r = cmd_parse_mail(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &m);
-	if (r == RPL_NONE && !s->esmtp && (m.has_size || m.body != CMD_BODY_NONE)) {
+	if (r == RPL_NONE && !s->esmtp && (m.has_size || m.body != CMD_BODY_NONE || m.smtputf8)) {
 		/* Service extensions exist only after EHLO (RFC 5321 4.1.1.1). */
 		r = RPL_PARAM_UNKNOWN;
-		snprintf(m.param, sizeof(m.param), "%s", m.has_size ? "SIZE" : "BODY");
+		snprintf(m.param, sizeof(m.param), "%s",
+		         m.has_size                ? "SIZE"
+		         : m.body != CMD_BODY_NONE ? "BODY"
+		                                   : "SMTPUTF8");
+	}
+	if (r == RPL_MAIL_NOT_ASCII) {
+		session_reply(s, r, NULL);
+		return;
 	}
 	if (r == RPL_BAD_SENDER) {
 		session_reply(s, r, addr_strerror(m.addr_err));
@@ -455,6 +467,7 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	addr_format(&m.addr, buf, sizeof(buf));
 	s->sender = xstrdup(buf);
 	s->body = m.body;
+	s->smtputf8 = m.smtputf8;
 	session_set_phase(s, PH_MAIL);
 	session_reply_patient(s, SCREEN_REPLY_MAIL, RPL_MAIL_OK);
 }
@@ -581,7 +594,12 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 	struct cmd_rcpt rc;
 	/* Literals are parsed always: refusing one is policy (5.7.1), not a
 	 * syntax error. */
-	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &rc);
+	int flags = ADDR_ALLOW_LITERAL | (s->smtputf8 ? ADDR_ALLOW_UTF8 : 0);
+	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, flags, &rc);
+	if (r == RPL_RCPT_NOT_ASCII) {
+		session_reply(s, r, NULL);
+		return;
+	}
 	if (r == RPL_BAD_RCPT) {
 		session_reply(s, r, addr_strerror(rc.addr_err));
 		return;

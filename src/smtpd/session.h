@@ -86,6 +86,7 @@ struct session {
 	/* transaction */
 	char *sender; /* "" for <>; NULL before MAIL */
 	enum cmd_body body;
+	int smtputf8; /* MAIL gave SMTPUTF8: UTF-8 addresses (RFC 6531) */
 	char **rcpts;
 	size_t nrcpt, rcptcap;
 

@@ -49,6 +49,18 @@ static const struct expand_case expand_cases[] = {
     {"/m/../%u", "a@x.test", NULL},
     {"/m/./%u", "a@x.test", NULL},
     {"/", "a@x.test", "/"},
+    /* SMTPUTF8: the local part octet for octet (ASCII lower-cased only),
+     * the domain as its A-label, whichever form the address used. */
+    {"/m/%d/%u",
+     "J\xc3\x96rg@B\xc3\xbc"
+     "cher.example",
+     "/m/xn--bcher-kva.example/j\xc3\x96rg"},
+    {"/m/%d/%u", "j\xc3\xb6rg@xn--bcher-kva.example", "/m/xn--bcher-kva.example/j\xc3\xb6rg"},
+    {"/m/%a",
+     "\xe7\x94\xa8\xe6\x88\xb7@b\xc3\xbc"
+     "cher.example",
+     "/m/\xe7\x94\xa8\xe6\x88\xb7@xn--bcher-kva.example"},
+    {"/m/%d/%u", ".\xc3\xa9t\xc3\xa9/x@x.test", "/m/x.test/_\xc3\xa9t\xc3\xa9_x"},
 };
 
 Test(maildir, expand_table)
