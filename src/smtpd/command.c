@@ -308,6 +308,26 @@ static int parse_size_value(const char *v, size_t len, uint64_t *out)
 	return 0;
 }
 
+/* The reply for a parameter dsn.c looked at (RFC 3461 section 4: a bad
+ * value is a syntax error, 501 5.5.4). 0 when it is not a DSN one. */
+static int dsn_reply(enum dsn_param_result d, enum reply_id *r)
+{
+	switch (d) {
+	case DSN_PARAM_OK:
+		*r = RPL_NONE;
+		return 1;
+	case DSN_PARAM_DUP:
+		*r = RPL_PARAM_DUP;
+		return 1;
+	case DSN_PARAM_BAD:
+		*r = RPL_PARAM_SYNTAX;
+		return 1;
+	case DSN_PARAM_NOT_OURS:
+		break;
+	}
+	return 0;
+}
+
 static enum reply_id mail_param(struct cmd_mail *out, const struct param *pm)
 {
 	if (word_caseeq(pm->key, pm->keylen, "SIZE")) {
@@ -333,9 +353,12 @@ static enum reply_id mail_param(struct cmd_mail *out, const struct param *pm)
 			return RPL_PARAM_SYNTAX;
 		return RPL_NONE;
 	}
-	/* SMTPUTF8 (RFC 6531), RET/ENVID (RFC 3461), AUTH (RFC 4954) and
-	 * everything else: not advertised, so not accepted (RFC 5321
-	 * 4.1.1.11: 555 for unrecognised parameters). */
+	enum reply_id r;
+	if (dsn_reply(dsn_mail_param(&out->dsn, pm->key, pm->keylen, pm->val, pm->vallen), &r))
+		return r;
+	/* SMTPUTF8 (RFC 6531), AUTH (RFC 4954) and everything else: not
+	 * advertised, so not accepted (RFC 5321 4.1.1.11: 555 for
+	 * unrecognised parameters). */
 	return RPL_PARAM_UNKNOWN;
 }
 
@@ -408,9 +431,10 @@ enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct
 
 static enum reply_id rcpt_param_cb(void *ctx, const struct param *pm)
 {
-	(void)ctx;
-	(void)pm;
-	/* NOTIFY/ORCPT need DSN (RFC 3461), which is not advertised. */
+	struct cmd_rcpt *out = ctx;
+	enum reply_id r;
+	if (dsn_reply(dsn_rcpt_param(&out->dsn, pm->key, pm->keylen, pm->val, pm->vallen), &r))
+		return r;
 	return RPL_PARAM_UNKNOWN;
 }
 
@@ -427,5 +451,5 @@ enum reply_id cmd_parse_rcpt(const char *arg, size_t len, int addr_flags, struct
 	                                &out->addr, &end);
 	if (out->addr_err != ADDR_OK)
 		return RPL_BAD_RCPT;
-	return walk_params(end, e, out->param, rcpt_param_cb, NULL);
+	return walk_params(end, e, out->param, rcpt_param_cb, out);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "dsn.h"
 #include "reply.h"
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CR LF. */
@@ -102,26 +103,28 @@ struct cmd_mail {
 	int has_size;
 	uint64_t size; /* SIZE=; UINT64_MAX when it overflows */
 	enum cmd_body body;
+	struct dsn_mail dsn;            /* RET=, ENVID= (RFC 3461) */
 	char param[CMD_PARAM_NAME_MAX]; /* the offending keyword, for replies */
 };
 
 struct cmd_rcpt {
 	struct mailaddr addr;
 	enum addr_error addr_err; /* when RPL_BAD_RCPT is returned */
+	struct dsn_rcpt dsn;      /* NOTIFY=, ORCPT= (RFC 3461) */
 	char param[CMD_PARAM_NAME_MAX];
 };
 
 /* "FROM:<path> [SP params]" (RFC 5321 4.1.1.2, RFC 1870 SIZE, RFC 6152
- * BODY). addr_flags are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE
+ * BODY, RFC 3461 RET and ENVID: dsn.c). addr_flags are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE
  * (the session always adds ADDR_ALLOW_LITERAL: a literal is refused, if at
  * all, by policy). Returns RPL_NONE,
  * RPL_MAIL_SYNTAX, RPL_BAD_SENDER, RPL_PARAM_SYNTAX, RPL_PARAM_DUP or
- * RPL_PARAM_UNKNOWN (anything we do not advertise: SMTPUTF8, DSN, AUTH). */
+ * RPL_PARAM_UNKNOWN (anything we do not advertise: SMTPUTF8, AUTH). */
 enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct cmd_mail *out);
 
 /* "TO:<path> [SP params]". addr_flags are added to ADDR_ALLOW_POSTMASTER
- * | ADDR_ALLOW_ROUTE. No RCPT parameter is advertised, so any parameter
- * is RPL_PARAM_UNKNOWN once its syntax is right. */
+ * | ADDR_ALLOW_ROUTE. NOTIFY and ORCPT (RFC 3461, dsn.c) are the RCPT
+ * parameters; any other is RPL_PARAM_UNKNOWN once its syntax is right. */
 enum reply_id cmd_parse_rcpt(const char *arg, size_t len, int addr_flags, struct cmd_rcpt *out);
 
 #endif

@@ -334,8 +334,13 @@ static const struct mail_case mail_cases[] = {
     /* parameters we do not advertise -> 555 */
     {"FROM:<> SMTPUTF8", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "SMTPUTF8", ADDR_OK},
     {"FROM:<> BODY=BINARYMIME", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "BODY", ADDR_OK},
-    {"FROM:<> RET=HDRS", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "RET", ADDR_OK},
-    {"FROM:<> ENVID=abc", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    /* DSN (RFC 3461): accepted; bad values -> 501 (their parsing: test_dsn.c) */
+    {"FROM:<> RET=HDRS", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> ENVID=abc", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> RET=ALL", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "RET", ADDR_OK},
+    {"FROM:<> ENVID=a+2", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    {"FROM:<> RET=FULL ret=hdrs", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "ret", ADDR_OK},
+    {"FROM:<> ENVID=a ENVID=b", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "ENVID", ADDR_OK},
     {"FROM:<> AUTH=<>", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "AUTH", ADDR_OK},
     {"FROM:<> X-UNKNOWN=1", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "X-UNKNOWN", ADDR_OK},
     {"FROM:<> SIZE=10 XYZ", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "XYZ", ADDR_OK},
@@ -397,8 +402,11 @@ static const struct rcpt_case rcpt_cases[] = {
     {"TO:", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
     {"TO", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
     {"FROM:<u@example.test>", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
-    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_PARAM_UNKNOWN, NULL, 0, "NOTIFY"},
-    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_PARAM_UNKNOWN, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@example.test> NOTIFY=NEVER,DELAY", 0, RPL_PARAM_SYNTAX, NULL, 0, "NOTIFY"},
+    {"TO:<u@example.test> ORCPT=u@example.test", 0, RPL_PARAM_SYNTAX, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> NOTIFY=DELAY NOTIFY=DELAY", 0, RPL_PARAM_DUP, NULL, 0, "NOTIFY"},
     {"TO:<u@example.test> FOO", 0, RPL_PARAM_UNKNOWN, NULL, 0, "FOO"},
     {"TO:<u@example.test> =x", 0, RPL_PARAM_SYNTAX, NULL, 0, "=x"},
 };
@@ -421,6 +429,28 @@ Test(command, rcpt_table)
 			cr_expect_str_eq(rc.param, c->param, "RCPT %s: param", c->arg);
 		}
 	}
+}
+
+/* The DSN values reach the parsed command (RFC 3461). */
+Test(command, dsn_parameters_are_kept)
+{
+	struct cmd_mail m;
+	const char *ma = "FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1 SIZE=10";
+	cr_assert_eq(cmd_parse_mail(ma, strlen(ma), 0, &m), RPL_NONE);
+	cr_expect_eq(m.dsn.ret, DSN_RET_HDRS);
+	cr_expect(m.dsn.has_envid);
+	cr_expect_str_eq(m.dsn.envid, "QQ+1");
+	cr_expect_eq(m.size, 10);
+	struct cmd_rcpt rc;
+	const char *ra = "TO:<u@example.test> NOTIFY=success,Delay ORCPT=rfc822;x+2By@example.test";
+	cr_assert_eq(cmd_parse_rcpt(ra, strlen(ra), 0, &rc), RPL_NONE);
+	cr_expect_eq(rc.dsn.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY);
+	cr_expect(rc.dsn.has_orcpt);
+	cr_expect_str_eq(rc.dsn.orcpt, "rfc822;x+y@example.test");
+	const char *plain = "TO:<u@example.test>";
+	cr_assert_eq(cmd_parse_rcpt(plain, strlen(plain), 0, &rc), RPL_NONE);
+	cr_expect_eq(rc.dsn.notify, 0);
+	cr_expect(!rc.dsn.has_orcpt);
 }
 
 Test(command, parameter_name_is_cut)
