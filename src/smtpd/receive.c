@@ -26,6 +26,7 @@
 
 #include "conf.h"
 #include "data.h"
+#include "dsn.h"
 #include "log.h"
 #include "session.h"
 #include "spool.h"
@@ -96,8 +97,20 @@ void session_data_start(struct session *s)
 	env.sender = xstrdup(s->sender);
 	if (s->body != CMD_BODY_NONE)
 		env.body_type = xstrdup(s->body == CMD_BODY_8BITMIME ? "8BITMIME" : "7BIT");
-	for (size_t i = 0; i < s->nrcpt; i++)
-		envelope_add_rcpt(&env, s->rcpts[i], NULL);
+	/* DSN (RFC 3461): kept for the reports delivery makes. */
+	if (s->dsn.ret != DSN_RET_NONE)
+		env.ret = xstrdup(s->dsn.ret == DSN_RET_FULL ? "FULL" : "HDRS");
+	if (s->dsn.has_envid)
+		env.envid = xstrdup(s->dsn.envid);
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		const struct dsn_rcpt *d = &s->rcpt_dsn[i];
+		size_t k = envelope_add_rcpt(&env, s->rcpts[i], d->has_orcpt ? d->orcpt : NULL);
+		if (d->notify != 0) {
+			char nb[32];
+			dsn_notify_format(d->notify, nb, sizeof(nb));
+			env.rcpts[k].notify = xstrdup(nb);
+		}
+	}
 	env.class = CLASS_HI;
 	if (s->obs && s->obs->envelope)
 		s->obs->envelope(s->obs_ctx, s, &env);

@@ -1,6 +1,7 @@
 /*
  * session.c: the SMTP state machine of one client's session (RFC 5321
- * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES and STARTTLS).
+ * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, DSN and
+ * STARTTLS).
  *
  * The dialogue is an explicit state machine (states in session.h): a
  * command table gives, for each verb, the states where it is allowed and
@@ -68,6 +69,9 @@ void session_reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	s->nrcpt = 0;
 	s->body = CMD_BODY_NONE;
+	free(s->rcpt_dsn);
+	s->rcpt_dsn = NULL;
+	memset(&s->dsn, 0, sizeof(s->dsn));
 	if (session_in(s, PH_CMD))
 		session_set_phase(s, s->helo ? PH_HELO : PH_INIT);
 }
@@ -378,13 +382,14 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	}
 	char size[40];
 	snprintf(size, sizeof(size), "SIZE %" PRIu64, cf->message_size_limit);
-	const char *lines[8];
+	const char *lines[12];
 	size_t k = 0;
 	lines[k++] = cf->hostname;
 	lines[k++] = "PIPELINING";
 	lines[k++] = size;
 	lines[k++] = "8BITMIME";
 	lines[k++] = "ENHANCEDSTATUSCODES";
+	lines[k++] = "DSN";
 	if (s->srv->tls_ctx && !s->tls_active)
 		lines[k++] = "STARTTLS";
 	size_t off = 0;
@@ -410,6 +415,10 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 		r = RPL_PARAM_UNKNOWN;
 		snprintf(m.param, sizeof(m.param), "%s", m.has_size ? "SIZE" : "BODY");
 	}
+	if (r == RPL_NONE && !s->esmtp && dsn_mail_given(&m.dsn)) {
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(m.param, sizeof(m.param), "%s", dsn_mail_given(&m.dsn));
+	}
 	if (r == RPL_BAD_SENDER) {
 		session_reply(s, r, addr_strerror(m.addr_err));
 		return;
@@ -426,6 +435,7 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	addr_format(&m.addr, buf, sizeof(buf));
 	s->sender = xstrdup(buf);
 	s->body = m.body;
+	s->dsn = m.dsn;
 	session_set_phase(s, PH_MAIL);
 	session_reply_patient(s, SCREEN_REPLY_MAIL, RPL_MAIL_OK);
 }
@@ -552,6 +562,11 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 	/* Literals are parsed always: refusing one is policy (5.7.1), not a
 	 * syntax error. */
 	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &rc);
+	if (r == RPL_NONE && !s->esmtp && dsn_rcpt_given(&rc.dsn)) {
+		/* NOTIFY and ORCPT exist only after EHLO (RFC 5321 4.1.1.1). */
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(rc.param, sizeof(rc.param), "%s", dsn_rcpt_given(&rc.dsn));
+	}
 	if (r == RPL_BAD_RCPT) {
 		session_reply(s, r, addr_strerror(rc.addr_err));
 		return;
@@ -607,6 +622,7 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	/* Last, as it may have to wait for the mail store (verify.c). */
+	s->cur_dsn = rc.dsn;
 	enum verify_result v = verify_rcpt(s, &rc.addr, buf);
 	if (v == VERIFY_PENDING) {
 		s->cur_rcpt = NULL;
@@ -630,6 +646,8 @@ static void rcpt_verified(struct session *s, const char *buf, enum verify_result
 		s->rcptcap = s->rcptcap ? s->rcptcap * 2 : 4;
 		s->rcpts = xreallocarray(s->rcpts, s->rcptcap, sizeof(*s->rcpts));
 	}
+	s->rcpt_dsn = xreallocarray(s->rcpt_dsn, s->nrcpt + 1, sizeof(*s->rcpt_dsn));
+	s->rcpt_dsn[s->nrcpt] = s->cur_dsn;
 	s->rcpts[s->nrcpt++] = xstrdup(buf);
 	s->cur_rcpt = NULL;
 	session_set_phase(s, PH_RCPT);
