@@ -1,6 +1,12 @@
 /*
  * bounce.c: delivery status notifications (RFC 3464 inside an RFC 6522
- * multipart/report), one per message for all its failed recipients.
+ * multipart/report), one per message and kind for all its recipients
+ * concerned: failures, delay warnings, and the success reports RFC 3461
+ * NOTIFY=SUCCESS asks for (Action: delivered, or relayed to a next hop
+ * that does not offer DSN). A failure returns the original's header
+ * section, or with RET=FULL the whole message when it is at most
+ * BOUNCE_RETURN_MAX; ENVID and ORCPT come back as Original-Envelope-Id
+ * and Original-Recipient.
  *
  * The report goes from the null sender (RFC 5321 section 4.5.5) to the
  * original sender and is queued in out/ like any other mail, with
@@ -22,9 +28,6 @@
 #include "spool.h"
 #include "strbuf.h"
 #include "util.h"
-
-/* The original headers returned are cut at this size. */
-#define BOUNCE_HEADERS_MAX (64 * 1024)
 
 const char *bounce_suppressed(const struct envelope *orig)
 {
@@ -85,8 +88,9 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	add_printable(&o, b->sender, 512);
 	strbuf_lit(&o, ">\r\n");
 	strbuf_printf(&o, "Subject: %s\r\n",
-	              b->delayed ? "Delayed Mail (still being retried)"
-	                         : "Undelivered Mail Returned to Sender");
+	              b->success   ? "Successful Mail Delivery Report"
+	              : b->delayed ? "Delayed Mail (still being retried)"
+	                           : "Undelivered Mail Returned to Sender");
 	strbuf_printf(&o, "Date: %s\r\n", date);
 	strbuf_printf(&o, "Message-ID: <%s.%lld.dsn@%s>\r\n", b->id, (long long)b->now,
 	              b->hostname);
@@ -105,18 +109,39 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	              "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
 	              boundary);
 	strbuf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
-	if (b->delayed)
+	if (b->success)
+		strbuf_lit(&o,
+		           "Your message was delivered as you asked to be told. A recipient\r\n"
+		           "marked \"relayed\" was handed to a mail system that does not send\r\n"
+		           "such reports: you will hear nothing more from it, not even if it\r\n"
+		           "fails there.\r\n\r\n");
+	else if (b->delayed)
 		strbuf_lit(&o,
 		           "Your message could not be delivered yet. It will be retried; you\r\n"
 		           "do not need to send it again.\r\n\r\n");
-	else
+	else if (b->full)
 		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
 		               "It is attached below.\r\n\r\n");
+	else if (b->full_cut)
+		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
+		               "It is too large to be returned whole; its header section is\r\n"
+		               "attached below.\r\n\r\n");
+	else
+		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
+		               "Its header section is attached below.\r\n\r\n");
 	for (size_t i = 0; i < b->nrcpt; i++) {
+		const struct bounce_rcpt *r = &b->rcpts[i];
 		strbuf_lit(&o, "<");
-		add_printable(&o, b->rcpts[i].addr, 512);
+		add_printable(&o, r->addr, 512);
 		strbuf_lit(&o, ">: ");
-		add_printable(&o, b->rcpts[i].diag ? b->rcpts[i].diag : "delivery failed", 900);
+		if (b->success)
+			add_printable(&o, r->action ? r->action : "delivered", 16);
+		if (b->success && r->diag)
+			strbuf_lit(&o, " (");
+		if (!b->success || r->diag)
+			add_printable(&o, r->diag ? r->diag : "delivery failed", 900);
+		if (b->success && r->diag)
+			strbuf_lit(&o, ")");
 		strbuf_lit(&o, "\r\n");
 	}
 	strbuf_lit(&o, "\r\n");
@@ -144,7 +169,10 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 			add_printable(&o, r->orcpt, 512);
 			strbuf_lit(&o, "\r\n");
 		}
-		strbuf_printf(&o, "Action: %s\r\n", b->delayed ? "delayed" : "failed");
+		strbuf_printf(&o, "Action: %s\r\n",
+		              r->action    ? r->action
+		              : b->delayed ? "delayed"
+		                           : "failed");
 		strbuf_printf(&o, "Status: %s\r\n", r->status);
 		if (r->diag && *r->diag) {
 			strbuf_lit(&o, "Diagnostic-Code: smtp; ");
@@ -155,11 +183,19 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	}
 	strbuf_lit(&o, "\r\n");
 
-	/* Part 3: the original headers (RFC 6522 text/rfc822-headers). */
-	strbuf_printf(&o,
-	              "--%s\r\nContent-Description: Undelivered message headers\r\n"
-	              "Content-Type: text/rfc822-headers\r\n\r\n",
-	              boundary);
+	/* Part 3: the original headers (RFC 6522 text/rfc822-headers), or
+	 * the whole message (message/rfc822) under RET=FULL. */
+	if (b->full)
+		strbuf_printf(&o,
+		              "--%s\r\nContent-Description: Undelivered message\r\n"
+		              "Content-Type: message/rfc822\r\n%s\r\n",
+		              boundary, b->eightbit ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+	else
+		strbuf_printf(&o,
+		              "--%s\r\nContent-Description: %s\r\n"
+		              "Content-Type: text/rfc822-headers\r\n\r\n",
+		              boundary,
+		              b->success ? "Message headers" : "Undelivered message headers");
 	strbuf_add(&o, b->headers ? b->headers : "", b->headers ? b->headers_len : 0);
 	if (b->headers_len > 0 && b->headers[b->headers_len - 1] != '\n')
 		strbuf_lit(&o, "\r\n");
@@ -167,10 +203,11 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	return strbuf_detach(&o, len);
 }
 
-/* The header section of the original (up to the empty line). */
-static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
+/* The header section of the original (up to the empty line), or with
+ * whole set the whole message (size is at most BOUNCE_RETURN_MAX). */
+static char *read_headers(int fd, size_t body_off, uint64_t size, int whole, size_t *len)
 {
-	size_t want = size < BOUNCE_HEADERS_MAX ? (size_t)size : BOUNCE_HEADERS_MAX;
+	size_t want = size < BOUNCE_RETURN_MAX ? (size_t)size : BOUNCE_RETURN_MAX;
 	char *h = xmalloc(want + 1);
 	ssize_t r;
 	do
@@ -180,6 +217,10 @@ static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
 		r = 0;
 	h[r] = '\0';
 	size_t n = (size_t)r;
+	if (whole) {
+		*len = n;
+		return h;
+	}
 	for (size_t i = 0; i + 1 < n; i++) {
 		if (h[i] == '\n' &&
 		    (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < n && h[i + 2] == '\n'))) {
@@ -196,15 +237,33 @@ static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
 	return h;
 }
 
-int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t body_off,
-                 const char *hostname, const size_t *idx, size_t n, int delayed, int expired)
+/* A reply from a server ("250 2.0.0 ok"), as opposed to our own words
+ * ("delivered to maildir"): only that is a Diagnostic-Code "smtp;". */
+static int is_smtp_reply(const char *s)
 {
+	return s && isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
+	       isdigit((unsigned char)s[2]) && (s[3] == ' ' || s[3] == '-' || s[3] == '\0');
+}
+
+int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t body_off,
+                 const char *hostname, const size_t *idx, size_t n, int kind, int expired,
+                 const char *const *action)
+{
+	int delayed = kind == BOUNCE_DELAYED;
 	struct bounce_rcpt *br = xcalloc(n ? n : 1, sizeof(*br));
 	for (size_t i = 0; i < n; i++) {
 		const struct rcpt *r = &orig->rcpts[idx[i]];
 		br[i].addr = r->addr;
 		br[i].orcpt = r->orcpt;
 		br[i].diag = r->last_reply;
+		if (kind == BOUNCE_SUCCESS) {
+			br[i].action = action && action[i] ? action[i] : "delivered";
+			br[i].diag = is_smtp_reply(r->last_reply) ? r->last_reply : NULL;
+			bounce_status(br[i].diag, 250, br[i].status, sizeof(br[i].status));
+			if (br[i].status[0] != '2')
+				snprintf(br[i].status, sizeof(br[i].status), "2.0.0");
+			continue;
+		}
 		if (delayed)
 			bounce_status(r->last_reply, 400, br[i].status, sizeof(br[i].status));
 		else if (expired)
@@ -215,8 +274,14 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 		if (!delayed && br[i].status[0] != '5')
 			br[i].status[0] = '5';
 	}
+	/* RFC 3461 4.3: RET=FULL asks for the whole message in a failure
+	 * report; other reports, and RET=HDRS or none, get the headers. */
+	int want_full =
+	    kind == BOUNCE_FAILED && orig->ret && ascii_strcasecmp(orig->ret, "FULL") == 0;
+	int full = want_full && orig->size <= BOUNCE_RETURN_MAX;
+	int eightbit = full && orig->body_type && strcmp(orig->body_type, "8BITMIME") == 0;
 	size_t hlen;
-	char *hdrs = read_headers(fd, body_off, orig->size, &hlen);
+	char *hdrs = read_headers(fd, body_off, orig->size, full, &hlen);
 	struct bounce_report rep = {
 	    .hostname = hostname,
 	    .id = orig->id,
@@ -225,10 +290,14 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	    .arrival = orig->arrival_usec / 1000000,
 	    .now = wall_usec() / 1000000,
 	    .delayed = delayed,
+	    .success = kind == BOUNCE_SUCCESS,
 	    .rcpts = br,
 	    .nrcpt = n,
 	    .headers = hdrs,
 	    .headers_len = hlen,
+	    .full = full,
+	    .full_cut = want_full && !full,
+	    .eightbit = eightbit,
 	};
 	size_t len;
 	char *text = bounce_format(&rep, &len);
@@ -248,6 +317,8 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	free(env.verdict);
 	env.verdict = xstrdup("good");
 	env.class = CLASS_HI;
+	if (eightbit)
+		env.body_type = xstrdup("8BITMIME");
 	env.size = len;
 	envelope_add_rcpt(&env, orig->sender, NULL);
 	int rc = -1;
