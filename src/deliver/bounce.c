@@ -109,13 +109,18 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	              "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
 	              boundary);
 	strbuf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
-	if (b->success)
-		strbuf_lit(&o,
-		           "Your message was delivered as you asked to be told. A recipient\r\n"
-		           "marked \"relayed\" was handed to a mail system that does not send\r\n"
-		           "such reports: you will hear nothing more from it, not even if it\r\n"
-		           "fails there.\r\n\r\n");
-	else if (b->delayed)
+	int relayed = 0;
+	for (size_t i = 0; i < b->nrcpt; i++)
+		relayed |= b->rcpts[i].action && strcmp(b->rcpts[i].action, "relayed") == 0;
+	if (b->success) {
+		strbuf_lit(&o, "You asked to be told when your message was delivered. It was\r\n"
+		               "delivered to the recipients below.\r\n\r\n");
+		if (relayed)
+			strbuf_lit(
+			    &o, "A recipient marked \"relayed\" was handed on to a mail system\r\n"
+			        "that does not send such reports: you will hear nothing more\r\n"
+			        "about it from there, not even if it fails.\r\n\r\n");
+	} else if (b->delayed)
 		strbuf_lit(&o,
 		           "Your message could not be delivered yet. It will be retried; you\r\n"
 		           "do not need to send it again.\r\n\r\n");

@@ -132,15 +132,29 @@ static int is_foreign(const char *line, size_t len)
 	return 0;
 }
 
+/* The longest a line may be, from its first octets: RFC 3461 4 lets
+ * MAIL and RCPT carry the DSN parameters beyond RFC 5321's 512. */
+static size_t line_limit(const char *buf, size_t avail, int discarding)
+{
+	if (!discarding && avail >= 5 && buf[4] == ' ') {
+		if (ascii_strncasecmp(buf, "MAIL", 4) == 0)
+			return CMD_LINE_MAX_MAIL;
+		if (ascii_strncasecmp(buf, "RCPT", 4) == 0)
+			return CMD_LINE_MAX_RCPT;
+	}
+	return CMD_LINE_MAX;
+}
+
 enum cmd_frame_status cmd_frame(const char *buf, size_t avail, int discarding,
                                 struct cmd_frame *out)
 {
-	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	size_t limit = line_limit(buf, avail, discarding);
+	size_t window = avail < limit ? avail : limit;
 	const char *lf = memchr(buf, '\n', window);
 	memset(out, 0, sizeof(*out));
 	if (lf == NULL) {
-		/* 512 octets without LF: whatever comes, the line is too long. */
-		if (discarding || window == CMD_LINE_MAX) {
+		/* The limit without LF: whatever comes, the line is too long. */
+		if (discarding || window == limit) {
 			out->consumed = window;
 			return CMD_FRAME_DISCARD;
 		}

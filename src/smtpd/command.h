@@ -17,16 +17,22 @@
 #include "dsn.h"
 #include "reply.h"
 
-/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CR LF. */
+/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CR LF.
+ * RFC 3461 4 (DSN) adds 100 to MAIL (RET, ENVID) and 500 to RCPT
+ * (NOTIFY, ORCPT); CMD_WINDOW_MAX is the longest line of all. */
 #define CMD_LINE_MAX 512
+#define CMD_LINE_MAX_MAIL (CMD_LINE_MAX + 100)
+#define CMD_LINE_MAX_RCPT (CMD_LINE_MAX + 500)
+#define CMD_WINDOW_MAX CMD_LINE_MAX_RCPT
 
 /* Framing of command lines in the input (RFC 5321 2.3.8, 4.5.3.1.4). The
- * session passes the first min(available, CMD_LINE_MAX) octets of its
- * input and whether it is inside an over-long line. */
+ * session passes the first min(available, CMD_WINDOW_MAX) octets of its
+ * input and whether it is inside an over-long line; a line that starts
+ * with "MAIL " or "RCPT " may have the longer limits above. */
 enum cmd_frame_status {
 	CMD_FRAME_MORE,     /* no line end yet: wait for input */
 	CMD_FRAME_LINE,     /* a command line: take consumed octets, len of text */
-	CMD_FRAME_DISCARD,  /* inside a line over 512 octets: drop consumed, go on */
+	CMD_FRAME_DISCARD,  /* inside a line over its limit: drop consumed, go on */
 	CMD_FRAME_TOO_LONG, /* the end of an over-long line: drop consumed, 500 */
 };
 

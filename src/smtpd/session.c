@@ -907,7 +907,7 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
 		return 0;
-	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	size_t window = avail < CMD_WINDOW_MAX ? avail : CMD_WINDOW_MAX;
 	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
 	if (p == NULL)
 		fatalx("session: evbuffer_pullup failed");
@@ -917,7 +917,7 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 		return 0;
 	}
 	struct cmd_frame f;
-	char line[CMD_LINE_MAX + 1];
+	char line[CMD_WINDOW_MAX + 1];
 	switch (cmd_frame(p, window, s->discarding, &f)) {
 	case CMD_FRAME_MORE:
 		return 0;

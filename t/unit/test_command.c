@@ -88,6 +88,33 @@ Test(command, frame_table)
 	}
 }
 
+/* RFC 3461 4: MAIL may be 100 octets longer, RCPT 500 (DSN). */
+Test(command, frame_dsn_lengths)
+{
+	static const struct {
+		const char *verb;
+		size_t total; /* octets with CR LF */
+		enum cmd_frame_status want;
+	} cases[] = {
+	    {"MAIL ", 612, CMD_FRAME_LINE},    {"MAIL ", 613, CMD_FRAME_DISCARD},
+	    {"rcpt ", 1012, CMD_FRAME_LINE},   {"RCPT ", 1013, CMD_FRAME_DISCARD},
+	    {"NOOP ", 513, CMD_FRAME_DISCARD}, {"MAILX", 513, CMD_FRAME_DISCARD},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		char buf[2048];
+		size_t n = cases[i].total;
+		memset(buf, 'a', n);
+		memcpy(buf, cases[i].verb, 5);
+		memcpy(buf + n - 2, "\r\n", 2);
+		size_t window = n < CMD_WINDOW_MAX ? n : CMD_WINDOW_MAX;
+		struct cmd_frame f;
+		enum cmd_frame_status st = cmd_frame(buf, window, 0, &f);
+		cr_expect_eq(st, cases[i].want, "%s%zu: %d", cases[i].verb, n, st);
+		if (st == CMD_FRAME_LINE)
+			cr_expect_eq(f.len, n - 2);
+	}
+}
+
 Test(command, frame_pipelined_lines)
 {
 	const char *in = "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\nDATA\r\n";
