@@ -265,6 +265,33 @@ Test(dsn, relayed_report_for_a_next_hop_without_dsn)
 	finish(&s);
 }
 
+/* LMTP is final delivery (RFC 2033): without DSN at the LMTP server the
+ * report says "delivered", not "relayed". */
+Test(dsn, lmtp_delivery_reports_delivered)
+{
+	struct sink s;
+	static const char *const lm[] = {"--lmtp", NULL};
+	ob_base_conf(&D);
+	ob_sink_start(&s, D.dir, "lmtp", "127.0.0.1", h_free_port(), lm);
+	h_set(&D, "transport", "remote.test=lmtp:[127.0.0.1]:%d", s.port);
+	h_daemon_start(&D);
+	size_t len;
+	char *msg = h_make_message("dsn lmtp", "dsn-lmtp-1", &len);
+	const char *rcpts[] = {"x@remote.test|NOTIFY=SUCCESS", NULL};
+	py_send_mail("bob@local.test", "each", "", msg, len, rcpts);
+	char *rep = one_report();
+	static const char *const want[] = {
+	    "rcpts['x@remote.test']['Action'] == 'delivered'",
+	    "rcpts['x@remote.test']['Status'] == '2.0.0'",
+	    "rcpts['x@remote.test']['Diagnostic-Code'] == 'smtp; 250 2.0.0 <x@remote.test> "
+	    "delivered'",
+	    NULL};
+	check_report(rep, want);
+	free(rep);
+	free(msg);
+	finish(&s);
+}
+
 /* Failures: NEVER and a NOTIFY without FAILURE get no report (logged);
  * the others are in one report, RET=HDRS returning the headers only. */
 Test(dsn, never_and_hdrs_on_failure)
