@@ -8,7 +8,9 @@
  *
  * Strictness follows RFC 5321 4.1.1 and 4.1.2 with two tolerances that
  * common clients need and that cannot be abused: blanks after "FROM:" and
- * "TO:", and trailing blanks at the end of the line.
+ * "TO:", and trailing blanks at the end of the line. The DSN parameters
+ * (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are parsed by src/common/dsn.c,
+ * and MAIL and RCPT lines get the longer limits that RFC gives them.
  */
 #include <arpa/inet.h>
 #include <string.h>
