@@ -411,6 +411,18 @@ Test(dsn, delay_warning_only_when_asked)
 	check_report(rep, want);
 	cr_expect(h_log_has(&D, "to=<far1@remote.test>, NOTIFY=FAILURE: no delay notification"));
 	cr_expect(h_log_has(&D, "to=<far4@remote.test>, NOTIFY=NEVER: no delay notification"));
+	/* The queue listing shows each recipient's NOTIFY. */
+	char ctl[H_PATH];
+	const char *e = getenv("TEMPOMXCTL");
+	snprintf(ctl, sizeof(ctl), "%s", e && *e ? e : "./tempomxctl");
+	char *argv[] = {ctl, "-f", D.conf, "queue", "--json", NULL};
+	char *out = NULL;
+	cr_expect_eq(h_run(argv, NULL, 0, 20000, &out, NULL), 0, "%s", out ? out : "");
+	cr_expect(out && strstr(out, "\"address\":\"far2@remote.test\"") &&
+	              strstr(out, "\"notify\":\"DELAY\"") && strstr(out, "\"notify\":\"NEVER\"") &&
+	              strstr(out, "\"notify\":null"),
+	          "queue --json: %s", out ? out : "");
+	free(out);
 	free(rep);
 	free(msg);
 	finish(NULL);
