@@ -88,7 +88,7 @@ void dsn_notify_format(unsigned notify, char *buf, size_t size);
  * treated as absent. */
 int dsn_wants(const char *notify, unsigned what);
 
-/* The parameters for a next hop that offers DSN (RFC 3461 5.2.1), each
+/* The parameters for a next hop that offers DSN (RFC 3461), each
  * with a leading space, from the envelope's values (NULL: absent):
  * " RET=HDRS ENVID=..." and " NOTIFY=... ORCPT=...". malloc'd, or NULL
  * when there is nothing to send. */

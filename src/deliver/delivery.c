@@ -656,11 +656,11 @@ static void rjob_record(struct rjob *j)
 		if (res->code / 100 != 2 || !dsn_wants(r->notify, DSN_NOTIFY_SUCCESS))
 			continue;
 		if (j->rj.dsn)
-			/* RFC 3461 5.2.2: the next hop got NOTIFY and reports. */
+			/* RFC 3461: the next hop got NOTIFY and reports. */
 			log_info("%s: to=<%s>, NOTIFY=%s passed on to %s", m->id, r->addr,
 			         r->notify, j->rj.relay[0] ? j->rj.relay : "the next hop");
 		else
-			/* RFC 3461 5.2.3: it cannot; LMTP is final delivery. */
+			/* It cannot: we report (LMTP is final delivery). */
 			msg_success(m, j->idx[k], j->rj.opts.lmtp ? "delivered" : "relayed");
 	}
 	for (size_t k = 0; k < j->n; k++)

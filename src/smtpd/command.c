@@ -134,7 +134,7 @@ static int is_foreign(const char *line, size_t len)
 	return 0;
 }
 
-/* The longest a line may be, from its first octets: RFC 3461 4 lets
+/* The longest a line may be, from its first octets: RFC 3461 lets
  * MAIL and RCPT carry the DSN parameters beyond RFC 5321's 512. */
 static size_t line_limit(const char *buf, size_t avail, int discarding)
 {

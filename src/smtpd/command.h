@@ -18,7 +18,7 @@
 #include "reply.h"
 
 /* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CR LF.
- * RFC 3461 4 (DSN) adds 100 to MAIL (RET, ENVID) and 500 to RCPT
+ * RFC 3461 (DSN) adds 100 to MAIL (RET, ENVID) and 500 to RCPT
  * (NOTIFY, ORCPT); CMD_WINDOW_MAX is the longest line of all. */
 #define CMD_LINE_MAX 512
 #define CMD_LINE_MAX_MAIL (CMD_LINE_MAX + 100)

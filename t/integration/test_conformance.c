@@ -300,7 +300,7 @@ Test(conformance, command_battery)
 
 /* DSN (RFC 3461): offered after EHLO; every parameter in its valid
  * forms is accepted, in any case, with the longer RCPT line it allows
- * (section 4: 500 more octets), and the message is taken. */
+ * (500 more octets), and the message is taken. */
 Test(conformance, dsn_parameters)
 {
 	h_daemon_init(&D);
