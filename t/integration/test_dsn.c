@@ -196,6 +196,35 @@ Test(dsn, smtplib_success_report_for_local_delivery)
 	finish(NULL);
 }
 
+/* The RCPT's parameters wait with it while the mail store is asked about
+ * the recipient (recipient_verify, an LMTP probe to the sink). */
+Test(dsn, parameters_survive_recipient_verification)
+{
+	struct sink s;
+	static const char *const lm[] = {"--lmtp", NULL};
+	ob_base_conf(&D);
+	ob_sink_start(&s, D.dir, "store", "127.0.0.1", h_free_port(), lm);
+	h_set(&D, "recipient_verify", "lmtp:[127.0.0.1]:%d", s.port);
+	h_daemon_start(&D);
+	size_t len;
+	char *msg = h_make_message("dsn verify", "dsn-verify-1", &len);
+	const char *rcpts[] = {"alice@local.test|NOTIFY=SUCCESS|ORCPT=rfc822;A+2B1@local.test",
+	                       "carol@local.test|NOTIFY=SUCCESS", NULL};
+	py_send_mail("bob@local.test", "each", "ENVID=v1", msg, len, rcpts);
+	char *rep = one_report();
+	static const char *const want[] = {
+	    "sorted(rcpts) == ['alice@local.test', 'carol@local.test']",
+	    "rcpts['alice@local.test']['Original-Recipient'] == 'rfc822;A+1@local.test'",
+	    "rcpts['carol@local.test']['Original-Recipient'] is None",
+	    "rcpts['carol@local.test']['Action'] == 'delivered'",
+	    "msgf['Original-Envelope-Id'] == 'v1'",
+	    NULL};
+	check_report(rep, want);
+	free(rep);
+	free(msg);
+	finish(&s);
+}
+
 /* A next hop that offers DSN gets the parameters (re-encoded as xtext),
  * even after a deferral appended a record to the envelope, and reports
  * itself: no report from us. */
