@@ -51,6 +51,12 @@ struct smtp_message {
 	 * with its leading space, already in xtext (dsn.h). */
 	const char *dsn_mail;
 	const char *const *dsn_rcpt;
+	/* SMTPUTF8 (RFC 6531): given on MAIL when the server offers it;
+	 * needed when an address or the header is UTF-8, and then a server
+	 * that does not offer it fails the session with 550 5.6.7 (the next
+	 * host may offer it; RFC 6531 3.2). */
+	int smtputf8;
+	int needs_smtputf8;
 };
 #define SMTP_HEAD_MAX 4096
 

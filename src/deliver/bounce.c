@@ -8,6 +8,13 @@
  * BOUNCE_RETURN_MAX; ENVID and ORCPT come back as Original-Envelope-Id
  * and Original-Recipient.
  *
+ * A message that came with SMTPUTF8 gets the internationalised form of RFC
+ * 6533: report-type global-delivery-status, a message/global-delivery-status
+ * part whose UTF-8 addresses are "utf-8;" addresses written as they are, and
+ * the header section as message/global-headers; the report itself is then
+ * an SMTPUTF8 message (its envelope says so). Without SMTPUTF8 every value
+ * is printable ASCII, as before.
+ *
  * The report goes from the null sender (RFC 5321 section 4.5.5) to the
  * original sender and is queued in out/ like any other mail, with
  * bounce_of naming the original; delivery.c never bounces a message from
@@ -27,6 +34,7 @@
 #include "log.h"
 #include "spool.h"
 #include "strbuf.h"
+#include "utf8.h"
 #include "util.h"
 
 const char *bounce_suppressed(const struct envelope *orig)
@@ -75,6 +83,29 @@ static void add_printable(struct strbuf *b, const char *s, size_t max)
 	}
 }
 
+/* In an RFC 6533 report: well-formed UTF-8 characters are kept, anything
+ * else that is not printable ASCII becomes '?'. */
+static void add_text(struct strbuf *b, const char *s, size_t max, int utf8)
+{
+	if (!utf8) {
+		add_printable(b, s, max);
+		return;
+	}
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	const unsigned char *e = p + strnlen((const char *)p, max);
+	while (p < e) {
+		size_t n = *p >= 0x80 ? utf8_seq(p, e) : 0;
+		if (n > 0) {
+			strbuf_add(b, (const char *)p, n);
+			p += n;
+			continue;
+		}
+		char c = (*p >= 0x20 && *p < 0x7f) ? (char)*p : '?';
+		strbuf_add(b, &c, 1);
+		p++;
+	}
+}
+
 char *bounce_format(const struct bounce_report *b, size_t *len)
 {
 	struct strbuf o = STRBUF_INIT;
@@ -85,7 +116,7 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 
 	strbuf_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n", b->hostname);
 	strbuf_lit(&o, "To: <");
-	add_printable(&o, b->sender, 512);
+	add_text(&o, b->sender, 512, b->utf8);
 	strbuf_lit(&o, ">\r\n");
 	strbuf_printf(&o, "Subject: %s\r\n",
 	              b->success   ? "Successful Mail Delivery Report"
@@ -98,16 +129,17 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	strbuf_lit(&o, "Auto-Submitted: auto-replied\r\n");
 	strbuf_lit(&o, "MIME-Version: 1.0\r\n");
 	strbuf_printf(&o,
-	              "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+	              "Content-Type: multipart/report; report-type=%s;\r\n"
 	              "\tboundary=\"%s\"\r\n\r\n",
-	              boundary);
+	              b->utf8 ? "global-delivery-status" : "delivery-status", boundary);
 	strbuf_lit(&o, "This is a MIME-encapsulated message.\r\n\r\n");
 
 	/* Part 1: for a human. */
 	strbuf_printf(&o,
 	              "--%s\r\nContent-Description: Notification\r\n"
-	              "Content-Type: text/plain; charset=us-ascii\r\n\r\n",
-	              boundary);
+	              "Content-Type: text/plain; charset=%s\r\n%s\r\n",
+	              boundary, b->utf8 ? "utf-8" : "us-ascii",
+	              b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	strbuf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
 	int relayed = 0;
 	for (size_t i = 0; i < b->nrcpt; i++)
@@ -137,7 +169,7 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	for (size_t i = 0; i < b->nrcpt; i++) {
 		const struct bounce_rcpt *r = &b->rcpts[i];
 		strbuf_lit(&o, "<");
-		add_printable(&o, r->addr, 512);
+		add_text(&o, r->addr, 512, b->utf8);
 		strbuf_lit(&o, ">: ");
 		if (b->success)
 			add_printable(&o, r->action ? r->action : "delivered", 16);
@@ -154,8 +186,9 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	/* Part 2: RFC 3464 section 2, per-message then per-recipient fields. */
 	strbuf_printf(&o,
 	              "--%s\r\nContent-Description: Delivery report\r\n"
-	              "Content-Type: message/delivery-status\r\n\r\n",
-	              boundary);
+	              "Content-Type: message/%sdelivery-status\r\n%s\r\n",
+	              boundary, b->utf8 ? "global-" : "",
+	              b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	strbuf_printf(&o, "Reporting-MTA: dns; %s\r\n", b->hostname);
 	if (b->envid && *b->envid) {
 		strbuf_lit(&o, "Original-Envelope-Id: ");
@@ -166,8 +199,10 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	strbuf_printf(&o, "Arrival-Date: %s\r\n", arr);
 	for (size_t i = 0; i < b->nrcpt; i++) {
 		const struct bounce_rcpt *r = &b->rcpts[i];
-		strbuf_lit(&o, "\r\nFinal-Recipient: rfc822; ");
-		add_printable(&o, r->addr, 512);
+		/* RFC 6533 3: a non-ASCII address is of type utf-8. */
+		int u = b->utf8 && r->addr && utf8_has_8bit(r->addr);
+		strbuf_printf(&o, "\r\nFinal-Recipient: %s; ", u ? "utf-8" : "rfc822");
+		add_text(&o, r->addr, 512, u);
 		strbuf_lit(&o, "\r\n");
 		if (r->orcpt && strchr(r->orcpt, ';')) {
 			strbuf_lit(&o, "Original-Recipient: ");
@@ -189,18 +224,23 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	strbuf_lit(&o, "\r\n");
 
 	/* Part 3: the original headers (RFC 6522 text/rfc822-headers), or
-	 * the whole message (message/rfc822) under RET=FULL. */
+	 * the whole message (message/rfc822) under RET=FULL; for an SMTPUTF8
+	 * original their RFC 6533 and RFC 6532 3.7 forms, message/global-headers
+	 * and message/global, 8bit as their UTF-8 may be. */
 	if (b->full)
 		strbuf_printf(&o,
 		              "--%s\r\nContent-Description: Undelivered message\r\n"
-		              "Content-Type: message/rfc822\r\n%s\r\n",
-		              boundary, b->eightbit ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+		              "Content-Type: %s\r\n%s\r\n",
+		              boundary, b->utf8 ? "message/global" : "message/rfc822",
+		              b->eightbit || b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	else
 		strbuf_printf(&o,
 		              "--%s\r\nContent-Description: %s\r\n"
-		              "Content-Type: text/rfc822-headers\r\n\r\n",
+		              "Content-Type: %s\r\n%s\r\n",
 		              boundary,
-		              b->success ? "Message headers" : "Undelivered message headers");
+		              b->success ? "Message headers" : "Undelivered message headers",
+		              b->utf8 ? "message/global-headers" : "text/rfc822-headers",
+		              b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	strbuf_add(&o, b->headers ? b->headers : "", b->headers ? b->headers_len : 0);
 	if (b->headers_len > 0 && b->headers[b->headers_len - 1] != '\n')
 		strbuf_lit(&o, "\r\n");
@@ -303,6 +343,7 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	    .full = full,
 	    .full_cut = want_full && !full,
 	    .eightbit = eightbit,
+	    .utf8 = orig->smtputf8,
 	};
 	size_t len;
 	char *text = bounce_format(&rep, &len);
@@ -325,6 +366,8 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	if (eightbit)
 		env.body_type = xstrdup("8BITMIME");
 	env.size = len;
+	env.hops = 0; /* the report's header has no Received: field */
+	env.smtputf8 = orig->smtputf8;
 	envelope_add_rcpt(&env, orig->sender, NULL);
 	int rc = -1;
 	if (spool_create(sp, &env, &sf) == 0) {

@@ -1,5 +1,6 @@
 /*
- * bounce.h: delivery status notifications (bounce.c), RFC 3464.
+ * bounce.h: delivery status notifications (bounce.c), RFC 3464, and RFC 6533
+ * for internationalised (SMTPUTF8) messages.
  */
 #ifndef TEMPOMX_BOUNCE_H
 #define TEMPOMX_BOUNCE_H
@@ -39,6 +40,10 @@ struct bounce_report {
 	 * was asked for but the message is over BOUNCE_RETURN_MAX, so only
 	 * its header section is returned. */
 	int full, full_cut, eightbit;
+	/* The original came with SMTPUTF8: an RFC 6533 report
+	 * (global-delivery-status, message/global-headers) that keeps UTF-8
+	 * addresses and header fields as they are. */
+	int utf8;
 };
 
 /* A failure report returns at most this much of the original: its

@@ -21,13 +21,21 @@
  * message with recipients left to do waits in deferred/; a timer set to
  * the earliest known retry time, and a periodic rescan, bring it back.
  *
+ * Internationalised mail (SMTPUTF8, RFC 6531): each SMTP/LMTP job says
+ * whether its transaction needs SMTPUTF8 (a UTF-8 address in it, or UTF-8
+ * in the header of a message that came with SMTPUTF8); the client passes
+ * the parameter where it is offered and fails the host with 550 5.6.7
+ * where it is not, so the recipient bounces (RFC 6533 report) unless
+ * another MX host takes it. A U-label domain is grouped and looked up as
+ * its A-label.
+ *
  * The loop never blocks. SMTP and LMTP transactions and their DNS lookups
  * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
  * Maildir writes, envelope updates, removals and deferred-queue scans (file
- * I/O with fsync) run in a small pool of threads (workpool.c,
- * delivery_threads), and each result is handed back to the loop through
- * an eventfd. The loop alone touches the message state.
+ * I/O with fsync) run in the common pool of threads
+ * (src/common/threadpool.c, delivery_threads), and each result is handed
+ * back to the loop. The loop alone touches the message state.
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
  * envelope only after its Maildir file is durable (maildir_deliver()
@@ -57,13 +65,15 @@
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
-#include "workpool.h"
+#include "maildir_path.h"
 #include "remote.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
 #include "stats.h"
 #include "tempomx.h"
+#include "threadpool.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Messages open at once, per worker thread (each holds a descriptor), plus
@@ -119,7 +129,7 @@ struct msg {
 	/* Remote jobs being formed, by destination (msg_start only). */
 	struct rjob *forming;
 	/* The final envelope update or removal. */
-	struct task fin;
+	struct threadpool_job fin;
 	int fin_remove;
 	int fin_rc, fin_errno;
 	struct event *retry_ev;
@@ -142,7 +152,7 @@ struct rjob {
 
 /* One recipient's Maildir delivery. */
 struct job {
-	struct task t; /* first: the task pointer is the job pointer */
+	struct threadpool_job t; /* first: the pool's job pointer is the job pointer */
 	struct msg *m;
 	size_t ri;
 	char *rcpt; /* address delivered to (postmaster mapped) */
@@ -155,7 +165,7 @@ struct job {
 
 /* A pass over deferred/: move due (or, for a flush, all) messages to out/. */
 struct sweep {
-	struct task t;
+	struct threadpool_job t;
 	struct delivery *d;
 	int force;
 	size_t moved, seen;
@@ -168,7 +178,7 @@ struct delivery {
 	struct spool sp;
 	struct spool_watch *watch;
 	int64_t interval;
-	struct pool pool;
+	struct threadpool *pool;
 	struct remote *remote;
 	struct idlist waiting; /* messages in out/, oldest first */
 	struct msg *active;
@@ -194,7 +204,8 @@ static void delivery_kick(struct delivery *d)
 
 static void delivery_maybe_exit(struct delivery *d)
 {
-	if (d->stopping && d->nactive == 0 && d->pool.busy == 0 && !remote_busy(d->remote))
+	if (d->stopping && d->nactive == 0 && threadpool_pending(d->pool) == 0 &&
+	    !remote_busy(d->remote))
 		event_base_loopexit(d->base, NULL);
 }
 
@@ -262,7 +273,7 @@ static void set_reply(struct rcpt *r, const char *text)
 
 /* ---- finishing a message: remove it, or defer it ---- */
 
-static void fin_work(struct task *t)
+static void fin_work(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -324,10 +335,10 @@ static void fin_work(struct task *t)
 static void fin_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct msg *m = arg;
-	pool_submit(&m->d->pool, &m->fin);
+	threadpool_submit(m->d->pool, &m->fin);
 }
 
-static void fin_done(struct task *t)
+static void fin_done(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -510,12 +521,12 @@ static void msg_finish(struct msg *m)
 	}
 	m->fin.work = fin_work;
 	m->fin.done = fin_done;
-	pool_submit(&d->pool, &m->fin);
+	threadpool_submit(d->pool, &m->fin);
 }
 
 /* ---- one recipient ---- */
 
-static void job_work(struct task *t)
+static void job_work(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -536,7 +547,7 @@ static void job_work(struct task *t)
 	j->finished = wall_usec();
 }
 
-static void job_done(struct task *t)
+static void job_done(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -583,7 +594,9 @@ static void job_done(struct task *t)
 /* ---- remote recipients (SMTP, LMTP) ---- */
 
 /* Received: header lines in the message's header section (RFC 5321
- * 6.3: a count above max_hops is a mail loop). */
+ * 6.3: a count above max_hops is a mail loop), for a message whose
+ * envelope does not carry the count smtpd made (written before the
+ * envelope had it, or a local submission). */
 static int count_hops(int fd, size_t body_off, uint64_t size)
 {
 	char buf[65536];
@@ -607,6 +620,39 @@ static int count_hops(int fd, size_t body_off, uint64_t size)
 		p = nl + 1;
 	}
 	return hops;
+}
+
+/* Whether the header section (up to the empty line) has an octet >= 0x80,
+ * i.e. UTF-8 header fields (RFC 6532). Read in pieces, so a header
+ * section of any size header_size_limit allows is seen whole. */
+static int header_has_8bit(int fd, size_t body_off, uint64_t size)
+{
+	char buf[16384];
+	uint64_t off = 0;
+	int bol = 1;
+	while (off < size) {
+		size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		ssize_t r;
+		do
+			r = pread(fd, buf, want, (off_t)(body_off + off));
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			return 0;
+		for (ssize_t i = 0; i < r; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c >= 0x80)
+				return 1;
+			if (c == '\n') {
+				if (bol)
+					return 0; /* the empty line */
+				bol = 1;
+			} else if (c != '\r' || !bol) {
+				bol = 0;
+			}
+		}
+		off += (uint64_t)r;
+	}
+	return 0;
 }
 
 /* Record the outcome of a job in the recipients, log it, free the job. */
@@ -695,10 +741,15 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 {
 	struct rjob *j;
 	char perr[200], lit[ROUTE_LITERAL_MAX], canon[ROUTE_LITERAL_MAX + 8];
+	char ace[256];
 	int v6;
 	if (route_literal(domain, lit, sizeof(lit), &v6) == 1) {
 		snprintf(canon, sizeof(canon), "[%s%s]", v6 ? "IPv6:" : "", lit);
 		domain = canon;
+	} else if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0) {
+		/* RFC 6531 3.2: DNS is asked for the A-label form; the
+		 * recipients keep their U-labels on the wire. */
+		domain = ace;
 	}
 	int pol = route_tls_policy(cf->tls_policy, domain, rt->host, perr, sizeof(perr));
 	if (pol < 0) {
@@ -760,19 +811,35 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 }
 
 /* Submit the jobs formed by msg_start to remote.c. A message with more
- * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3); the
- * header section is at most 64 KiB of a file just opened, read inline. */
+ * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3). The
+ * count is the envelope's, made by smtpd at receive time; without one the
+ * header section (at most 64 KiB of a file just opened) is read inline. */
 static void rjob_submit_all(struct msg *m)
 {
-	int hops = -1;
-	if (m->forming)
-		hops = count_hops(m->fd, m->body_off, m->env.size);
+	int hops = m->env.hops, utf8_header = 0;
+	if (m->forming) {
+		if (hops < 0)
+			hops = count_hops(m->fd, m->body_off, m->env.size);
+		if (m->env.smtputf8)
+			utf8_header = header_has_8bit(m->fd, m->body_off, m->env.size);
+	}
 	while (m->forming) {
 		struct rjob *j = m->forming;
 		m->forming = j->next;
 		j->rj.msg.rcpts = j->addrs;
 		j->rj.msg.nrcpt = j->n;
 		j->rj.msg.dsn_rcpt = (const char *const *)j->dsn_rcpt;
+		/* RFC 6531 3.2: what needs SMTPUTF8 of the next hop is a
+		 * non-ASCII address of this transaction or, in a message
+		 * received with SMTPUTF8, a UTF-8 header field. 8-bit octets in
+		 * the body only (or in the header of a message that did not
+		 * say SMTPUTF8) go on as before, with BODY=8BITMIME. */
+		j->rj.msg.smtputf8 = m->env.smtputf8;
+		j->rj.msg.needs_smtputf8 =
+		    utf8_has_8bit(j->rj.msg.sender) || (m->env.smtputf8 && utf8_header);
+		for (size_t i = 0; i < j->n; i++)
+			if (utf8_has_8bit(j->addrs[i]))
+				j->rj.msg.needs_smtputf8 = 1;
 		j->rj.res = xcalloc(j->n, sizeof(*j->rj.res));
 		m->tried = 1;
 		if (hops > m->d->rt->cf->max_hops) {
@@ -844,7 +911,7 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 	j->queued = wall_usec();
 	m->jobs_left++;
 	m->tried = 1;
-	pool_submit(&m->d->pool, &j->t);
+	threadpool_submit(m->d->pool, &j->t);
 }
 
 /* A version 2 file in out/ without a scan result, while scanning is on:
@@ -941,7 +1008,7 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 
 /* ---- deferred/ ---- */
 
-static void sweep_work(struct task *t)
+static void sweep_work(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -995,7 +1062,7 @@ static void delivery_due(struct delivery *d, int64_t t)
 	d->due_at = t;
 }
 
-static void sweep_done(struct task *t)
+static void sweep_done(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -1033,7 +1100,7 @@ static void sweep_start(struct delivery *d, int force)
 	s->d = d;
 	s->force = force;
 	d->sweeping = 1;
-	pool_submit(&d->pool, &s->t);
+	threadpool_submit(d->pool, &s->t);
 }
 
 static void sweep_timer(evutil_socket_t fd, short what, void *arg)
@@ -1043,21 +1110,26 @@ static void sweep_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up, signals ---- */
 
-static int delivery_watch(struct delivery *d)
+/* The periodic pass over deferred/ runs with the queue rescan. */
+static void delivery_sweep_every(struct delivery *d, int64_t interval)
 {
-	int64_t interval = d->rt->cf->queue_rescan_interval;
 	struct timeval tv = {(time_t)interval, 0};
-
-	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
-	if (d->watch == NULL) {
-		log_warn("cannot watch the out queue");
-		return -1;
-	}
 	if (d->sweep_ev == NULL)
 		d->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_timer, d);
 	if (d->sweep_ev == NULL || event_add(d->sweep_ev, &tv) < 0)
 		fatalx("cannot add the retry timer");
 	d->interval = interval;
+}
+
+static int delivery_watch(struct delivery *d)
+{
+	int64_t interval = d->rt->cf->queue_rescan_interval;
+	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
+	if (d->watch == NULL) {
+		log_warn("cannot watch the out queue");
+		return -1;
+	}
+	delivery_sweep_every(d, interval);
 	return 0;
 }
 
@@ -1098,14 +1170,8 @@ static void delivery_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		if (d->stopping || runtime_reload(d->rt) < 0)
 			break;
-		if (d->rt->cf->queue_rescan_interval != d->interval) {
-			spool_watch_free(d->watch);
-			d->watch = NULL;
-			if (delivery_watch(d) < 0)
-				delivery_stop(d);
-		} else {
-			spool_watch_rescan(d->watch);
-		}
+		if (spool_watch_reload(d->watch, d->rt->cf->queue_rescan_interval))
+			delivery_sweep_every(d, d->rt->cf->queue_rescan_interval);
 		break;
 	case SIGUSR1:
 		/* Flush: every deferred message is retried now. */
@@ -1131,18 +1197,14 @@ int delivery_main(struct runtime *rt)
 	if (d.base == NULL)
 		fatalx("event_base_new failed");
 	size_t nthreads = (size_t)rt->cf->delivery_threads;
-	pool_init(&d.pool, d.base, nthreads);
+	d.pool = threadpool_new(d.base, "delivery", (unsigned)nthreads);
 	d.remote = remote_new(d.base);
 	d.max_active = nthreads * DELIVERY_ACTIVE_PER_THREAD;
 	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
 	if (d.work_ev == NULL)
 		fatalx("event_new failed");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		d.sig_ev[i] = evsignal_new(d.base, sigs[i], delivery_signal, &d);
-		if (d.sig_ev[i] == NULL || evsignal_add(d.sig_ev[i], NULL) < 0)
-			fatalx("cannot handle signal %d", sigs[i]);
-	}
-	runtime_signals_ready();
+	runtime_child_signals(d.base, sigs, sizeof(sigs) / sizeof(sigs[0]), delivery_signal, &d,
+	                      d.sig_ev);
 	if (delivery_watch(&d) < 0) {
 		status = 1;
 	} else {
@@ -1160,7 +1222,7 @@ int delivery_main(struct runtime *rt)
 
 	/* Every task has finished (the loop only exits when none is
 	 * left), so the threads are idle. */
-	pool_free(&d.pool);
+	threadpool_free(d.pool);
 	remote_free(d.remote);
 	while (d.active)
 		msg_free(d.active);

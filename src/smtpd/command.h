@@ -109,6 +109,7 @@ struct cmd_mail {
 	int has_size;
 	uint64_t size; /* SIZE=; UINT64_MAX when it overflows */
 	enum cmd_body body;
+	int smtputf8;                   /* SMTPUTF8 (RFC 6531 3.4) */
 	struct dsn_mail dsn;            /* RET=, ENVID= (RFC 3461) */
 	char param[CMD_PARAM_NAME_MAX]; /* the offending keyword, for replies */
 };
@@ -121,16 +122,21 @@ struct cmd_rcpt {
 };
 
 /* "FROM:<path> [SP params]" (RFC 5321 4.1.1.2, RFC 1870 SIZE, RFC 6152
- * BODY, RFC 3461 RET and ENVID: dsn.c). addr_flags are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE
- * (the session always adds ADDR_ALLOW_LITERAL: a literal is refused, if at
- * all, by policy). Returns RPL_NONE,
- * RPL_MAIL_SYNTAX, RPL_BAD_SENDER, RPL_PARAM_SYNTAX, RPL_PARAM_DUP or
- * RPL_PARAM_UNKNOWN (anything we do not advertise: SMTPUTF8, AUTH). */
+ * BODY, RFC 6531 SMTPUTF8, RFC 3461 RET and ENVID: dsn.c). addr_flags
+ * are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE (the session always
+ * adds ADDR_ALLOW_LITERAL: a literal is refused, if at all, by policy);
+ * UTF-8 in the path is allowed when the SMTPUTF8 parameter is given.
+ * Returns RPL_NONE, RPL_MAIL_SYNTAX, RPL_BAD_SENDER, RPL_MAIL_NOT_ASCII
+ * (UTF-8 without SMTPUTF8; addr_err ADDR_ERR_8BIT), RPL_PARAM_SYNTAX,
+ * RPL_PARAM_DUP or RPL_PARAM_UNKNOWN (anything we do not advertise:
+ * AUTH). */
 enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct cmd_mail *out);
 
 /* "TO:<path> [SP params]". addr_flags are added to ADDR_ALLOW_POSTMASTER
- * | ADDR_ALLOW_ROUTE. NOTIFY and ORCPT (RFC 3461, dsn.c) are the RCPT
- * parameters; any other is RPL_PARAM_UNKNOWN once its syntax is right. */
+ * | ADDR_ALLOW_ROUTE (the session adds ADDR_ALLOW_UTF8 in an SMTPUTF8
+ * transaction; without it a non-ASCII path is RPL_RCPT_NOT_ASCII). NOTIFY
+ * and ORCPT (RFC 3461, dsn.c) are the RCPT parameters; any other is
+ * RPL_PARAM_UNKNOWN once its syntax is right. */
 enum reply_id cmd_parse_rcpt(const char *arg, size_t len, int addr_flags, struct cmd_rcpt *out);
 
 #endif

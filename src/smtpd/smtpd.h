@@ -194,6 +194,10 @@ size_t session_nrcpt(const struct session *s);
 const char *session_rcpt(const struct session *s, size_t i);
 /* Octets received and not taken yet. */
 size_t session_input_pending(const struct session *s);
+/* The transaction's message is being sent with BDAT (RFC 3030): its
+ * octets follow each command at once, so input waiting at the decision
+ * is not a body sent too early. */
+int session_chunking(const struct session *s);
 /* A reply is being held back (patience test). */
 int session_holding(const struct session *s);
 /* The queue ID of the message being received or just committed. */

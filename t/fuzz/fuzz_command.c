@@ -76,6 +76,11 @@ static void parse_line(const char *line, size_t len, int flags)
 				CHECK(!m.addr.is_literal);
 			if (m.has_size)
 				CHECK(memmem(cmd.arg, cmd.arglen, "=", 1) != NULL);
+			/* UTF-8 only with SMTPUTF8 (RFC 6531 3.4). */
+			if (m.addr.is_utf8 && !(flags & ADDR_ALLOW_UTF8))
+				CHECK(m.smtputf8);
+		} else if (r == RPL_MAIL_NOT_ASCII) {
+			CHECK(m.addr_err == ADDR_ERR_8BIT && !(flags & ADDR_ALLOW_UTF8));
 		} else if (r == RPL_BAD_SENDER) {
 			CHECK(m.addr_err != ADDR_OK);
 			CHECK(addr_strerror(m.addr_err) != NULL);
@@ -90,6 +95,9 @@ static void parse_line(const char *line, size_t len, int flags)
 		if (r == RPL_NONE) {
 			check_addr(&rc.addr);
 			CHECK(!rc.addr.is_null);
+			CHECK(!rc.addr.is_utf8 || (flags & ADDR_ALLOW_UTF8));
+		} else if (r == RPL_RCPT_NOT_ASCII) {
+			CHECK(rc.addr_err == ADDR_ERR_8BIT && !(flags & ADDR_ALLOW_UTF8));
 		} else if (r == RPL_BAD_RCPT) {
 			CHECK(rc.addr_err != ADDR_OK);
 		}

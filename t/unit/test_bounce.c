@@ -169,3 +169,57 @@ Test(bounce, full_message_returned)
 	cr_expect(strstr(m, "Content-Type: text/rfc822-headers\r\n") != NULL);
 	free(m);
 }
+
+/* RFC 6533: a report about a message that came with SMTPUTF8 is a
+ * global-delivery-status report that keeps UTF-8 addresses and headers
+ * (well-formed UTF-8 only). */
+Test(bounce, report_layout_utf8)
+{
+	struct bounce_rcpt r[2] = {
+	    {.addr = "j\xc3\xb6rg@remote.test", .diag = "550 5.6.7 needs SMTPUTF8"},
+	    {.addr = "plain@remote.test", .diag = "550 5.6.7 bad \xc3 octet"},
+	};
+	strcpy(r[0].status, "5.6.7");
+	strcpy(r[1].status, "5.6.7");
+	const char hdrs[] = "Subject: Gr\xc3\xbc\xc3\x9f"
+	                    "e\r\n";
+	struct bounce_report b = {
+	    .hostname = "mx.local.test",
+	    .id = "06B07CF6A1E2400012F000",
+	    .sender = "\xe7\x94\xa8\xe6\x88\xb7@b\xc3\xbc"
+	              "cher.example",
+	    .arrival = 1795673962,
+	    .now = 1795674000,
+	    .rcpts = r,
+	    .nrcpt = 2,
+	    .headers = hdrs,
+	    .headers_len = sizeof(hdrs) - 1,
+	    .utf8 = 1,
+	};
+	size_t len;
+	char *m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "report-type=global-delivery-status;") != NULL);
+	cr_expect(strstr(m, "To: <\xe7\x94\xa8\xe6\x88\xb7@b\xc3\xbc"
+	                    "cher.example>\r\n") != NULL);
+	cr_expect(strstr(m, "Content-Type: message/global-delivery-status\r\n") != NULL);
+	cr_expect(strstr(m, "Final-Recipient: utf-8; j\xc3\xb6rg@remote.test\r\n") != NULL, "%s",
+	          m);
+	cr_expect(strstr(m, "Final-Recipient: rfc822; plain@remote.test\r\n") != NULL);
+	cr_expect(strstr(m, "Diagnostic-Code: smtp; 550 5.6.7 bad ? octet\r\n") != NULL,
+	          "malformed UTF-8 reached the report");
+	cr_expect(strstr(m, "Content-Type: message/global-headers\r\n"
+	                    "Content-Transfer-Encoding: 8bit\r\n\r\nSubject: Gr\xc3\xbc\xc3\x9f"
+	                    "e\r\n") != NULL);
+	cr_expect(strstr(m, "charset=utf-8") != NULL);
+	free(m);
+
+	/* The same without SMTPUTF8: printable ASCII only. */
+	b.utf8 = 0;
+	m = bounce_format(&b, &len);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)m[i] >= 0x80)
+			cr_assert(strstr(m, "Content-Type: text/rfc822-headers") < m + i,
+			          "8-bit octet outside the returned headers at %zu", i);
+	cr_expect(strstr(m, "Final-Recipient: rfc822; j??rg@remote.test\r\n") != NULL);
+	free(m);
+}
