@@ -223,3 +223,54 @@ Test(bounce, report_layout_utf8)
 	cr_expect(strstr(m, "Final-Recipient: rfc822; j??rg@remote.test\r\n") != NULL);
 	free(m);
 }
+
+/* Both at once: a failure report about an SMTPUTF8 message with RET=FULL
+ * and ENVID/ORCPT is a global-delivery-status report that returns the
+ * message as message/global (RFC 6532 3.7), 8bit, with the DSN fields. */
+Test(bounce, full_message_returned_utf8)
+{
+	struct bounce_rcpt r = {.addr = "j\xc3\xb6rg@remote.test",
+	                        .orcpt = "rfc822;joerg@remote.test",
+	                        .diag = "550 5.1.1 no user"};
+	strcpy(r.status, "5.1.1");
+	const char msg[] = "Subject: Gr\xc3\xbc\xc3\x9f"
+	                   "e\r\n\r\nbody line\r\n";
+	struct bounce_report b = {
+	    .hostname = "mx.local.test",
+	    .id = "06B07CF6A1E2400012F000",
+	    .sender = "alice@local.test",
+	    .envid = "env-42",
+	    .arrival = 1795673962,
+	    .now = 1795674000,
+	    .rcpts = &r,
+	    .nrcpt = 1,
+	    .headers = msg,
+	    .headers_len = sizeof(msg) - 1,
+	    .full = 1,
+	    .utf8 = 1,
+	};
+	size_t len;
+	char *m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "report-type=global-delivery-status;") != NULL);
+	cr_expect(strstr(m, "Original-Envelope-Id: env-42\r\n") != NULL, "%s", m);
+	cr_expect(strstr(m, "Final-Recipient: utf-8; j\xc3\xb6rg@remote.test\r\n"
+	                    "Original-Recipient: rfc822;joerg@remote.test\r\n") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "Content-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n"
+	                    "\r\nSubject: Gr\xc3\xbc\xc3\x9f"
+	                    "e\r\n\r\nbody line\r\n\r\n--") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "message/rfc822") == NULL);
+	cr_expect(strstr(m, "message/global-headers") == NULL);
+	free(m);
+	/* Too large for RET=FULL: the header section as message/global-headers. */
+	b.full = 0;
+	b.full_cut = 1;
+	b.headers_len = 18;
+	m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "too large to be returned whole") != NULL);
+	cr_expect(strstr(m, "Content-Type: message/global-headers\r\n"
+	                    "Content-Transfer-Encoding: 8bit\r\n\r\n") != NULL,
+	          "%s", m);
+	free(m);
+}
