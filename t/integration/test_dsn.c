@@ -5,7 +5,9 @@
  * the sender's Maildir are parsed with Python's email package and their
  * fields checked; what reaches a next hop is what the capture sink
  * (outbound_sink.py, with and without --dsn) saw on the wire. Raw sockets
- * send the malformed parameters no client would.
+ * send the malformed parameters no client would. The last tests mix DSN
+ * with SMTPUTF8: next hops with both, either or neither, and reports of
+ * SMTPUTF8 messages in the RFC 6533 form with the DSN fields.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -562,6 +564,164 @@ Test(dsn, junk_gets_no_report)
 	h_sleep_ms(500);
 	cr_expect_eq(sender_reports(), 0, "junk got a report");
 	free(d);
+	free(msg);
+	finish(&s);
+}
+
+/* DSN together with SMTPUTF8 (RFC 6531, reports in the RFC 6533 form).
+ * "j\u00f6rg", UTF-8 in C. */
+#define JOERG "j\xc3\xb6rg"
+
+/* The one report in the sender's Maildir is an RFC 6533 report whose
+ * parts are, in order, of the types in want3 (a Python list), and whose
+ * text holds each of needles. The report is removed afterwards. */
+static void check_global_report(const char *want3, const char *const *needles)
+{
+	static const char script[] =
+	    "import email, sys\n"
+	    "m = email.message_from_binary_file(open(sys.argv[1], 'rb'))\n"
+	    "assert m.get_content_type() == 'multipart/report', m.get_content_type()\n"
+	    "assert m.get_param('report-type') == 'global-delivery-status', m.get_params()\n"
+	    "got = [x.get_content_type() for x in m.get_payload()]\n"
+	    "assert got == eval(sys.argv[2]), got\n";
+	char *rep = one_report();
+	char *argv[] = {"/usr/bin/python3", "-c", (char *)script, rep, (char *)want3, NULL};
+	char *out = NULL;
+	int st = h_run(argv, NULL, 0, 20000, &out, NULL);
+	cr_expect_eq(st, 0, "report %s:\n%s", rep, out ? out : "");
+	free(out);
+	size_t len;
+	char *f = h_read_file(rep, &len);
+	cr_assert_not_null(f);
+	for (int i = 0; needles[i]; i++)
+		cr_expect(h_contains(f, len, needles[i]), "no \"%s\" in:\n%s", needles[i], f);
+	free(f);
+	unlink(rep);
+	free(rep);
+}
+
+/* Does the line of the sink's record that begins with key (key starts
+ * with the LF before it) hold what? */
+static int env_line_has(const char *env, const char *key, const char *what)
+{
+	const char *p = strstr(env, key);
+	if (p == NULL)
+		return 0;
+	const char *e = strchr(p + 1, '\n');
+	size_t n = e ? (size_t)(e - p) : strlen(p);
+	char *line = strndup(p, n);
+	int r = strstr(line, what) != NULL;
+	free(line);
+	return r;
+}
+
+/* A next hop that offers both gets SMTPUTF8 and RET/ENVID on MAIL and
+ * NOTIFY/ORCPT with the UTF-8 recipient. A recipient it refuses comes
+ * back to the sender in the RFC 6533 form with the DSN fields, and under
+ * RET=FULL the whole message as message/global. */
+Test(dsn, smtputf8_and_dsn_to_a_hop_that_offers_both)
+{
+	struct sink s;
+	static const char *const extra[] = {"--dsn", "--smtputf8", NULL};
+	sink_conf(&s, extra);
+	size_t len;
+	char *msg = h_make_message("dsn utf8", "dsn-utf8-1", &len);
+	const char *rcpts[] = {JOERG "@remote.test|NOTIFY=SUCCESS|ORCPT=rfc822;joerg@remote.test",
+	                       NULL};
+	py_send_mail("bob@local.test", "each", "SMTPUTF8|RET=FULL|ENVID=u8+2Benv", msg, len, rcpts);
+	char *env = NULL;
+	int got = ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL);
+	if (!got)
+		h_dump_log(&D, 40);
+	cr_assert(got, "nothing reached the next hop");
+	cr_expect(env_line_has(env, "\nmail-params ", " SMTPUTF8"), "no SMTPUTF8:\n%s", env);
+	cr_expect(env_line_has(env, "\nmail-params ", " RET=FULL ENVID=u8+2Benv"),
+	          "no DSN parameters on MAIL:\n%s", env);
+	cr_expect(strstr(env, "\nrcpt " JOERG "@remote.test\n") != NULL, "%s", env);
+	cr_expect(strstr(env, "\nrcpt-params NOTIFY=SUCCESS ORCPT=rfc822;joerg@remote.test\n") !=
+	              NULL,
+	          "RCPT parameters:\n%s", env);
+	free(env);
+	cr_expect(h_spool_wait_idle(&D, 5000));
+	h_sleep_ms(300);
+	cr_expect_eq(sender_reports(), 0, "we reported what the next hop reports");
+
+	const char *refused[] = {
+	    "unknown" JOERG "@remote.test|NOTIFY=FAILURE|ORCPT=rfc822;u@remote.test", NULL};
+	py_send_mail("bob@local.test", "each", "SMTPUTF8|RET=FULL|ENVID=u8fail", msg, len, refused);
+	static const char *const want[] = {
+	    "\r\nOriginal-Envelope-Id: u8fail\r\n",
+	    "\r\nFinal-Recipient: utf-8; unknown" JOERG "@remote.test\r\n"
+	    "Original-Recipient: rfc822;u@remote.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+	    "Content-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n",
+	    "First line of the body, token dsn-utf8-1.", NULL};
+	check_global_report("['text/plain', 'message/global-delivery-status', 'message/global']",
+	                    want);
+	free(msg);
+	finish(&s);
+}
+
+/* A next hop with DSN but without SMTPUTF8: an SMTPUTF8 message with
+ * ASCII addresses and header goes there with RET/ENVID and without
+ * SMTPUTF8; a UTF-8 recipient is never sent there and bounces with 5.6.7
+ * in the RFC 6533 form, with its ENVID and ORCPT. */
+Test(dsn, smtputf8_message_to_a_hop_with_dsn_only)
+{
+	struct sink s;
+	static const char *const extra[] = {"--dsn", NULL};
+	sink_conf(&s, extra);
+	size_t len;
+	char *msg = h_make_message("dsn ascii", "dsn-utf8-2", &len);
+	const char *ascii[] = {"x@remote.test|NOTIFY=FAILURE", NULL};
+	py_send_mail("bob@local.test", "each", "SMTPUTF8|RET=HDRS|ENVID=a1", msg, len, ascii);
+	char *env = NULL;
+	cr_assert(ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL), "nothing reached the next hop");
+	cr_expect(env_line_has(env, "\nmail-params ", " RET=HDRS ENVID=a1"), "%s", env);
+	cr_expect(!env_line_has(env, "\nmail-params ", "SMTPUTF8"),
+	          "SMTPUTF8 sent to a server that does not offer it:\n%s", env);
+	cr_expect(strstr(env, "\nrcpt-params NOTIFY=FAILURE\n") != NULL, "%s", env);
+	free(env);
+
+	const char *utf8[] = {JOERG "@remote.test|NOTIFY=FAILURE|ORCPT=rfc822;joerg@remote.test",
+	                      NULL};
+	py_send_mail("bob@local.test", "each", "SMTPUTF8|ENVID=u2", msg, len, utf8);
+	static const char *const want[] = {
+	    "\r\nOriginal-Envelope-Id: u2\r\n",
+	    "\r\nFinal-Recipient: utf-8; " JOERG "@remote.test\r\n"
+	    "Original-Recipient: rfc822;joerg@remote.test\r\nAction: failed\r\nStatus: 5.6.7\r\n",
+	    NULL};
+	check_global_report(
+	    "['text/plain', 'message/global-delivery-status', 'message/global-headers']", want);
+	cr_expect_eq(ob_sink_count(&s), 1, "a UTF-8 recipient reached a server without SMTPUTF8");
+	free(msg);
+	finish(&s);
+}
+
+/* A next hop with SMTPUTF8 but without DSN gets SMTPUTF8 and no DSN
+ * parameter; who asked for success hears "relayed" from us, in the
+ * RFC 6533 form. */
+Test(dsn, smtputf8_message_to_a_hop_without_dsn)
+{
+	struct sink s;
+	static const char *const extra[] = {"--smtputf8", NULL};
+	sink_conf(&s, extra);
+	size_t len;
+	char *msg = h_make_message("dsn relayed utf8", "dsn-utf8-3", &len);
+	const char *rcpts[] = {JOERG "@remote.test|NOTIFY=SUCCESS,FAILURE", NULL};
+	py_send_mail("bob@local.test", "each", "SMTPUTF8|ENVID=u3", msg, len, rcpts);
+	char *env = NULL;
+	cr_assert(ob_sink_wait(&s, 1, WAIT_MS, &env, NULL, NULL), "nothing reached the next hop");
+	cr_expect(env_line_has(env, "\nmail-params ", " SMTPUTF8"), "%s", env);
+	cr_expect(strstr(env, "ENVID=") == NULL && strstr(env, "NOTIFY=") == NULL,
+	          "DSN parameters sent to a server that does not offer DSN:\n%s", env);
+	free(env);
+	static const char *const want[] = {"\r\nOriginal-Envelope-Id: u3\r\n",
+	                                   "\r\nFinal-Recipient: utf-8; " JOERG
+	                                   "@remote.test\r\nAction: relayed\r\n"
+	                                   "Status: 2.0.0\r\n",
+	                                   NULL};
+	check_global_report(
+	    "['text/plain', 'message/global-delivery-status', 'message/global-headers']", want);
 	free(msg);
 	finish(&s);
 }
