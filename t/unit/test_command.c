@@ -481,6 +481,35 @@ Test(command, dsn_parameters_are_kept)
 	cr_expect(!rc.dsn.has_orcpt);
 }
 
+/* Every MAIL parameter we offer in one line, with a UTF-8 path: SIZE,
+ * BODY, SMTPUTF8 (RFC 6531) and RET/ENVID (RFC 3461) are each kept; a
+ * UTF-8 RCPT in that transaction takes NOTIFY and ORCPT. */
+Test(command, dsn_and_smtputf8_together)
+{
+	struct cmd_mail m;
+	const char *ma = "FROM:<j\xc3\xb6rg@b\xc3\xbc.example> SIZE=10 BODY=8BITMIME SMTPUTF8 "
+	                 "RET=FULL ENVID=u8+2B1";
+	cr_assert_eq(cmd_parse_mail(ma, strlen(ma), ADDR_ALLOW_LITERAL, &m), RPL_NONE);
+	cr_expect_eq(m.size, 10);
+	cr_expect_eq(m.body, CMD_BODY_8BITMIME);
+	cr_expect(m.smtputf8);
+	cr_expect_eq(m.dsn.ret, DSN_RET_FULL);
+	cr_expect_str_eq(m.dsn.envid, "u8+1");
+	struct cmd_rcpt rc;
+	const char *ra = "TO:<\xe7\x94\xa8\xe6\x88\xb7@example.test> NOTIFY=FAILURE "
+	                 "ORCPT=rfc822;u@example.test";
+	cr_assert_eq(cmd_parse_rcpt(ra, strlen(ra), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_NONE);
+	cr_expect(rc.addr.is_utf8);
+	cr_expect_eq(rc.dsn.notify, DSN_NOTIFY_FAILURE);
+	cr_expect_str_eq(rc.dsn.orcpt, "rfc822;u@example.test");
+	/* The ORCPT address itself stays printable US-ASCII xtext: a raw
+	 * UTF-8 octet in it is refused. */
+	const char *ru = "TO:<u@example.test> ORCPT=utf-8;j\xc3\xb6rg@example.test";
+	cr_expect_eq(cmd_parse_rcpt(ru, strlen(ru), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_PARAM_SYNTAX);
+}
+
 Test(command, parameter_name_is_cut)
 {
 	char arg[200];
