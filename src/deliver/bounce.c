@@ -11,7 +11,8 @@
  * A message that came with SMTPUTF8 gets the internationalised form of RFC
  * 6533: report-type global-delivery-status, a message/global-delivery-status
  * part whose UTF-8 addresses are "utf-8;" addresses written as they are, and
- * the header section as message/global-headers; the report itself is then
+ * the header section as message/global-headers (under RET=FULL the whole
+ * message as message/global, RFC 6532 3.7); the report itself is then
  * an SMTPUTF8 message (its envelope says so). Without SMTPUTF8 every value
  * is printable ASCII, as before.
  *
