@@ -725,3 +725,39 @@ Test(dsn, smtputf8_message_to_a_hop_without_dsn)
 	free(msg);
 	finish(&s);
 }
+
+/* A message sent with BDAT (CHUNKING, RFC 3030) keeps its DSN parameters
+ * as one sent with DATA does: the success report has its ENVID and ORCPT. */
+Test(dsn, bdat_message_keeps_its_parameters)
+{
+	struct h_conn c;
+	ob_base_conf(&D);
+	h_daemon_start(&D);
+	size_t len;
+	char *msg = h_make_message("dsn bdat", "dsn-bdat-1", &len);
+	cr_assert_eq(h_connect(&c, "127.0.0.1", D.port), 0);
+	cr_expect_eq(h_reply(&c, 5000), 220);
+	h_expect(&c, 250, "EHLO client.example.test");
+	cr_expect(h_last_has(&c, "CHUNKING") && h_last_has(&c, "DSN"), "%s", c.last);
+	h_expect(&c, 250, "MAIL FROM:<bob@local.test> RET=HDRS ENVID=bdat+2B1");
+	h_expect(&c, 250, "RCPT TO:<alice@local.test> NOTIFY=SUCCESS ORCPT=rfc822;a@local.test");
+	char line[64];
+	int n = snprintf(line, sizeof(line), "BDAT %zu LAST\r\n", len);
+	cr_assert_eq(h_send(&c, line, (size_t)n), 0);
+	cr_assert_eq(h_send(&c, msg, len), 0);
+	cr_expect_eq(h_reply(&c, 10000), 250, "BDAT LAST: %s", c.last);
+	h_expect(&c, 221, "QUIT");
+	h_close(&c);
+	char *rep = one_report();
+	static const char *const want[] = {
+	    "m['Subject'] == 'Successful Mail Delivery Report'",
+	    "msgf['Original-Envelope-Id'] == 'bdat+1'",
+	    "rcpts['alice@local.test']['Action'] == 'delivered'",
+	    "rcpts['alice@local.test']['Original-Recipient'] == 'rfc822;a@local.test'",
+	    "'Subject: dsn bdat' in text3",
+	    NULL};
+	check_report(rep, want);
+	free(rep);
+	free(msg);
+	finish(NULL);
+}
