@@ -10,6 +10,8 @@
  *   arrival 1795673962.123456
  *   ...
  *   rcpt pending 0 0 0 alice@example.test
+ *   rcpt-orcpt rfc822;al@example.test  (optional, follows its rcpt line)
+ *   rcpt-notify SUCCESS,FAILURE        (optional, follows its rcpt line)
  *   rcpt-reply 250 2.0.0 ok            (optional, follows its rcpt line)
  *   size 00000000000000002048
  *   end
@@ -71,8 +73,9 @@
 enum rcpt_status { RCPT_PENDING = 0, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED };
 
 struct rcpt {
-	char *addr;  /* "local@domain" as received, no brackets */
-	char *orcpt; /* DSN ORCPT parameter, or NULL */
+	char *addr;   /* "local@domain" as received, no brackets */
+	char *orcpt;  /* DSN ORCPT: "addr-type;address" (decoded), or NULL */
+	char *notify; /* DSN NOTIFY: "NEVER" or e.g. "SUCCESS,FAILURE", or NULL */
 	enum rcpt_status status;
 	int attempts;
 	int64_t last_attempt; /* seconds since the epoch, 0 = never */
@@ -95,7 +98,7 @@ struct envelope {
 	char *sender;    /* "" for the null sender */
 	char *body_type; /* "7BIT", "8BITMIME" or NULL */
 	int smtputf8;
-	char *envid; /* DSN ENVID or NULL */
+	char *envid; /* DSN ENVID (xtext decoded) or NULL */
 	char *ret;   /* DSN RET (FULL/HDRS) or NULL */
 	struct rcpt *rcpts;
 	size_t nrcpt;

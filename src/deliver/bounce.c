@@ -1,11 +1,18 @@
 /*
  * bounce.c: delivery status notifications (RFC 3464 inside an RFC 6522
- * multipart/report), one per message for all its failed recipients.
+ * multipart/report), one per message and kind for all its recipients
+ * concerned: failures, delay warnings, and the success reports RFC 3461
+ * NOTIFY=SUCCESS asks for (Action: delivered, or relayed to a next hop
+ * that does not offer DSN). A failure returns the original's header
+ * section, or with RET=FULL the whole message when it is at most
+ * BOUNCE_RETURN_MAX; ENVID and ORCPT come back as Original-Envelope-Id
+ * and Original-Recipient.
  *
  * A message that came with SMTPUTF8 gets the internationalised form of RFC
  * 6533: report-type global-delivery-status, a message/global-delivery-status
  * part whose UTF-8 addresses are "utf-8;" addresses written as they are, and
- * the header section as message/global-headers; the report itself is then
+ * the header section as message/global-headers (under RET=FULL the whole
+ * message as message/global, RFC 6532 3.7); the report itself is then
  * an SMTPUTF8 message (its envelope says so). Without SMTPUTF8 every value
  * is printable ASCII, as before.
  *
@@ -30,9 +37,6 @@
 #include "strbuf.h"
 #include "utf8.h"
 #include "util.h"
-
-/* The original headers returned are cut at this size. */
-#define BOUNCE_HEADERS_MAX (64 * 1024)
 
 const char *bounce_suppressed(const struct envelope *orig)
 {
@@ -116,8 +120,9 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	add_text(&o, b->sender, 512, b->utf8);
 	strbuf_lit(&o, ">\r\n");
 	strbuf_printf(&o, "Subject: %s\r\n",
-	              b->delayed ? "Delayed Mail (still being retried)"
-	                         : "Undelivered Mail Returned to Sender");
+	              b->success   ? "Successful Mail Delivery Report"
+	              : b->delayed ? "Delayed Mail (still being retried)"
+	                           : "Undelivered Mail Returned to Sender");
 	strbuf_printf(&o, "Date: %s\r\n", date);
 	strbuf_printf(&o, "Message-ID: <%s.%lld.dsn@%s>\r\n", b->id, (long long)b->now,
 	              b->hostname);
@@ -137,18 +142,44 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	              boundary, b->utf8 ? "utf-8" : "us-ascii",
 	              b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	strbuf_printf(&o, "This is the mail system at host %s.\r\n\r\n", b->hostname);
-	if (b->delayed)
+	int relayed = 0;
+	for (size_t i = 0; i < b->nrcpt; i++)
+		relayed |= b->rcpts[i].action && strcmp(b->rcpts[i].action, "relayed") == 0;
+	if (b->success) {
+		strbuf_lit(&o, "You asked to be told when your message was delivered. It was\r\n"
+		               "delivered to the recipients below.\r\n\r\n");
+		if (relayed)
+			strbuf_lit(
+			    &o, "A recipient marked \"relayed\" was handed on to a mail system\r\n"
+			        "that does not send such reports: you will hear nothing more\r\n"
+			        "about it from there, not even if it fails.\r\n\r\n");
+	} else if (b->delayed)
 		strbuf_lit(&o,
 		           "Your message could not be delivered yet. It will be retried; you\r\n"
 		           "do not need to send it again.\r\n\r\n");
-	else
+	else if (b->full)
 		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
 		               "It is attached below.\r\n\r\n");
+	else if (b->full_cut)
+		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
+		               "It is too large to be returned whole; its header section is\r\n"
+		               "attached below.\r\n\r\n");
+	else
+		strbuf_lit(&o, "Your message could not be delivered to one or more recipients.\r\n"
+		               "Its header section is attached below.\r\n\r\n");
 	for (size_t i = 0; i < b->nrcpt; i++) {
+		const struct bounce_rcpt *r = &b->rcpts[i];
 		strbuf_lit(&o, "<");
-		add_text(&o, b->rcpts[i].addr, 512, b->utf8);
+		add_text(&o, r->addr, 512, b->utf8);
 		strbuf_lit(&o, ">: ");
-		add_printable(&o, b->rcpts[i].diag ? b->rcpts[i].diag : "delivery failed", 900);
+		if (b->success)
+			add_printable(&o, r->action ? r->action : "delivered", 16);
+		if (b->success && r->diag)
+			strbuf_lit(&o, " (");
+		if (!b->success || r->diag)
+			add_printable(&o, r->diag ? r->diag : "delivery failed", 900);
+		if (b->success && r->diag)
+			strbuf_lit(&o, ")");
 		strbuf_lit(&o, "\r\n");
 	}
 	strbuf_lit(&o, "\r\n");
@@ -179,7 +210,10 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 			add_printable(&o, r->orcpt, 512);
 			strbuf_lit(&o, "\r\n");
 		}
-		strbuf_printf(&o, "Action: %s\r\n", b->delayed ? "delayed" : "failed");
+		strbuf_printf(&o, "Action: %s\r\n",
+		              r->action    ? r->action
+		              : b->delayed ? "delayed"
+		                           : "failed");
 		strbuf_printf(&o, "Status: %s\r\n", r->status);
 		if (r->diag && *r->diag) {
 			strbuf_lit(&o, "Diagnostic-Code: smtp; ");
@@ -190,12 +224,24 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	}
 	strbuf_lit(&o, "\r\n");
 
-	/* Part 3: the original headers (RFC 6522 text/rfc822-headers). */
-	strbuf_printf(&o,
-	              "--%s\r\nContent-Description: Undelivered message headers\r\n"
-	              "Content-Type: %s\r\n%s\r\n",
-	              boundary, b->utf8 ? "message/global-headers" : "text/rfc822-headers",
-	              b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+	/* Part 3: the original headers (RFC 6522 text/rfc822-headers), or
+	 * the whole message (message/rfc822) under RET=FULL; for an SMTPUTF8
+	 * original their RFC 6533 and RFC 6532 3.7 forms, message/global-headers
+	 * and message/global, 8bit as their UTF-8 may be. */
+	if (b->full)
+		strbuf_printf(&o,
+		              "--%s\r\nContent-Description: Undelivered message\r\n"
+		              "Content-Type: %s\r\n%s\r\n",
+		              boundary, b->utf8 ? "message/global" : "message/rfc822",
+		              b->eightbit || b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
+	else
+		strbuf_printf(&o,
+		              "--%s\r\nContent-Description: %s\r\n"
+		              "Content-Type: %s\r\n%s\r\n",
+		              boundary,
+		              b->success ? "Message headers" : "Undelivered message headers",
+		              b->utf8 ? "message/global-headers" : "text/rfc822-headers",
+		              b->utf8 ? "Content-Transfer-Encoding: 8bit\r\n" : "");
 	strbuf_add(&o, b->headers ? b->headers : "", b->headers ? b->headers_len : 0);
 	if (b->headers_len > 0 && b->headers[b->headers_len - 1] != '\n')
 		strbuf_lit(&o, "\r\n");
@@ -203,10 +249,11 @@ char *bounce_format(const struct bounce_report *b, size_t *len)
 	return strbuf_detach(&o, len);
 }
 
-/* The header section of the original (up to the empty line). */
-static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
+/* The header section of the original (up to the empty line), or with
+ * whole set the whole message (size is at most BOUNCE_RETURN_MAX). */
+static char *read_headers(int fd, size_t body_off, uint64_t size, int whole, size_t *len)
 {
-	size_t want = size < BOUNCE_HEADERS_MAX ? (size_t)size : BOUNCE_HEADERS_MAX;
+	size_t want = size < BOUNCE_RETURN_MAX ? (size_t)size : BOUNCE_RETURN_MAX;
 	char *h = xmalloc(want + 1);
 	ssize_t r;
 	do
@@ -216,6 +263,10 @@ static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
 		r = 0;
 	h[r] = '\0';
 	size_t n = (size_t)r;
+	if (whole) {
+		*len = n;
+		return h;
+	}
 	for (size_t i = 0; i + 1 < n; i++) {
 		if (h[i] == '\n' &&
 		    (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < n && h[i + 2] == '\n'))) {
@@ -232,15 +283,33 @@ static char *read_headers(int fd, size_t body_off, uint64_t size, size_t *len)
 	return h;
 }
 
-int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t body_off,
-                 const char *hostname, const size_t *idx, size_t n, int delayed, int expired)
+/* A reply from a server ("250 2.0.0 ok"), as opposed to our own words
+ * ("delivered to maildir"): only that is a Diagnostic-Code "smtp;". */
+static int is_smtp_reply(const char *s)
 {
+	return s && isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
+	       isdigit((unsigned char)s[2]) && (s[3] == ' ' || s[3] == '-' || s[3] == '\0');
+}
+
+int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t body_off,
+                 const char *hostname, const size_t *idx, size_t n, int kind, int expired,
+                 const char *const *action)
+{
+	int delayed = kind == BOUNCE_DELAYED;
 	struct bounce_rcpt *br = xcalloc(n ? n : 1, sizeof(*br));
 	for (size_t i = 0; i < n; i++) {
 		const struct rcpt *r = &orig->rcpts[idx[i]];
 		br[i].addr = r->addr;
 		br[i].orcpt = r->orcpt;
 		br[i].diag = r->last_reply;
+		if (kind == BOUNCE_SUCCESS) {
+			br[i].action = action && action[i] ? action[i] : "delivered";
+			br[i].diag = is_smtp_reply(r->last_reply) ? r->last_reply : NULL;
+			bounce_status(br[i].diag, 250, br[i].status, sizeof(br[i].status));
+			if (br[i].status[0] != '2')
+				snprintf(br[i].status, sizeof(br[i].status), "2.0.0");
+			continue;
+		}
 		if (delayed)
 			bounce_status(r->last_reply, 400, br[i].status, sizeof(br[i].status));
 		else if (expired)
@@ -251,8 +320,14 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 		if (!delayed && br[i].status[0] != '5')
 			br[i].status[0] = '5';
 	}
+	/* RFC 3461 4.3: RET=FULL asks for the whole message in a failure
+	 * report; other reports, and RET=HDRS or none, get the headers. */
+	int want_full =
+	    kind == BOUNCE_FAILED && orig->ret && ascii_strcasecmp(orig->ret, "FULL") == 0;
+	int full = want_full && orig->size <= BOUNCE_RETURN_MAX;
+	int eightbit = full && orig->body_type && strcmp(orig->body_type, "8BITMIME") == 0;
 	size_t hlen;
-	char *hdrs = read_headers(fd, body_off, orig->size, &hlen);
+	char *hdrs = read_headers(fd, body_off, orig->size, full, &hlen);
 	struct bounce_report rep = {
 	    .hostname = hostname,
 	    .id = orig->id,
@@ -261,10 +336,14 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	    .arrival = orig->arrival_usec / 1000000,
 	    .now = wall_usec() / 1000000,
 	    .delayed = delayed,
+	    .success = kind == BOUNCE_SUCCESS,
 	    .rcpts = br,
 	    .nrcpt = n,
 	    .headers = hdrs,
 	    .headers_len = hlen,
+	    .full = full,
+	    .full_cut = want_full && !full,
+	    .eightbit = eightbit,
 	    .utf8 = orig->smtputf8,
 	};
 	size_t len;
@@ -285,6 +364,8 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	free(env.verdict);
 	env.verdict = xstrdup("good");
 	env.class = CLASS_HI;
+	if (eightbit)
+		env.body_type = xstrdup("8BITMIME");
 	env.size = len;
 	env.hops = 0; /* the report's header has no Received: field */
 	env.smtputf8 = orig->smtputf8;

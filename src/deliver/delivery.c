@@ -12,7 +12,12 @@
  * sent in one SMTP or LMTP transaction per destination (remote.c). 2xx
  * delivers, 4xx or a network/DNS failure defers (retry.c: exponential
  * back-off, queue lifetime), 5xx bounces (bounce.c: one RFC 3464 report
- * per message, queued before the original forgets the recipients). A
+ * per message, queued before the original forgets the recipients). Each
+ * recipient's DSN NOTIFY (RFC 3461) says which reports it gets: NEVER or
+ * a list without FAILURE none on failure, DELAY decides the delay
+ * warning, SUCCESS a "delivered" report for Maildir and LMTP, or for an
+ * SMTP next hop a "relayed" one unless that hop offers DSN and so got
+ * the parameters itself (remote.c, src/smtp/). A
  * message with recipients left to do waits in deferred/; a timer set to
  * the earliest known retry time, and a periodic rescan, bring it back.
  *
@@ -55,6 +60,7 @@
 #include <event2/event.h>
 
 #include "bounce.h"
+#include "dsn.h"
 #include "fault.h"
 #include "idlist.h"
 #include "log.h"
@@ -111,6 +117,14 @@ struct msg {
 	size_t *warn_idx;
 	size_t nwarn;
 	int warn_rc;
+	/* NOTIFY=SUCCESS (RFC 3461): recipients delivered or relayed in
+	 * this attempt whose sender asked to hear of it, and which. */
+	size_t *ok_idx;
+	const char **ok_action;
+	size_t nok;
+	int ok_rc, ok_errno;
+	/* MAIL's DSN parameters for a next hop that offers DSN, or NULL. */
+	char *dsn_mail;
 	int64_t prev_attempt; /* latest attempt before this one, seconds */
 	/* Remote jobs being formed, by destination (msg_start only). */
 	struct rjob *forming;
@@ -129,6 +143,7 @@ struct rjob {
 	struct rjob *next; /* forming list */
 	size_t *idx;       /* recipient indices */
 	const char **addrs;
+	char **dsn_rcpt; /* each recipient's NOTIFY and ORCPT for the next hop, or NULL */
 	size_t n;
 	char *self, *dns_servers, *tls_ca_file;
 	struct sockaddr_storage *listen;
@@ -236,6 +251,9 @@ static void msg_free(struct msg *m)
 	free(m->hostname);
 	free(m->bounce_idx);
 	free(m->warn_idx);
+	free(m->ok_idx);
+	free(m->ok_action);
+	free(m->dsn_mail);
 	free(m);
 	if (!d->stopping && d->waiting.n > 0)
 		delivery_kick(d);
@@ -260,11 +278,13 @@ static void fin_work(struct threadpool_job *t)
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
 	fault_point("deliver-finishing");
+	m->ok_rc = -1;
 	/* The bounce is durable before the original forgets the failed
 	 * recipients: a crash in between reports twice, never zero times. */
 	if (m->nbounce > 0) {
-		m->bounce_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
-		                            m->bounce_idx, m->nbounce, 0, m->expired);
+		m->bounce_rc =
+		    bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname, m->bounce_idx,
+		                 m->nbounce, BOUNCE_FAILED, m->expired, NULL);
 		m->bounce_errno = errno;
 		if (m->bounce_rc < 0) {
 			m->fin_rc = -1;
@@ -272,11 +292,23 @@ static void fin_work(struct threadpool_job *t)
 			return;
 		}
 	}
+	/* A success report the sender asked for is held to the same rule
+	 * as a failure report: queued before the original forgets. */
+	if (m->nok > 0) {
+		m->ok_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname, m->ok_idx,
+		                        m->nok, BOUNCE_SUCCESS, 0, m->ok_action);
+		m->ok_errno = errno;
+		if (m->ok_rc < 0) {
+			m->fin_rc = -1;
+			m->fin_errno = m->ok_errno;
+			return;
+		}
+	}
 	if (m->nwarn > 0) {
 		/* A warning that cannot be queued is not worth holding the
 		 * message back for: it is logged and skipped. */
 		m->warn_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
-		                          m->warn_idx, m->nwarn, 1, 0);
+		                          m->warn_idx, m->nwarn, BOUNCE_DELAYED, 0, NULL);
 	}
 	/* Every recipient is durably somewhere else (a flushed Maildir, a
 	 * remote 250, a queued bounce): if a crash undoes the unlink the
@@ -316,6 +348,11 @@ static void fin_done(struct threadpool_job *t)
 		         m->nbounce, m->nbounce == 1 ? "" : "s");
 		m->nbounce = 0; /* queued: a retry of the update must not send it again */
 	}
+	if (m->nok > 0 && m->ok_rc == 0) {
+		log_info("%s: sender delivery notification for %zu recipient%s", m->id, m->nok,
+		         m->nok == 1 ? "" : "s");
+		m->nok = 0;
+	}
 	if (m->nwarn > 0) {
 		if (m->warn_rc == 0)
 			log_info("%s: sender delay notification for %zu recipient%s", m->id,
@@ -353,10 +390,10 @@ static void fin_done(struct threadpool_job *t)
 	 * retry the update. On shutdown it stays in out/ as it was: the
 	 * next start delivers it again (at least once). */
 	errno = m->fin_errno;
-	if (m->nbounce > 0) {
-		/* The bounce itself could not be queued (e.g. ENOSPC). */
-		log_warn("%s: cannot queue the non-delivery notification, retrying in %ds", m->id,
-		         DELIVERY_FINISH_RETRY);
+	if (m->nbounce > 0 || m->nok > 0) {
+		/* The report itself could not be queued (e.g. ENOSPC). */
+		log_warn("%s: cannot queue the %s notification, retrying in %ds", m->id,
+		         m->nbounce > 0 ? "non-delivery" : "delivery", DELIVERY_FINISH_RETRY);
 		if (d->stopping) {
 			msg_free(m);
 			return;
@@ -397,8 +434,35 @@ static void msg_bounce(struct msg *m, size_t i)
 		         r->addr, m->env.bounce_of ? " (a bounce: dropped)" : "");
 		return;
 	}
+	if (!dsn_wants(r->notify, DSN_NOTIFY_FAILURE)) {
+		/* RFC 3461 4.1: NEVER, or a NOTIFY without FAILURE. */
+		log_info("%s: to=<%s>, status=bounced, NOTIFY=%s: no notification", m->id, r->addr,
+		         r->notify);
+		return;
+	}
 	m->bounce_idx = xreallocarray(m->bounce_idx, m->nbounce + 1, sizeof(*m->bounce_idx));
 	m->bounce_idx[m->nbounce++] = i;
+}
+
+/* Recipient i was delivered (action "delivered") or handed on
+ * ("relayed") in this attempt: report it if the sender asked with
+ * NOTIFY=SUCCESS (RFC 3461 4.1). Never to the null sender, never about
+ * junk (backscatter). */
+static void msg_success(struct msg *m, size_t i, const char *action)
+{
+	const struct rcpt *r = &m->env.rcpts[i];
+	if (!dsn_wants(r->notify, DSN_NOTIFY_SUCCESS))
+		return;
+	const char *why = bounce_suppressed(&m->env);
+	if (why != NULL) {
+		log_info("%s: to=<%s>, NOTIFY=%s: no delivery notification (%s)", m->id, r->addr,
+		         r->notify, why);
+		return;
+	}
+	m->ok_idx = xreallocarray(m->ok_idx, m->nok + 1, sizeof(*m->ok_idx));
+	m->ok_action = xreallocarray(m->ok_action, m->nok + 1, sizeof(*m->ok_action));
+	m->ok_idx[m->nok] = i;
+	m->ok_action[m->nok++] = action;
 }
 
 static void msg_finish(struct msg *m)
@@ -433,6 +497,11 @@ static void msg_finish(struct msg *m)
 			enum rcpt_status st = m->env.rcpts[i].status;
 			if (st != RCPT_PENDING && st != RCPT_DEFERRED)
 				continue;
+			if (!dsn_wants(m->env.rcpts[i].notify, DSN_NOTIFY_DELAY)) {
+				log_info("%s: to=<%s>, NOTIFY=%s: no delay notification", m->id,
+				         m->env.rcpts[i].addr, m->env.rcpts[i].notify);
+				continue;
+			}
 			m->warn_idx =
 			    xreallocarray(m->warn_idx, m->nwarn + 1, sizeof(*m->warn_idx));
 			m->warn_idx[m->nwarn++] = i;
@@ -501,6 +570,7 @@ static void job_done(struct threadpool_job *t)
 		         secs(m->picked - arrival), secs(j->started - m->picked),
 		         secs(j->finished - j->started));
 		log_debug("%s: to=<%s>, file %s", m->id, j->rcpt, j->path);
+		msg_success(m, j->ri, "delivered");
 	} else {
 		char reply[600];
 		snprintf(reply, sizeof(reply), "maildir: %s", j->err);
@@ -629,7 +699,19 @@ static void rjob_record(struct rjob *j)
 		         j->rj.tls[0] ? ", " : "", st, r->last_reply);
 		if (res->code / 100 == 5)
 			msg_bounce(m, j->idx[k]);
+		if (res->code / 100 != 2 || !dsn_wants(r->notify, DSN_NOTIFY_SUCCESS))
+			continue;
+		if (j->rj.dsn)
+			/* RFC 3461: the next hop got NOTIFY and reports. */
+			log_info("%s: to=<%s>, NOTIFY=%s passed on to %s", m->id, r->addr,
+			         r->notify, j->rj.relay[0] ? j->rj.relay : "the next hop");
+		else
+			/* It cannot: we report (LMTP is final delivery). */
+			msg_success(m, j->idx[k], j->rj.opts.lmtp ? "delivered" : "relayed");
 	}
+	for (size_t k = 0; k < j->n; k++)
+		free(j->dsn_rcpt[k]);
+	free(j->dsn_rcpt);
 	free(j->rj.res);
 	free(j->idx);
 	free(j->addrs);
@@ -715,13 +797,16 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 		j->rj.msg.head = m->head;
 		j->rj.msg.headlen = m->headlen;
 		j->rj.msg.eightbit = m->env.body_type && strcmp(m->env.body_type, "8BITMIME") == 0;
+		j->rj.msg.dsn_mail = m->dsn_mail;
 		j->next = m->forming;
 		m->forming = j;
 	}
 	j->idx = xreallocarray(j->idx, j->n + 1, sizeof(*j->idx));
 	j->addrs = xreallocarray(j->addrs, j->n + 1, sizeof(*j->addrs));
+	j->dsn_rcpt = xreallocarray(j->dsn_rcpt, j->n + 1, sizeof(*j->dsn_rcpt));
 	j->idx[j->n] = i;
 	j->addrs[j->n] = m->env.rcpts[i].addr;
+	j->dsn_rcpt[j->n] = dsn_rcpt_params(m->env.rcpts[i].notify, m->env.rcpts[i].orcpt);
 	j->n++;
 }
 
@@ -743,6 +828,7 @@ static void rjob_submit_all(struct msg *m)
 		m->forming = j->next;
 		j->rj.msg.rcpts = j->addrs;
 		j->rj.msg.nrcpt = j->n;
+		j->rj.msg.dsn_rcpt = (const char *const *)j->dsn_rcpt;
 		/* RFC 6531 3.2: what needs SMTPUTF8 of the next hop is a
 		 * non-ASCII address of this transaction or, in a message
 		 * received with SMTPUTF8, a UTF-8 header field. 8-bit octets in
@@ -885,6 +971,7 @@ static void msg_start(struct delivery *d, const char *id)
 	m->head = envelope_headers(&m->env, "\r\n", &m->headlen);
 	m->md_head = envelope_headers(&m->env, cf->maildir_crlf ? "\r\n" : "\n", &m->md_headlen);
 	m->picked = wall_usec();
+	m->dsn_mail = dsn_mail_params(m->env.ret, m->env.envid);
 	m->hostname = xstrdup(cf->hostname);
 	m->crlf = cf->maildir_crlf;
 	m->next = d->active;

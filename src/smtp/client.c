@@ -9,9 +9,9 @@
  * libevent's OpenSSL filter (conn.c, tls.c), and EHLO again after
  * TLS (RFC 3207 4.2). Then the session idles until smtp_send() runs a
  * transaction: RSET first if the last one did not end, MAIL FROM with
- * SIZE=, BODY=8BITMIME and SMTPUTF8 when offered (a message that needs
- * SMTPUTF8 is not sent where it is not: RFC 6531 3.2), one RCPT per
- * recipient, then DATA
+ * SIZE=, BODY=8BITMIME, SMTPUTF8 and the DSN parameters (RFC 3461) when
+ * offered (a message that needs SMTPUTF8 is not sent where it is not:
+ * RFC 6531 3.2), one RCPT per recipient, then DATA
  * and the body (body.c), or for a probe RSET instead of DATA. With
  * PIPELINING (RFC 2920) the envelope goes in one write and the replies
  * are taken in order, else one command per reply. LMTP gets one reply
@@ -401,11 +401,14 @@ static void send_command(struct smtp_session *s, enum smtp_state st, size_t rcpt
 			strncat(params, " BODY=8BITMIME", sizeof(params) - strlen(params) - 1);
 		if (s->caps.smtputf8 && (m->smtputf8 || m->needs_smtputf8))
 			strncat(params, " SMTPUTF8", sizeof(params) - strlen(params) - 1);
-		smtp_conn_printf(s->conn, "MAIL FROM:<%s>%s\r\n", m->sender, params);
+		smtp_conn_printf(s->conn, "MAIL FROM:<%s>%s%s\r\n", m->sender, params,
+		                 s->caps.dsn && m->dsn_mail ? m->dsn_mail : "");
 		return;
-	case ST_RCPT:
-		smtp_conn_printf(s->conn, "RCPT TO:<%s>\r\n", m->rcpts[rcpt]);
+	case ST_RCPT: {
+		const char *dp = s->caps.dsn && m->dsn_rcpt ? m->dsn_rcpt[rcpt] : NULL;
+		smtp_conn_printf(s->conn, "RCPT TO:<%s>%s\r\n", m->rcpts[rcpt], dp ? dp : "");
 		return;
+	}
 	case ST_DATA:
 		smtp_conn_printf(s->conn, "DATA\r\n");
 		return;
@@ -765,6 +768,11 @@ int smtp_usable(const struct smtp_session *s)
 const char *smtp_relay(const struct smtp_session *s)
 {
 	return s->relay;
+}
+
+int smtp_dsn(const struct smtp_session *s)
+{
+	return s->caps.dsn;
 }
 
 const char *smtp_tls(const struct smtp_session *s)

@@ -12,7 +12,9 @@
  *
  * Strictness follows RFC 5321 4.1.1 and 4.1.2 with two tolerances that
  * common clients need and that cannot be abused: blanks after "FROM:" and
- * "TO:", and trailing blanks at the end of the line.
+ * "TO:", and trailing blanks at the end of the line. The DSN parameters
+ * (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are parsed by src/common/dsn.c,
+ * and MAIL and RCPT lines get the longer limits that RFC gives them.
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -136,15 +138,29 @@ static int is_foreign(const char *line, size_t len)
 	return 0;
 }
 
+/* The longest a line may be, from its first octets: RFC 3461 lets
+ * MAIL and RCPT carry the DSN parameters beyond RFC 5321's 512. */
+static size_t line_limit(const char *buf, size_t avail, int discarding)
+{
+	if (!discarding && avail >= 5 && buf[4] == ' ') {
+		if (ascii_strncasecmp(buf, "MAIL", 4) == 0)
+			return CMD_LINE_MAX_MAIL;
+		if (ascii_strncasecmp(buf, "RCPT", 4) == 0)
+			return CMD_LINE_MAX_RCPT;
+	}
+	return CMD_LINE_MAX;
+}
+
 enum cmd_frame_status cmd_frame(const char *buf, size_t avail, int discarding,
                                 struct cmd_frame *out)
 {
-	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	size_t limit = line_limit(buf, avail, discarding);
+	size_t window = avail < limit ? avail : limit;
 	const char *lf = memchr(buf, '\n', window);
 	memset(out, 0, sizeof(*out));
 	if (lf == NULL) {
-		/* 512 octets without LF: whatever comes, the line is too long. */
-		if (discarding || window == CMD_LINE_MAX) {
+		/* The limit without LF: whatever comes, the line is too long. */
+		if (discarding || window == limit) {
 			out->consumed = window;
 			return CMD_FRAME_DISCARD;
 		}
@@ -312,6 +328,26 @@ static int parse_size_value(const char *v, size_t len, uint64_t *out)
 	return 0;
 }
 
+/* The reply for a parameter dsn.c looked at (RFC 3461 section 4: a bad
+ * value is a syntax error, 501 5.5.4). 0 when it is not a DSN one. */
+static int dsn_reply(enum dsn_param_result d, enum reply_id *r)
+{
+	switch (d) {
+	case DSN_PARAM_OK:
+		*r = RPL_NONE;
+		return 1;
+	case DSN_PARAM_DUP:
+		*r = RPL_PARAM_DUP;
+		return 1;
+	case DSN_PARAM_BAD:
+		*r = RPL_PARAM_SYNTAX;
+		return 1;
+	case DSN_PARAM_NOT_OURS:
+		break;
+	}
+	return 0;
+}
+
 static enum reply_id mail_param(struct cmd_mail *out, const struct param *pm)
 {
 	if (word_caseeq(pm->key, pm->keylen, "SIZE")) {
@@ -346,9 +382,11 @@ static enum reply_id mail_param(struct cmd_mail *out, const struct param *pm)
 		out->smtputf8 = 1;
 		return RPL_NONE;
 	}
-	/* RET/ENVID (RFC 3461), AUTH (RFC 4954) and everything else: not
-	 * advertised, so not accepted (RFC 5321 4.1.1.11: 555 for
-	 * unrecognised parameters). */
+	enum reply_id r;
+	if (dsn_reply(dsn_mail_param(&out->dsn, pm->key, pm->keylen, pm->val, pm->vallen), &r))
+		return r;
+	/* AUTH (RFC 4954) and everything else: not advertised, so not
+	 * accepted (RFC 5321 4.1.1.11: 555 for unrecognised parameters). */
 	return RPL_PARAM_UNKNOWN;
 }
 
@@ -458,9 +496,10 @@ enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct
 
 static enum reply_id rcpt_param_cb(void *ctx, const struct param *pm)
 {
-	(void)ctx;
-	(void)pm;
-	/* NOTIFY/ORCPT need DSN (RFC 3461), which is not advertised. */
+	struct cmd_rcpt *out = ctx;
+	enum reply_id r;
+	if (dsn_reply(dsn_rcpt_param(&out->dsn, pm->key, pm->keylen, pm->val, pm->vallen), &r))
+		return r;
 	return RPL_PARAM_UNKNOWN;
 }
 
@@ -479,5 +518,5 @@ enum reply_id cmd_parse_rcpt(const char *arg, size_t len, int addr_flags, struct
 		return RPL_RCPT_NOT_ASCII; /* RFC 6531 3.5: 553 5.6.7 */
 	if (out->addr_err != ADDR_OK)
 		return RPL_BAD_RCPT;
-	return walk_params(end, e, out->param, rcpt_param_cb, NULL);
+	return walk_params(end, e, out->param, rcpt_param_cb, out);
 }

@@ -32,6 +32,7 @@
 #include "connection.h"
 #include "data.h"
 #include "bdat.h"
+#include "dsn.h"
 #include "log.h"
 #include "receive.h"
 #include "session.h"
@@ -109,8 +110,20 @@ static enum reply_id message_open(struct session *s, int chunks, const char **ar
 	if (s->body != CMD_BODY_NONE)
 		env.body_type = xstrdup(s->body == CMD_BODY_8BITMIME ? "8BITMIME" : "7BIT");
 	env.smtputf8 = s->smtputf8;
-	for (size_t i = 0; i < s->nrcpt; i++)
-		envelope_add_rcpt(&env, s->rcpts[i], NULL);
+	/* DSN (RFC 3461): kept for the reports delivery makes. */
+	if (s->dsn.ret != DSN_RET_NONE)
+		env.ret = xstrdup(s->dsn.ret == DSN_RET_FULL ? "FULL" : "HDRS");
+	if (s->dsn.has_envid)
+		env.envid = xstrdup(s->dsn.envid);
+	for (size_t i = 0; i < s->nrcpt; i++) {
+		const struct dsn_rcpt *d = &s->rcpt_dsn[i];
+		size_t k = envelope_add_rcpt(&env, s->rcpts[i], d->has_orcpt ? d->orcpt : NULL);
+		if (d->notify != 0) {
+			char nb[32];
+			dsn_notify_format(d->notify, nb, sizeof(nb));
+			env.rcpts[k].notify = xstrdup(nb);
+		}
+	}
 	env.class = CLASS_HI;
 	env.hops = 0; /* counted by the DATA parser; written at the commit */
 	if (s->obs && s->obs->envelope)

@@ -1,6 +1,6 @@
 /*
  * session.c: the SMTP state machine of one client's session (RFC 5321
- * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, STARTTLS and
+ * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, DSN, STARTTLS,
  * CHUNKING (BDAT's chunks are read by receive.c) and SMTPUTF8).
  *
  * The dialogue is an explicit state machine (states in session.h): a
@@ -88,6 +88,9 @@ void session_reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	s->nrcpt = 0;
 	s->body = CMD_BODY_NONE;
+	free(s->rcpt_dsn);
+	s->rcpt_dsn = NULL;
+	memset(&s->dsn, 0, sizeof(s->dsn));
 	s->srv->msg_ops->bdat_reset(s);
 	s->smtputf8 = 0;
 	if (session_in(s, PH_CMD))
@@ -417,6 +420,7 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	lines[k++] = size;
 	lines[k++] = "8BITMIME";
 	lines[k++] = "ENHANCEDSTATUSCODES";
+	lines[k++] = "DSN";
 	lines[k++] = "CHUNKING"; /* RFC 3030, BDAT: receive.c */
 	lines[k++] = "SMTPUTF8"; /* RFC 6531; 8BITMIME above, as 3.1 requires */
 	if (s->srv->tls_ctx && !s->tls_active)
@@ -451,6 +455,10 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 		session_reply(s, r, NULL);
 		return;
 	}
+	if (r == RPL_NONE && !s->esmtp && dsn_mail_given(&m.dsn)) {
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(m.param, sizeof(m.param), "%s", dsn_mail_given(&m.dsn));
+	}
 	if (r == RPL_BAD_SENDER) {
 		session_reply(s, r, addr_strerror(m.addr_err));
 		return;
@@ -467,6 +475,7 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	addr_format(&m.addr, buf, sizeof(buf));
 	s->sender = xstrdup(buf);
 	s->body = m.body;
+	s->dsn = m.dsn;
 	s->smtputf8 = m.smtputf8;
 	session_set_phase(s, PH_MAIL);
 	session_reply_patient(s, SCREEN_REPLY_MAIL, RPL_MAIL_OK);
@@ -600,6 +609,11 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		session_reply(s, r, NULL);
 		return;
 	}
+	if (r == RPL_NONE && !s->esmtp && dsn_rcpt_given(&rc.dsn)) {
+		/* NOTIFY and ORCPT exist only after EHLO (RFC 5321 4.1.1.1). */
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(rc.param, sizeof(rc.param), "%s", dsn_rcpt_given(&rc.dsn));
+	}
 	if (r == RPL_BAD_RCPT) {
 		session_reply(s, r, addr_strerror(rc.addr_err));
 		return;
@@ -655,6 +669,7 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	/* Last, as it may have to wait for the mail store (verify.c). */
+	s->cur_dsn = rc.dsn;
 	struct verify_asker who = {.name = s->name,
 	                           .addr = s->addr,
 	                           .port = s->port,
@@ -684,6 +699,8 @@ static void rcpt_verified(struct session *s, const char *buf, enum verify_result
 		s->rcptcap = s->rcptcap ? s->rcptcap * 2 : 4;
 		s->rcpts = xreallocarray(s->rcpts, s->rcptcap, sizeof(*s->rcpts));
 	}
+	s->rcpt_dsn = xreallocarray(s->rcpt_dsn, s->nrcpt + 1, sizeof(*s->rcpt_dsn));
+	s->rcpt_dsn[s->nrcpt] = s->cur_dsn;
 	s->rcpts[s->nrcpt++] = xstrdup(buf);
 	s->cur_rcpt = NULL;
 	session_set_phase(s, PH_RCPT);
@@ -956,7 +973,7 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
 		return 0;
-	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	size_t window = avail < CMD_WINDOW_MAX ? avail : CMD_WINDOW_MAX;
 	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
 	if (p == NULL)
 		fatalx("session: evbuffer_pullup failed");
@@ -966,7 +983,7 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 		return 0;
 	}
 	struct cmd_frame f;
-	char line[CMD_LINE_MAX + 1];
+	char line[CMD_WINDOW_MAX + 1];
 	switch (cmd_frame(p, window, s->discarding, &f)) {
 	case CMD_FRAME_MORE:
 		return 0;

@@ -29,6 +29,7 @@
 #include "command.h"
 #include "connection.h"
 #include "data.h"
+#include "dsn.h"
 #include "hdrfilter.h"
 #include "rdnsname.h"
 #include "reply.h"
@@ -89,6 +90,12 @@ struct session {
 	int smtputf8; /* MAIL gave SMTPUTF8: UTF-8 addresses (RFC 6531) */
 	char **rcpts;
 	size_t nrcpt, rcptcap;
+	/* DSN (RFC 3461): MAIL's RET and ENVID; each recipient's NOTIFY and
+	 * ORCPT (rcpt_dsn[i] for rcpts[i]); those of the RCPT being
+	 * verified. */
+	struct dsn_mail dsn;
+	struct dsn_rcpt *rcpt_dsn;
+	struct dsn_rcpt cur_dsn;
 
 	/* message being received, then committed (receive.c) */
 	struct spool_file sf;

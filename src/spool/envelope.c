@@ -45,6 +45,7 @@ enum ftype {
 	F_CLASS,   /* hi / lo */
 	F_RCPT,    /* one line per recipient */
 	F_ORCPT,   /* belongs to the rcpt line before it */
+	F_NOTIFY,  /* belongs to the rcpt line before it */
 	F_REPLY,   /* belongs to the rcpt line before it */
 	F_HOPS,    /* fixed width, line absent when negative */
 	F_SIZE,    /* fixed width */
@@ -89,6 +90,7 @@ static const struct field envelope_fields[] = {
     {"scan-class", F_STR, ENV_OFF(scan_class), 0, 0, 0, 2},
     {"rcpt", F_RCPT, 0, 0, 0, 0, 0},
     {"rcpt-orcpt", F_ORCPT, 0, 0, 0, 0, 0},
+    {"rcpt-notify", F_NOTIFY, 0, 0, 0, 0, 0},
     {"rcpt-reply", F_REPLY, 0, 0, 0, 0, 0},
     {"hops", F_HOPS, 0, 0, 0, 0, 2}, /* right before size: see envelope.h */
     {"size", F_SIZE, 0, 0, 0, 1, 0},
@@ -136,6 +138,7 @@ static void rcpt_free(struct rcpt *r)
 {
 	free(r->addr);
 	free(r->orcpt);
+	free(r->notify);
 	free(r->last_reply);
 }
 
@@ -193,6 +196,7 @@ void envelope_copy(struct envelope *dst, const struct envelope *src)
 			dst->rcpts[i] = src->rcpts[i];
 			dst->rcpts[i].addr = dup_or_null(src->rcpts[i].addr);
 			dst->rcpts[i].orcpt = dup_or_null(src->rcpts[i].orcpt);
+			dst->rcpts[i].notify = dup_or_null(src->rcpts[i].notify);
 			dst->rcpts[i].last_reply = dup_or_null(src->rcpts[i].last_reply);
 		}
 	}
@@ -332,6 +336,8 @@ static void format_rcpts(struct strbuf *b, const struct envelope *env)
 		strbuf_lit(b, "\n");
 		if (r->orcpt)
 			format_line_str(b, "rcpt-orcpt", r->orcpt);
+		if (r->notify)
+			format_line_str(b, "rcpt-notify", r->notify);
 		if (r->last_reply)
 			format_line_str(b, "rcpt-reply", r->last_reply);
 	}
@@ -399,6 +405,7 @@ char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off
 			format_rcpts(&b, env);
 			break;
 		case F_ORCPT:
+		case F_NOTIFY:
 		case F_REPLY:
 			break; /* written with their rcpt line */
 		case F_HOPS: {
@@ -437,7 +444,7 @@ struct pstate {
 	size_t errlen;
 	size_t lineno;
 	int seen[NFIELDS];
-	int rcpt_orcpt_seen, rcpt_reply_seen;
+	int rcpt_orcpt_seen, rcpt_notify_seen, rcpt_reply_seen;
 };
 
 static int perr(struct pstate *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -551,7 +558,7 @@ static int parse_rcpt(struct pstate *ps, const char *val, size_t len)
 	r->attempts = (int)att;
 	r->last_attempt = last;
 	r->next_retry = next;
-	ps->rcpt_orcpt_seen = ps->rcpt_reply_seen = 0;
+	ps->rcpt_orcpt_seen = ps->rcpt_notify_seen = ps->rcpt_reply_seen = 0;
 	return 0;
 }
 
@@ -559,13 +566,20 @@ static int parse_rcpt_extra(struct pstate *ps, const struct field *f, const char
 {
 	if (ps->env->nrcpt == 0)
 		return perr(ps, "'%s' without a preceding 'rcpt'", f->key);
-	int *seen = f->type == F_ORCPT ? &ps->rcpt_orcpt_seen : &ps->rcpt_reply_seen;
+	struct rcpt *r = &ps->env->rcpts[ps->env->nrcpt - 1];
+	int *seen = &ps->rcpt_reply_seen;
+	char **dst = &r->last_reply;
+	if (f->type == F_ORCPT) {
+		seen = &ps->rcpt_orcpt_seen;
+		dst = &r->orcpt;
+	} else if (f->type == F_NOTIFY) {
+		seen = &ps->rcpt_notify_seen;
+		dst = &r->notify;
+	}
 	if (*seen)
 		return perr(ps, "duplicate key '%s' for one recipient", f->key);
 	*seen = 1;
-	struct rcpt *r = &ps->env->rcpts[ps->env->nrcpt - 1];
-	return unescape_value(ps, f->key, val, len,
-	                      f->type == F_ORCPT ? &r->orcpt : &r->last_reply);
+	return unescape_value(ps, f->key, val, len, dst);
 }
 
 static int parse_arrival(struct pstate *ps, const char *val, size_t len)
@@ -620,6 +634,7 @@ static int parse_field(struct pstate *ps, const struct field *f, const char *val
 	case F_RCPT:
 		return parse_rcpt(ps, val, len);
 	case F_ORCPT:
+	case F_NOTIFY:
 	case F_REPLY:
 		return parse_rcpt_extra(ps, f, val, len);
 	case F_HOPS: {
@@ -690,7 +705,8 @@ static int parse_line(struct pstate *ps, const char *line, size_t len)
 		if (strlen(f->key) != klen || memcmp(f->key, line, klen) != 0 ||
 		    f->since > ps->env->version)
 			continue;
-		if (f->type != F_RCPT && f->type != F_ORCPT && f->type != F_REPLY) {
+		if (f->type != F_RCPT && f->type != F_ORCPT && f->type != F_NOTIFY &&
+		    f->type != F_REPLY) {
 			if (ps->seen[i])
 				return perr(ps, "duplicate key '%s'", f->key);
 		}

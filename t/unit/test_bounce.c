@@ -97,6 +97,79 @@ Test(bounce, report_layout)
 	free(m);
 }
 
+/* RFC 3461 NOTIFY=SUCCESS: Action delivered or relayed per recipient,
+ * a 2.X.X status, only server replies as Diagnostic-Code. */
+Test(bounce, success_report)
+{
+	struct bounce_rcpt r[2] = {
+	    {.addr = "a@local.test", .action = "delivered"},
+	    {.addr = "b@remote.test", .action = "relayed", .diag = "250 2.0.0 queued as 7"},
+	};
+	strcpy(r[0].status, "2.0.0");
+	strcpy(r[1].status, "2.0.0");
+	const char hdrs[] = "Subject: hello\r\n";
+	struct bounce_report b = {
+	    .hostname = "mx.local.test",
+	    .id = "06B07CF6A1E2400012F000",
+	    .sender = "alice@local.test",
+	    .arrival = 1795673962,
+	    .now = 1795674000,
+	    .success = 1,
+	    .rcpts = r,
+	    .nrcpt = 2,
+	    .headers = hdrs,
+	    .headers_len = sizeof(hdrs) - 1,
+	};
+	size_t len;
+	char *m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "Subject: Successful Mail Delivery Report\r\n") != NULL);
+	cr_expect(strstr(m, "Final-Recipient: rfc822; a@local.test\r\nAction: delivered\r\n"
+	                    "Status: 2.0.0\r\nLast-Attempt-Date: ") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "Action: relayed\r\nStatus: 2.0.0\r\n"
+	                    "Diagnostic-Code: smtp; 250 2.0.0 queued as 7\r\n") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "Original-Envelope-Id:") == NULL, "no ENVID was given");
+	cr_expect(strstr(m, "Content-Type: text/rfc822-headers\r\n\r\nSubject: hello\r\n") != NULL);
+	cr_expect(strstr(m, "Action: failed") == NULL);
+	free(m);
+}
+
+/* RET=FULL: the whole message as message/rfc822, 8bit when it was. */
+Test(bounce, full_message_returned)
+{
+	struct bounce_rcpt r = {.addr = "a@remote.test", .diag = "550 5.1.1 no user"};
+	strcpy(r.status, "5.1.1");
+	const char msg[] = "Subject: hello\r\n\r\nbody line\r\n";
+	struct bounce_report b = {
+	    .hostname = "mx.local.test",
+	    .id = "06B07CF6A1E2400012F000",
+	    .sender = "alice@local.test",
+	    .arrival = 1795673962,
+	    .now = 1795674000,
+	    .rcpts = &r,
+	    .nrcpt = 1,
+	    .headers = msg,
+	    .headers_len = sizeof(msg) - 1,
+	    .full = 1,
+	    .eightbit = 1,
+	};
+	size_t len;
+	char *m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n"
+	                    "\r\nSubject: hello\r\n\r\nbody line\r\n\r\n--") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "text/rfc822-headers") == NULL);
+	free(m);
+	b.full = 0;
+	b.full_cut = 1;
+	b.headers_len = 16;
+	m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "too large to be returned whole") != NULL);
+	cr_expect(strstr(m, "Content-Type: text/rfc822-headers\r\n") != NULL);
+	free(m);
+}
+
 /* RFC 6533: a report about a message that came with SMTPUTF8 is a
  * global-delivery-status report that keeps UTF-8 addresses and headers
  * (well-formed UTF-8 only). */
@@ -148,5 +221,56 @@ Test(bounce, report_layout_utf8)
 			cr_assert(strstr(m, "Content-Type: text/rfc822-headers") < m + i,
 			          "8-bit octet outside the returned headers at %zu", i);
 	cr_expect(strstr(m, "Final-Recipient: rfc822; j??rg@remote.test\r\n") != NULL);
+	free(m);
+}
+
+/* Both at once: a failure report about an SMTPUTF8 message with RET=FULL
+ * and ENVID/ORCPT is a global-delivery-status report that returns the
+ * message as message/global (RFC 6532 3.7), 8bit, with the DSN fields. */
+Test(bounce, full_message_returned_utf8)
+{
+	struct bounce_rcpt r = {.addr = "j\xc3\xb6rg@remote.test",
+	                        .orcpt = "rfc822;joerg@remote.test",
+	                        .diag = "550 5.1.1 no user"};
+	strcpy(r.status, "5.1.1");
+	const char msg[] = "Subject: Gr\xc3\xbc\xc3\x9f"
+	                   "e\r\n\r\nbody line\r\n";
+	struct bounce_report b = {
+	    .hostname = "mx.local.test",
+	    .id = "06B07CF6A1E2400012F000",
+	    .sender = "alice@local.test",
+	    .envid = "env-42",
+	    .arrival = 1795673962,
+	    .now = 1795674000,
+	    .rcpts = &r,
+	    .nrcpt = 1,
+	    .headers = msg,
+	    .headers_len = sizeof(msg) - 1,
+	    .full = 1,
+	    .utf8 = 1,
+	};
+	size_t len;
+	char *m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "report-type=global-delivery-status;") != NULL);
+	cr_expect(strstr(m, "Original-Envelope-Id: env-42\r\n") != NULL, "%s", m);
+	cr_expect(strstr(m, "Final-Recipient: utf-8; j\xc3\xb6rg@remote.test\r\n"
+	                    "Original-Recipient: rfc822;joerg@remote.test\r\n") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "Content-Type: message/global\r\nContent-Transfer-Encoding: 8bit\r\n"
+	                    "\r\nSubject: Gr\xc3\xbc\xc3\x9f"
+	                    "e\r\n\r\nbody line\r\n\r\n--") != NULL,
+	          "%s", m);
+	cr_expect(strstr(m, "message/rfc822") == NULL);
+	cr_expect(strstr(m, "message/global-headers") == NULL);
+	free(m);
+	/* Too large for RET=FULL: the header section as message/global-headers. */
+	b.full = 0;
+	b.full_cut = 1;
+	b.headers_len = 18;
+	m = bounce_format(&b, &len);
+	cr_expect(strstr(m, "too large to be returned whole") != NULL);
+	cr_expect(strstr(m, "Content-Type: message/global-headers\r\n"
+	                    "Content-Transfer-Encoding: 8bit\r\n\r\n") != NULL,
+	          "%s", m);
 	free(m);
 }

@@ -88,6 +88,33 @@ Test(command, frame_table)
 	}
 }
 
+/* RFC 3461 4: MAIL may be 100 octets longer, RCPT 500 (DSN). */
+Test(command, frame_dsn_lengths)
+{
+	static const struct {
+		const char *verb;
+		size_t total; /* octets with CR LF */
+		enum cmd_frame_status want;
+	} cases[] = {
+	    {"MAIL ", 612, CMD_FRAME_LINE},    {"MAIL ", 613, CMD_FRAME_DISCARD},
+	    {"rcpt ", 1012, CMD_FRAME_LINE},   {"RCPT ", 1013, CMD_FRAME_DISCARD},
+	    {"NOOP ", 513, CMD_FRAME_DISCARD}, {"MAILX", 513, CMD_FRAME_DISCARD},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		char buf[2048];
+		size_t n = cases[i].total;
+		memset(buf, 'a', n);
+		memcpy(buf, cases[i].verb, 5);
+		memcpy(buf + n - 2, "\r\n", 2);
+		size_t window = n < CMD_WINDOW_MAX ? n : CMD_WINDOW_MAX;
+		struct cmd_frame f;
+		enum cmd_frame_status st = cmd_frame(buf, window, 0, &f);
+		cr_expect_eq(st, cases[i].want, "%s%zu: %d", cases[i].verb, n, st);
+		if (st == CMD_FRAME_LINE)
+			cr_expect_eq(f.len, n - 2);
+	}
+}
+
 Test(command, frame_pipelined_lines)
 {
 	const char *in = "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\nDATA\r\n";
@@ -335,8 +362,13 @@ static const struct mail_case mail_cases[] = {
     {"FROM:<> BODY=7BIT body=8bitmime", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "body", ADDR_OK},
     /* parameters we do not advertise -> 555 */
     {"FROM:<> BODY=BINARYMIME", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "BODY", ADDR_OK},
-    {"FROM:<> RET=HDRS", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "RET", ADDR_OK},
-    {"FROM:<> ENVID=abc", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    /* DSN (RFC 3461): accepted; bad values -> 501 (their parsing: test_dsn.c) */
+    {"FROM:<> RET=HDRS", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> ENVID=abc", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> RET=ALL", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "RET", ADDR_OK},
+    {"FROM:<> ENVID=a+2", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    {"FROM:<> RET=FULL ret=hdrs", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "ret", ADDR_OK},
+    {"FROM:<> ENVID=a ENVID=b", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "ENVID", ADDR_OK},
     {"FROM:<> AUTH=<>", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "AUTH", ADDR_OK},
     {"FROM:<> X-UNKNOWN=1", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "X-UNKNOWN", ADDR_OK},
     {"FROM:<> SIZE=10 XYZ", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "XYZ", ADDR_OK},
@@ -398,8 +430,11 @@ static const struct rcpt_case rcpt_cases[] = {
     {"TO:", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
     {"TO", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
     {"FROM:<u@example.test>", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
-    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_PARAM_UNKNOWN, NULL, 0, "NOTIFY"},
-    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_PARAM_UNKNOWN, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@example.test> NOTIFY=NEVER,DELAY", 0, RPL_PARAM_SYNTAX, NULL, 0, "NOTIFY"},
+    {"TO:<u@example.test> ORCPT=u@example.test", 0, RPL_PARAM_SYNTAX, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> NOTIFY=DELAY NOTIFY=DELAY", 0, RPL_PARAM_DUP, NULL, 0, "NOTIFY"},
     {"TO:<u@example.test> FOO", 0, RPL_PARAM_UNKNOWN, NULL, 0, "FOO"},
     {"TO:<u@example.test> =x", 0, RPL_PARAM_SYNTAX, NULL, 0, "=x"},
 };
@@ -422,6 +457,57 @@ Test(command, rcpt_table)
 			cr_expect_str_eq(rc.param, c->param, "RCPT %s: param", c->arg);
 		}
 	}
+}
+
+/* The DSN values reach the parsed command (RFC 3461). */
+Test(command, dsn_parameters_are_kept)
+{
+	struct cmd_mail m;
+	const char *ma = "FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1 SIZE=10";
+	cr_assert_eq(cmd_parse_mail(ma, strlen(ma), 0, &m), RPL_NONE);
+	cr_expect_eq(m.dsn.ret, DSN_RET_HDRS);
+	cr_expect(m.dsn.has_envid);
+	cr_expect_str_eq(m.dsn.envid, "QQ+1");
+	cr_expect_eq(m.size, 10);
+	struct cmd_rcpt rc;
+	const char *ra = "TO:<u@example.test> NOTIFY=success,Delay ORCPT=rfc822;x+2By@example.test";
+	cr_assert_eq(cmd_parse_rcpt(ra, strlen(ra), 0, &rc), RPL_NONE);
+	cr_expect_eq(rc.dsn.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY);
+	cr_expect(rc.dsn.has_orcpt);
+	cr_expect_str_eq(rc.dsn.orcpt, "rfc822;x+y@example.test");
+	const char *plain = "TO:<u@example.test>";
+	cr_assert_eq(cmd_parse_rcpt(plain, strlen(plain), 0, &rc), RPL_NONE);
+	cr_expect_eq(rc.dsn.notify, 0);
+	cr_expect(!rc.dsn.has_orcpt);
+}
+
+/* Every MAIL parameter we offer in one line, with a UTF-8 path: SIZE,
+ * BODY, SMTPUTF8 (RFC 6531) and RET/ENVID (RFC 3461) are each kept; a
+ * UTF-8 RCPT in that transaction takes NOTIFY and ORCPT. */
+Test(command, dsn_and_smtputf8_together)
+{
+	struct cmd_mail m;
+	const char *ma = "FROM:<j\xc3\xb6rg@b\xc3\xbc.example> SIZE=10 BODY=8BITMIME SMTPUTF8 "
+	                 "RET=FULL ENVID=u8+2B1";
+	cr_assert_eq(cmd_parse_mail(ma, strlen(ma), ADDR_ALLOW_LITERAL, &m), RPL_NONE);
+	cr_expect_eq(m.size, 10);
+	cr_expect_eq(m.body, CMD_BODY_8BITMIME);
+	cr_expect(m.smtputf8);
+	cr_expect_eq(m.dsn.ret, DSN_RET_FULL);
+	cr_expect_str_eq(m.dsn.envid, "u8+1");
+	struct cmd_rcpt rc;
+	const char *ra = "TO:<\xe7\x94\xa8\xe6\x88\xb7@example.test> NOTIFY=FAILURE "
+	                 "ORCPT=rfc822;u@example.test";
+	cr_assert_eq(cmd_parse_rcpt(ra, strlen(ra), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_NONE);
+	cr_expect(rc.addr.is_utf8);
+	cr_expect_eq(rc.dsn.notify, DSN_NOTIFY_FAILURE);
+	cr_expect_str_eq(rc.dsn.orcpt, "rfc822;u@example.test");
+	/* The ORCPT address itself stays printable US-ASCII xtext: a raw
+	 * UTF-8 octet in it is refused. */
+	const char *ru = "TO:<u@example.test> ORCPT=utf-8;j\xc3\xb6rg@example.test";
+	cr_expect_eq(cmd_parse_rcpt(ru, strlen(ru), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_PARAM_SYNTAX);
 }
 
 Test(command, parameter_name_is_cut)
