@@ -26,6 +26,7 @@
 #include "classify.h"
 #include "conf.h"
 #include "history.h"
+#include "history_store.h"
 #include "log.h"
 #include "rdnsname.h"
 #include "screen.h"
@@ -67,7 +68,7 @@ struct screen_item {
 
 struct screen_server {
 	struct smtpd *srv;
-	struct history *hist;
+	struct history_store *hist;
 	struct whitelist wl;
 	/* history writer */
 	pthread_t thread;
@@ -137,8 +138,8 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&ss->mu);
 			size_t removed = 0;
 			if (max_age > 0 &&
-			    history_sweep(ss->hist, wall_usec() / 1000000, max_age,
-			                  SCREEN_SWEEP_RECORDS, &removed) >= 0 &&
+			    history_store_expire(ss->hist, wall_usec() / 1000000, max_age,
+			                         SCREEN_SWEEP_RECORDS, &removed) >= 0 &&
 			    removed > 0)
 				log_info("history: %zu expired records removed", removed);
 			pthread_mutex_lock(&ss->mu);
@@ -156,7 +157,7 @@ static void *writer_main(void *arg)
 			evs[i].now = items[i].now;
 		}
 		/* One transaction, one fsync for the whole batch. */
-		if (history_record_many(ss->hist, evs, n) != 0)
+		if (history_store_record(ss->hist, evs, n) != 0)
 			log_warnx("history: %zu session records not written", n);
 		pthread_mutex_lock(&ss->mu);
 	}
@@ -197,15 +198,13 @@ void screen_server_init(struct smtpd *srv)
 	smtpd_set_observer(srv, &screen_observer, ss);
 	whitelist_from_config(cf, &ss->wl);
 	char path[4096], err[512];
-	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
-	ss->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
+	struct history_store_settings st;
+	history_store_settings(cf, &st, path, sizeof(path));
+	ss->hist = history_store_open(&st, err, sizeof(err));
 	if (ss->hist == NULL) {
 		log_warnx("history: %s; every client is treated as new", err);
 		return;
 	}
-	if (history_configure(ss->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
-	                      cf->history_max_age) != 0)
-		log_warnx("history: bad prefix or age; using the defaults");
 	ss->max_age = cf->history_max_age;
 	ss->q = xcalloc(SCREEN_QUEUE_MAX, sizeof(*ss->q));
 	if (pthread_mutex_init(&ss->mu, NULL) != 0 || pthread_cond_init(&ss->cv, NULL) != 0)
@@ -245,7 +244,7 @@ void screen_server_free(struct smtpd *srv)
 		pthread_cond_destroy(&ss->cv);
 	}
 	if (ss->hist)
-		history_close(ss->hist);
+		history_store_close(ss->hist);
 	whitelist_free(&ss->wl);
 	free(ss->q);
 	free(ss);
@@ -277,7 +276,7 @@ static void predict(struct session *s, struct screen *sc)
 	if (ss && ss->hist) {
 		struct history_entry host, agg;
 		int64_t now = wall_usec() / 1000000;
-		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
+		if (history_store_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
 			struct history_params hp;
 			history_params_from_config(cf, &hp);
 			struct history_prediction pred;
