@@ -5,8 +5,10 @@
  * test starts (loopback port or unix socket in a directory of its own,
  * no persistence) and stops by PID.
  *
- * What is checked: junk learnt by one MX is predicted by the other; an
- * admin's feedback through tempomxctl on one is seen by the other;
+ * What is checked: junk learnt by one MX is predicted by the other, and
+ * the records Redis holds equal those of the MX's own LMDB store after
+ * the same sessions; an admin's feedback through tempomxctl on one is
+ * seen by the other; the scanner's virus records reach Redis;
  * sessions of both at the same moment lose no count (Redis' counts
  * checked exactly with redis-cli); with Redis killed both keep deciding
  * from their local history, no greeting waits longer than the lookup
@@ -344,6 +346,23 @@ Test(redis, junk_and_feedback_shared_between_mxes)
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(ratware(A.port, "127.0.71.2"), 554, "building the history on A");
 	cr_assert_eq(wait_field("tmx:r:127.0.71.2/32", "junk", 3, 5000), 3);
+	/* The same sessions make the same records in Redis and in A's own
+	 * store (record.c's rules and redis_proto.c's scripts agree). */
+	char *shared = NULL, *local = NULL;
+	cr_assert_eq(ctl(&A, "history", "show", "127.0.71.2", &shared), 0, "%s", shared);
+	h_set(&A, "history_store", "lmdb");
+	cr_assert_gt(h_write_conf(&A), 0);
+	long long end = h_now_ms() + 5000;
+	do {
+		free(local);
+		local = NULL;
+		cr_assert_eq(ctl(&A, "history", "show", "127.0.71.2", &local), 0, "%s", local);
+	} while (strcmp(local, shared) != 0 && h_now_ms() < end && (h_sleep_ms(200), 1));
+	cr_expect_str_eq(local, shared, "LMDB and Redis differ");
+	free(local);
+	free(shared);
+	h_set(&A, "history_store", "%s", spec);
+	cr_assert_gt(h_write_conf(&A), 0);
 	/* ...and the backup, whose own store never saw it, refuses it. */
 	cr_expect_eq(polite(B.port, "127.0.71.2", NULL), 554, "B did not predict junk");
 	cr_expect(h_log_has(&B, "history=junk (host 127.0.71.2/32: 3 of 3 observations junk"),
@@ -607,5 +626,37 @@ Test(redis, bad_password_or_address_serves_from_lmdb)
 	h_sleep_ms(1200); /* a few reconnect attempts */
 	cr_expect_eq(log_count(&B, "not usable"), 1);
 	mx_stop(&B);
+	redis_cleanup(&R);
+}
+
+Test(redis, virus_found_by_the_scanner_reaches_redis)
+{
+	char spec[64], src[H_PATH], db[H_PATH + 8], cmd[4 * H_PATH], path[H_PATH];
+	static const char *const rcpts[] = {"bob@localhost", NULL};
+	redis_start(&R, 0, NULL);
+	tcp_spec(spec, sizeof(spec));
+	h_daemon_init(&A);
+	h_srcpath("t/data/clamav", src, sizeof(src));
+	snprintf(db, sizeof(db), "%s/sigdb", A.dir);
+	snprintf(cmd, sizeof(cmd), "cp -r '%s' '%s' && chmod -R a+rX '%s'", src, db, db);
+	cr_assert_eq(system(cmd), 0);
+	h_set(&A, "scan", "yes");
+	h_set(&A, "clamav_database", "%s", db);
+	h_set(&A, "scan_threads", "1");
+	h_set(&A, "greet_pause", "0");
+	h_set(&A, "patience_delay", "0");
+	h_set(&A, "history_store", "%s", spec);
+	h_daemon_start(&A);
+	cr_assert(h_log_wait(&A, "sharing the history through Redis", 10000));
+	h_srcpath("t/data/mail/eicar-plain.eml", path, sizeof(path));
+	size_t len;
+	char *m = h_read_file(path, &len);
+	cr_assert_not_null(m);
+	cr_expect_eq(h_send_mail(A.port, "127.0.111.2", "a@localhost", rcpts, m, len), 250);
+	free(m);
+	cr_expect_eq(wait_field("tmx:r:127.0.111.2/32", "virus", 1, 20000), 1,
+	             "the scanner's virus record is not in Redis");
+	cr_expect_eq(redis_field(&R, "tmx:r:127.0.111.0/24", "virus"), 1);
+	mx_stop(&A);
 	redis_cleanup(&R);
 }
