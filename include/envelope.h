@@ -34,6 +34,14 @@
  * rewriting the whole file in version 1 as before. scan-info and
  * scan-class exist in version 2 only.
  *
+ * A version 2 block may carry "hops": the number of Received: fields in
+ * the message's header section, ours included, counted by smtpd while it
+ * received the message (RFC 5321 6.3 loop detection at delivery). It is
+ * written with a fixed width on the line right before "size", and patched
+ * in place by spool_commit() like the size; it is absent from blocks
+ * written before it existed and from messages whose creator did not count
+ * (delivery then counts the fields in the message itself).
+ *
  * Numbers (client-port, smtputf8, score, attempts, next-retry, the rcpt
  * fields), id, arrival, class, sender and size are always written and
  * required; any other string line is absent when the field is NULL. A NULL
@@ -53,6 +61,11 @@
  * updated). */
 #define ENVELOPE_VERSION_MIN 1
 #define ENVELOPE_SIZE_WIDTH 20
+#define ENVELOPE_HOPS_WIDTH 5
+#define ENVELOPE_HOPS_MAX 99999
+/* Where the hops digits start, when the line is there: this many octets
+ * before the size digits ("hops NNNNN\nsize "). */
+#define ENVELOPE_HOPS_BEFORE_SIZE (ENVELOPE_HOPS_WIDTH + sizeof("\nsize ") - 1)
 #define ENVELOPE_MAX_BLOCK (1024 * 1024)
 
 enum rcpt_status { RCPT_PENDING = 0, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED };
@@ -101,6 +114,9 @@ struct envelope {
 	 * "lo", "lo (promoted)"): the X-Tempomx-* fields are made of them. */
 	char *scan_info;
 	char *scan_class;
+	/* Version 2: Received: fields in the message's header, ours included
+	 * (up to ENVELOPE_HOPS_MAX); -1: not counted, no "hops" line. */
+	int hops;
 	/* Set by the spool reader, never written: the file offset just past
 	 * the last valid update record (where the next one goes), the file's
 	 * length when it was read, how many records were applied, and the
@@ -111,7 +127,8 @@ struct envelope {
 	int64_t queued_usec;
 };
 
-/* Zero-initialise *env (version, verdict "unclassified", class hi). */
+/* Zero-initialise *env (version, verdict "unclassified", class hi, hops
+ * not counted). */
 void envelope_init(struct envelope *env);
 void envelope_free(struct envelope *env);
 /* Append a recipient with status pending. Returns its index. */
@@ -126,6 +143,8 @@ void envelope_copy(struct envelope *dst, const struct envelope *src);
 char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off);
 /* Write the fixed-width decimal of size into buf (ENVELOPE_SIZE_WIDTH). */
 void envelope_format_size(char *buf, uint64_t size);
+/* The same for hops (ENVELOPE_HOPS_WIDTH), clamped to 0..ENVELOPE_HOPS_MAX. */
+void envelope_format_hops(char *buf, int hops);
 
 /* Parse a block at the start of buf. On success returns 0, fills *env and
  * sets *body_off to the offset of the first message octet. On failure

@@ -249,6 +249,7 @@ int bounce_queue(struct spool *sp, const struct envelope *orig, int fd, size_t b
 	env.verdict = xstrdup("good");
 	env.class = CLASS_HI;
 	env.size = len;
+	env.hops = 0; /* the report's header has no Received: field */
 	envelope_add_rcpt(&env, orig->sender, NULL);
 	int rc = -1;
 	if (spool_create(sp, &env, &sf) == 0) {

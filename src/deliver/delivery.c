@@ -20,9 +20,9 @@
  * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
  * Maildir writes, envelope updates, removals and deferred-queue scans (file
- * I/O with fsync) run in a small pool of threads (workpool.c,
- * delivery_threads), and each result is handed back to the loop through
- * an eventfd. The loop alone touches the message state.
+ * I/O with fsync) run in the common pool of threads
+ * (src/common/threadpool.c, delivery_threads), and each result is handed
+ * back to the loop. The loop alone touches the message state.
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
  * envelope only after its Maildir file is durable (maildir_deliver()
@@ -51,13 +51,14 @@
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
-#include "workpool.h"
+#include "maildir_path.h"
 #include "remote.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
 #include "stats.h"
 #include "tempomx.h"
+#include "threadpool.h"
 #include "util.h"
 
 /* Messages open at once, per worker thread (each holds a descriptor), plus
@@ -105,7 +106,7 @@ struct msg {
 	/* Remote jobs being formed, by destination (msg_start only). */
 	struct rjob *forming;
 	/* The final envelope update or removal. */
-	struct task fin;
+	struct threadpool_job fin;
 	int fin_remove;
 	int fin_rc, fin_errno;
 	struct event *retry_ev;
@@ -127,7 +128,7 @@ struct rjob {
 
 /* One recipient's Maildir delivery. */
 struct job {
-	struct task t; /* first: the task pointer is the job pointer */
+	struct threadpool_job t; /* first: the pool's job pointer is the job pointer */
 	struct msg *m;
 	size_t ri;
 	char *rcpt; /* address delivered to (postmaster mapped) */
@@ -140,7 +141,7 @@ struct job {
 
 /* A pass over deferred/: move due (or, for a flush, all) messages to out/. */
 struct sweep {
-	struct task t;
+	struct threadpool_job t;
 	struct delivery *d;
 	int force;
 	size_t moved, seen;
@@ -153,7 +154,7 @@ struct delivery {
 	struct spool sp;
 	struct spool_watch *watch;
 	int64_t interval;
-	struct pool pool;
+	struct threadpool *pool;
 	struct remote *remote;
 	struct idlist waiting; /* messages in out/, oldest first */
 	struct msg *active;
@@ -179,7 +180,8 @@ static void delivery_kick(struct delivery *d)
 
 static void delivery_maybe_exit(struct delivery *d)
 {
-	if (d->stopping && d->nactive == 0 && d->pool.busy == 0 && !remote_busy(d->remote))
+	if (d->stopping && d->nactive == 0 && threadpool_pending(d->pool) == 0 &&
+	    !remote_busy(d->remote))
 		event_base_loopexit(d->base, NULL);
 }
 
@@ -244,7 +246,7 @@ static void set_reply(struct rcpt *r, const char *text)
 
 /* ---- finishing a message: remove it, or defer it ---- */
 
-static void fin_work(struct task *t)
+static void fin_work(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -292,10 +294,10 @@ static void fin_work(struct task *t)
 static void fin_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct msg *m = arg;
-	pool_submit(&m->d->pool, &m->fin);
+	threadpool_submit(m->d->pool, &m->fin);
 }
 
-static void fin_done(struct task *t)
+static void fin_done(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -441,12 +443,12 @@ static void msg_finish(struct msg *m)
 	}
 	m->fin.work = fin_work;
 	m->fin.done = fin_done;
-	pool_submit(&d->pool, &m->fin);
+	threadpool_submit(d->pool, &m->fin);
 }
 
 /* ---- one recipient ---- */
 
-static void job_work(struct task *t)
+static void job_work(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -467,7 +469,7 @@ static void job_work(struct task *t)
 	j->finished = wall_usec();
 }
 
-static void job_done(struct task *t)
+static void job_done(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -513,7 +515,9 @@ static void job_done(struct task *t)
 /* ---- remote recipients (SMTP, LMTP) ---- */
 
 /* Received: header lines in the message's header section (RFC 5321
- * 6.3: a count above max_hops is a mail loop). */
+ * 6.3: a count above max_hops is a mail loop), for a message whose
+ * envelope does not carry the count smtpd made (written before the
+ * envelope had it, or a local submission). */
 static int count_hops(int fd, size_t body_off, uint64_t size)
 {
 	char buf[65536];
@@ -675,12 +679,13 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 }
 
 /* Submit the jobs formed by msg_start to remote.c. A message with more
- * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3); the
- * header section is at most 64 KiB of a file just opened, read inline. */
+ * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3). The
+ * count is the envelope's, made by smtpd at receive time; without one the
+ * header section (at most 64 KiB of a file just opened) is read inline. */
 static void rjob_submit_all(struct msg *m)
 {
-	int hops = -1;
-	if (m->forming)
+	int hops = m->env.hops;
+	if (m->forming && hops < 0)
 		hops = count_hops(m->fd, m->body_off, m->env.size);
 	while (m->forming) {
 		struct rjob *j = m->forming;
@@ -758,7 +763,7 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 	j->queued = wall_usec();
 	m->jobs_left++;
 	m->tried = 1;
-	pool_submit(&m->d->pool, &j->t);
+	threadpool_submit(m->d->pool, &j->t);
 }
 
 /* A version 2 file in out/ without a scan result, while scanning is on:
@@ -854,7 +859,7 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 
 /* ---- deferred/ ---- */
 
-static void sweep_work(struct task *t)
+static void sweep_work(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -908,7 +913,7 @@ static void delivery_due(struct delivery *d, int64_t t)
 	d->due_at = t;
 }
 
-static void sweep_done(struct task *t)
+static void sweep_done(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -946,7 +951,7 @@ static void sweep_start(struct delivery *d, int force)
 	s->d = d;
 	s->force = force;
 	d->sweeping = 1;
-	pool_submit(&d->pool, &s->t);
+	threadpool_submit(d->pool, &s->t);
 }
 
 static void sweep_timer(evutil_socket_t fd, short what, void *arg)
@@ -956,21 +961,26 @@ static void sweep_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up, signals ---- */
 
-static int delivery_watch(struct delivery *d)
+/* The periodic pass over deferred/ runs with the queue rescan. */
+static void delivery_sweep_every(struct delivery *d, int64_t interval)
 {
-	int64_t interval = d->rt->cf->queue_rescan_interval;
 	struct timeval tv = {(time_t)interval, 0};
-
-	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
-	if (d->watch == NULL) {
-		log_warn("cannot watch the out queue");
-		return -1;
-	}
 	if (d->sweep_ev == NULL)
 		d->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_timer, d);
 	if (d->sweep_ev == NULL || event_add(d->sweep_ev, &tv) < 0)
 		fatalx("cannot add the retry timer");
 	d->interval = interval;
+}
+
+static int delivery_watch(struct delivery *d)
+{
+	int64_t interval = d->rt->cf->queue_rescan_interval;
+	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
+	if (d->watch == NULL) {
+		log_warn("cannot watch the out queue");
+		return -1;
+	}
+	delivery_sweep_every(d, interval);
 	return 0;
 }
 
@@ -1011,14 +1021,8 @@ static void delivery_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		if (d->stopping || runtime_reload(d->rt) < 0)
 			break;
-		if (d->rt->cf->queue_rescan_interval != d->interval) {
-			spool_watch_free(d->watch);
-			d->watch = NULL;
-			if (delivery_watch(d) < 0)
-				delivery_stop(d);
-		} else {
-			spool_watch_rescan(d->watch);
-		}
+		if (spool_watch_reload(d->watch, d->rt->cf->queue_rescan_interval))
+			delivery_sweep_every(d, d->rt->cf->queue_rescan_interval);
 		break;
 	case SIGUSR1:
 		/* Flush: every deferred message is retried now. */
@@ -1044,18 +1048,14 @@ int delivery_main(struct runtime *rt)
 	if (d.base == NULL)
 		fatalx("event_base_new failed");
 	size_t nthreads = (size_t)rt->cf->delivery_threads;
-	pool_init(&d.pool, d.base, nthreads);
+	d.pool = threadpool_new(d.base, "delivery", (unsigned)nthreads);
 	d.remote = remote_new(d.base);
 	d.max_active = nthreads * DELIVERY_ACTIVE_PER_THREAD;
 	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
 	if (d.work_ev == NULL)
 		fatalx("event_new failed");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		d.sig_ev[i] = evsignal_new(d.base, sigs[i], delivery_signal, &d);
-		if (d.sig_ev[i] == NULL || evsignal_add(d.sig_ev[i], NULL) < 0)
-			fatalx("cannot handle signal %d", sigs[i]);
-	}
-	runtime_signals_ready();
+	runtime_child_signals(d.base, sigs, sizeof(sigs) / sizeof(sigs[0]), delivery_signal, &d,
+	                      d.sig_ev);
 	if (delivery_watch(&d) < 0) {
 		status = 1;
 	} else {
@@ -1073,7 +1073,7 @@ int delivery_main(struct runtime *rt)
 
 	/* Every task has finished (the loop only exits when none is
 	 * left), so the threads are idle. */
-	pool_free(&d.pool);
+	threadpool_free(d.pool);
 	remote_free(d.remote);
 	while (d.active)
 		msg_free(d.active);

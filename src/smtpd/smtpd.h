@@ -4,7 +4,10 @@
  * server.c owns struct smtpd (listeners, connection limits, signals, the
  * spool and its commit pool, the TLS context) and calls session_new() for
  * each accepted connection. session.c owns struct session (one client's
- * SMTP dialogue) and keeps the list of live sessions.
+ * SMTP dialogue) and keeps the list of live sessions. Calls go one way,
+ * from server.c down: a session reports its end through the
+ * srv->session_gone callback server.c sets, and reaches the message
+ * (receive.c) through the srv->msg_ops server.c sets.
  *
  * The session reports what happens on the wire to an optional observer
  * (struct session_observer): this is how the timing classifier sees reply
@@ -93,6 +96,7 @@ struct session_event {
 };
 
 struct envelope;
+struct session_message_ops;
 
 /* The classifier watches a session through this, and answers the few
  * questions the session asks before it acts; a hook left NULL answers
@@ -145,13 +149,17 @@ struct smtpd {
 	struct rdns *rdns;         /* reverse DNS of clients (rdns.c) */
 	struct pickup *pickup;     /* local submissions (pickup.c) */
 	struct gauges *gauges;     /* open sessions for tempomxctl (gauges.c) */
+
+	/* Set by server.c for session.c: a session was destroyed (release
+	 * its connection slot); the message part of a session (receive.c's
+	 * receive_message_ops). */
+	void (*session_gone)(struct smtpd *srv, const char *client_addr);
+	const struct session_message_ops *msg_ops;
 };
 
 /* server.c */
 /* Attach an observer (NULL to detach); sessions opened afterwards use it. */
 void smtpd_set_observer(struct smtpd *srv, const struct session_observer *obs, void *arg);
-/* A session was destroyed: release its connection slot. */
-void smtpd_session_gone(struct smtpd *srv, const char *client_addr);
 
 /* session.c */
 /* Start a session on an accepted, non-blocking socket; sends the
@@ -165,7 +173,7 @@ void session_shutdown_all(struct smtpd *srv);
  * dropped, a pending commit still completes). */
 void session_abort_all(struct smtpd *srv);
 
-/* The observer's greet_wait is over: the greeting goes on (connection.c). */
+/* The observer's greet_wait is over: the greeting goes on (session.c). */
 void session_observer_ready(struct session *s);
 
 /* Read-only facts for observers. */
@@ -193,6 +201,10 @@ size_t session_nrcpt(const struct session *s);
 const char *session_rcpt(const struct session *s, size_t i);
 /* Octets received and not taken yet. */
 size_t session_input_pending(const struct session *s);
+/* The transaction's message is being sent with BDAT (RFC 3030): its
+ * octets follow each command at once, so input waiting at the decision
+ * is not a body sent too early. */
+int session_chunking(const struct session *s);
 /* A reply is being held back (patience test). */
 int session_holding(const struct session *s);
 /* The queue ID of the message being received or just committed. */

@@ -231,11 +231,17 @@ static const struct step battery[] = {
     {"MAIL FROM:<a@example.net>", 503, "5.5.1"},
     {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
     {"DATA", 503, "5.5.1"},
+    /* BDAT (RFC 3030) out of sequence; its chunk (none here) is read
+     * all the same. A size then anything but LAST is a syntax error. */
+    {"BDAT 0", 503, "5.5.1"},
+    {"BDAT 0 LAST", 503, "5.5.1"},
+    {"BDAT 0 LAST now", 501, "5.5.4"},
     {"", 500, "5.5.1"},
     {"XYZZY", 500, "5.5.1"},
     {"RSET now", 501, "5.5.4"},
     {"VRFY", 501, "5.5.4"},
     {"ehlo mta.example.net", 250, NULL},
+    {"BDAT 0 LAST", 503, "5.5.1"},
     /* MAIL syntax and parameters (RFC 5321 4.1.1.2, RFC 1870, 6152). */
     {"MAIL FROM<a@example.net>", 501, "5.5.4"},
     {"MAIL FROM:a@example.net", 501, "5.1.7"},
@@ -257,6 +263,18 @@ static const struct step battery[] = {
     {"rcpt to: <Bob@LocalHost.>", 250, "2.1.5"},
     {"STARTTLS", 503, "5.5.1"},
     {"NOOP", 250, "2.0.0"},
+    /* A chunk of the message; then DATA in the same transaction is 503
+     * (RFC 3030 2) and the message is dropped, so BDAT LAST finds no
+     * transaction. */
+    {"BDAT 0", 250, "2.0.0"},
+    {"DATA", 503, "5.5.1"},
+    {"BDAT 0 LAST", 503, "5.5.1"},
+    {"MAIL FROM:<a@example.net>", 250, "2.1.0"},
+    {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
+    {"BDAT 0", 250, "2.0.0"},
+    {"RCPT TO:<postmaster>", 503, "5.5.1"},
+    {"MAIL FROM:<a@example.net>", 250, "2.1.0"},
+    {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
     /* A second EHLO ends the transaction (RFC 5321 4.1.4). */
     {"EHLO mta.example.net", 250, NULL},
     {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
@@ -267,6 +285,9 @@ static const struct step battery[] = {
     {"STARTTLS", 503, "5.5.1"},
     {"MAIL FROM:<>", 250, "2.1.0"},
     {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
+    /* CHUNKING is offered after EHLO only. */
+    {"BDAT 0 LAST", 503, "5.5.1"},
+    {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
     {"QUIT now", 501, "5.5.4"},
     {"QUIT", 221, "2.0.0"},
 };
@@ -284,6 +305,7 @@ Test(conformance, command_battery)
 	cr_expect(h_log_has(&D, "reject: MAIL from unknown[127.0.0.2]"), "MAIL refusal not logged");
 	cr_expect(h_log_has(&D, "555 5.5.4 Unsupported parameter: FOO"), "555 not logged");
 	cr_expect(h_log_has(&D, "to=<bob@other.example>"), "relay refusal not logged");
+	cr_expect(h_log_has(&D, "reject: BDAT from unknown[127.0.0.2]"), "BDAT refusal not logged");
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }

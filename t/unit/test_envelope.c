@@ -120,6 +120,7 @@ Test(envelope, init_defaults)
 	cr_expect_eq(env.class, CLASS_HI);
 	cr_expect_str_eq(env.verdict, "unclassified");
 	cr_expect_eq(env.nrcpt, 0);
+	cr_expect_eq(env.hops, -1);
 	envelope_free(&env);
 	envelope_free(&env); /* safe twice */
 }
@@ -314,6 +315,52 @@ Test(envelope, size_patch_in_place)
 	envelope_free(&env);
 }
 
+/* The Received: count: fixed width right before size, clamped; absent
+ * when not counted and from version 1 blocks. */
+Test(envelope, hops_before_size)
+{
+	struct envelope env, back;
+	base_env(&env);
+	size_t len, off;
+	char err[200];
+	char *b = envelope_format(&env, &len, &off);
+	cr_expect_null(strstr(b, "\nhops "), "%s", b);
+	cr_assert_eq(envelope_parse(b, len, &back, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(back.hops, -1);
+	envelope_free(&back);
+	free(b);
+
+	static const struct {
+		int hops;
+		const char *digits;
+		int back;
+	} cases[] = {
+	    {0, "00000", 0}, {4, "00004", 4}, {99999, "99999", 99999}, {123456, "99999", 99999}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		env.hops = cases[i].hops;
+		b = envelope_format(&env, &len, &off);
+		cr_assert_gt(off, ENVELOPE_HOPS_BEFORE_SIZE + 5);
+		const char *h = b + off - ENVELOPE_HOPS_BEFORE_SIZE;
+		cr_expect(memcmp(h - 5, "hops ", 5) == 0, "%s", b);
+		cr_expect(memcmp(h, cases[i].digits, ENVELOPE_HOPS_WIDTH) == 0, "%s", b);
+		/* Patched in place, as spool_commit() does. */
+		envelope_format_hops((char *)h, 12);
+		cr_assert_eq(envelope_parse(b, len, &back, NULL, err, sizeof(err)), 0, "%s", err);
+		cr_expect_eq(back.hops, 12);
+		envelope_free(&back);
+		free(b);
+	}
+	env.hops = 3;
+	env.version = 1;
+	b = envelope_format(&env, &len, NULL);
+	cr_expect_null(strstr(b, "hops"), "%s", b);
+	cr_assert_eq(envelope_parse(b, len, &back, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(back.hops, -1);
+	envelope_free(&back);
+	free(b);
+	envelope_free(&env);
+}
+
 Test(envelope, escape_reversible_for_any_bytes)
 {
 	/* Every octet value, then pseudo-random strings with NULs. */
@@ -383,6 +430,12 @@ static const struct {
     {"tempomx-envelope 0\n" MIDDLE SIZE END, "line 1: unsupported envelope version 0"},
     /* Keys of version 2 are unknown in a version 1 block. */
     {HEAD MIDDLE "scan-info x\n" SIZE END, "line 11: unknown key 'scan-info'"},
+    {HEAD MIDDLE "hops 00003\n" SIZE END, "line 11: unknown key 'hops'"},
+    /* hops has a fixed width (it is patched in place), like size. */
+    {"tempomx-envelope 2\nhops 3\n", "line 2: bad value for 'hops': '3'"},
+    {"tempomx-envelope 2\nhops 000003\n", "line 2: bad value for 'hops': '000003'"},
+    {"tempomx-envelope 2\nhops -0003\n", "line 2: bad value for 'hops': '-0003'"},
+    {"tempomx-envelope 2\nhops 0000x\n", "line 2: bad value for 'hops': '0000x'"},
     {"tempomx-envelope x\n", "line 1: bad value for 'version': 'x'"},
     {HEAD MIDDLE "foo bar\n" SIZE END, "line 11: unknown key 'foo'"},
     {HEAD MIDDLE "\n" SIZE END, "line 11: empty line"},

@@ -1,6 +1,7 @@
 /*
- * test_maildir.c: unit tests for the Maildir writer (src/deliver/maildir.c):
- * path template expansion and sanitising, unique names, the tmp/ -> new/
+ * test_maildir.c: unit tests for the Maildir writer (src/deliver/maildir.c)
+ * and the path template (src/common/maildir_path.c): expansion and
+ * sanitising, unique names, the tmp/ -> new/
  * hand-off, byte-exact copies and the CRLF to LF conversion.
  */
 #include <criterion/criterion.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "maildir.h"
+#include "maildir_path.h"
 
 struct expand_case {
 	const char *tmpl;
