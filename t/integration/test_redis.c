@@ -48,6 +48,7 @@ struct redis {
 	int port;
 	pid_t pid;
 	char pass[64];
+	int db; /* the database the MXes SELECT */
 };
 
 static struct redis R;
@@ -183,6 +184,12 @@ static void redis_cli(const struct redis *r, char *line, size_t size, ...)
 	} else {
 		argv[n++] = "-s";
 		argv[n++] = (char *)r->sock;
+	}
+	char db[16];
+	if (r->db) {
+		snprintf(db, sizeof(db), "%d", r->db);
+		argv[n++] = "-n";
+		argv[n++] = db;
 	}
 	if (r->pass[0]) {
 		argv[n++] = "--no-auth-warning";
@@ -389,6 +396,15 @@ Test(redis, junk_and_feedback_shared_between_mxes)
 	cr_assert_eq(ctl(&B, "history", "list", "--junk", &out), 0, "%s", out);
 	cr_expect(strstr(out, "127.0.73.0/24") != NULL, "list on B:\n%s", out);
 	free(out);
+	/* forget removes the shared records too. */
+	cr_assert_eq(ctl(&B, "history", "forget", "127.0.73.0/24", &out), 0, "%s", out);
+	free(out);
+	char exists[16];
+	redis_cli(&R, exists, sizeof(exists), "EXISTS", "tmx:r:127.0.73.0/24", (char *)NULL);
+	cr_expect_str_eq(exists, "0", "the network's record is still in Redis");
+	cr_assert_eq(ctl(&B, "history", "show", "127.0.73.9", &out), 0, "%s", out);
+	cr_expect(strstr(out, "predicted new") != NULL, "show on B after forget:\n%s", out);
+	free(out);
 	mx_stop(&B);
 	redis_cleanup(&R);
 }
@@ -447,7 +463,8 @@ Test(redis, concurrent_updates_lose_nothing_unix_socket)
 	enum { PER = 30 };
 	char spec[H_PATH + 8];
 	redis_start(&R, 1, NULL);
-	snprintf(spec, sizeof(spec), "unix:%s", R.sock);
+	R.db = 3; /* unix:/path?db=N: everything lands in database 3 */
+	snprintf(spec, sizeof(spec), "unix:%s?db=%d", R.sock, R.db);
 	mx_start(&A, spec, NULL, NULL);
 	mx_start(&B, spec, NULL, NULL);
 	cr_assert(h_log_wait(&A, "sharing the history through Redis", 10000));
