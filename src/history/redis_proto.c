@@ -517,6 +517,11 @@ int history_remote_parse(const char *spec, struct history_remote *r, int *is_rem
 		return seterr(err, errlen, "expected lmdb, redis://HOST:PORT[/DB] or unix:/PATH",
 		              spec);
 	const char *p = spec + 8, *hend, *port;
+	if (strchr(p, '@') != NULL)
+		return seterr(err, errlen,
+		              "no user or password here (the password goes in "
+		              "history_redis_password_file)",
+		              spec);
 	if (*p == '[') {
 		hend = strchr(p, ']');
 		if (hend == NULL || hend[1] != ':')
@@ -529,10 +534,8 @@ int history_remote_parse(const char *spec, struct history_remote *r, int *is_rem
 			return seterr(err, errlen, "the port is missing (redis://HOST:PORT)", spec);
 		port = hend + 1;
 	}
-	if (hend == p || (size_t)(hend - p) >= sizeof(r->host) ||
-	    memchr(p, '@', (size_t)(hend - p)))
-		return seterr(err, errlen,
-		              "bad host (a password goes in history_redis_password_file)", spec);
+	if (hend == p || (size_t)(hend - p) >= sizeof(r->host))
+		return seterr(err, errlen, "bad host", spec);
 	memcpy(r->host, p, (size_t)(hend - p));
 	char pbuf[16];
 	const char *slash = strchr(port, '/');
