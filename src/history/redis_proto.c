@@ -69,7 +69,7 @@
 	"  if was == 2 and g(r, 'junk_hosts') > 0 then r.junk_hosts = r.junk_hosts - 1 end\n"      \
 	"  if v == 1 then inc(r, 'good_hosts') elseif v == 2 then inc(r, 'junk_hosts') end\n"      \
 	"end\n"                                                                                    \
-	"local function store(k, r)\n"                                                             \
+	"local function store(k, r, wipe)\n"                                                       \
 	"  local a = {}\n"                                                                         \
 	"  for _, f in ipairs(F) do\n"                                                             \
 	"    local v = r[f]\n"                                                                     \
@@ -79,7 +79,7 @@
 	"      else a[#a + 1] = string.format('%d', v) end\n"                                      \
 	"    end\n"                                                                                \
 	"  end\n"                                                                                  \
-	"  redis.call('DEL', k)\n"                                                                 \
+	"  if wipe then redis.call('DEL', k) end\n"                                                \
 	"  redis.call('HSET', k, unpack(a))\n"                                                     \
 	"  if maxage > 0 then redis.call('EXPIRE', k, maxage) end\n"                               \
 	"end\n"                                                                                    \
@@ -127,13 +127,13 @@ static const char lua_record[] =
                "if not live then h = fresh() end\n"
                "apply(h)\n"
                "local v = vote(h)\n"
-               "store(KEYS[1], h)\n"
+               "store(KEYS[1], h, not live)\n"
                "if #KEYS >= 3 then\n"
                "  local n, nh, nl = load(KEYS[2])\n"
                "  if not nl then n = fresh() end\n"
                "  apply(n)\n"
                "  move(n, was, v)\n"
-               "  store(KEYS[2], n)\n"
+               "  store(KEYS[2], n, not nl)\n"
                "  member(KEYS[3], KEYS[1])\n"
                "end\n"
                "return v\n";
@@ -147,7 +147,7 @@ static const char lua_feedback[] = LUA_COMMON "local fb = tonumber(ARGV[1])\n"
                                               "local was = 0\n"
                                               "if live then was = vote(h) else h = fresh() end\n"
                                               "fbapply(h, fb, true)\n"
-                                              "store(KEYS[1], h)\n"
+                                              "store(KEYS[1], h, not live)\n"
                                               "local written = 1\n"
                                               "if #KEYS >= 3 then\n"
                                               "  local v = vote(h)\n"
@@ -155,7 +155,7 @@ static const char lua_feedback[] = LUA_COMMON "local fb = tonumber(ARGV[1])\n"
                                               "  if not nl then n = fresh() end\n"
                                               "  fbapply(n, fb, false)\n"
                                               "  move(n, was, v)\n"
-                                              "  store(KEYS[2], n)\n"
+                                              "  store(KEYS[2], n, not nl)\n"
                                               "  member(KEYS[3], KEYS[1])\n"
                                               "  written = written + 1\n"
                                               "end\n"
@@ -168,13 +168,13 @@ static const char lua_netfeedback[] =
                "local n, nh, nl = load(KEYS[1])\n"
                "if not nl then n = fresh() end\n"
                "fbapply(n, fb, true)\n"
-               "store(KEYS[1], n)\n"
+               "store(KEYS[1], n, not nl)\n"
                "local written = 1\n"
                "for _, k in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
                "  local h, have, live = load(k)\n"
                "  if live then\n"
                "    fbapply(h, fb, true)\n"
-               "    store(k, h)\n"
+               "    store(k, h, false)\n"
                "    written = written + 1\n"
                "  else\n"
                "    redis.call('SREM', KEYS[2], k)\n"

@@ -1,7 +1,8 @@
 /*
  * history_share.c: the shared sender history in smtpd: the process's
  * Redis client (src/history/redis_async.c, in smtpd's event loop) and
- * the lookups screen.c starts at connect and at each MAIL, whose answers
+ * the lookups screen.c starts at connect and at MAIL (when the answer it
+ * has is more than a second old), whose answers
  * replace the local store's records in the prediction while they come
  * in time. Records of sessions go to Redis from here and to the local
  * store through screen.c's writer thread, as before.
@@ -64,6 +65,7 @@ static void answered(void *arg, int ok, const struct history_entry *host,
 	if (ok) {
 		l->host = *host;
 		l->agg = *agg;
+		l->at = mono_usec();
 	}
 	if (l->done != NULL)
 		l->done(l->arg);
@@ -84,6 +86,14 @@ int history_share_lookup(struct history_share *hs, struct share_lookup *l,
 	if (l->req == NULL)
 		l->ok = 0;
 	return l->req != NULL;
+}
+
+void history_share_refresh(struct history_share *hs, struct share_lookup *l,
+                           const struct sockaddr *addr)
+{
+	if (l->ok && mono_usec() - l->at < HISTORY_SHARE_FRESH_USEC)
+		return;
+	history_share_lookup(hs, l, addr, NULL, NULL);
 }
 
 void history_share_cancel(struct share_lookup *l)

@@ -453,8 +453,7 @@ static void scr_event(void *ctx, struct session *s, const struct session_event *
 		/* What the other MXes learnt since connect, for the decision
 		 * at DATA. */
 		if (ev->verb == CMD_MAIL && sc->ss != NULL)
-			history_share_lookup(sc->ss->share, &sc->shared, session_peer(s), NULL,
-			                     NULL);
+			history_share_refresh(sc->ss->share, &sc->shared, session_peer(s));
 		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
 		                    ev->early, ev->bare_lf, ev->pipelining,
 		                    ev->arrival > 0 ? ev->arrival : ev->usec);

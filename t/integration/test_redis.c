@@ -8,7 +8,8 @@
  * What is checked: junk learnt by one MX is predicted by the other, and
  * the records Redis holds equal those of the MX's own LMDB store after
  * the same sessions; an admin's feedback through tempomxctl on one is
- * seen by the other; the scanner's virus records reach Redis;
+ * seen by the other, also by a session already open (smtpd asks again
+ * at MAIL); the scanner's virus records reach Redis;
  * sessions of both at the same moment lose no count (Redis' counts
  * checked exactly with redis-cli); with Redis killed both keep deciding
  * from their local history, no greeting waits longer than the lookup
@@ -405,6 +406,40 @@ Test(redis, junk_and_feedback_shared_between_mxes)
 	cr_assert_eq(ctl(&B, "history", "show", "127.0.73.9", &out), 0, "%s", out);
 	cr_expect(strstr(out, "predicted new") != NULL, "show on B after forget:\n%s", out);
 	free(out);
+	mx_stop(&B);
+	redis_cleanup(&R);
+}
+
+/* A connection kept open is judged at DATA by what the other MX learnt
+ * since it connected: smtpd asks Redis again at MAIL, when its answer is
+ * more than a second old. */
+Test(redis, open_session_learns_at_mail)
+{
+	char spec[64];
+	struct h_conn c;
+	redis_start(&R, 0, NULL);
+	tcp_spec(spec, sizeof(spec));
+	mx_start(&A, spec, NULL, NULL);
+	mx_start(&B, spec, NULL, NULL);
+	cr_assert(h_log_wait(&A, "sharing the history through Redis", 10000));
+	cr_assert(h_log_wait(&B, "sharing the history through Redis", 10000));
+	h_open(&c, "127.0.121.2", B.port);
+	h_expect(&c, 250, "EHLO slow.example.test");
+	char *out = NULL;
+	cr_assert_eq(ctl(&A, "history", "junk", "127.0.121.2", &out), 0, "%s", out);
+	free(out);
+	h_sleep_ms(1300); /* older than what a MAIL looks up again */
+	h_expect(&c, 250, "MAIL FROM:<a@localhost>");
+	/* The answer to the lookup made at MAIL counts at DATA once it has
+	 * come; a client faster than Redis is judged by the previous one. */
+	h_sleep_ms(300);
+	h_expect(&c, 250, "RCPT TO:<u@localhost>");
+	cr_expect_eq(h_cmd(&c, "DATA"), 554, "B judged the open session by its connect: %s",
+	             c.last);
+	h_cmd(&c, "QUIT");
+	h_close(&c);
+	cr_expect(h_log_has(&B, "history=junk (host 127.0.121.2/32: admin feedback junk)"));
+	mx_stop(&A);
 	mx_stop(&B);
 	redis_cleanup(&R);
 }
