@@ -258,16 +258,16 @@ const char *sched_mode_name(int mode);
 /* ---- worker.c ------------------------------------------------------------ */
 
 struct spool;
-struct history;
+struct history_store;
 
 /* What the worker threads share: read-only while they run, except the
  * holder (its own lock) and the history handle (thread-safe). */
 struct worker_env {
 	struct spool *sp;
 	struct engine_holder *holder;
-	struct history *hist; /* NULL: no history (logged once) */
-	int scan;             /* scan = yes */
-	int error_action;     /* enum scan_error_action */
+	struct history_store *hist; /* NULL: no history (logged once) */
+	int scan;                   /* scan = yes */
+	int error_action;           /* enum scan_error_action */
 	char hostname[256];
 };
 

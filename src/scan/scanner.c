@@ -41,6 +41,7 @@
 
 #include "conf.h"
 #include "history.h"
+#include "history_store.h"
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
@@ -62,7 +63,7 @@ struct scanner {
 	struct spool_watch *watch;
 	struct scheduler sched;
 	struct engine_holder holder;
-	struct history *hist;
+	struct history_store *hist;
 	struct worker_env wenv;
 	struct worker_pool *pool;
 	unsigned nthreads;
@@ -381,16 +382,13 @@ static int scanner_load_engine(struct scanner *s)
 static void scanner_open_history(struct scanner *s)
 {
 	char path[4096], err[512];
-	snprintf(path, sizeof(path), "%s/db", s->rt->cf->spool_directory);
-	const struct config *cf = s->rt->cf;
-	s->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
-	if (s->hist == NULL)
-		log_warnx("sender history unavailable, virus hits will not be recorded: %s", err);
+	struct history_store_settings st;
 	/* The same aggregate keys as smtpd, or virus hits would count
 	 * against networks smtpd never looks up. */
-	else if (history_configure(s->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
-	                           cf->history_max_age) != 0)
-		log_warnx("history: bad prefix or age; using the defaults");
+	history_store_settings(s->rt->cf, &st, path, sizeof(path));
+	s->hist = history_store_open(&st, err, sizeof(err));
+	if (s->hist == NULL)
+		log_warnx("sender history unavailable, virus hits will not be recorded: %s", err);
 	s->wenv.hist = s->hist;
 }
 
@@ -421,7 +419,7 @@ static void scanner_free(struct scanner *s)
 			close(s->pipefd[i]);
 	if (s->base)
 		event_base_free(s->base);
-	history_close(s->hist);
+	history_store_close(s->hist);
 	sched_free(&s->sched);
 	free(s->inflight);
 	spool_close(&s->sp);

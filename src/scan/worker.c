@@ -46,6 +46,7 @@
 #include "conf.h"
 #include "fault.h"
 #include "history.h"
+#include "history_store.h"
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
@@ -107,7 +108,7 @@ static void worker_record_virus(const struct worker_env *wenv, const struct enve
 	                           .flags = HISTORY_EV_VIRUS,
 	                           .score = NAN,
 	                           .now = time(NULL)};
-	if (history_record(wenv->hist, &ev) < 0)
+	if (history_store_record(wenv->hist, &ev, 1) < 0)
 		log_warnx("%s: history not updated for %s", env->id, env->client_addr);
 }
 

@@ -14,6 +14,10 @@
  * below: history writes fsync and must never block the loop, so they run
  * in one thread of the common pool (src/common/threadpool.c), a batch at a
  * time, while the next batch gathers in the loop.
+ * With a shared history (history_store = redis://...), the prediction
+ * rests on Redis' answer when it comes within history_redis_timeout (the
+ * greeting waits for it through the observer's greet_wait), else on the
+ * local store; history_share.c asks and records.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -29,6 +33,8 @@
 #include "classify.h"
 #include "conf.h"
 #include "history.h"
+#include "history_share.h"
+#include "history_store.h"
 #include "log.h"
 #include "rdnsname.h"
 #include "screen.h"
@@ -73,7 +79,8 @@ struct screen_item {
 
 struct screen_server {
 	struct smtpd *srv;
-	struct history *hist;
+	struct history_store *hist;
+	struct history_share *share; /* history_store = redis: history_share.c */
 	struct whitelist wl;
 	/* History writer: one pool thread; the rest is the loop thread's. */
 	struct threadpool *writer;
@@ -98,6 +105,8 @@ struct screen_batch {
 
 struct screen {
 	struct screen_server *ss;
+	struct session *s;
+	struct share_lookup shared; /* the shared history's latest answer */
 	struct timing t;
 	int observe;              /* the evidence is gathered (not exempt) */
 	int probe;                /* the delays apply (not exempt, client not whitelisted) */
@@ -132,13 +141,13 @@ static const struct config *screen_cf(const struct screen *sc)
 static void batch_work(struct threadpool_job *pj)
 {
 	struct screen_batch *b = (struct screen_batch *)pj;
-	struct history *hist = b->ss->hist;
+	struct history_store *hist = b->ss->hist;
 	if (b->sweep) {
 		/* Expiry: smtpd is the one process that sweeps, a slice at a
 		 * time so a large store never holds the writer. */
 		size_t removed = 0;
-		if (history_sweep(hist, wall_usec() / 1000000, b->max_age, SCREEN_SWEEP_RECORDS,
-		                  &removed) >= 0 &&
+		if (history_store_expire(hist, wall_usec() / 1000000, b->max_age,
+		                         SCREEN_SWEEP_RECORDS, &removed) >= 0 &&
 		    removed > 0)
 			log_info("history: %zu expired records removed", removed);
 		return;
@@ -151,7 +160,7 @@ static void batch_work(struct threadpool_job *pj)
 		evs[i].now = b->items[i].now;
 	}
 	/* One transaction, one fsync for the whole batch. */
-	if (history_record_many(hist, evs, b->n) != 0)
+	if (history_store_record(hist, evs, b->n) != 0)
 		log_warnx("history: %zu session records not written", b->n);
 }
 
@@ -265,16 +274,16 @@ void screen_server_init(struct smtpd *srv)
 	smtpd_set_observer(srv, &screen_observer, ss);
 	whitelist_from_config(cf, &ss->wl);
 	char path[4096], err[512];
-	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
-	ss->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
+	struct history_store_settings st;
+	history_store_settings(cf, &st, path, sizeof(path));
+	st.local_only = 1; /* Redis through the event loop: history_share.c */
+	ss->hist = history_store_open(&st, err, sizeof(err));
 	if (ss->hist == NULL) {
 		log_warnx("history: %s; every client is treated as new", err);
 		return;
 	}
-	if (history_configure(ss->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
-	                      cf->history_max_age) != 0)
-		log_warnx("history: bad prefix or age; using the defaults");
 	writer_start(ss);
+	ss->share = history_share_new(srv);
 }
 
 void screen_server_reload(struct smtpd *srv)
@@ -293,8 +302,9 @@ void screen_server_free(struct smtpd *srv)
 	if (ss == NULL)
 		return;
 	writer_stop(ss);
+	history_share_free(ss->share);
 	if (ss->hist)
-		history_close(ss->hist);
+		history_store_close(ss->hist);
 	whitelist_free(&ss->wl);
 	free(ss->q);
 	free(ss);
@@ -315,8 +325,9 @@ static void test_actions(const struct config *cf, enum test_action a[TT_NTESTS])
 
 /* What the history predicts for the client now. Called at connect (for
  * the delays) and again at each DATA: a connection kept open or reused by
- * its client must be judged by what the history learnt meanwhile. One
- * LMDB read transaction, a few microseconds. */
+ * its client must be judged by what the history learnt meanwhile. The
+ * shared history's latest answer when it came in time, else one LMDB read
+ * transaction, a few microseconds. */
 static void predict(struct session *s, struct screen *sc)
 {
 	const struct config *cf = screen_cf(sc);
@@ -326,7 +337,14 @@ static void predict(struct session *s, struct screen *sc)
 	if (ss && ss->hist) {
 		struct history_entry host, agg;
 		int64_t now = wall_usec() / 1000000;
-		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
+		int rc = 0;
+		if (sc->shared.ok) {
+			host = sc->shared.host;
+			agg = sc->shared.agg;
+		} else {
+			rc = history_store_lookup(ss->hist, session_peer(s), now, &host, &agg);
+		}
+		if (rc == 0) {
 			struct history_params hp;
 			history_params_from_config(cf, &hp);
 			struct history_prediction pred;
@@ -351,9 +369,28 @@ static void *scr_open(void *arg, struct session *s)
 	sc->observe = !sc->exempt;
 	sc->probe = !sc->exempt && !sc->wl_client;
 	predict(s, sc);
+	sc->s = s;
 	if (sc->observe)
 		timing_rtt(&sc->t, session_fd(s));
 	return sc;
+}
+
+/* The shared history answered (or did not in time): predict again. */
+static void shared_answer(void *arg)
+{
+	struct screen *sc = arg;
+	predict(sc->s, sc);
+	session_observer_ready(sc->s);
+}
+
+/* The greeting depends on the prediction: wait for the shared history,
+ * at most history_redis_timeout. */
+static int scr_greet_wait(void *ctx, struct session *s)
+{
+	struct screen *sc = ctx;
+	if (sc->ss == NULL || sc->exempt || sc->wl_client)
+		return 0;
+	return history_share_lookup(sc->ss->share, &sc->shared, session_peer(s), shared_answer, sc);
 }
 
 static int64_t scr_greet_pause(void *ctx, struct session *s)
@@ -413,6 +450,10 @@ static void scr_event(void *ctx, struct session *s, const struct session_event *
 		 * estimate settles over the first exchanges. */
 		if (!ev->early && sc->t.commands < SCREEN_RTT_READS)
 			timing_rtt(&sc->t, session_fd(s));
+		/* What the other MXes learnt since connect, for the decision
+		 * at DATA. */
+		if (ev->verb == CMD_MAIL && sc->ss != NULL)
+			history_share_refresh(sc->ss->share, &sc->shared, session_peer(s));
 		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
 		                    ev->early, ev->bare_lf, ev->pipelining,
 		                    ev->arrival > 0 ? ev->arrival : ev->usec);
@@ -701,13 +742,20 @@ static void scr_close(void *ctx, struct session *s, int quit)
 			flags |= HISTORY_EV_JUNK;
 		writer_push(sc->ss, session_peer(s), session_peer_len(s), flags,
 		            verdict_score_sample(&v));
+		struct history_event ev = {.addr = session_peer(s),
+		                           .flags = flags,
+		                           .score = verdict_score_sample(&v),
+		                           .now = wall_usec() / 1000000};
+		history_share_record(sc->ss->share, &ev);
 	}
+	history_share_cancel(&sc->shared);
 	free(sc);
 }
 
 static const struct session_observer screen_observer = {
     .open = scr_open,
     .event = scr_event,
+    .greet_wait = scr_greet_wait,
     .greet_pause = scr_greet_pause,
     .patience = scr_patience,
     .decide = scr_decide,

@@ -1397,9 +1397,25 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 		s->rdns_query = rdns_lookup(srv, session_peer(s), session_name_known, s);
 	else
 		session_log_connect(s);
+	/* The observer may need a moment (a remote lookup) before it knows
+	 * how to greet. */
+	if (s->obs && s->obs->greet_wait && s->obs->greet_wait(s->obs_ctx, s)) {
+		s->greet_waiting = 1;
+		return s;
+	}
 	/* Clients without a good history get the banner in two parts. */
 	session_greet(s, s->obs && s->obs->greet_pause ? s->obs->greet_pause(s->obs_ctx, s) : 0);
 	return s;
+}
+
+void session_observer_ready(struct session *s)
+{
+	if (!s->greet_waiting)
+		return;
+	s->greet_waiting = 0;
+	if (session_in(s, PH(PH_GREETING)))
+		session_greet(s, s->obs && s->obs->greet_pause ? s->obs->greet_pause(s->obs_ctx, s)
+		                                               : 0);
 }
 
 void session_shutdown_all(struct smtpd *srv)

@@ -77,6 +77,7 @@ struct session {
 	enum session_rdns rdns;
 	struct rdns_query *rdns_query; /* under way; the final greeting waits */
 	int greet_pause_over;          /* the split banner's pause is over */
+	int greet_waiting;             /* the observer's greet_wait is not over */
 	int connect_logged;            /* "connect from" is in the log */
 
 	char *helo;

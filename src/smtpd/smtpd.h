@@ -105,6 +105,10 @@ struct session_observer {
 	/* A session starts; the return value is passed back below. */
 	void *(*open)(void *arg, struct session *s);
 	void (*event)(void *ctx, struct session *s, const struct session_event *ev);
+	/* 1: the greeting (and greet_pause) must wait for something the
+	 * observer is finding out (the client's shared history); it then
+	 * calls session_observer_ready() once, from the loop. 0: go on. */
+	int (*greet_wait)(void *ctx, struct session *s);
 	/* Seconds of pause inside the split banner (0: whole banner). */
 	int64_t (*greet_pause)(void *ctx, struct session *s);
 	/* Seconds to hold the reply that is about to go out (0: none). */
@@ -168,6 +172,9 @@ void session_shutdown_all(struct smtpd *srv);
 /* Grace period over: end every session now (a message being received is
  * dropped, a pending commit still completes). */
 void session_abort_all(struct smtpd *srv);
+
+/* The observer's greet_wait is over: the greeting goes on (session.c). */
+void session_observer_ready(struct session *s);
 
 /* Read-only facts for observers. */
 const struct sockaddr *session_peer(const struct session *s);
