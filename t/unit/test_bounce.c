@@ -34,6 +34,11 @@ Test(bounce, status_from_reply)
 	}
 }
 
+/* The reporting host, the message and the times every report below shares. */
+#define REPORT_ORIGIN                                                                              \
+	.hostname = "mx.local.test", .id = "06B07CF6A1E2400012F000", .arrival = 1795673962,        \
+	.now = 1795674000
+
 static size_t count(const char *hay, const char *needle)
 {
 	size_t n = 0;
@@ -52,12 +57,9 @@ Test(bounce, report_layout)
 	strcpy(r[1].status, "5.2.2");
 	const char hdrs[] = "Received: from x\r\nSubject: hello\r\n";
 	struct bounce_report b = {
-	    .hostname = "mx.local.test",
-	    .id = "06B07CF6A1E2400012F000",
+	    REPORT_ORIGIN,
 	    .sender = "alice@local.test",
 	    .envid = "ENV1",
-	    .arrival = 1795673962,
-	    .now = 1795674000,
 	    .rcpts = r,
 	    .nrcpt = 2,
 	    .headers = hdrs,
@@ -109,16 +111,8 @@ Test(bounce, success_report)
 	strcpy(r[1].status, "2.0.0");
 	const char hdrs[] = "Subject: hello\r\n";
 	struct bounce_report b = {
-	    .hostname = "mx.local.test",
-	    .id = "06B07CF6A1E2400012F000",
-	    .sender = "alice@local.test",
-	    .arrival = 1795673962,
-	    .now = 1795674000,
-	    .success = 1,
-	    .rcpts = r,
-	    .nrcpt = 2,
-	    .headers = hdrs,
-	    .headers_len = sizeof(hdrs) - 1,
+	    REPORT_ORIGIN,   .sender = "alice@local.test",    .success = 1, .rcpts = r, .nrcpt = 2,
+	    .headers = hdrs, .headers_len = sizeof(hdrs) - 1,
 	};
 	size_t len;
 	char *m = bounce_format(&b, &len);
@@ -142,17 +136,8 @@ Test(bounce, full_message_returned)
 	strcpy(r.status, "5.1.1");
 	const char msg[] = "Subject: hello\r\n\r\nbody line\r\n";
 	struct bounce_report b = {
-	    .hostname = "mx.local.test",
-	    .id = "06B07CF6A1E2400012F000",
-	    .sender = "alice@local.test",
-	    .arrival = 1795673962,
-	    .now = 1795674000,
-	    .rcpts = &r,
-	    .nrcpt = 1,
-	    .headers = msg,
-	    .headers_len = sizeof(msg) - 1,
-	    .full = 1,
-	    .eightbit = 1,
+	    REPORT_ORIGIN,  .sender = "alice@local.test",   .rcpts = &r, .nrcpt = 1,
+	    .headers = msg, .headers_len = sizeof(msg) - 1, .full = 1,   .eightbit = 1,
 	};
 	size_t len;
 	char *m = bounce_format(&b, &len);
@@ -184,12 +169,9 @@ Test(bounce, report_layout_utf8)
 	const char hdrs[] = "Subject: Gr\xc3\xbc\xc3\x9f"
 	                    "e\r\n";
 	struct bounce_report b = {
-	    .hostname = "mx.local.test",
-	    .id = "06B07CF6A1E2400012F000",
+	    REPORT_ORIGIN,
 	    .sender = "\xe7\x94\xa8\xe6\x88\xb7@b\xc3\xbc"
 	              "cher.example",
-	    .arrival = 1795673962,
-	    .now = 1795674000,
 	    .rcpts = r,
 	    .nrcpt = 2,
 	    .headers = hdrs,
@@ -236,12 +218,9 @@ Test(bounce, full_message_returned_utf8)
 	const char msg[] = "Subject: Gr\xc3\xbc\xc3\x9f"
 	                   "e\r\n\r\nbody line\r\n";
 	struct bounce_report b = {
-	    .hostname = "mx.local.test",
-	    .id = "06B07CF6A1E2400012F000",
+	    REPORT_ORIGIN,
 	    .sender = "alice@local.test",
 	    .envid = "env-42",
-	    .arrival = 1795673962,
-	    .now = 1795674000,
 	    .rcpts = &r,
 	    .nrcpt = 1,
 	    .headers = msg,
