@@ -54,6 +54,14 @@ def run_load(args, workdir, tag, verbose=False):
     return stats, rows
 
 
+def read_run(workdir, tag):
+    """A run saved by run_load: (stats, rows), or None."""
+    st = os.path.join(workdir, tag + ".json")
+    if not os.path.exists(st):
+        return None
+    return json.load(open(st)), list(csv.DictReader(open(os.path.join(workdir, tag + ".csv"))))
+
+
 def save_history(args, workdir):
     """A warm-up run that only builds the history; its directory."""
     h = os.path.join(workdir, "history")
