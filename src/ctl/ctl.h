@@ -3,6 +3,7 @@
  *
  *   tempomxctl.c   main: global options, the command table, help, config
  *   privs.c        running as the spool owner for spool and history work
+ *   err.c          error lines on stderr (ctl_err)
  *   daemon.c       the running master: its control socket (reload, flush,
  *                  status)
  *   status.c       status: the daemon, its children, the queues
@@ -18,6 +19,10 @@
  *   historyctl.c   history show, good, junk, forget, list
  *   why.c          why ADDR|ID: what the policy would decide now
  *   whitelistctl.c whitelist add, remove, list
+ *
+ * Every file prints its errors with err.c, which calls none of the
+ * others: privs.c calls only err.c, and main (tempomxctl.c) calls
+ * privs.c (ctl_close), never the other way.
  *
  * Listings read the spool directly, so they work while the daemon is
  * down. Queue actions move files with the spool library (src/spool/):
@@ -70,9 +75,10 @@ struct ctl_command {
 extern const struct ctl_command ctl_commands[];
 extern const size_t ctl_ncommands;
 
-/* One line "tempomxctl: message" on stderr. */
+/* err.c: one line "tempomxctl: message" on stderr. */
 void ctl_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "tempomxctl: usage: tempomxctl NAME ARGS" for a command; CTL_USAGE. */
+/* tempomxctl.c: "tempomxctl: usage: tempomxctl NAME ARGS" for a command;
+ * CTL_USAGE. */
 int ctl_usage(const char *name);
 /* "tempomxctl: NAME: why; usage: tempomxctl NAME ARGS", one line;
  * CTL_USAGE. */

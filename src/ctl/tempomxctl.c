@@ -57,17 +57,6 @@ const struct ctl_command ctl_commands[] = {
 
 const size_t ctl_ncommands = sizeof(ctl_commands) / sizeof(ctl_commands[0]);
 
-void ctl_err(const char *fmt, ...)
-{
-	va_list ap;
-	fflush(stdout);
-	fputs("tempomxctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
 static const struct ctl_command *find_command(const char *name)
 {
 	for (size_t i = 0; i < ctl_ncommands; i++)

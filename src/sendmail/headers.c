@@ -17,7 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "sendmail.h"
+#include "headers.h"
 #include "util.h"
 
 void strvec_add(struct strvec *sv, const char *s)

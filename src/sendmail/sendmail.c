@@ -37,7 +37,7 @@
 #include "conf.h"
 #include "log.h"
 #include "maildrop.h"
-#include "sendmail.h"
+#include "headers.h"
 #include "util.h"
 
 #define PROG "tempomx-sendmail"

@@ -4,7 +4,7 @@
  * (IPv4) or AAAA (IPv6) records of that name, one of which must be the
  * client's address. Private to src/smtpd/.
  *
- * connection.c starts a lookup for each new session (unless reverse_dns
+ * session.c starts a lookup for each new session (unless reverse_dns
  * = no) and holds the final greeting line until the answer; the answer
  * always comes through the callback, from an event of its own, never from
  * inside rdns_lookup(). A lookup is bounded by reverse_dns_timeout, and

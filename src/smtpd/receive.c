@@ -14,6 +14,10 @@
  * If the client goes away while the commit is pending, the callback is
  * forgotten but the commit completes: the client saw no 250 and will
  * retry, so a duplicate is possible and a loss is not.
+ *
+ * Calls go one way: this file calls session.c (replies, phases) and
+ * connection.c (the timer); session.c reaches it only through
+ * receive_message_ops, which server.c gives it (srv->msg_ops).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,8 +29,10 @@
 #include <event2/event.h>
 
 #include "conf.h"
+#include "connection.h"
 #include "data.h"
 #include "log.h"
+#include "receive.h"
 #include "session.h"
 #include "spool.h"
 #include "stats.h"
@@ -69,7 +75,8 @@ static int session_received(struct session *s, char **out)
 	char date[64], tls[160] = "", forpart[ADDR_PATH_MAX * 2 + 16];
 	rfc5322_date(wall_usec() / 1000000, date, sizeof(date));
 	if (s->tls_active)
-		snprintf(tls, sizeof(tls), " (%s %s)", tls_protocol(s->bev), tls_cipher(s->bev));
+		snprintf(tls, sizeof(tls), " (%s %s)", tls_protocol(s->conn.bev),
+		         tls_cipher(s->conn.bev));
 	if (s->nrcpt == 1)
 		snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>; ", s->rcpts[0]);
 	else
@@ -213,7 +220,7 @@ static void session_data_end(struct session *s)
 	session_set_phase(s, PH_COMMIT);
 	s->sf_open = 0;
 	s->commit_pending = 1;
-	evtimer_del(s->timer);
+	connection_timer_stop(&s->conn);
 	if (s->hf.removed > 0)
 		log_info("%s: removed %u X-Tempomx- header field%s supplied by the client", s->id,
 		         s->hf.removed, s->hf.removed == 1 ? "" : "s");
@@ -245,3 +252,9 @@ int session_data_input(struct session *s, struct evbuffer *in)
 	}
 	return 0;
 }
+
+const struct session_message_ops receive_message_ops = {
+    .start = session_data_start,
+    .input = session_data_input,
+    .release = session_release_message,
+};

@@ -18,6 +18,12 @@
  *
  * Called by the master (src/tempomxd/) in the forked child, after it has
  * bound rt->listen_fds and dropped privileges.
+ *
+ * The top of smtpd: this file calls the others (session_new() for each
+ * accepted connection, the init, reload and free of each part) and none
+ * calls it; it gives session.c the callback that reports a destroyed
+ * session (srv->session_gone) and the message ops of receive.c
+ * (srv->msg_ops).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -39,6 +45,7 @@
 #include "gauges.h"
 #include "pickup.h"
 #include "rdns.h"
+#include "receive.h"
 #include "recipients.h"
 #include "reply.h"
 #include "admission.h"
@@ -119,7 +126,9 @@ static void client_put(struct smtpd *srv, const char *addr)
 	fatalx("smtpd: no connection slot for %s", addr);
 }
 
-void smtpd_session_gone(struct smtpd *srv, const char *client_addr)
+/* A session was destroyed: release its connection slot (session.c calls
+ * it as srv->session_gone). */
+static void smtpd_session_gone(struct smtpd *srv, const char *client_addr)
 {
 	char key[64];
 	slots_client_key(srv->rt->cf, client_addr, key, sizeof(key));
@@ -372,6 +381,8 @@ int smtpd_main(struct runtime *rt)
 	struct smtpd srv;
 	memset(&srv, 0, sizeof(srv));
 	srv.rt = rt;
+	srv.session_gone = smtpd_session_gone;
+	srv.msg_ops = &receive_message_ops;
 	const struct config *cf = rt->cf;
 
 	/* A client that resets the connection must not kill the process. */

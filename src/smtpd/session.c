@@ -17,6 +17,22 @@
  *
  * Relay control lives here too (rcpt_allowed): it is the RCPT handler's
  * decision. The message itself is receive.c's, the socket connection.c's.
+ *
+ * The session's life cycle is here too: session_new() (called by
+ * server.c for each accepted connection) sets up the transport and asks
+ * rdns.c for the client's name, and the final greeting line waits for the
+ * answer (the greet pause, when there is one, runs meanwhile), so that
+ * "connect from name[addr]" and every later line has the name, as
+ * Postfix's smtpd does it; the answer is reported to the observer
+ * (SEV_RDNS). The transport frees the session from its deferred free
+ * (conn_dead), and server.c learns of it through srv->session_gone.
+ *
+ * Calls go one way: server.c calls this file; this file calls
+ * connection.c, slots.c, verify.c, rdns.c, command.c and reply.c, which
+ * answer through return values or the callbacks given to them (struct
+ * connection_ops, struct verify_asker, the rdns callback); the message
+ * (receive.c, which calls this file) is reached only through
+ * srv->msg_ops.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -34,10 +50,13 @@
 #include "command.h"
 #include "localuser.h"
 #include "conf.h"
+#include "connection.h"
 #include "log.h"
+#include "rdns.h"
 #include "reply.h"
 #include "session.h"
 #include "slots.h"
+#include "tls.h"
 #include "util.h"
 #include "verify.h"
 
@@ -76,9 +95,9 @@ void session_reset_transaction(struct session *s)
 
 void session_emit(struct session *s, int code, const char *text, size_t len)
 {
-	if (s->bev == NULL || session_ending(s))
+	if (s->conn.bev == NULL || session_ending(s))
 		return;
-	evbuffer_add(bufferevent_get_output(s->bev), text, len);
+	evbuffer_add(bufferevent_get_output(s->conn.bev), text, len);
 	s->last_reply_usec = mono_usec();
 	struct session_event ev = {.type = SEV_REPLY, .usec = s->last_reply_usec, .code = code};
 	session_notify(s, &ev);
@@ -103,7 +122,7 @@ void session_emit_patient(struct session *s, int which, int code, const char *te
 	int64_t delay = s->obs && s->obs->patience
 	                    ? s->obs->patience(s->obs_ctx, s, (enum screen_reply)which)
 	                    : 0;
-	if (delay <= 0 || s->bev == NULL || session_ending(s)) {
+	if (delay <= 0 || s->conn.bev == NULL || session_ending(s)) {
 		session_emit(s, code, text, len);
 		return;
 	}
@@ -172,14 +191,14 @@ void session_reply(struct session *s, enum reply_id id, const char *arg)
 
 void session_input(struct session *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 	switch (s->phase) {
 	case PH_GREETING: {
 		/* Talking before the greeting: kept for after it, and noted. */
 		size_t have = evbuffer_get_length(in);
 		if (have > s->pregreet_seen) {
 			struct session_event ev = {.type = SEV_PREGREET,
-			                           .usec = s->last_read_usec,
+			                           .usec = s->conn.last_read_usec,
 			                           .octets = have - s->pregreet_seen};
 			s->pregreet_seen = have;
 			session_notify(s, &ev);
@@ -222,7 +241,7 @@ void session_timeout(struct session *s)
 		session_release_held(s);
 		return;
 	}
-	if (s->phase != PH_GREETING && slots_session_expired(s))
+	if (s->phase != PH_GREETING && slots_session_expired(s->srv, s->connect_usec))
 		log_info("session_time_limit (%llds) reached by %s[%s]:%u",
 		         (long long)session_cf(s)->session_time_limit, s->name, s->addr, s->port);
 	switch (s->phase) {
@@ -240,7 +259,7 @@ void session_timeout(struct session *s)
 	case PH_DATA:
 		log_info("%s: timeout after DATA (%" PRIu64 " octets) from %s[%s]:%u", s->id,
 		         s->dp.size, s->name, s->addr, s->port);
-		session_release_message(s);
+		s->srv->msg_ops->release(s);
 		session_set_phase(s, PH_HELO);
 		session_reset_transaction(s);
 		session_reply(s, RPL_TIMEOUT, NULL);
@@ -258,8 +277,8 @@ int session_peer_closed(struct session *s)
 		s->peer_eof = 1;
 		return 1;
 	}
-	if (session_in(s, PH_CMD) && s->bev &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+	if (session_in(s, PH_CMD) && s->conn.bev &&
+	    evbuffer_get_length(bufferevent_get_output(s->conn.bev)) > 0) {
 		/* Pipelined commands and then a half close: answer them. */
 		s->peer_eof = 1;
 		session_close(s);
@@ -284,7 +303,7 @@ void session_tls_started(struct session *s)
 /* The greeting. RFC 5321 4.2: "220 SP domain SP text". session_greet()
  * can send a "220-" line first and the final line after a pause (the
  * pregreet test); the final line also waits for the client's name
- * (connection.c), whichever takes longer. */
+ * (session_name_known), whichever takes longer. */
 
 static size_t greeting_line(struct session *s, int final, char *buf, size_t size)
 {
@@ -457,7 +476,7 @@ static int literal_is_ours(const struct session *s, const char *lit)
 
 	struct sockaddr_storage local;
 	socklen_t llen = sizeof(local);
-	if (getsockname(s->fd, (struct sockaddr *)&local, &llen) == 0) {
+	if (getsockname(s->conn.fd, (struct sockaddr *)&local, &llen) == 0) {
 		sockaddr_host((struct sockaddr *)&local, have, sizeof(have));
 		if (strcmp(have, want) == 0)
 			return 1;
@@ -544,6 +563,7 @@ static void postmaster_address(const struct session *s, char *buf, size_t size)
 }
 
 static void rcpt_verified(struct session *s, const char *buf, enum verify_result v);
+static void session_rcpt_verified(void *arg, const char *addr, enum verify_result r);
 
 static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 {
@@ -607,7 +627,13 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	/* Last, as it may have to wait for the mail store (verify.c). */
-	enum verify_result v = verify_rcpt(s, &rc.addr, buf);
+	struct verify_asker who = {.name = s->name,
+	                           .addr = s->addr,
+	                           .port = s->port,
+	                           .answer = session_rcpt_verified,
+	                           .arg = s,
+	                           .probe = &s->verify};
+	enum verify_result v = verify_rcpt(s->srv->verify, &who, &rc.addr, buf);
 	if (v == VERIFY_PENDING) {
 		s->cur_rcpt = NULL;
 		return;
@@ -636,8 +662,12 @@ static void rcpt_verified(struct session *s, const char *buf, enum verify_result
 	session_reply_patient(s, SCREEN_REPLY_RCPT, RPL_RCPT_OK);
 }
 
-void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r)
+/* The answer of the recipient verification of the RCPT that s is
+ * waiting on (verify.c's answer callback, never from inside
+ * session_process). */
+static void session_rcpt_verified(void *arg, const char *addr, enum verify_result r)
 {
+	struct session *s = arg;
 	if (!(session_in(s, PH_CMD)))
 		return; /* closing: the answer has no one to go to */
 	s->cur_what = "RCPT";
@@ -658,7 +688,7 @@ static void proceed_data(struct session *s, const struct cmd_line *cmd)
 		session_reply(s, r, NULL);
 		return;
 	}
-	session_data_start(s);
+	s->srv->msg_ops->start(s);
 }
 
 static void proceed_rset(struct session *s, const struct cmd_line *cmd)
@@ -686,8 +716,8 @@ static void proceed_help(struct session *s, const struct cmd_line *cmd)
 static void proceed_quit(struct session *s, const struct cmd_line *cmd)
 {
 	/* QUIT ends every group (RFC 2920 3.1): nothing may follow it. */
-	struct session_event ev = {.type = SEV_QUIT,
-	                           .octets = evbuffer_get_length(bufferevent_get_input(s->bev))};
+	struct session_event ev = {
+	    .type = SEV_QUIT, .octets = evbuffer_get_length(bufferevent_get_input(s->conn.bev))};
 	session_notify(s, &ev);
 	s->quit = 1;
 	session_reply(s, RPL_BYE, NULL);
@@ -773,7 +803,7 @@ static const char *const io_names[] = {"OPEN", "STARTTLS", "TLS", "CLOSING", "LI
 
 int session_state_index(const struct session *s)
 {
-	return s->io == IO_OPEN ? (int)s->phase : PH_NPHASES + (int)s->io - 1;
+	return s->conn.io == IO_OPEN ? (int)s->phase : PH_NPHASES + (int)s->conn.io - 1;
 }
 
 const char *session_state_name(int index)
@@ -820,12 +850,13 @@ static void session_non_smtp(struct session *s, const char *what)
 /* The one entry point of complete command lines. */
 static void session_command(struct session *s, const char *line, size_t len, int bare_lf)
 {
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *out = bufferevent_get_output(s->conn.bev);
 	s->ncommands++;
 	s->last_cmd_usec = mono_usec();
 	/* Pipelined: the previous reply was still unsent when this line
 	 * was read (queued behind it, or read before the last flush). */
-	int early = evbuffer_get_length(out) > 0 || s->last_read_usec < s->last_flush_usec;
+	int early =
+	    evbuffer_get_length(out) > 0 || s->conn.last_read_usec < s->conn.last_flush_usec;
 
 	struct cmd_line cmd;
 	enum reply_id r = cmd_parse(line, len, &cmd);
@@ -833,7 +864,7 @@ static void session_command(struct session *s, const char *line, size_t len, int
 	                           .usec = s->last_cmd_usec,
 	                           .verb = cmd.verb,
 	                           .early = early,
-	                           .arrival = s->last_read_usec,
+	                           .arrival = s->conn.last_read_usec,
 	                           .bare_lf = bare_lf,
 	                           .pipelining = s->esmtp};
 	session_notify(s, &ev);
@@ -872,7 +903,7 @@ static void session_command(struct session *s, const char *line, size_t len, int
 		session_reply(s, r, cmd_verb_name(cmd.verb));
 		return;
 	}
-	if (slots_junk_command(s, cmd.verb)) {
+	if (slots_junk_command(s->srv, &s->junk_commands, cmd.verb)) {
 		log_info("too many commands without mail (%u) from %s[%s]:%u", s->junk_commands,
 		         s->name, s->addr, s->port);
 		session_reply(s, RPL_TOO_MANY_JUNK, NULL);
@@ -931,13 +962,13 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 
 void session_process(struct session *s)
 {
-	if (s->bev == NULL)
+	if (s->conn.bev == NULL)
 		return;
-	struct evbuffer *in = bufferevent_get_input(s->bev);
-	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
+	struct evbuffer *out = bufferevent_get_output(s->conn.bev);
 	for (;;) {
 		if (session_in(s, PH(PH_DATA))) {
-			if (!session_data_input(s, in))
+			if (!s->srv->msg_ops->input(s, in))
 				return;
 			continue;
 		}
@@ -954,5 +985,377 @@ void session_process(struct session *s)
 		}
 		if (!session_next_line(s, in))
 			return;
+	}
+}
+
+/* Read-only facts for observers (smtpd.h). */
+
+const struct sockaddr *session_peer(const struct session *s)
+{
+	return (const struct sockaddr *)&s->peer;
+}
+
+const char *session_client_addr(const struct session *s)
+{
+	return s->addr;
+}
+
+const char *session_client_name(const struct session *s)
+{
+	return s->name;
+}
+
+const char *session_client_ptr(const struct session *s)
+{
+	return s->ptr;
+}
+
+enum session_rdns session_client_rdns(const struct session *s)
+{
+	return s->rdns;
+}
+
+int session_fd(const struct session *s)
+{
+	return s->conn.fd;
+}
+
+int session_timing_enabled(const struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	return s->listen_index < cf->listen.n ? cf->listen.v[s->listen_index].timing : 1;
+}
+
+const char *session_helo(const struct session *s)
+{
+	return s->helo;
+}
+
+int64_t session_connect_usec(const struct session *s)
+{
+	return s->connect_usec;
+}
+
+int64_t session_last_reply_usec(const struct session *s)
+{
+	return s->last_reply_usec;
+}
+
+int64_t session_last_command_usec(const struct session *s)
+{
+	return s->last_cmd_usec;
+}
+
+unsigned session_client_port(const struct session *s)
+{
+	return s->port;
+}
+
+socklen_t session_peer_len(const struct session *s)
+{
+	return s->peerlen;
+}
+
+int session_esmtp(const struct session *s)
+{
+	return s->esmtp;
+}
+
+const char *session_sender(const struct session *s)
+{
+	return s->sender;
+}
+
+size_t session_nrcpt(const struct session *s)
+{
+	return s->nrcpt;
+}
+
+const char *session_rcpt(const struct session *s, size_t i)
+{
+	return i < s->nrcpt ? s->rcpts[i] : NULL;
+}
+
+size_t session_input_pending(const struct session *s)
+{
+	return s->conn.bev ? evbuffer_get_length(bufferevent_get_input(s->conn.bev)) : 0;
+}
+
+int session_holding(const struct session *s)
+{
+	return s->held != NULL;
+}
+
+const char *session_queue_id(const struct session *s)
+{
+	return s->id;
+}
+
+/* The transport under the session (connection.c). */
+
+void session_timer(struct session *s, int64_t seconds)
+{
+	connection_timer(&s->conn, seconds);
+}
+
+/* The timeout that applies while waiting for the client in this state,
+ * within the session's other deadlines (slots.c). */
+void session_arm(struct session *s)
+{
+	const struct config *cf = session_cf(s);
+	int64_t t;
+	if (s->conn.io == IO_TLS)
+		t = cf->tls_handshake_timeout;
+	else if (s->conn.io == IO_STARTTLS || session_in(s, PH_CMD))
+		t = cf->command_timeout;
+	else if (session_in(s, PH(PH_DATA)))
+		t = cf->data_timeout;
+	else {
+		connection_timer_stop(&s->conn);
+		return;
+	}
+	struct slots_clock clock = {.connect_usec = s->connect_usec,
+	                            .in_data = session_in(s, PH(PH_DATA)),
+	                            .data_start_usec = s->data_start_usec,
+	                            .data_octets = s->dp.total};
+	connection_timer_usec(&s->conn, slots_wait_usec(s->srv, &clock, t));
+}
+
+/* Queue the final reply, then flush, shut down and linger. */
+void session_close(struct session *s)
+{
+	if (session_ending(s))
+		return;
+	s->stalled = 0;
+	connection_close(&s->conn);
+}
+
+void session_tls_prepare(struct session *s)
+{
+	connection_tls_prepare(&s->conn);
+}
+
+/* Stop all I/O now and free from the next loop iteration. */
+void session_kill(struct session *s)
+{
+	connection_kill(&s->conn);
+}
+
+/* The client's name. */
+
+/* "connect from name[addr]:port", once per session. */
+static void session_log_connect(struct session *s)
+{
+	if (s->connect_logged)
+		return;
+	s->connect_logged = 1;
+	log_info("connect from %s[%s]:%u", s->name, s->addr, s->port);
+}
+
+/* The session ends before its name is known: the connect line says
+ * unknown, and comes before the line that says why it ended. */
+static void session_name_abandon(struct session *s)
+{
+	if (s->rdns_query) {
+		rdns_cancel(s->rdns_query);
+		s->rdns_query = NULL;
+	}
+	session_log_connect(s);
+}
+
+static void session_name_known(void *arg, const struct rdns_answer *a)
+{
+	struct session *s = arg;
+	s->rdns_query = NULL;
+	s->rdns = a->result;
+	if (a->result == RDNS_CONFIRMED)
+		strlcpy_tmx(s->name, a->name, sizeof(s->name));
+	strlcpy_tmx(s->ptr, a->ptr, sizeof(s->ptr));
+	session_log_connect(s);
+	struct session_event ev = {.type = SEV_RDNS, .rdns = a->result};
+	session_notify(s, &ev);
+	if (s->greet_pause_over && session_in(s, PH(PH_GREETING)))
+		session_greet_final(s);
+}
+
+/* What the transport reports (struct connection_ops). */
+
+static void conn_input(void *arg)
+{
+	session_input(arg);
+}
+
+static void conn_drained(void *arg)
+{
+	session_output_drained(arg);
+}
+
+static void conn_timeout(void *arg)
+{
+	session_timeout(arg);
+}
+
+static int conn_peer_closed(void *arg)
+{
+	return session_peer_closed(arg);
+}
+
+static void conn_tls_started(void *arg)
+{
+	struct session *s = arg;
+	char desc[256];
+	tls_describe(s->conn.bev, desc, sizeof(desc));
+	free(s->tls_desc);
+	s->tls_desc = xstrdup(desc);
+	s->tls_active = 1;
+	log_info("STARTTLS: %s with cipher %s from %s[%s]:%u", tls_protocol(s->conn.bev),
+	         tls_cipher(s->conn.bev), s->name, s->addr, s->port);
+	session_tls_started(s);
+}
+
+static void conn_flushed(void *arg)
+{
+	struct session *s = arg;
+	struct session_event ev = {.type = SEV_FLUSHED, .usec = s->conn.last_flush_usec};
+	session_notify(s, &ev);
+}
+
+static void conn_arm(void *arg)
+{
+	session_arm(arg);
+}
+
+static void conn_ending(void *arg)
+{
+	session_name_abandon(arg);
+}
+
+static void conn_lost(void *arg)
+{
+	struct session *s = arg;
+	if (!s->quit)
+		log_info("lost connection after %s from %s[%s]:%u",
+		         session_in(s, PH(PH_DATA)) ? "DATA"
+		         : s->cur_what              ? s->cur_what
+		                                    : "CONNECT",
+		         s->name, s->addr, s->port);
+}
+
+static void conn_killed(void *arg)
+{
+	struct session *s = arg;
+	session_name_abandon(s);
+	s->srv->msg_ops->release(s);
+	verify_cancel(&s->verify);
+}
+
+/* Teardown, from the transport's deferred free. */
+static void conn_dead(void *arg)
+{
+	struct session *s = arg;
+	struct smtpd *srv = s->srv;
+	srv->msg_ops->release(s);
+	/* The observer sees a held reply as never sent (s->held). */
+	if (s->obs && s->obs->close)
+		s->obs->close(s->obs_ctx, s, s->quit);
+	free(s->held);
+	s->held = NULL;
+	connection_free(&s->conn);
+	log_info("disconnect from %s[%s]:%u commands=%u errors=%u messages=%u%s", s->name, s->addr,
+	         s->port, s->ncommands, s->errors, s->nmessages, s->quit ? " quit" : "");
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv->session_gone(srv, s->addr);
+
+	session_reset_transaction(s);
+	free(s->rcpts);
+	free(s->helo);
+	free(s->tls_desc);
+	free(s);
+}
+
+static const struct connection_ops session_conn_ops = {
+    .input = conn_input,
+    .drained = conn_drained,
+    .timeout = conn_timeout,
+    .peer_closed = conn_peer_closed,
+    .tls_started = conn_tls_started,
+    .flushed = conn_flushed,
+    .arm = conn_arm,
+    .ending = conn_ending,
+    .lost = conn_lost,
+    .killed = conn_killed,
+    .dead = conn_dead,
+};
+
+/* Life cycle, called by server.c. */
+
+struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *peer,
+                            socklen_t peerlen, size_t listen_index)
+{
+	struct session *s = xcalloc(1, sizeof(*s));
+	s->srv = srv;
+	s->phase = PH_GREETING;
+	s->listen_index = listen_index;
+	if (peerlen > sizeof(s->peer))
+		peerlen = sizeof(s->peer);
+	memcpy(&s->peer, peer, peerlen);
+	s->peerlen = peerlen;
+	sockaddr_host(peer, s->addr, sizeof(s->addr));
+	s->port = sockaddr_port(peer);
+	s->connect_usec = mono_usec();
+	s->sf.fd = -1;
+	strlcpy_tmx(s->name, "unknown", sizeof(s->name));
+
+	connection_init(&s->conn, srv, fd, &session_conn_ops, s, s->name, s->addr, s->port);
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+
+	s->obs = srv->obs;
+	if (s->obs && s->obs->open)
+		s->obs_ctx = s->obs->open(srv->obs_arg, s);
+	/* The name is asked for first, so that it may come during the
+	 * pause; it always comes from a callback of its own. */
+	if (session_cf(s)->reverse_dns)
+		s->rdns_query = rdns_lookup(srv, session_peer(s), session_name_known, s);
+	else
+		session_log_connect(s);
+	/* Clients without a good history get the banner in two parts. */
+	session_greet(s, s->obs && s->obs->greet_pause ? s->obs->greet_pause(s->obs_ctx, s) : 0);
+	return s;
+}
+
+void session_shutdown_all(struct smtpd *srv)
+{
+	struct session *s, *next;
+	for (s = srv->sessions; s; s = next) {
+		next = s->next;
+		if (session_in(s, PH(PH_GREETING)))
+			session_name_abandon(s);
+		if (session_in(s, PH(PH_GREETING) | PH_CMD)) {
+			s->cur_what = "SHUTDOWN";
+			session_reply(s, RPL_SHUTDOWN, NULL);
+		} else if (s->conn.io == IO_STARTTLS || s->conn.io == IO_TLS) {
+			session_kill(s);
+		}
+		/* DATA and COMMIT finish first (session_idle). */
+	}
+}
+
+void session_abort_all(struct smtpd *srv)
+{
+	for (struct session *s = srv->sessions; s; s = s->next) {
+		if (session_in(s, PH(PH_DATA) | PH(PH_COMMIT)))
+			log_info("%s: shutdown: dropping the session of %s[%s]:%u in %s", s->id,
+			         s->name, s->addr, s->port,
+			         session_state_name(session_state_index(s)));
+		session_kill(s);
 	}
 }

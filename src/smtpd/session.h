@@ -1,14 +1,23 @@
 /*
- * session.h: struct session and the functions shared by the three files
- * that make up one client's SMTP session. Private to src/smtpd/.
+ * session.h: struct session and the functions of the files above the
+ * transport that make up one client's SMTP session. Private to
+ * src/smtpd/.
  *
- *   session.c     the SMTP state machine: command table, handlers,
- *                 replies, the greeting, line framing
  *   receive.c     the message: envelope, Received: header, DATA stream
  *                 into the spool file, commit and its reply
+ *   session.c     the SMTP state machine: command table, handlers,
+ *                 replies, the greeting, line framing; the session's life
+ *                 cycle and the client's name (asked of rdns.c at connect)
  *   connection.c  the transport: bufferevents, timers, STARTTLS switch,
- *                 closing and lingering, life cycle, the client's name
- *                 (asked of rdns.c at connect)
+ *                 closing and lingering (connection.h)
+ *
+ * Calls go one way, down that list. receive.c calls session.c; session.c
+ * hands the message over through the message ops server.c gave it
+ * (srv->msg_ops, struct session_message_ops, from receive.h). session.c
+ * calls connection.c, which reports back through the struct
+ * connection_ops session.c gave it and does not include this header (it
+ * never sees struct session). None of them calls server.c: a destroyed
+ * session is reported through srv->session_gone.
  */
 #ifndef TEMPOMX_SMTPD_SESSION_H
 #define TEMPOMX_SMTPD_SESSION_H
@@ -18,6 +27,7 @@
 #include <sys/socket.h>
 
 #include "command.h"
+#include "connection.h"
 #include "data.h"
 #include "hdrfilter.h"
 #include "rdnsname.h"
@@ -26,20 +36,9 @@
 #include "spool.h"
 #include "verify.h"
 
-struct bufferevent;
 struct evbuffer;
-struct event;
 struct verify_probe;
 struct rdns_query;
-
-/* Input kept while we are not consuming it (commit pending, output
- * stalled); libevent stops reading beyond this. */
-#define SESSION_INPUT_MAX (64 * 1024)
-/* Replies the client has not read yet before we stop taking commands. */
-#define SESSION_OUTPUT_MAX (64 * 1024)
-/* Seconds to get the last reply out, then to wait for the client's FIN. */
-#define SESSION_FLUSH_TIMEOUT 30
-#define SESSION_LINGER_TIMEOUT 2
 
 /* The phase of the SMTP dialogue. session.c owns it: every change goes
  * through session_set_phase(), which checks it against the table of
@@ -58,27 +57,13 @@ enum smtp_phase {
 /* Phases in which command lines are read and answered. */
 #define PH_CMD (PH(PH_INIT) | PH(PH_HELO) | PH(PH_MAIL) | PH(PH_RCPT))
 
-/* The transport under the dialogue. connection.c owns it; the phase
- * stays what it was while the transport switches to TLS or closes. */
-enum io_state {
-	IO_OPEN,     /* reading and writing: the phase applies */
-	IO_STARTTLS, /* "220 Ready to start TLS" queued; waiting for it to flush */
-	IO_TLS,      /* TLS handshake in progress */
-	IO_CLOSING,  /* last reply queued; flushing it */
-	IO_LINGER,   /* write side shut down; reading until the client's FIN */
-	IO_DEAD,     /* freed from the next timer callback */
-};
-
 struct session {
 	struct smtpd *srv;
 	struct session *prev, *next; /* srv->sessions */
 	enum smtp_phase phase;       /* session.c: session_set_phase() */
-	enum io_state io;            /* connection.c */
-	int fd;
-	struct bufferevent *bev;
-	int bev_tls; /* bev is a TLS bufferevent */
-	struct event *timer;
-	struct event *linger;
+	/* The transport (connection.c): conn.io, conn.bev, conn.fd, the
+	 * timer; conn.last_read_usec, conn.last_flush_usec. */
+	struct connection conn;
 	size_t listen_index;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
@@ -124,7 +109,7 @@ struct session {
 	const char *cur_rcpt;    /* recipient being answered, for reject logs */
 
 	/* timing evidence (mono_usec) */
-	int64_t connect_usec, last_reply_usec, last_flush_usec, last_read_usec, last_cmd_usec;
+	int64_t connect_usec, last_reply_usec, last_cmd_usec;
 	size_t pregreet_seen;
 	const struct session_observer *obs;
 	void *obs_ctx;
@@ -152,21 +137,33 @@ const char *session_state_name(int index);
 /* In one of the phases (PH() bits) with the transport open. */
 static inline int session_in(const struct session *s, unsigned phases)
 {
-	return s->io == IO_OPEN && (PH(s->phase) & phases) != 0;
+	return s->conn.io == IO_OPEN && (PH(s->phase) & phases) != 0;
 }
 /* Closing, lingering or dead: nothing more is said to the client. */
 static inline int session_ending(const struct session *s)
 {
-	return s->io == IO_CLOSING || s->io == IO_LINGER || s->io == IO_DEAD;
+	return connection_ending(&s->conn);
 }
+
+/* The message, as session.c hands it over (receive.c's, given in
+ * srv->msg_ops by server.c). */
+struct session_message_ops {
+	/* DATA accepted by the state machine: spool file, Received:, 354. */
+	void (*start)(struct session *s);
+	/* Feed input to the DATA parser; 1 when the end of data was reached. */
+	int (*input)(struct session *s, struct evbuffer *in);
+	/* Drop a message being received; let a pending commit finish unseen. */
+	void (*release)(struct session *s);
+};
 
 /* session.c */
 /* The one place the phase changes; an unlisted transition is a bug. */
 void session_set_phase(struct session *s, enum smtp_phase to);
-/* What the transport reports while it is open (connection.c): input
- * arrived; the output drained; the session timer fired; the client
- * half-closed (returns 1 when the dialogue goes on to answer what it
- * sent, 0 when the session is to be ended). */
+/* What the transport reports while it is open (connection.c, through
+ * the connection_ops session.c gives it): input arrived; the output
+ * drained; the session timer fired; the client half-closed (returns 1
+ * when the dialogue goes on to answer what it sent, 0 when the session is
+ * to be ended). */
 void session_input(struct session *s);
 void session_output_drained(struct session *s);
 void session_timeout(struct session *s);
@@ -181,10 +178,6 @@ void session_emit(struct session *s, int code, const char *text, size_t len);
  * 421 and after too many errors. */
 void session_reply(struct session *s, enum reply_id id, const char *arg);
 void session_reset_transaction(struct session *s);
-/* The answer of the recipient verification of the RCPT that s is
- * waiting on (called from verify.c's callbacks, never from inside
- * session_process). */
-void session_rcpt_verified(struct session *s, const char *addr, enum verify_result r);
 /* session_emit(), unless the patience test holds this reply back. */
 void session_emit_patient(struct session *s, int which, int code, const char *text, size_t len);
 /* The held reply goes out now. */
@@ -205,15 +198,7 @@ void session_idle(struct session *s);
 void session_process(struct session *s);
 const char *session_protocol(const struct session *s);
 
-/* receive.c */
-/* DATA accepted by the state machine: spool file, Received:, 354. */
-void session_data_start(struct session *s);
-/* Feed input to the DATA parser; 1 when the end of data was reached. */
-int session_data_input(struct session *s, struct evbuffer *in);
-/* Drop a message being received; let a pending commit finish unseen. */
-void session_release_message(struct session *s);
-
-/* connection.c */
+/* The transport under the session (session.c, on connection.c). */
 void session_timer(struct session *s, int64_t seconds);
 /* Arm the timeout that applies while waiting for the client. */
 void session_arm(struct session *s);

@@ -18,14 +18,18 @@
  *   timeout is capped at stress_timeout and the per-client limit at
  *   stress_max_connections_per_client (Postfix's stress mode).
  * The TLS handshake has its own short timeout (tls_handshake_timeout,
- * connection.c).
+ * session_arm() in session.c).
+ *
+ * Calls come in only: callers pass what they know of a session (its
+ * clock, its junk count) and get an answer back; nothing here calls the
+ * session files or sees struct session.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "session.h"
 #include "slots.h"
+#include "smtpd.h"
 #include "util.h"
 
 int slots_stressed(const struct smtpd *srv)
@@ -36,38 +40,38 @@ int slots_stressed(const struct smtpd *srv)
 	return (int64_t)srv->nsessions * 100 >= cf->max_connections * cf->stress_threshold;
 }
 
-int slots_session_expired(const struct session *s)
+int slots_session_expired(const struct smtpd *srv, int64_t connect_usec)
 {
-	const struct config *cf = session_cf(s);
+	const struct config *cf = srv->rt->cf;
 	/* libevent's timers run on a coarse clock and may fire a few
 	 * milliseconds before mono_usec() reaches the deadline. */
 	return cf->session_time_limit > 0 &&
-	       mono_usec() - s->connect_usec >= cf->session_time_limit * 1000000 - 100000;
+	       mono_usec() - connect_usec >= cf->session_time_limit * 1000000 - 100000;
 }
 
-int64_t slots_wait_usec(const struct session *s, int64_t timeout)
+int64_t slots_wait_usec(const struct smtpd *srv, const struct slots_clock *c, int64_t timeout)
 {
-	const struct config *cf = session_cf(s);
+	const struct config *cf = srv->rt->cf;
 	int64_t now = mono_usec();
-	if (slots_stressed(s->srv) && cf->stress_timeout < timeout)
+	if (slots_stressed(srv) && cf->stress_timeout < timeout)
 		timeout = cf->stress_timeout;
 	int64_t wait = timeout * 1000000;
 	if (cf->session_time_limit > 0) {
-		int64_t left = s->connect_usec + cf->session_time_limit * 1000000 - now;
+		int64_t left = c->connect_usec + cf->session_time_limit * 1000000 - now;
 		if (left < wait)
 			wait = left;
 	}
-	if (session_in(s, PH(PH_DATA)) && cf->data_min_rate > 0) {
+	if (c->in_data && cf->data_min_rate > 0) {
 		int64_t allowed = cf->data_timeout * 1000000 +
-		                  (int64_t)(s->dp.total / (uint64_t)cf->data_min_rate) * 1000000;
-		int64_t left = s->data_start_usec + allowed - now;
+		                  (int64_t)(c->data_octets / (uint64_t)cf->data_min_rate) * 1000000;
+		int64_t left = c->data_start_usec + allowed - now;
 		if (left < wait)
 			wait = left;
 	}
 	return wait < 0 ? 0 : wait;
 }
 
-int slots_junk_command(struct session *s, enum cmd_verb verb)
+int slots_junk_command(const struct smtpd *srv, unsigned *count, enum cmd_verb verb)
 {
 	switch (verb) {
 	case CMD_NOOP:
@@ -80,10 +84,10 @@ int slots_junk_command(struct session *s, enum cmd_verb verb)
 	default:
 		return 0;
 	}
-	int64_t limit = session_cf(s)->junk_command_limit;
-	if (slots_stressed(s->srv) && limit > 1)
+	int64_t limit = srv->rt->cf->junk_command_limit;
+	if (slots_stressed(srv) && limit > 1)
 		limit = 1;
-	return limit > 0 && ++s->junk_commands > (unsigned)limit;
+	return limit > 0 && ++*count > (unsigned)limit;
 }
 
 int64_t slots_per_client(const struct smtpd *srv)

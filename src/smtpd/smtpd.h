@@ -4,7 +4,10 @@
  * server.c owns struct smtpd (listeners, connection limits, signals, the
  * spool and its commit pool, the TLS context) and calls session_new() for
  * each accepted connection. session.c owns struct session (one client's
- * SMTP dialogue) and keeps the list of live sessions.
+ * SMTP dialogue) and keeps the list of live sessions. Calls go one way,
+ * from server.c down: a session reports its end through the
+ * srv->session_gone callback server.c sets, and reaches the message
+ * (receive.c) through the srv->msg_ops server.c sets.
  *
  * The session reports what happens on the wire to an optional observer
  * (struct session_observer): this is how the timing classifier sees reply
@@ -93,6 +96,7 @@ struct session_event {
 };
 
 struct envelope;
+struct session_message_ops;
 
 /* The classifier watches a session through this, and answers the few
  * questions the session asks before it acts; a hook left NULL answers
@@ -141,13 +145,17 @@ struct smtpd {
 	struct rdns *rdns;         /* reverse DNS of clients (rdns.c) */
 	struct pickup *pickup;     /* local submissions (pickup.c) */
 	struct gauges *gauges;     /* open sessions for tempomxctl (gauges.c) */
+
+	/* Set by server.c for session.c: a session was destroyed (release
+	 * its connection slot); the message part of a session (receive.c's
+	 * receive_message_ops). */
+	void (*session_gone)(struct smtpd *srv, const char *client_addr);
+	const struct session_message_ops *msg_ops;
 };
 
 /* server.c */
 /* Attach an observer (NULL to detach); sessions opened afterwards use it. */
 void smtpd_set_observer(struct smtpd *srv, const struct session_observer *obs, void *arg);
-/* A session was destroyed: release its connection slot. */
-void smtpd_session_gone(struct smtpd *srv, const char *client_addr);
 
 /* session.c */
 /* Start a session on an accepted, non-blocking socket; sends the

@@ -27,6 +27,11 @@
  * client callback, so the session's command loop is never re-entered. A
  * question whose session died goes on unanswered to fill the cache.
  *
+ * Calls go one way: session.c calls verify_rcpt() and, when a session
+ * dies, verify_cancel(); the answer goes back only through the callback the
+ * session gave with its question (struct verify_asker), and this file
+ * never sees struct session.
+ *
  * Answers are cached (verify_cache.c): positive for
  * recipient_verify_positive_ttl, negative for
  * recipient_verify_negative_ttl; "cannot ask" is never cached. SIGHUP
@@ -48,7 +53,6 @@
 #include "route.h"
 #include "conf.h"
 #include "log.h"
-#include "session.h"
 #include "smtp.h"
 #include "smtp_cache.h"
 #include "smtpd.h"
@@ -67,7 +71,7 @@ struct verify_probe {
 	struct verify *v;
 	struct verify_probe *prev, *next; /* v->probes, oldest first */
 	enum probe_state state;
-	struct session *s; /* NULL once the session is gone */
+	struct verify_asker who; /* who.probe is NULL once the asker is gone */
 	char *addr;
 	struct event *timer; /* the deadline; then hands the answer over */
 	struct verify_conn *conn;
@@ -238,9 +242,9 @@ static enum verify_result failure_result(const struct verify *v)
 static enum verify_result probe_failure(struct verify_probe *p, const char *why)
 {
 	enum verify_result r = failure_result(p->v);
-	if (p->s)
+	if (p->who.probe)
 		log_info("verify: cannot verify <%s> for %s[%s]:%u with %s: %s; %s", p->addr,
-		         session_client_name(p->s), p->s->addr, p->s->port, p->v->target, why,
+		         p->who.name, p->who.addr, p->who.port, p->v->target, why,
 		         r == VERIFY_ACCEPT ? "accepted unverified" : "tempfailed");
 	else
 		log_info("verify: cannot verify <%s> with %s: %s", p->addr, p->v->target, why);
@@ -274,11 +278,10 @@ static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
 			conn_free(c);
 		}
 	}
-	struct session *s = p->s;
-	if (s) {
-		p->s = NULL;
-		s->verify = NULL;
-		session_rcpt_verified(s, p->addr, p->result);
+	if (p->who.probe) {
+		*p->who.probe = NULL;
+		p->who.probe = NULL;
+		p->who.answer(p->who.arg, p->addr, p->result);
 	}
 	probe_free(p);
 	/* A connection may have been closed above: the queue moves on. */
@@ -455,10 +458,10 @@ static void conn_answer(struct verify_conn *c)
 		verify_cache_put(v->cache, p->addr, VERIFY_CACHE_UNKNOWN, now,
 		                 cf->recipient_verify_negative_ttl,
 		                 (size_t)cf->recipient_verify_cache_size);
-		if (p->s)
+		if (p->who.probe)
 			log_info("verify: reject: RCPT from %s[%s]:%u: to=<%s>: %s said: %s",
-			         session_client_name(p->s), p->s->addr, p->s->port, p->addr,
-			         v->target, r->reply);
+			         p->who.name, p->who.addr, p->who.port, p->addr, v->target,
+			         r->reply);
 		else
 			log_info("verify: <%s> unknown to %s: %s", p->addr, v->target, r->reply);
 		probe_finish(p, VERIFY_UNKNOWN);
@@ -556,12 +559,12 @@ static void idle_freed(void *arg)
 
 /* The session's side. */
 
-enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, const char *addr)
+enum verify_result verify_rcpt(struct verify *v, const struct verify_asker *who,
+                               const struct mailaddr *a, const char *addr)
 {
-	struct verify *v = s->srv->verify;
-	const struct config *cf = session_cf(s);
 	if (v == NULL || !v->enabled)
 		return VERIFY_ACCEPT;
+	const struct config *cf = verify_cf(v);
 	/* RFC 5321 4.5.1: postmaster is always accepted. */
 	if (a->is_postmaster || a->is_literal || ascii_strncasecmp(addr, "postmaster@", 11) == 0)
 		return VERIFY_ACCEPT;
@@ -574,17 +577,17 @@ enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, cons
 		return VERIFY_ACCEPT;
 	case VERIFY_CACHE_UNKNOWN:
 		log_info("verify: reject: RCPT from %s[%s]:%u: to=<%s>: unknown to %s (cached)",
-		         session_client_name(s), s->addr, s->port, addr, v->target);
+		         who->name, who->addr, who->port, addr, v->target);
 		return VERIFY_UNKNOWN;
 	case VERIFY_CACHE_MISS:
 		break;
 	}
 	struct verify_probe *p = xcalloc(1, sizeof(*p));
 	p->v = v;
-	p->s = s;
+	p->who = *who;
 	p->addr = xstrdup(addr);
 	p->state = P_QUEUED;
-	p->timer = evtimer_new(s->srv->base, on_probe_timer, p);
+	p->timer = evtimer_new(v->srv->base, on_probe_timer, p);
 	if (p->timer == NULL)
 		fatalx("verify: cannot allocate a timer");
 	struct timeval tv = {(time_t)cf->recipient_verify_timeout, 0};
@@ -595,18 +598,18 @@ enum verify_result verify_rcpt(struct session *s, const struct mailaddr *a, cons
 	else
 		v->probes = p;
 	v->probes_tail = p;
-	s->verify = p;
+	*who->probe = p;
 	dispatch(v, 1);
 	return VERIFY_PENDING;
 }
 
-void verify_cancel(struct session *s)
+void verify_cancel(struct verify_probe **probe)
 {
-	struct verify_probe *p = s->verify;
+	struct verify_probe *p = *probe;
 	if (p == NULL)
 		return;
-	s->verify = NULL;
-	p->s = NULL;
+	*probe = NULL;
+	p->who.probe = NULL;
 	if (p->state == P_QUEUED)
 		probe_free(p);
 	/* Running: its answer still fills the cache. Done: its timer frees it. */
@@ -648,8 +651,8 @@ void verify_free(struct smtpd *srv)
 		return;
 	while (v->probes) {
 		struct verify_probe *p = v->probes;
-		if (p->s)
-			p->s->verify = NULL;
+		if (p->who.probe)
+			*p->who.probe = NULL;
 		if (p->conn)
 			p->conn->probe = NULL;
 		probe_free(p);

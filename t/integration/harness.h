@@ -166,7 +166,8 @@ struct h_conn {
 	char last[H_REPLY]; /* text of the last complete reply (all lines) */
 };
 /* Connect from source address src (NULL = kernel's choice) to
- * 127.0.0.1:port. Returns 0 or -1 (errno set). */
+ * 127.0.0.1:port, or from an IPv6 source (src holds a ':') to [::1]:port.
+ * Returns 0 or -1 (errno set). */
 int h_connect(struct h_conn *c, const char *src, int port);
 /* Connect and read the greeting; asserts that it is a 220. */
 void h_open(struct h_conn *c, const char *src, int port);
@@ -212,6 +213,13 @@ char *h_make_message(const char *subject, const char *token, size_t *len);
  * killed) or could not be started. */
 int h_run(char *const argv[], const void *in, size_t inlen, int timeout_ms, char **out,
           size_t *outlen);
+
+/* Move the calling test process into a network namespace of its own with
+ * lo up and the given IPv6 addresses on it (each "addr/len", added with
+ * nodad), so that IPv6 clients other than ::1 can connect to a daemon
+ * started afterwards on [::1]. Needs root and iproute2: returns -1 (errno
+ * set) without them, 0 on success. */
+int h_netns_ipv6(const char *const *cidrs, size_t n);
 
 /* Milliseconds on the monotonic clock. */
 long long h_now_ms(void);

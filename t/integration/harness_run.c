@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -137,4 +138,26 @@ int h_run(char *const argv[], const void *in, size_t inlen, int timeout_ms, char
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);
+}
+
+int h_netns_ipv6(const char *const *cidrs, size_t n)
+{
+	char *up[] = {"ip", "link", "set", "lo", "up", NULL};
+
+	if (unshare(CLONE_NEWNET) != 0)
+		return -1;
+	if (h_run(up, NULL, 0, 10000, NULL, NULL) != 0) {
+		errno = ENOSYS;
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *add[] = {"ip",  "-6", "addr",  "add", (char *)cidrs[i],
+		               "dev", "lo", "nodad", NULL};
+
+		if (h_run(add, NULL, 0, 10000, NULL, NULL) != 0) {
+			errno = ENOSYS;
+			return -1;
+		}
+	}
+	return 0;
 }

@@ -36,29 +36,50 @@
 
 int h_connect(struct h_conn *c, const char *src, int port)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_storage me = {0}, to = {0};
 	struct timeval tv = {20, 0};
+	socklen_t len;
+	int v6 = src != NULL && strchr(src, ':') != NULL;
 	int fd;
 
 	memset(c, 0, offsetof(struct h_conn, buf));
 	c->last[0] = '\0';
 	c->fd = -1;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if (src) {
-		struct sockaddr_in me = {.sin_family = AF_INET};
-
-		if (inet_pton(AF_INET, src, &me.sin_addr) != 1 ||
-		    bind(fd, (struct sockaddr *)&me, sizeof(me)) == -1) {
-			close(fd);
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&me,
+		                    *b = (struct sockaddr_in6 *)&to;
+		a->sin6_family = b->sin6_family = AF_INET6;
+		b->sin6_addr = in6addr_loopback;
+		b->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, src, &a->sin6_addr) != 1) {
+			errno = EINVAL;
 			return -1;
 		}
+		len = sizeof(struct sockaddr_in6);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&me, *b = (struct sockaddr_in *)&to;
+		a->sin_family = b->sin_family = AF_INET;
+		b->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		b->sin_port = htons((uint16_t)port);
+		if (src && inet_pton(AF_INET, src, &a->sin_addr) != 1) {
+			errno = EINVAL;
+			return -1;
+		}
+		len = sizeof(struct sockaddr_in);
+	}
+	fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (src && bind(fd, (struct sockaddr *)&me, len) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
 	}
 	/* A bounded send: a server that stops reading cannot hang a test. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+	if (connect(fd, (struct sockaddr *)&to, len) == -1) {
 		int e = errno;
 
 		close(fd);

@@ -56,28 +56,11 @@ static const struct row rows[] = {
     {"timing_junk_action", "log", K_TIMING, 354, "lo", "would reject"},
 };
 
-/* Connect from src (IPv4 or IPv6) to the daemon's listener of that
- * family and read the greeting. */
+/* Connect from src (IPv4, or IPv6 to the [::1] listener) and read the
+ * greeting. */
 static void open_from(struct h_conn *c, const char *src)
 {
-	if (strchr(src, ':') == NULL) {
-		h_open(c, src, D.port);
-		return;
-	}
-	struct sockaddr_in6 me = {.sin6_family = AF_INET6}, to = {.sin6_family = AF_INET6};
-	struct timeval tv = {20, 0};
-	memset(c, 0, sizeof(*c));
-	c->fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	cr_assert_geq(c->fd, 0);
-	cr_assert_eq(inet_pton(AF_INET6, src, &me.sin6_addr), 1);
-	cr_assert_eq(bind(c->fd, (struct sockaddr *)&me, sizeof(me)), 0, "bind %s: %s", src,
-	             strerror(errno));
-	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	to.sin6_addr = in6addr_loopback;
-	to.sin6_port = htons((uint16_t)D.port);
-	cr_assert_eq(connect(c->fd, (struct sockaddr *)&to, sizeof(to)), 0, "connect from %s: %s",
-	             src, strerror(errno));
-	h_expect_reply(c, 220, "greeting");
+	h_open(c, src, D.port);
 }
 
 /* A polite transaction; returns the reply to DATA, or to the dot when
@@ -167,24 +150,10 @@ Test(policy, every_action_ipv4)
 	}
 }
 
-/* Our own network namespace, with ::1 and one 2001:db8:: address on lo. */
-static int private_ipv6(const char *addr)
-{
-	if (unshare(CLONE_NEWNET) != 0)
-		return -1;
-	char cidr[64];
-	snprintf(cidr, sizeof(cidr), "%s/64", addr);
-	char *up[] = {"ip", "link", "set", "lo", "up", NULL};
-	char *add[] = {"ip", "-6", "addr", "add", cidr, "dev", "lo", "nodad", NULL};
-	if (h_run(up, NULL, 0, 10000, NULL, NULL) != 0 ||
-	    h_run(add, NULL, 0, 10000, NULL, NULL) != 0)
-		return -1;
-	return 0;
-}
-
 Test(policy, every_action_ipv6)
 {
-	if (private_ipv6("2001:db8::2") != 0)
+	const char *const cidr[] = {"2001:db8::2/64"};
+	if (h_netns_ipv6(cidr, 1) != 0)
 		cr_skip_test("cannot make a network namespace with an IPv6 address (%s): the "
 		             "IPv6 half of the policy table needs root and iproute2",
 		             strerror(errno));

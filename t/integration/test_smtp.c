@@ -948,6 +948,37 @@ Test(smtp, per_network_connection_limit)
 	h_daemon_free(&D);
 }
 
+/* IPv6: a host gets a whole /64, so the /64 is one client
+ * (connection_limit_v6_prefix = 64 by default). The addresses live in a
+ * network namespace of the test's own. */
+Test(smtp, per_network_connection_limit_ipv6)
+{
+	const char *const cidrs[] = {"2001:db8::2/64", "2001:db8::3/64", "2001:db8::4/64",
+	                             "2001:db8:0:1::2/64"};
+	if (h_netns_ipv6(cidrs, 4) != 0)
+		cr_skip_test("no network namespace with IPv6 addresses (%s): needs root and "
+		             "iproute2",
+		             strerror(errno));
+	start();
+	h_set(&D, "max_connections_per_client", "2");
+	h_set(&D, "listen", "127.0.0.1:%d [::1]:%d", D.port, D.port);
+	h_daemon_start(&D);
+	h_open(&C1, "2001:db8::2", D.port);
+	h_open(&C2, "2001:db8::3", D.port);
+	cr_assert_eq(h_connect(&C3, "2001:db8::4", D.port), 0, "connect: %s", strerror(errno));
+	int code = h_reply(&C3, 5000);
+	cr_expect_eq(code, 421, "a third address of the /64: %d %s", code, C3.last);
+	h_close(&C3);
+	/* Another /64 is another client. */
+	h_open(&C4, "2001:db8:0:1::2", D.port);
+	h_expect(&C4, 221, "QUIT");
+	h_close(&C4);
+	h_close(&C1);
+	h_close(&C2);
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
 Test(smtp, tls_handshake_timeout)
 {
 	start();

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sendmail.h"
+#include "headers.h"
 
 struct list_case {
 	const char *in;

@@ -1,5 +1,6 @@
 /*
- * sendmail.h: what the two files of tempomx-sendmail share.
+ * headers.h: what headers.c gives sendmail.c, the two files of
+ * tempomx-sendmail. Calls go one way, sendmail.c to headers.c.
  *
  *   sendmail.c  options, reading the message, the maildrop file, and the
  *               modes that are other programs' work (-bp, -q, -bs)
@@ -7,8 +8,8 @@
  *               and Bcc (-t), Bcc removed, From, Date and Message-ID
  *               added when missing
  */
-#ifndef TEMPOMX_SENDMAIL_H
-#define TEMPOMX_SENDMAIL_H
+#ifndef TEMPOMX_SENDMAIL_HEADERS_H
+#define TEMPOMX_SENDMAIL_HEADERS_H
 
 #include <stddef.h>
 
