@@ -44,6 +44,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,7 +152,7 @@ static long idle_ready, idle_closed, idle_failed;
 static long rat_opened, rat_done, rat_pregreet, rat_pipeline, rat_garbage;
 static long rat_codes[6]; /* by first digit of last reply */
 static long over_220, over_421, over_other, over_fail;
-static long live_rat, rat_given_up;
+static long live_rat, rat_given_up, rat_refused;
 
 /* A ratware connection still open after this long is closed by us. */
 #define RAT_MAX_AGE 30.0
@@ -205,6 +206,8 @@ static void on_line(struct conn *c, const char *line)
 	if (c->first_line == 0) {
 		c->first_line = code ? code : -1;
 		inflight--;
+		if (code == 421 && c->kind != K_IDLE && c->kind != K_OVER)
+			rat_refused++;
 		if (c->kind == K_OVER) {
 			if (code == 220)
 				over_220++;
@@ -321,7 +324,7 @@ static void on_event(struct conn *c, uint32_t ev)
 			send_all(c, "EHLO pregreet.example.test\r\n"
 			            "MAIL FROM:<r@pregreet.example.test>\r\n");
 	}
-	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+	if (c->state != S_DONE && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		on_readable(c);
 }
 
@@ -379,13 +382,22 @@ static int good_read_reply(int fd, char *buf, size_t cap, size_t *have)
 	}
 }
 
+/* The reply code of the good client's latest failed step (-1: no reply). */
+static int good_fail_code;
+
 static int good_cmd(int fd, const char *cmd, int want, char *buf, size_t cap, size_t *have)
 {
 	size_t n = strlen(cmd);
-	if (n && send(fd, cmd, n, MSG_NOSIGNAL) != (ssize_t)n)
+	if (n && send(fd, cmd, n, MSG_NOSIGNAL) != (ssize_t)n) {
+		good_fail_code = -1;
 		return -1;
+	}
 	int code = good_read_reply(fd, buf, cap, have);
-	return code == want ? 0 : -1;
+	if (code != want) {
+		good_fail_code = code;
+		return -1;
+	}
+	return 0;
 }
 
 /* One transaction; its latency in ms, or -1. */
@@ -472,11 +484,11 @@ static int good_start(int transactions, double limit, pid_t *pid)
 		char out[256];
 		int n;
 		if (ok == 0)
-			n = snprintf(out, sizeof out, "0 - - - %d\n", fail);
+			n = snprintf(out, sizeof out, "0 - - - %d %d\n", fail, good_fail_code);
 		else
-			n = snprintf(out, sizeof out, "%d %.2f %.2f %.2f %d\n", ok,
+			n = snprintf(out, sizeof out, "%d %.2f %.2f %.2f %d %d\n", ok,
 			             lat[(ok - 1) / 2], lat[(int)((ok - 1) * 0.95 + 0.5)],
-			             lat[ok - 1], fail);
+			             lat[ok - 1], fail, good_fail_code);
 		if (write(p[1], out, (size_t)n) != n)
 			_exit(1);
 		_exit(0);
@@ -498,19 +510,21 @@ static void good_finish(int rfd, pid_t pid, const char *label)
 	out[r] = '\0';
 	int ok = 0, fail = 0;
 	char p50[32], p95[32], mx[32];
-	if (sscanf(out, "%d %31s %31s %31s %d", &ok, p50, p95, mx, &fail) != 5)
+	int code = 0;
+	if (sscanf(out, "%d %31s %31s %31s %d %d", &ok, p50, p95, mx, &fail, &code) != 6)
 		return;
 	printf("%s_ok %d\n%s_fail %d\n%s_p50_ms %s\n%s_p95_ms %s\n%s_max_ms %s\n", label, ok, label,
 	       fail, label, p50, label, p95, label, mx);
+	if (fail)
+		printf("%s_last_fail_code %d\n", label, code);
 }
 
+/* Whether the good client has written its result (poll, not select: the
+ * pipe's descriptor is above FD_SETSIZE once the connections are open). */
 static int child_done(int rfd)
 {
-	struct timeval tv = {0};
-	fd_set s;
-	FD_ZERO(&s);
-	FD_SET(rfd, &s);
-	return select(rfd + 1, &s, NULL, NULL, &tv) > 0;
+	struct pollfd p = {.fd = rfd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
 }
 
 static void usage(void)
@@ -678,9 +692,9 @@ int main(int argc, char **argv)
 		good_finish(gfd, gp, "load");
 	printf("ratware_seconds %.2f\nratware_opened %ld\nratware_pregreet %ld\n"
 	       "ratware_pipelining %ld\nratware_garbage %ld\nratware_ended_by_server %ld\n"
-	       "ratware_given_up %ld\nrss_load_max_kb %ld\n",
+	       "ratware_given_up %ld\nratware_refused_421 %ld\nrss_load_max_kb %ld\n",
 	       now() - t_rat, rat_opened, rat_pregreet, rat_pipeline, rat_garbage, rat_done,
-	       rat_given_up, rat_max_rss);
+	       rat_given_up, rat_refused, rat_max_rss);
 	printf("ratware_last_reply_2xx %ld\nratware_last_reply_4xx %ld\n"
 	       "ratware_last_reply_5xx %ld\nratware_last_reply_none %ld\n",
 	       rat_codes[2], rat_codes[4], rat_codes[5],
