@@ -354,6 +354,26 @@ static long proc_kb(pid_t pid, const char *field)
 	return v;
 }
 
+/* utime + stime of process pid, in clock ticks (-1 if unknown). */
+static long proc_ticks(pid_t pid)
+{
+	char path[64], line[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	char *ok = fgets(line, sizeof line, f);
+	fclose(f);
+	char *p = ok ? strrchr(line, ')') : NULL;
+	unsigned long ut, st;
+	/* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime */
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return -1;
+	return (long)(ut + st);
+}
+
 /* The good client. */
 
 static int good_read_reply(int fd, char *buf, size_t cap, size_t *have)
@@ -642,7 +662,8 @@ int main(int argc, char **argv)
 	long rat_next = 0, rat_max_rss = 0;
 	struct conn **rats = NULL;
 	size_t nrats = 0, caprats = 0;
-	double t_rat = now();
+	double t_rat = now(), t_good = 0;
+	long cpu_good0 = 0;
 	gfd = -1;
 	long rat_cap = nrat * 40; /* count bound */
 	double t_scan = now();
@@ -669,8 +690,11 @@ int main(int argc, char **argv)
 		}
 		/* start the good client once the first nrat are open and have
 		 * had warmup seconds (past the greet_pause) to get going */
-		if (gfd < 0 && rat_opened >= nrat && now() - t_rat > warmup)
+		if (gfd < 0 && rat_opened >= nrat && now() - t_rat > warmup) {
 			gfd = good_start(transactions, limit / 4, &gp);
+			t_good = now();
+			cpu_good0 = proc_ticks(smtpd);
+		}
 		if (now() - t_scan > 0.5) {
 			t_scan = now();
 			for (size_t i = 0; i < nrats; i++)
@@ -688,8 +712,15 @@ int main(int argc, char **argv)
 			break;
 		loop_once(20);
 	}
-	if (gfd >= 0)
+	if (gfd >= 0) {
+		long cpu_good1 = proc_ticks(smtpd);
+		double secs = now() - t_good;
+		if (cpu_good0 >= 0 && cpu_good1 >= 0 && secs > 0)
+			printf("smtpd_cpu_percent_load %.1f\n",
+			       (double)(cpu_good1 - cpu_good0) * 100 /
+			           (double)sysconf(_SC_CLK_TCK) / secs);
 		good_finish(gfd, gp, "load");
+	}
 	printf("ratware_seconds %.2f\nratware_opened %ld\nratware_pregreet %ld\n"
 	       "ratware_pipelining %ld\nratware_garbage %ld\nratware_ended_by_server %ld\n"
 	       "ratware_given_up %ld\nratware_refused_421 %ld\nrss_load_max_kb %ld\n",
