@@ -182,6 +182,9 @@ struct config {
 	int64_t history_v4_prefix;
 	int64_t history_v6_prefix;
 	uint64_t history_map_size;
+	char *history_store;               /* "lmdb", redis://..., unix:... */
+	char *history_redis_password_file; /* "" = no AUTH */
+	int64_t history_redis_timeout;     /* milliseconds */
 	struct cidrlist whitelist_clients;
 	char *whitelist_senders;
 	char *whitelist_recipients;

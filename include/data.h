@@ -28,6 +28,17 @@
  *   leading run of "name:" field lines and their continuations; it ends at
  *   the empty line or the first line that is neither. Received: fields are
  *   counted only there.
+ *
+ * BDAT (RFC 3030): data_init_chunks() sets up the same parser for a
+ * message sent in chunks. The octets are the message itself: there is no
+ * end-of-data sequence (a "." CR LF line is content) and no dot-stuffing
+ * to undo, but bare CR and LF, the limits, the header section and the
+ * Received: count follow exactly the rules above, so a message says the
+ * same whether it came with DATA or BDAT. The session feeds the chunks'
+ * octets as they arrive and calls data_finish() after the last chunk: a
+ * CR left at the end is bare, and a last line without its CR LF gets one,
+ * so the stored message always ends with CR LF (relaying it with DATA
+ * later needs that, and no reader can take its end for something else).
  */
 #ifndef TEMPOMX_DATA_H
 #define TEMPOMX_DATA_H
@@ -76,6 +87,7 @@ struct data_parser {
 	unsigned bare_cr;  /* bare CR octets seen */
 	unsigned nul;      /* NUL octets seen */
 	int eightbit;      /* an octet >= 0x80 was seen */
+	int chunks;        /* BDAT: no terminator, no unstuffing (data_init_chunks) */
 };
 
 void data_init(struct data_parser *dp, const struct data_limits *lim, data_sink_fn sink, void *arg);
@@ -83,6 +95,14 @@ void data_init(struct data_parser *dp, const struct data_limits *lim, data_sink_
  * data was found, *done is set to 1 and the octets after the terminator
  * (pipelined commands) are not consumed. Never fails; see dp->error. */
 size_t data_feed(struct data_parser *dp, const char *buf, size_t len, int *done);
+/* The parser for a message sent with BDAT: data_feed() then consumes all
+ * it is given and never reports the end; data_finish() ends the message. */
+void data_init_chunks(struct data_parser *dp, const struct data_limits *lim, data_sink_fn sink,
+                      void *arg);
+/* The last chunk is in: a trailing CR is bare, an unterminated last line
+ * is ended with CR LF, the rest is written to the sink. Later calls and
+ * data_feed() do nothing. For a DATA parser before its end, the same. */
+void data_finish(struct data_parser *dp);
 const char *data_strerror(enum data_error e);
 
 #endif

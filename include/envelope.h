@@ -10,6 +10,8 @@
  *   arrival 1795673962.123456
  *   ...
  *   rcpt pending 0 0 0 alice@example.test
+ *   rcpt-orcpt rfc822;al@example.test  (optional, follows its rcpt line)
+ *   rcpt-notify SUCCESS,FAILURE        (optional, follows its rcpt line)
  *   rcpt-reply 250 2.0.0 ok            (optional, follows its rcpt line)
  *   size 00000000000000002048
  *   end
@@ -34,6 +36,14 @@
  * rewriting the whole file in version 1 as before. scan-info and
  * scan-class exist in version 2 only.
  *
+ * A version 2 block may carry "hops": the number of Received: fields in
+ * the message's header section, ours included, counted by smtpd while it
+ * received the message (RFC 5321 6.3 loop detection at delivery). It is
+ * written with a fixed width on the line right before "size", and patched
+ * in place by spool_commit() like the size; it is absent from blocks
+ * written before it existed and from messages whose creator did not count
+ * (delivery then counts the fields in the message itself).
+ *
  * Numbers (client-port, smtputf8, score, attempts, next-retry, the rcpt
  * fields), id, arrival, class, sender and size are always written and
  * required; any other string line is absent when the field is NULL. A NULL
@@ -53,13 +63,19 @@
  * updated). */
 #define ENVELOPE_VERSION_MIN 1
 #define ENVELOPE_SIZE_WIDTH 20
+#define ENVELOPE_HOPS_WIDTH 5
+#define ENVELOPE_HOPS_MAX 99999
+/* Where the hops digits start, when the line is there: this many octets
+ * before the size digits ("hops NNNNN\nsize "). */
+#define ENVELOPE_HOPS_BEFORE_SIZE (ENVELOPE_HOPS_WIDTH + sizeof("\nsize ") - 1)
 #define ENVELOPE_MAX_BLOCK (1024 * 1024)
 
 enum rcpt_status { RCPT_PENDING = 0, RCPT_SENT, RCPT_DEFERRED, RCPT_BOUNCED };
 
 struct rcpt {
-	char *addr;  /* "local@domain" as received, no brackets */
-	char *orcpt; /* DSN ORCPT parameter, or NULL */
+	char *addr;   /* "local@domain" as received, no brackets */
+	char *orcpt;  /* DSN ORCPT: "addr-type;address" (decoded), or NULL */
+	char *notify; /* DSN NOTIFY: "NEVER" or e.g. "SUCCESS,FAILURE", or NULL */
 	enum rcpt_status status;
 	int attempts;
 	int64_t last_attempt; /* seconds since the epoch, 0 = never */
@@ -77,12 +93,12 @@ struct envelope {
 	unsigned client_port;
 	char *client_name; /* reverse name or "unknown" */
 	char *helo;
-	char *protocol;  /* SMTP, ESMTP, ESMTPS, LOCAL */
+	char *protocol;  /* SMTP, ESMTP, ESMTPS, UTF8SMTP(S) (RFC 6531), LOCAL */
 	char *tls;       /* "TLSv1.3 TLS_AES_256_GCM_SHA384 256/256" or NULL */
 	char *sender;    /* "" for the null sender */
 	char *body_type; /* "7BIT", "8BITMIME" or NULL */
 	int smtputf8;
-	char *envid; /* DSN ENVID or NULL */
+	char *envid; /* DSN ENVID (xtext decoded) or NULL */
 	char *ret;   /* DSN RET (FULL/HDRS) or NULL */
 	struct rcpt *rcpts;
 	size_t nrcpt;
@@ -101,6 +117,9 @@ struct envelope {
 	 * "lo", "lo (promoted)"): the X-Tempomx-* fields are made of them. */
 	char *scan_info;
 	char *scan_class;
+	/* Version 2: Received: fields in the message's header, ours included
+	 * (up to ENVELOPE_HOPS_MAX); -1: not counted, no "hops" line. */
+	int hops;
 	/* Set by the spool reader, never written: the file offset just past
 	 * the last valid update record (where the next one goes), the file's
 	 * length when it was read, how many records were applied, and the
@@ -111,7 +130,8 @@ struct envelope {
 	int64_t queued_usec;
 };
 
-/* Zero-initialise *env (version, verdict "unclassified", class hi). */
+/* Zero-initialise *env (version, verdict "unclassified", class hi, hops
+ * not counted). */
 void envelope_init(struct envelope *env);
 void envelope_free(struct envelope *env);
 /* Append a recipient with status pending. Returns its index. */
@@ -126,6 +146,8 @@ void envelope_copy(struct envelope *dst, const struct envelope *src);
 char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off);
 /* Write the fixed-width decimal of size into buf (ENVELOPE_SIZE_WIDTH). */
 void envelope_format_size(char *buf, uint64_t size);
+/* The same for hops (ENVELOPE_HOPS_WIDTH), clamped to 0..ENVELOPE_HOPS_MAX. */
+void envelope_format_hops(char *buf, int hops);
 
 /* Parse a block at the start of buf. On success returns 0, fills *env and
  * sets *body_off to the offset of the first message octet. On failure

@@ -18,8 +18,9 @@
  *   scheduler.c      the ordered work lists of hi/ and lo/ and the rule
  *                    that picks the next message (absolute, weighted,
  *                    fifo, promotion of old lo mail); pure, no I/O
- *   worker.c         the worker threads: scan one message and hand it on
- *                    (out/, quarantine/, hold/), record virus hits
+ *   worker.c         the worker threads (the common thread pool): scan one
+ *                    message and hand it on (out/, quarantine/, hold/),
+ *                    record virus hits
  *   scanner.c        the scanner child: event loop, spool watch, engine
  *                    reloads, dispatch of the scheduler's picks to workers
  */
@@ -257,16 +258,16 @@ const char *sched_mode_name(int mode);
 /* ---- worker.c ------------------------------------------------------------ */
 
 struct spool;
-struct history;
+struct history_store;
 
 /* What the worker threads share: read-only while they run, except the
  * holder (its own lock) and the history handle (thread-safe). */
 struct worker_env {
 	struct spool *sp;
 	struct engine_holder *holder;
-	struct history *hist; /* NULL: no history (logged once) */
-	int scan;             /* scan = yes */
-	int error_action;     /* enum scan_error_action */
+	struct history_store *hist; /* NULL: no history (logged once) */
+	int scan;                   /* scan = yes */
+	int error_action;           /* enum scan_error_action */
 	char hostname[256];
 };
 
@@ -277,21 +278,27 @@ struct worker_job {
 };
 
 struct worker_pool;
-/* Called in the worker thread after each job; the scanner's loop learns
- * of it through its own pipe. */
+struct event_base;
+/* Called in the scanner's loop thread after each job, once its thread is
+ * free again. */
 typedef void (*worker_done_fn)(void *arg, const struct worker_job *job);
 
-/* Start n threads. env must outlive the pool; it may be changed only
- * while no job runs (worker_pool_idle()). */
-struct worker_pool *worker_pool_new(unsigned n, const struct worker_env *env, worker_done_fn done,
-                                    void *arg);
+/* Start n threads (the common pool, src/common/threadpool.c), reporting
+ * to base's loop. Each job runs with a copy of env as it was when the job
+ * was submitted. Loop thread only, like every call below. */
+struct worker_pool *worker_pool_new(struct event_base *base, unsigned n,
+                                    const struct worker_env *env, worker_done_fn done, void *arg);
 /* Replace the settings the next jobs see (configuration reload). */
 void worker_pool_set_env(struct worker_pool *wp, const struct worker_env *env);
+/* Threads started (fewer than n if the system refused some). */
+unsigned worker_pool_threads(const struct worker_pool *wp);
 /* Number of threads without a job. */
 unsigned worker_pool_idle(struct worker_pool *wp);
-/* Give a job to an idle thread. Returns 0, or -1 when none is idle. */
+/* Give a job to an idle thread. Returns 0, or -1 when none is idle: a job
+ * never waits in a queue, so the scheduler picks when a thread is free. */
 int worker_pool_submit(struct worker_pool *wp, const struct worker_job *job);
-/* Let the running jobs finish, then stop and join the threads. */
+/* Let the running jobs finish (their done is called), then stop and join
+ * the threads. */
 void worker_pool_free(struct worker_pool *wp);
 
 /* Process one message synchronously (what a worker thread does): open it,

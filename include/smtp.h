@@ -45,6 +45,18 @@ struct smtp_message {
 	const char *head;
 	size_t headlen;
 	int eightbit; /* BODY=8BITMIME */
+	/* DSN parameters (RFC 3461), sent only when the server offers DSN:
+	 * for MAIL (" RET=... ENVID=...") and, when not NULL, for each
+	 * recipient (dsn_rcpt[i] for rcpts[i], NULL entries: none); each
+	 * with its leading space, already in xtext (dsn.h). */
+	const char *dsn_mail;
+	const char *const *dsn_rcpt;
+	/* SMTPUTF8 (RFC 6531): given on MAIL when the server offers it;
+	 * needed when an address or the header is UTF-8, and then a server
+	 * that does not offer it fails the session with 550 5.6.7 (the next
+	 * host may offer it; RFC 6531 3.2). */
+	int smtputf8;
+	int needs_smtputf8;
 };
 #define SMTP_HEAD_MAX 4096
 
@@ -83,6 +95,9 @@ void smtp_set_cb(struct smtp_session *s, smtp_cb cb, void *arg);
 /* Open and between transactions: fit for the next message. */
 int smtp_usable(const struct smtp_session *s);
 const char *smtp_relay(const struct smtp_session *s);
+/* The server's EHLO (LHLO) reply offered DSN (RFC 3461): it got the
+ * DSN parameters of the last transaction and reports on them itself. */
+int smtp_dsn(const struct smtp_session *s);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", "" without TLS. */
 const char *smtp_tls(const struct smtp_session *s);
 /* After SMTP_FAILED: the code to use if no other host is left (4xx for

@@ -35,7 +35,7 @@ int smtp_reply_line(struct smtp_reply *rp, const char *line, size_t len);
 
 /* What an EHLO reply offers. */
 struct smtp_caps {
-	int pipelining, size, eightbit, starttls;
+	int pipelining, size, eightbit, starttls, dsn, smtputf8;
 	uint64_t size_max; /* SIZE's argument; 0 = none given */
 };
 

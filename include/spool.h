@@ -81,15 +81,23 @@ struct spool_file {
 	int fd;
 	char id[QUEUEID_SIZE];
 	off_t size_off;   /* file offset of the fixed-width size field */
+	off_t hops_off;   /* of the fixed-width hops field; 0: none */
 	off_t body_start; /* file offset of the first message octet */
+	/* Received: fields in the message (ours included), written by
+	 * spool_commit() into the hops field; starts as env->hops. */
+	int hops;
 };
 
 /* Create incoming/<new id> (O_EXCL, 0600) and write the envelope block.
- * env->id is set to the new ID. Returns 0 or -1 (errno set, nothing left). */
+ * env->id is set to the new ID. Returns 0 or -1 (errno set, nothing left).
+ * A creator that will count the Received: fields sets env->hops to 0 (or
+ * any count so far) and sf->hops to the final count before the commit;
+ * env->hops -1 leaves the envelope without a count. */
 int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf);
 /* Append message octets (blocking write to the page cache). */
 int spool_write(struct spool_file *sf, const void *buf, size_t len);
-/* Finish: patch the size, fsync the file, close it, rename it into dest
+/* Finish: patch the size (and the hops count, when the block has one, from
+ * sf->hops), fsync the file, close it, rename it into dest
  * and fsync dest. Blocking: run it off the event loop (commit.c). Returns 0,
  * or -1 with errno set and the incoming file removed (EIO if the file's
  * length is not body_start + size; EEXIST if dest already has the name).
@@ -219,6 +227,11 @@ struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, u
                                     int64_t interval, watch_fn fn, void *arg);
 /* Force a rescan now (e.g. after SIGHUP or a flush request). */
 void spool_watch_rescan(struct spool_watch *w);
+/* After a configuration reload: the periodic rescan runs every interval
+ * seconds from now on (0: none) if that changed, and a rescan runs now
+ * either way (an edit may have been missed). Returns 1 when the interval
+ * changed, 0 when it did not. */
+int spool_watch_reload(struct spool_watch *w, int64_t interval);
 void spool_watch_free(struct spool_watch *w);
 
 #endif

@@ -68,10 +68,13 @@ void timing_note_flushed(struct timing *t, int64_t usec)
  * extensions are last unless their extension says otherwise (STARTTLS,
  * RFC 3207 4.2, and AUTH, RFC 4954 4, wait for their reply; ETRN, HELP
  * and unknown verbs are given no leave). HELO offers no pipelining at
- * all. */
+ * all. BDAT carries its chunk and waits for nothing (RFC 3030 4.2: BDAT
+ * commands may be pipelined), so it may sit anywhere too; the end of the
+ * message it ends (BDAT LAST) is noted as the end of data, as after the
+ * dot of DATA. */
 static int verb_ends_group(const char *verb)
 {
-	static const char *const anywhere[] = {"RSET", "MAIL", "RCPT"};
+	static const char *const anywhere[] = {"RSET", "MAIL", "RCPT", "BDAT"};
 	if (verb == NULL)
 		return 1;
 	for (size_t i = 0; i < sizeof(anywhere) / sizeof(anywhere[0]); i++)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "utf8.h"
 
 /* Longest address literal body we hand to inet_pton: "IPv6:" plus the
  * longest textual IPv6 address, with room to spare. */
@@ -59,42 +60,9 @@ static int is_atext(unsigned char c)
 	return is_alnum(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629), or 0. C1
- * controls, surrogates and overlong forms are refused: RFC 6531 allows
- * UTF-8 in addresses, not control characters. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *e)
-{
-	unsigned char c = p[0];
-	unsigned long cp;
-	size_t n, i;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		cp = c & 0x1fu;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		cp = c & 0x0fu;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		cp = c & 0x07u;
-	} else {
-		return 0;
-	}
-	if ((size_t)(e - p) < n)
-		return 0;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3fu);
-	}
-	if (cp < 0xa0 || (n == 3 && cp < 0x800) || (cp >= 0xd800 && cp <= 0xdfff) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 /* An octet >= 0x80 at *pp: refused without SMTPUTF8 (RFC 6531 3.3),
- * otherwise it must start a well-formed UTF-8 sequence, which is skipped. */
+ * otherwise it must start a well-formed UTF-8 sequence (utf8.c: no C1
+ * controls, surrogates or overlong forms), which is skipped. */
 static enum addr_error skip_8bit(const unsigned char **pp, const unsigned char *e, int flags,
                                  enum addr_error bad)
 {

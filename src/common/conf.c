@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "utf8.h"
 #include "conf.h"
 #include "log.h"
 #include "strbuf.h"
@@ -184,6 +185,24 @@ static int apply_domains(const struct conf_key *k, struct strlist *l, const char
 		size_t n = strlen(d);
 		if (n > 1 && d[n - 1] == '.')
 			d[--n] = '\0';
+		if (utf8_has_8bit(d)) {
+			/* U-labels are kept as A-labels (RFC 5890), the form
+			 * every domain is compared in (domain_in_list). */
+			char ace[ADDR_DOMAIN_MAX + 2];
+			int dot = d[0] == '.';
+			ace[0] = '.';
+			if (!utf8_valid(d, n) ||
+			    idn_to_ascii(d + dot, ace + dot, sizeof(ace) - 1) < 0) {
+				snprintf(why, wlen, "bad domain '%.*s' in %s", ECHO_MAX, d,
+				         k->name);
+				free(d);
+				strlist_clear(&nl);
+				return -1;
+			}
+			free(d);
+			d = xstrdup(ace);
+			n = strlen(d);
+		}
 		const char *base = d[0] == '.' ? d + 1 : d;
 		if (n > ADDR_DOMAIN_MAX || *base == '\0' || !addr_domain_valid(base, 0)) {
 			snprintf(why, wlen, "bad domain '%.*s' in %s", ECHO_MAX, d, k->name);
@@ -949,8 +968,16 @@ void conf_print_changed(const struct config *cf, FILE *fp)
  * every name below it (addr_domain_match's ADDR_MATCH_WITH_SUBDOMAINS). */
 static int domain_in_list(const struct strlist *l, const char *domain)
 {
+	char ace[ADDR_DOMAIN_MAX + 1];
 	if (domain == NULL || strlen(domain) > ADDR_DOMAIN_MAX + 1)
 		return 0;
+	/* The lists hold A-labels (apply_domains); a U-label domain of an
+	 * SMTPUTF8 address is compared in that form. */
+	if (utf8_has_8bit(domain)) {
+		if (idn_to_ascii(domain, ace, sizeof(ace)) < 0)
+			return 0;
+		domain = ace;
+	}
 	for (size_t i = 0; i < l->n; i++)
 		if (addr_domain_match(l->v[i], domain, ADDR_MATCH_WITH_SUBDOMAINS))
 			return 1;

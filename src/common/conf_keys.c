@@ -265,6 +265,13 @@ const struct conf_key conf_keys[] = {
      "IPv6 prefix length of the history aggregate (128: none)"},
     {"history_map_size", CONF_SIZE, F(history_map_size), "67108864", 1 * MB, 64 * GB, NULL, "smtpd",
      "initial size of the history store map (it grows by itself)"},
+    {"history_store", CONF_STRING, F(history_store), "lmdb", 0, 0, NULL, "all",
+     "where the history is shared: lmdb (local only), redis://HOST:PORT[/DB] or "
+     "unix:/PATH[?db=N]"},
+    {"history_redis_password_file", CONF_PATH, F(history_redis_password_file), "", 0, 0, NULL,
+     "all", "file holding the Redis AUTH password (mode 0600 or 0640); empty: no AUTH"},
+    {"history_redis_timeout", CONF_INT, F(history_redis_timeout), "200", 10, 10000, NULL, "all",
+     "milliseconds a Redis lookup or connect may take before the local history decides"},
     {"whitelist_clients", CONF_CIDRS, F(whitelist_clients), "", 0, 0, NULL, "smtpd",
      "client addresses/networks exempt from every test, delay and policy refusal"},
     {"whitelist_senders", CONF_STRING, F(whitelist_senders), "", 0, 0, NULL, "smtpd",

@@ -11,6 +11,11 @@
  * SIGHUP. Called by smtpd (src/smtpd/session.c at RCPT, server.c on
  * SIGHUP); it lives in common/ because the tables describe what delivery
  * can deliver while smtpd is the one that checks them.
+ *
+ * SMTPUTF8: entries and addresses are compared with their domain in
+ * A-label form (idn.c), so "jörg@bücher.example" in the table is the
+ * address "jörg@xn--bcher-kva.example" and the other way round; UTF-8 local
+ * parts are compared octet for octet (only ASCII case is ignored).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +25,7 @@
 #include "log.h"
 #include "recipients.h"
 #include "table.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Larger files are refused: the table lives in smtpd's memory. */
@@ -33,6 +39,24 @@ struct recipients_table {
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The comparison form of "user@domain" or "@domain": ASCII lower-cased, a
+ * U-label domain as its A-label (left as it is if it is no valid IDN).
+ * malloc'd. */
+static char *canonical(const char *s, size_t n)
+{
+	char *low = xstrndup(s, n);
+	ascii_lower(low);
+	char *at = strrchr(low, '@');
+	char ace[256];
+	if (at && utf8_has_8bit(at + 1) && idn_to_ascii(at + 1, ace, sizeof(ace)) == 0) {
+		char *out;
+		xasprintf(&out, "%.*s@%s", (int)(at - low), low, ace);
+		free(low);
+		return out;
+	}
+	return low;
 }
 
 struct recipients_table *recipients_parse(const char *text, size_t len, char *err, size_t errlen)
@@ -58,9 +82,7 @@ struct recipients_table *recipients_parse(const char *text, size_t len, char *er
 			cap = cap ? cap * 2 : 64;
 			t->v = xreallocarray(t->v, cap, sizeof(*t->v));
 		}
-		t->v[t->n] = xstrndup(s, n);
-		ascii_lower(t->v[t->n]);
-		t->n++;
+		t->v[t->n++] = canonical(s, n);
 	}
 	if (t->n > 1)
 		qsort(t->v, t->n, sizeof(*t->v), cmp_str);
@@ -74,8 +96,7 @@ static int table_has(const struct recipients_table *t, const char *key)
 
 int recipients_lookup(const struct recipients_table *t, const char *addr)
 {
-	char *low = xstrdup(addr);
-	ascii_lower(low);
+	char *low = canonical(addr, strlen(addr));
 	const char *at = strrchr(low, '@');
 	int found = table_has(t, low) || (at && table_has(t, at));
 	free(low);

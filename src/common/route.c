@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "conf.h"
 #include "route.h"
+#include "utf8.h"
 #include "util.h"
 
 static int parse_port(const char *s, unsigned *port)
@@ -236,6 +237,12 @@ static int match_item(void *arg, const char *key, size_t klen, const char *trans
 int route_lookup(const struct config *cf, const char *domain, struct route *r, char *err,
                  size_t errlen)
 {
+	/* A U-label domain (SMTPUTF8) is matched in its A-label form, the
+	 * form local_domains are kept in (conf.c); transport keys are
+	 * written as A-labels. */
+	char ace[ADDR_DOMAIN_MAX + 1];
+	if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0)
+		domain = ace;
 	struct match m = {.domain = domain, .err = err, .errlen = errlen};
 	m.literal = route_literal(domain, m.lit, sizeof(m.lit), NULL);
 	if (cf->transport && table_walk(cf->transport, match_item, &m, err, errlen) < 0)

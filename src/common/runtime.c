@@ -39,8 +39,14 @@ static const char *const restart_keys[] = {
     "maildrop_directory", /* prepared by the master, opened by smtpd */
     "spool_writers",      /* writer thread pool is sized at start */
     /* live sessions are counted under keys made with these */
-    "connection_limit_v4_prefix", "connection_limit_v6_prefix",
+    "connection_limit_v4_prefix",
+    "connection_limit_v6_prefix",
     "delivery_threads", /* delivery thread pool is sized at start */
+    /* the shared history's connection is made, and its password read,
+     * at start */
+    "history_store",
+    "history_redis_password_file",
+    "history_redis_timeout",
 };
 
 static int needs_restart(const struct conf_key *k)

@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "stats.h"
+#include "threadpool.h"
 #include "util.h"
 
 #define STATS_MAGIC "tempomx-stats 1"
@@ -204,7 +205,7 @@ void stats_start(const char *spool, const char *name)
 	}
 	load_today();
 	S.stop = 0;
-	if (pthread_create(&S.thread, NULL, writer, NULL) == 0)
+	if (threadpool_thread_create(&S.thread, writer, NULL) == 0)
 		S.running = 1;
 	else
 		log_warnx("stats: cannot start the writer thread");

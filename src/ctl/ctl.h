@@ -50,14 +50,14 @@
 #define CTL_FAIL 1
 #define CTL_USAGE 2
 
-struct history;
+struct history_store;
 
 struct ctl {
 	const char *conf_path; /* NULL: built-in defaults */
 	struct config cf;
 	struct spool sp;
 	int spool_open;
-	struct history *hist;
+	struct history_store *hist;
 	/* The spool owner, whose identity spool and history work takes
 	 * when tempomxctl runs as root (privs.c). */
 	int switched;

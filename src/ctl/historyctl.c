@@ -21,6 +21,7 @@
 #include "classify.h"
 #include "ctl.h"
 #include "history.h"
+#include "history_store.h"
 #include "log.h"
 #include "util.h"
 
@@ -108,7 +109,7 @@ int cmd_history_show(struct ctl *c, int argc, char **argv)
 		return CTL_FAIL;
 	struct history_entry host, agg;
 	int64_t now = time(NULL);
-	if (history_lookup(c->hist, (struct sockaddr *)&ss, now, &host, &agg) < 0) {
+	if (history_store_lookup(c->hist, (struct sockaddr *)&ss, now, &host, &agg) < 0) {
 		ctl_err("history show: cannot read the history of %s", argv[1]);
 		return CTL_FAIL;
 	}
@@ -136,7 +137,7 @@ static int feedback(struct ctl *c, int argc, char **argv, enum history_feedback 
 	if (ctl_open_history(c) < 0)
 		return CTL_FAIL;
 	cidr_format(&net, text, sizeof(text));
-	if (history_feedback(c->hist, &net, fb, time(NULL), &updated) < 0) {
+	if (history_store_feedback(c->hist, &net, fb, time(NULL), &updated) < 0) {
 		ctl_err("%s: cannot record the feedback for %s (see the log)", cmd, text);
 		return CTL_FAIL;
 	}
@@ -171,7 +172,7 @@ int cmd_history_forget(struct ctl *c, int argc, char **argv)
 	if (ctl_open_history(c) < 0)
 		return CTL_FAIL;
 	cidr_format(&net, text, sizeof(text));
-	if (history_forget(c->hist, &net, &removed) < 0) {
+	if (history_store_forget(c->hist, &net, &removed) < 0) {
 		ctl_err("history forget: cannot remove the records of %s (see the log)", text);
 		return CTL_FAIL;
 	}
@@ -237,7 +238,7 @@ int cmd_history_list(struct ctl *c, int argc, char **argv)
 		return CTL_FAIL;
 	ctl_history_params(c, &j.hp);
 	j.now = time(NULL);
-	if (history_iterate(c->hist, NULL, j.now, list_one, &j) < 0) {
+	if (history_store_iterate(c->hist, NULL, j.now, list_one, &j) < 0) {
 		ctl_err("history list: cannot read the history (see the log)");
 		return CTL_FAIL;
 	}

@@ -117,6 +117,7 @@ static void print_json(const struct ctl_msg *m)
 		json_key_str(stdout, &rf, "address", r->addr);
 		json_key_str(stdout, &rf, "status", rcpt_status_name(r->status));
 		json_key_str(stdout, &rf, "orcpt", r->orcpt);
+		json_key_str(stdout, &rf, "notify", r->notify);
 		json_key_int(stdout, &rf, "attempts", r->attempts);
 		json_key_int(stdout, &rf, "last_attempt", (long long)r->last_attempt);
 		json_key_int(stdout, &rf, "next_retry", (long long)r->next_retry);

@@ -22,6 +22,7 @@
 
 #include "ctl.h"
 #include "history.h"
+#include "history_store.h"
 
 static void become_owner(struct ctl *c, const struct stat *st)
 {
@@ -79,19 +80,15 @@ int ctl_open_spool(struct ctl *c)
 int ctl_open_history(struct ctl *c)
 {
 	char path[4096], err[512];
+	struct history_store_settings st;
 	if (c->hist != NULL)
 		return 0;
 	if (ctl_open_spool(c) < 0)
 		return -1;
-	snprintf(path, sizeof(path), "%s/db", c->cf.spool_directory);
-	c->hist = history_open(path, (size_t)c->cf.history_map_size, err, sizeof(err));
+	history_store_settings(&c->cf, &st, path, sizeof(path));
+	c->hist = history_store_open(&st, err, sizeof(err));
 	if (c->hist == NULL) {
 		ctl_err("history %s: %s", path, err);
-		return -1;
-	}
-	if (history_configure(c->hist, (int)c->cf.history_v4_prefix, (int)c->cf.history_v6_prefix,
-	                      c->cf.history_max_age) < 0) {
-		ctl_err("history: bad history_v4_prefix or history_v6_prefix");
 		return -1;
 	}
 	return 0;
@@ -104,7 +101,7 @@ void ctl_close(struct ctl *c)
 	ctl_as_invoker(c);
 	c->switched = 0;
 	if (c->hist != NULL)
-		history_close(c->hist);
+		history_store_close(c->hist);
 	c->hist = NULL;
 	if (c->spool_open)
 		spool_close(&c->sp);

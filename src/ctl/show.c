@@ -96,6 +96,8 @@ static void show_envelope(enum spool_queue q, const struct envelope *e)
 		putchar('\n');
 		if (r->orcpt != NULL)
 			field("  orcpt", r->orcpt);
+		if (r->notify != NULL)
+			field("  notify", r->notify);
 		if (r->last_reply != NULL)
 			field("  last reply", r->last_reply);
 	}

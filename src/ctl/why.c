@@ -20,6 +20,7 @@
 #include "classify.h"
 #include "ctl.h"
 #include "history.h"
+#include "history_store.h"
 
 static void duration(int64_t s, char *buf, size_t size)
 {
@@ -114,7 +115,7 @@ static int why_client(struct ctl *c, const char *what, const struct envelope *en
 		struct history_params hp;
 		struct history_prediction pred;
 		ctl_history_params(c, &hp);
-		if (history_lookup(c->hist, sa, now, &host, &agg) == 0) {
+		if (history_store_lookup(c->hist, sa, now, &host, &agg) == 0) {
 			hist = (enum policy_history)history_predict(&host, &agg, &hp, now, &pred);
 			first_seen = pred.first_seen;
 			junk_since = pred.junk_since;

@@ -12,17 +12,30 @@
  * sent in one SMTP or LMTP transaction per destination (remote.c). 2xx
  * delivers, 4xx or a network/DNS failure defers (retry.c: exponential
  * back-off, queue lifetime), 5xx bounces (bounce.c: one RFC 3464 report
- * per message, queued before the original forgets the recipients). A
+ * per message, queued before the original forgets the recipients). Each
+ * recipient's DSN NOTIFY (RFC 3461) says which reports it gets: NEVER or
+ * a list without FAILURE none on failure, DELAY decides the delay
+ * warning, SUCCESS a "delivered" report for Maildir and LMTP, or for an
+ * SMTP next hop a "relayed" one unless that hop offers DSN and so got
+ * the parameters itself (remote.c, src/smtp/). A
  * message with recipients left to do waits in deferred/; a timer set to
  * the earliest known retry time, and a periodic rescan, bring it back.
+ *
+ * Internationalised mail (SMTPUTF8, RFC 6531): each SMTP/LMTP job says
+ * whether its transaction needs SMTPUTF8 (a UTF-8 address in it, or UTF-8
+ * in the header of a message that came with SMTPUTF8); the client passes
+ * the parameter where it is offered and fails the host with 550 5.6.7
+ * where it is not, so the recipient bounces (RFC 6533 report) unless
+ * another MX host takes it. A U-label domain is grouped and looked up as
+ * its A-label.
  *
  * The loop never blocks. SMTP and LMTP transactions and their DNS lookups
  * are events of the loop itself (remote.c, src/smtp/, dns.c: a job
  * waits in remote.c's queue, not in a thread, for the connection limits).
  * Maildir writes, envelope updates, removals and deferred-queue scans (file
- * I/O with fsync) run in a small pool of threads (workpool.c,
- * delivery_threads), and each result is handed back to the loop through
- * an eventfd. The loop alone touches the message state.
+ * I/O with fsync) run in the common pool of threads
+ * (src/common/threadpool.c, delivery_threads), and each result is handed
+ * back to the loop. The loop alone touches the message state.
  *
  * Crash safety (at-least-once): a recipient is marked sent in the
  * envelope only after its Maildir file is durable (maildir_deliver()
@@ -47,17 +60,20 @@
 #include <event2/event.h>
 
 #include "bounce.h"
+#include "dsn.h"
 #include "fault.h"
 #include "idlist.h"
 #include "log.h"
 #include "maildir.h"
-#include "workpool.h"
+#include "maildir_path.h"
 #include "remote.h"
 #include "retry.h"
 #include "route.h"
 #include "spool.h"
 #include "stats.h"
 #include "tempomx.h"
+#include "threadpool.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Messages open at once, per worker thread (each holds a descriptor), plus
@@ -101,11 +117,19 @@ struct msg {
 	size_t *warn_idx;
 	size_t nwarn;
 	int warn_rc;
+	/* NOTIFY=SUCCESS (RFC 3461): recipients delivered or relayed in
+	 * this attempt whose sender asked to hear of it, and which. */
+	size_t *ok_idx;
+	const char **ok_action;
+	size_t nok;
+	int ok_rc, ok_errno;
+	/* MAIL's DSN parameters for a next hop that offers DSN, or NULL. */
+	char *dsn_mail;
 	int64_t prev_attempt; /* latest attempt before this one, seconds */
 	/* Remote jobs being formed, by destination (msg_start only). */
 	struct rjob *forming;
 	/* The final envelope update or removal. */
-	struct task fin;
+	struct threadpool_job fin;
 	int fin_remove;
 	int fin_rc, fin_errno;
 	struct event *retry_ev;
@@ -119,6 +143,7 @@ struct rjob {
 	struct rjob *next; /* forming list */
 	size_t *idx;       /* recipient indices */
 	const char **addrs;
+	char **dsn_rcpt; /* each recipient's NOTIFY and ORCPT for the next hop, or NULL */
 	size_t n;
 	char *self, *dns_servers, *tls_ca_file;
 	struct sockaddr_storage *listen;
@@ -127,7 +152,7 @@ struct rjob {
 
 /* One recipient's Maildir delivery. */
 struct job {
-	struct task t; /* first: the task pointer is the job pointer */
+	struct threadpool_job t; /* first: the pool's job pointer is the job pointer */
 	struct msg *m;
 	size_t ri;
 	char *rcpt; /* address delivered to (postmaster mapped) */
@@ -140,7 +165,7 @@ struct job {
 
 /* A pass over deferred/: move due (or, for a flush, all) messages to out/. */
 struct sweep {
-	struct task t;
+	struct threadpool_job t;
 	struct delivery *d;
 	int force;
 	size_t moved, seen;
@@ -153,7 +178,7 @@ struct delivery {
 	struct spool sp;
 	struct spool_watch *watch;
 	int64_t interval;
-	struct pool pool;
+	struct threadpool *pool;
 	struct remote *remote;
 	struct idlist waiting; /* messages in out/, oldest first */
 	struct msg *active;
@@ -179,7 +204,8 @@ static void delivery_kick(struct delivery *d)
 
 static void delivery_maybe_exit(struct delivery *d)
 {
-	if (d->stopping && d->nactive == 0 && d->pool.busy == 0 && !remote_busy(d->remote))
+	if (d->stopping && d->nactive == 0 && threadpool_pending(d->pool) == 0 &&
+	    !remote_busy(d->remote))
 		event_base_loopexit(d->base, NULL);
 }
 
@@ -225,6 +251,9 @@ static void msg_free(struct msg *m)
 	free(m->hostname);
 	free(m->bounce_idx);
 	free(m->warn_idx);
+	free(m->ok_idx);
+	free(m->ok_action);
+	free(m->dsn_mail);
 	free(m);
 	if (!d->stopping && d->waiting.n > 0)
 		delivery_kick(d);
@@ -244,16 +273,18 @@ static void set_reply(struct rcpt *r, const char *text)
 
 /* ---- finishing a message: remove it, or defer it ---- */
 
-static void fin_work(struct task *t)
+static void fin_work(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
 	fault_point("deliver-finishing");
+	m->ok_rc = -1;
 	/* The bounce is durable before the original forgets the failed
 	 * recipients: a crash in between reports twice, never zero times. */
 	if (m->nbounce > 0) {
-		m->bounce_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
-		                            m->bounce_idx, m->nbounce, 0, m->expired);
+		m->bounce_rc =
+		    bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname, m->bounce_idx,
+		                 m->nbounce, BOUNCE_FAILED, m->expired, NULL);
 		m->bounce_errno = errno;
 		if (m->bounce_rc < 0) {
 			m->fin_rc = -1;
@@ -261,11 +292,23 @@ static void fin_work(struct task *t)
 			return;
 		}
 	}
+	/* A success report the sender asked for is held to the same rule
+	 * as a failure report: queued before the original forgets. */
+	if (m->nok > 0) {
+		m->ok_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname, m->ok_idx,
+		                        m->nok, BOUNCE_SUCCESS, 0, m->ok_action);
+		m->ok_errno = errno;
+		if (m->ok_rc < 0) {
+			m->fin_rc = -1;
+			m->fin_errno = m->ok_errno;
+			return;
+		}
+	}
 	if (m->nwarn > 0) {
 		/* A warning that cannot be queued is not worth holding the
 		 * message back for: it is logged and skipped. */
 		m->warn_rc = bounce_queue(&d->sp, &m->env, m->fd, m->body_off, m->hostname,
-		                          m->warn_idx, m->nwarn, 1, 0);
+		                          m->warn_idx, m->nwarn, BOUNCE_DELAYED, 0, NULL);
 	}
 	/* Every recipient is durably somewhere else (a flushed Maildir, a
 	 * remote 250, a queued bounce): if a crash undoes the unlink the
@@ -292,10 +335,10 @@ static void fin_work(struct task *t)
 static void fin_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct msg *m = arg;
-	pool_submit(&m->d->pool, &m->fin);
+	threadpool_submit(m->d->pool, &m->fin);
 }
 
-static void fin_done(struct task *t)
+static void fin_done(struct threadpool_job *t)
 {
 	struct msg *m = (struct msg *)((char *)t - offsetof(struct msg, fin));
 	struct delivery *d = m->d;
@@ -304,6 +347,11 @@ static void fin_done(struct task *t)
 		log_info("%s: sender non-delivery notification for %zu recipient%s", m->id,
 		         m->nbounce, m->nbounce == 1 ? "" : "s");
 		m->nbounce = 0; /* queued: a retry of the update must not send it again */
+	}
+	if (m->nok > 0 && m->ok_rc == 0) {
+		log_info("%s: sender delivery notification for %zu recipient%s", m->id, m->nok,
+		         m->nok == 1 ? "" : "s");
+		m->nok = 0;
 	}
 	if (m->nwarn > 0) {
 		if (m->warn_rc == 0)
@@ -342,10 +390,10 @@ static void fin_done(struct task *t)
 	 * retry the update. On shutdown it stays in out/ as it was: the
 	 * next start delivers it again (at least once). */
 	errno = m->fin_errno;
-	if (m->nbounce > 0) {
-		/* The bounce itself could not be queued (e.g. ENOSPC). */
-		log_warn("%s: cannot queue the non-delivery notification, retrying in %ds", m->id,
-		         DELIVERY_FINISH_RETRY);
+	if (m->nbounce > 0 || m->nok > 0) {
+		/* The report itself could not be queued (e.g. ENOSPC). */
+		log_warn("%s: cannot queue the %s notification, retrying in %ds", m->id,
+		         m->nbounce > 0 ? "non-delivery" : "delivery", DELIVERY_FINISH_RETRY);
 		if (d->stopping) {
 			msg_free(m);
 			return;
@@ -386,8 +434,35 @@ static void msg_bounce(struct msg *m, size_t i)
 		         r->addr, m->env.bounce_of ? " (a bounce: dropped)" : "");
 		return;
 	}
+	if (!dsn_wants(r->notify, DSN_NOTIFY_FAILURE)) {
+		/* RFC 3461 4.1: NEVER, or a NOTIFY without FAILURE. */
+		log_info("%s: to=<%s>, status=bounced, NOTIFY=%s: no notification", m->id, r->addr,
+		         r->notify);
+		return;
+	}
 	m->bounce_idx = xreallocarray(m->bounce_idx, m->nbounce + 1, sizeof(*m->bounce_idx));
 	m->bounce_idx[m->nbounce++] = i;
+}
+
+/* Recipient i was delivered (action "delivered") or handed on
+ * ("relayed") in this attempt: report it if the sender asked with
+ * NOTIFY=SUCCESS (RFC 3461 4.1). Never to the null sender, never about
+ * junk (backscatter). */
+static void msg_success(struct msg *m, size_t i, const char *action)
+{
+	const struct rcpt *r = &m->env.rcpts[i];
+	if (!dsn_wants(r->notify, DSN_NOTIFY_SUCCESS))
+		return;
+	const char *why = bounce_suppressed(&m->env);
+	if (why != NULL) {
+		log_info("%s: to=<%s>, NOTIFY=%s: no delivery notification (%s)", m->id, r->addr,
+		         r->notify, why);
+		return;
+	}
+	m->ok_idx = xreallocarray(m->ok_idx, m->nok + 1, sizeof(*m->ok_idx));
+	m->ok_action = xreallocarray(m->ok_action, m->nok + 1, sizeof(*m->ok_action));
+	m->ok_idx[m->nok] = i;
+	m->ok_action[m->nok++] = action;
 }
 
 static void msg_finish(struct msg *m)
@@ -422,6 +497,11 @@ static void msg_finish(struct msg *m)
 			enum rcpt_status st = m->env.rcpts[i].status;
 			if (st != RCPT_PENDING && st != RCPT_DEFERRED)
 				continue;
+			if (!dsn_wants(m->env.rcpts[i].notify, DSN_NOTIFY_DELAY)) {
+				log_info("%s: to=<%s>, NOTIFY=%s: no delay notification", m->id,
+				         m->env.rcpts[i].addr, m->env.rcpts[i].notify);
+				continue;
+			}
 			m->warn_idx =
 			    xreallocarray(m->warn_idx, m->nwarn + 1, sizeof(*m->warn_idx));
 			m->warn_idx[m->nwarn++] = i;
@@ -441,12 +521,12 @@ static void msg_finish(struct msg *m)
 	}
 	m->fin.work = fin_work;
 	m->fin.done = fin_done;
-	pool_submit(&d->pool, &m->fin);
+	threadpool_submit(d->pool, &m->fin);
 }
 
 /* ---- one recipient ---- */
 
-static void job_work(struct task *t)
+static void job_work(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -467,7 +547,7 @@ static void job_work(struct task *t)
 	j->finished = wall_usec();
 }
 
-static void job_done(struct task *t)
+static void job_done(struct threadpool_job *t)
 {
 	struct job *j = (struct job *)t;
 	struct msg *m = j->m;
@@ -490,6 +570,7 @@ static void job_done(struct task *t)
 		         secs(m->picked - arrival), secs(j->started - m->picked),
 		         secs(j->finished - j->started));
 		log_debug("%s: to=<%s>, file %s", m->id, j->rcpt, j->path);
+		msg_success(m, j->ri, "delivered");
 	} else {
 		char reply[600];
 		snprintf(reply, sizeof(reply), "maildir: %s", j->err);
@@ -513,7 +594,9 @@ static void job_done(struct task *t)
 /* ---- remote recipients (SMTP, LMTP) ---- */
 
 /* Received: header lines in the message's header section (RFC 5321
- * 6.3: a count above max_hops is a mail loop). */
+ * 6.3: a count above max_hops is a mail loop), for a message whose
+ * envelope does not carry the count smtpd made (written before the
+ * envelope had it, or a local submission). */
 static int count_hops(int fd, size_t body_off, uint64_t size)
 {
 	char buf[65536];
@@ -537,6 +620,39 @@ static int count_hops(int fd, size_t body_off, uint64_t size)
 		p = nl + 1;
 	}
 	return hops;
+}
+
+/* Whether the header section (up to the empty line) has an octet >= 0x80,
+ * i.e. UTF-8 header fields (RFC 6532). Read in pieces, so a header
+ * section of any size header_size_limit allows is seen whole. */
+static int header_has_8bit(int fd, size_t body_off, uint64_t size)
+{
+	char buf[16384];
+	uint64_t off = 0;
+	int bol = 1;
+	while (off < size) {
+		size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
+		ssize_t r;
+		do
+			r = pread(fd, buf, want, (off_t)(body_off + off));
+		while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			return 0;
+		for (ssize_t i = 0; i < r; i++) {
+			unsigned char c = (unsigned char)buf[i];
+			if (c >= 0x80)
+				return 1;
+			if (c == '\n') {
+				if (bol)
+					return 0; /* the empty line */
+				bol = 1;
+			} else if (c != '\r' || !bol) {
+				bol = 0;
+			}
+		}
+		off += (uint64_t)r;
+	}
+	return 0;
 }
 
 /* Record the outcome of a job in the recipients, log it, free the job. */
@@ -583,7 +699,19 @@ static void rjob_record(struct rjob *j)
 		         j->rj.tls[0] ? ", " : "", st, r->last_reply);
 		if (res->code / 100 == 5)
 			msg_bounce(m, j->idx[k]);
+		if (res->code / 100 != 2 || !dsn_wants(r->notify, DSN_NOTIFY_SUCCESS))
+			continue;
+		if (j->rj.dsn)
+			/* RFC 3461: the next hop got NOTIFY and reports. */
+			log_info("%s: to=<%s>, NOTIFY=%s passed on to %s", m->id, r->addr,
+			         r->notify, j->rj.relay[0] ? j->rj.relay : "the next hop");
+		else
+			/* It cannot: we report (LMTP is final delivery). */
+			msg_success(m, j->idx[k], j->rj.opts.lmtp ? "delivered" : "relayed");
 	}
+	for (size_t k = 0; k < j->n; k++)
+		free(j->dsn_rcpt[k]);
+	free(j->dsn_rcpt);
 	free(j->rj.res);
 	free(j->idx);
 	free(j->addrs);
@@ -613,10 +741,15 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 {
 	struct rjob *j;
 	char perr[200], lit[ROUTE_LITERAL_MAX], canon[ROUTE_LITERAL_MAX + 8];
+	char ace[256];
 	int v6;
 	if (route_literal(domain, lit, sizeof(lit), &v6) == 1) {
 		snprintf(canon, sizeof(canon), "[%s%s]", v6 ? "IPv6:" : "", lit);
 		domain = canon;
+	} else if (utf8_has_8bit(domain) && idn_to_ascii(domain, ace, sizeof(ace)) == 0) {
+		/* RFC 6531 3.2: DNS is asked for the A-label form; the
+		 * recipients keep their U-labels on the wire. */
+		domain = ace;
 	}
 	int pol = route_tls_policy(cf->tls_policy, domain, rt->host, perr, sizeof(perr));
 	if (pol < 0) {
@@ -664,29 +797,49 @@ static void rjob_add(struct msg *m, size_t i, const struct route *rt, const char
 		j->rj.msg.head = m->head;
 		j->rj.msg.headlen = m->headlen;
 		j->rj.msg.eightbit = m->env.body_type && strcmp(m->env.body_type, "8BITMIME") == 0;
+		j->rj.msg.dsn_mail = m->dsn_mail;
 		j->next = m->forming;
 		m->forming = j;
 	}
 	j->idx = xreallocarray(j->idx, j->n + 1, sizeof(*j->idx));
 	j->addrs = xreallocarray(j->addrs, j->n + 1, sizeof(*j->addrs));
+	j->dsn_rcpt = xreallocarray(j->dsn_rcpt, j->n + 1, sizeof(*j->dsn_rcpt));
 	j->idx[j->n] = i;
 	j->addrs[j->n] = m->env.rcpts[i].addr;
+	j->dsn_rcpt[j->n] = dsn_rcpt_params(m->env.rcpts[i].notify, m->env.rcpts[i].orcpt);
 	j->n++;
 }
 
 /* Submit the jobs formed by msg_start to remote.c. A message with more
- * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3); the
- * header section is at most 64 KiB of a file just opened, read inline. */
+ * Received: lines than max_hops is not sent anywhere (RFC 5321 6.3). The
+ * count is the envelope's, made by smtpd at receive time; without one the
+ * header section (at most 64 KiB of a file just opened) is read inline. */
 static void rjob_submit_all(struct msg *m)
 {
-	int hops = -1;
-	if (m->forming)
-		hops = count_hops(m->fd, m->body_off, m->env.size);
+	int hops = m->env.hops, utf8_header = 0;
+	if (m->forming) {
+		if (hops < 0)
+			hops = count_hops(m->fd, m->body_off, m->env.size);
+		if (m->env.smtputf8)
+			utf8_header = header_has_8bit(m->fd, m->body_off, m->env.size);
+	}
 	while (m->forming) {
 		struct rjob *j = m->forming;
 		m->forming = j->next;
 		j->rj.msg.rcpts = j->addrs;
 		j->rj.msg.nrcpt = j->n;
+		j->rj.msg.dsn_rcpt = (const char *const *)j->dsn_rcpt;
+		/* RFC 6531 3.2: what needs SMTPUTF8 of the next hop is a
+		 * non-ASCII address of this transaction or, in a message
+		 * received with SMTPUTF8, a UTF-8 header field. 8-bit octets in
+		 * the body only (or in the header of a message that did not
+		 * say SMTPUTF8) go on as before, with BODY=8BITMIME. */
+		j->rj.msg.smtputf8 = m->env.smtputf8;
+		j->rj.msg.needs_smtputf8 =
+		    utf8_has_8bit(j->rj.msg.sender) || (m->env.smtputf8 && utf8_header);
+		for (size_t i = 0; i < j->n; i++)
+			if (utf8_has_8bit(j->addrs[i]))
+				j->rj.msg.needs_smtputf8 = 1;
 		j->rj.res = xcalloc(j->n, sizeof(*j->rj.res));
 		m->tried = 1;
 		if (hops > m->d->rt->cf->max_hops) {
@@ -758,7 +911,7 @@ static void msg_route(struct msg *m, size_t i, const struct config *cf, int64_t 
 	j->queued = wall_usec();
 	m->jobs_left++;
 	m->tried = 1;
-	pool_submit(&m->d->pool, &j->t);
+	threadpool_submit(m->d->pool, &j->t);
 }
 
 /* A version 2 file in out/ without a scan result, while scanning is on:
@@ -818,6 +971,7 @@ static void msg_start(struct delivery *d, const char *id)
 	m->head = envelope_headers(&m->env, "\r\n", &m->headlen);
 	m->md_head = envelope_headers(&m->env, cf->maildir_crlf ? "\r\n" : "\n", &m->md_headlen);
 	m->picked = wall_usec();
+	m->dsn_mail = dsn_mail_params(m->env.ret, m->env.envid);
 	m->hostname = xstrdup(cf->hostname);
 	m->crlf = cf->maildir_crlf;
 	m->next = d->active;
@@ -854,7 +1008,7 @@ static void delivery_work(evutil_socket_t fd, short what, void *arg)
 
 /* ---- deferred/ ---- */
 
-static void sweep_work(struct task *t)
+static void sweep_work(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -908,7 +1062,7 @@ static void delivery_due(struct delivery *d, int64_t t)
 	d->due_at = t;
 }
 
-static void sweep_done(struct task *t)
+static void sweep_done(struct threadpool_job *t)
 {
 	struct sweep *s = (struct sweep *)t;
 	struct delivery *d = s->d;
@@ -946,7 +1100,7 @@ static void sweep_start(struct delivery *d, int force)
 	s->d = d;
 	s->force = force;
 	d->sweeping = 1;
-	pool_submit(&d->pool, &s->t);
+	threadpool_submit(d->pool, &s->t);
 }
 
 static void sweep_timer(evutil_socket_t fd, short what, void *arg)
@@ -956,21 +1110,26 @@ static void sweep_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- set-up, signals ---- */
 
-static int delivery_watch(struct delivery *d)
+/* The periodic pass over deferred/ runs with the queue rescan. */
+static void delivery_sweep_every(struct delivery *d, int64_t interval)
 {
-	int64_t interval = d->rt->cf->queue_rescan_interval;
 	struct timeval tv = {(time_t)interval, 0};
-
-	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
-	if (d->watch == NULL) {
-		log_warn("cannot watch the out queue");
-		return -1;
-	}
 	if (d->sweep_ev == NULL)
 		d->sweep_ev = event_new(d->base, -1, EV_PERSIST, sweep_timer, d);
 	if (d->sweep_ev == NULL || event_add(d->sweep_ev, &tv) < 0)
 		fatalx("cannot add the retry timer");
 	d->interval = interval;
+}
+
+static int delivery_watch(struct delivery *d)
+{
+	int64_t interval = d->rt->cf->queue_rescan_interval;
+	d->watch = spool_watch_new(d->base, &d->sp, 1u << Q_OUT, interval, delivery_seen, d);
+	if (d->watch == NULL) {
+		log_warn("cannot watch the out queue");
+		return -1;
+	}
+	delivery_sweep_every(d, interval);
 	return 0;
 }
 
@@ -1011,14 +1170,8 @@ static void delivery_signal(evutil_socket_t sig, short what, void *arg)
 	case SIGHUP:
 		if (d->stopping || runtime_reload(d->rt) < 0)
 			break;
-		if (d->rt->cf->queue_rescan_interval != d->interval) {
-			spool_watch_free(d->watch);
-			d->watch = NULL;
-			if (delivery_watch(d) < 0)
-				delivery_stop(d);
-		} else {
-			spool_watch_rescan(d->watch);
-		}
+		if (spool_watch_reload(d->watch, d->rt->cf->queue_rescan_interval))
+			delivery_sweep_every(d, d->rt->cf->queue_rescan_interval);
 		break;
 	case SIGUSR1:
 		/* Flush: every deferred message is retried now. */
@@ -1044,18 +1197,14 @@ int delivery_main(struct runtime *rt)
 	if (d.base == NULL)
 		fatalx("event_base_new failed");
 	size_t nthreads = (size_t)rt->cf->delivery_threads;
-	pool_init(&d.pool, d.base, nthreads);
+	d.pool = threadpool_new(d.base, "delivery", (unsigned)nthreads);
 	d.remote = remote_new(d.base);
 	d.max_active = nthreads * DELIVERY_ACTIVE_PER_THREAD;
 	d.work_ev = event_new(d.base, -1, 0, delivery_work, &d);
 	if (d.work_ev == NULL)
 		fatalx("event_new failed");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		d.sig_ev[i] = evsignal_new(d.base, sigs[i], delivery_signal, &d);
-		if (d.sig_ev[i] == NULL || evsignal_add(d.sig_ev[i], NULL) < 0)
-			fatalx("cannot handle signal %d", sigs[i]);
-	}
-	runtime_signals_ready();
+	runtime_child_signals(d.base, sigs, sizeof(sigs) / sizeof(sigs[0]), delivery_signal, &d,
+	                      d.sig_ev);
 	if (delivery_watch(&d) < 0) {
 		status = 1;
 	} else {
@@ -1073,7 +1222,7 @@ int delivery_main(struct runtime *rt)
 
 	/* Every task has finished (the loop only exits when none is
 	 * left), so the threads are idle. */
-	pool_free(&d.pool);
+	threadpool_free(d.pool);
 	remote_free(d.remote);
 	while (d.active)
 		msg_free(d.active);

@@ -1,9 +1,9 @@
 /*
  * maildir.c: the Maildir writer used by local delivery.
  *
- * Owns the Maildir path template expansion and the write of one message
- * into one Maildir. Called by the delivery child (delivery.c): expansion in
- * the event loop, maildir_deliver() in a worker thread.
+ * Owns the write of one message into one Maildir. Called by the delivery
+ * child (delivery.c) in a worker thread; the path comes from the template
+ * expansion shared with smtpd (src/common/maildir_path.c).
  *
  * Crash safety follows the Maildir convention: the message is written
  * under a unique name in tmp/, fsync'd, then linked into new/ and new/ is
@@ -25,6 +25,7 @@
 
 #include "flushgroup.h"
 #include "maildir.h"
+#include "utf8.h"
 #include "util.h"
 
 /* Octets read from the spool file at a time. */
@@ -34,105 +35,6 @@
 #define MAILDIR_NAME_TRIES 5
 
 static atomic_uint maildir_counter;
-
-/* Append src[0..n) to out at *pos, lower-cased, with '/' and a '.' that
- * would begin a path component made safe. */
-static int expand_part(char *out, size_t size, size_t *pos, const char *src, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		char c = src[i];
-		if (c >= 'A' && c <= 'Z')
-			c = (char)(c - 'A' + 'a');
-		if (c == '/')
-			c = '_';
-		if (c == '.' && (*pos == 0 || out[*pos - 1] == '/'))
-			c = '_';
-		if (*pos + 1 >= size)
-			return -1;
-		out[(*pos)++] = c;
-	}
-	return 0;
-}
-
-int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, char *err,
-                   size_t errlen)
-{
-	const char *at = strrchr(addr, '@');
-	size_t llen = at ? (size_t)(at - addr) : strlen(addr);
-	const char *domain = at ? at + 1 : "";
-	size_t pos = 0;
-
-	if (size == 0) {
-		snprintf(err, errlen, "no room for the path");
-		return -1;
-	}
-	if (tmpl[0] != '/') {
-		snprintf(err, errlen, "maildir template '%s' is not an absolute path", tmpl);
-		return -1;
-	}
-	for (const char *p = tmpl; *p; p++) {
-		int r = 0;
-		if (*p != '%') {
-			if (pos + 1 >= size)
-				r = -1;
-			else
-				out[pos++] = *p;
-		} else {
-			p++;
-			switch (*p) {
-			case 'u':
-				if (llen == 0) {
-					snprintf(err, errlen, "empty local part in '%s'", addr);
-					return -1;
-				}
-				r = expand_part(out, size, &pos, addr, llen);
-				break;
-			case 'd':
-				if (*domain == '\0') {
-					snprintf(err, errlen, "no domain in '%s'", addr);
-					return -1;
-				}
-				r = expand_part(out, size, &pos, domain, strlen(domain));
-				break;
-			case 'a':
-				if (*addr == '\0') {
-					snprintf(err, errlen, "empty address");
-					return -1;
-				}
-				r = expand_part(out, size, &pos, addr, strlen(addr));
-				break;
-			case '%':
-				if (pos + 1 >= size)
-					r = -1;
-				else
-					out[pos++] = '%';
-				break;
-			default:
-				snprintf(err, errlen, "bad escape in maildir template '%s'", tmpl);
-				return -1;
-			}
-		}
-		if (r < 0) {
-			snprintf(err, errlen, "maildir path for '%s' is too long", addr);
-			return -1;
-		}
-	}
-	while (pos > 1 && out[pos - 1] == '/')
-		pos--;
-	out[pos] = '\0';
-	/* The template itself could hold "/../"; an address cannot add one
-	 * (a component never starts with '.' from an address). Refuse both
-	 * kinds of dot component so the path means what it says. */
-	for (const char *c = out; c; c = strchr(c + 1, '/')) {
-		const char *s = c + 1;
-		size_t n = strcspn(s, "/");
-		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
-			snprintf(err, errlen, "maildir path '%s' has a '.' or '..' component", out);
-			return -1;
-		}
-	}
-	return 0;
-}
 
 void maildir_unique(const char *hostname, char *buf, size_t size)
 {

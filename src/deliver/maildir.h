@@ -1,8 +1,8 @@
 /*
  * maildir.h: local delivery into a Maildir (src/deliver/maildir.c).
  *
- * The delivery child calls maildir_expand() in its event loop to find a
- * recipient's Maildir from the "maildir" template, then maildir_deliver()
+ * The delivery child finds a recipient's Maildir with maildir_expand()
+ * (include/maildir_path.h) in its event loop, then calls maildir_deliver()
  * from a worker thread: the write ends with two fsyncs and must never
  * block the loop. Every function here is thread-safe.
  */
@@ -27,16 +27,6 @@ struct maildir_delivery {
 	size_t headlen;
 	int crlf; /* 1: keep CRLF line ends; 0: write LF */
 };
-
-/* Expand template tmpl for address addr ("local@domain", or a bare local
- * part). %u is the local part and %d the domain, both lower-cased; %a is
- * the whole address lower-cased; %% is a '%'. In what an address puts
- * into the path, '/' becomes '_' and a leading '.' becomes '_', so an
- * address can never climb out of its directory or name a hidden folder.
- * Returns 0 with the path in out (trailing '/' removed), or -1 with a
- * reason in err. */
-int maildir_expand(const char *tmpl, const char *addr, char *out, size_t size, char *err,
-                   size_t errlen);
 
 /* Make a file name that is unique on this host, per the Maildir
  * convention: "<seconds>.M<usec>P<pid>Q<counter>.<host>", with '/' and ':'

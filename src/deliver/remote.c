@@ -354,6 +354,7 @@ static void job_cb(struct smtp_session *s, enum smtp_event ev, void *arg)
 		return;
 	case SMTP_DONE:
 		j->s = NULL;
+		j->dsn = smtp_dsn(s);
 		park(r, j, s);
 		finish(j);
 		return;
@@ -512,6 +513,7 @@ void remote_submit(struct remote *r, struct remote_job *j)
 	j->addrs = NULL;
 	j->nmx = j->mxi = j->naddr = j->ai = 0;
 	j->tries = 0;
+	j->dsn = 0;
 	j->fail_code = 0;
 	j->fail[0] = j->relay[0] = j->tls[0] = '\0';
 	job_key(j);

@@ -43,6 +43,7 @@ struct remote_job {
 	struct smtp_result *res;
 	char relay[300];
 	char tls[128];
+	int dsn;         /* the host that answered offered DSN (it got msg's DSN parameters) */
 	int64_t started; /* wall clock, usec: left the queue */
 
 	/* remote.c's own */

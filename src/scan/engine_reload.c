@@ -20,13 +20,13 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "log.h"
 #include "scan.h"
+#include "threadpool.h"
 #include "util.h"
 
 static void holder_lock(struct engine_holder *h)
@@ -214,13 +214,9 @@ int engine_reload_start(struct engine_holder *h, const char *dbdir, const struct
 
 	/* The reload thread takes no signals: the scanner's main thread
 	 * handles SIGHUP and SIGTERM through its event loop. */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	h->reloading = 1;
 	h->pending = 0;
-	int rc = pthread_create(&h->thread, NULL, reload_main, h);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int rc = threadpool_thread_create(&h->thread, reload_main, h);
 	if (rc != 0) {
 		h->reloading = 0;
 		holder_clear_next(h);

@@ -41,6 +41,7 @@
 
 #include "conf.h"
 #include "history.h"
+#include "history_store.h"
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
@@ -60,15 +61,14 @@ struct scanner {
 	struct event_base *base;
 	struct spool sp;
 	struct spool_watch *watch;
-	int64_t watch_interval;
 	struct scheduler sched;
 	struct engine_holder holder;
-	struct history *hist;
+	struct history_store *hist;
 	struct worker_env wenv;
 	struct worker_pool *pool;
 	unsigned nthreads;
 	char (*inflight)[QUEUEID_SIZE]; /* nthreads slots, "" = free */
-	int pipefd[2];                  /* workers and reloads -> loop */
+	int pipefd[2];                  /* reload thread -> loop */
 	struct event *pipe_ev;
 	struct event *dispatch_ev;
 	int dbfd;          /* inotify on clamav_database, -1: none */
@@ -134,17 +134,14 @@ static void scanner_dispatch(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* Worker thread: tell the loop that job is done. A record of this size is
- * written atomically (below PIPE_BUF). */
+/* Loop thread: job is done and its thread is free. */
 static void scanner_job_done(void *arg, const struct worker_job *job)
 {
 	struct scanner *s = arg;
-	ssize_t n;
-	do
-		n = write(s->pipefd[1], job, sizeof(*job));
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(*job))
-		fatal("scanner: cannot notify the event loop");
+	int slot = scanner_inflight_find(s, job->pick.id);
+	if (slot >= 0)
+		s->inflight[slot][0] = '\0';
+	scanner_kick(s);
 }
 
 /* The database for tempomxctl status (scan.h, SCANNER_STATUS_FILE):
@@ -180,34 +177,30 @@ static void scanner_write_status(const struct scanner *s, const struct engine_in
 	free(text);
 }
 
-/* Reload thread: an engine may now exist; order 0 marks "no job". */
+/* Reload thread: an engine may now exist; one byte on the pipe wakes the
+ * loop, which may be waiting for it to dispatch. */
 static void scanner_reloaded(void *arg, const struct engine_reload_report *r)
 {
-	struct worker_job none;
-	memset(&none, 0, sizeof(none));
-	scanner_write_status(arg, r->ok || r->info.signatures > 0 ? &r->info : NULL,
+	struct scanner *s = arg;
+	scanner_write_status(s, r->ok || r->info.signatures > 0 ? &r->info : NULL,
 	                     r->ok ? NULL : r->err);
-	if (r->ok)
-		scanner_job_done(arg, &none);
+	if (!r->ok)
+		return;
+	ssize_t n;
+	do
+		n = write(s->pipefd[1], "r", 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		fatal("scanner: cannot notify the event loop");
 }
 
 static void scanner_on_pipe(evutil_socket_t fd, short what, void *arg)
 {
 	struct scanner *s = arg;
-	struct worker_job job;
-
-	for (;;) {
-		ssize_t n = read(fd, &job, sizeof(job));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n != (ssize_t)sizeof(job))
-			break;
-		if (job.pick.order == 0)
-			continue;
-		int slot = scanner_inflight_find(s, job.pick.id);
-		if (slot >= 0)
-			s->inflight[slot][0] = '\0';
-	}
+	char buf[64];
+	ssize_t n;
+	while ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))
+		;
 	scanner_kick(s);
 }
 
@@ -296,7 +289,6 @@ static int scanner_watch(struct scanner *s)
 		log_warn("cannot watch the hi and lo queues");
 		return -1;
 	}
-	s->watch_interval = interval;
 	return 0;
 }
 
@@ -334,16 +326,7 @@ static void scanner_signal(evutil_socket_t sig, short what, void *arg)
 		scanner_watch_db(s);
 		if (s->rt->cf->scan)
 			scanner_reload_engine(s, "SIGHUP");
-		if (s->rt->cf->queue_rescan_interval != s->watch_interval) {
-			spool_watch_free(s->watch);
-			s->watch = NULL;
-			if (scanner_watch(s) < 0) {
-				s->stopping = 1;
-				event_base_loopexit(s->base, NULL);
-			}
-		} else {
-			spool_watch_rescan(s->watch);
-		}
+		spool_watch_reload(s->watch, s->rt->cf->queue_rescan_interval);
 		scanner_kick(s);
 		break;
 	}
@@ -399,16 +382,13 @@ static int scanner_load_engine(struct scanner *s)
 static void scanner_open_history(struct scanner *s)
 {
 	char path[4096], err[512];
-	snprintf(path, sizeof(path), "%s/db", s->rt->cf->spool_directory);
-	const struct config *cf = s->rt->cf;
-	s->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
-	if (s->hist == NULL)
-		log_warnx("sender history unavailable, virus hits will not be recorded: %s", err);
+	struct history_store_settings st;
 	/* The same aggregate keys as smtpd, or virus hits would count
 	 * against networks smtpd never looks up. */
-	else if (history_configure(s->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
-	                           cf->history_max_age) != 0)
-		log_warnx("history: bad prefix or age; using the defaults");
+	history_store_settings(s->rt->cf, &st, path, sizeof(path));
+	s->hist = history_store_open(&st, err, sizeof(err));
+	if (s->hist == NULL)
+		log_warnx("sender history unavailable, virus hits will not be recorded: %s", err);
 	s->wenv.hist = s->hist;
 }
 
@@ -439,7 +419,7 @@ static void scanner_free(struct scanner *s)
 			close(s->pipefd[i]);
 	if (s->base)
 		event_base_free(s->base);
-	history_close(s->hist);
+	history_store_close(s->hist);
 	sched_free(&s->sched);
 	free(s->inflight);
 	spool_close(&s->sp);
@@ -475,8 +455,8 @@ int scanner_main(struct runtime *rt)
 		fatalx("event_base_new failed");
 	if (pipe2(s.pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
 		fatal("pipe");
-	/* The writers (workers, the reload thread) must not lose a notice:
-	 * blocking writes; the loop reads without blocking. */
+	/* The reload thread must not lose its notice: a blocking write; the
+	 * loop reads without blocking. */
 	if (fcntl(s.pipefd[1], F_SETFL, 0) < 0)
 		fatal("fcntl");
 	s.dispatch_ev = event_new(s.base, -1, 0, scanner_dispatch, &s);
@@ -485,17 +465,13 @@ int scanner_main(struct runtime *rt)
 	if (s.dispatch_ev == NULL || s.pipe_ev == NULL || s.db_timer == NULL ||
 	    event_priority_set(s.dispatch_ev, 2) < 0 || event_add(s.pipe_ev, NULL) < 0)
 		fatalx("event_new failed");
-	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
-		s.sig_ev[i] = evsignal_new(s.base, sigs[i], scanner_signal, &s);
-		if (s.sig_ev[i] == NULL || evsignal_add(s.sig_ev[i], NULL) < 0)
-			fatalx("cannot handle signal %d", sigs[i]);
-	}
-	runtime_signals_ready();
+	runtime_child_signals(s.base, sigs, sizeof(sigs) / sizeof(sigs[0]), scanner_signal, &s,
+	                      s.sig_ev);
 	scanner_watch_db(&s);
 
 	s.nthreads = scanner_thread_count(rt->cf);
 	s.inflight = xcalloc(s.nthreads, sizeof(*s.inflight));
-	s.pool = worker_pool_new(s.nthreads, &s.wenv, scanner_job_done, &s);
+	s.pool = worker_pool_new(s.base, s.nthreads, &s.wenv, scanner_job_done, &s);
 
 	if (scanner_watch(&s) < 0) {
 		status = 1;
@@ -503,9 +479,9 @@ int scanner_main(struct runtime *rt)
 		log_info(
 		    "started: scan=%s, threads=%u, schedule=%s, weight=%lld, lo_max_wait=%llds, "
 		    "rescan every %llds",
-		    rt->cf->scan ? "on" : "off", s.nthreads, sched_mode_name(rt->cf->schedule),
-		    (long long)rt->cf->weight, (long long)rt->cf->lo_max_wait,
-		    (long long)rt->cf->queue_rescan_interval);
+		    rt->cf->scan ? "on" : "off", worker_pool_threads(s.pool),
+		    sched_mode_name(rt->cf->schedule), (long long)rt->cf->weight,
+		    (long long)rt->cf->lo_max_wait, (long long)rt->cf->queue_rescan_interval);
 		if (event_base_dispatch(s.base) < 0) {
 			log_warnx("event loop failed");
 			status = 1;

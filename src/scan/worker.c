@@ -23,17 +23,18 @@
  * as it is, without a second scan. A version 1 file is still handled as
  * version 1 did it: header fields put into the message by spool_update().
  *
- * The pool is a fixed set of threads with a job list no longer than the
- * number of idle threads: the scanner's loop submits a job only when a
- * thread is free, so the scheduler decides at the last moment and a
- * message that arrives in hi/ is not stuck behind lo mail already queued.
+ * The threads are the common pool's (src/common/threadpool.c); the layer
+ * at the end of this file takes a job only when a thread is idle, so the
+ * pool's queue never holds a message: the scheduler decides at the last
+ * moment and a message that arrives in hi/ is not stuck behind lo mail
+ * already queued. Each job carries a copy of the settings it was
+ * submitted with, and its completion is reported in the scanner's loop.
  * Called by scanner.c.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +46,12 @@
 #include "conf.h"
 #include "fault.h"
 #include "history.h"
+#include "history_store.h"
 #include "log.h"
 #include "scan.h"
 #include "spool.h"
 #include "stats.h"
+#include "threadpool.h"
 #include "util.h"
 
 /* Longest value copied into a header field from the envelope (reasons)
@@ -105,7 +108,7 @@ static void worker_record_virus(const struct worker_env *wenv, const struct enve
 	                           .flags = HISTORY_EV_VIRUS,
 	                           .score = NAN,
 	                           .now = time(NULL)};
-	if (history_record(wenv->hist, &ev) < 0)
+	if (history_store_record(wenv->hist, &ev, 1) < 0)
 		log_warnx("%s: history not updated for %s", env->id, env->client_addr);
 }
 
@@ -309,102 +312,70 @@ void worker_process(const struct worker_env *wenv, const struct worker_job *job)
 /* ---- the pool ----------------------------------------------------------- */
 
 struct worker_pool {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct worker_env env; /* copied by each job under mu */
+	struct threadpool *tp;
+	struct worker_env env; /* copied into each job at submission */
 	worker_done_fn done;
 	void *arg;
-	unsigned n, busy, stop;
-	pthread_t *threads;
-	struct worker_job *jobs; /* at most n waiting */
-	size_t njobs;
 };
 
-static void *worker_thread(void *arg)
-{
-	struct worker_pool *wp = arg;
-	struct worker_job job;
+struct worker_task {
+	struct threadpool_job pj; /* first */
+	struct worker_pool *wp;
 	struct worker_env env;
+	struct worker_job job;
+};
 
-	pthread_mutex_lock(&wp->mu);
-	for (;;) {
-		while (!wp->stop && wp->njobs == 0)
-			pthread_cond_wait(&wp->cv, &wp->mu);
-		/* Jobs already handed over run even when stopping. */
-		if (wp->njobs == 0)
-			break;
-		job = wp->jobs[0];
-		memmove(wp->jobs, wp->jobs + 1, (wp->njobs - 1) * sizeof(*wp->jobs));
-		wp->njobs--;
-		wp->busy++;
-		env = wp->env;
-		pthread_mutex_unlock(&wp->mu);
-
-		worker_process(&env, &job);
-
-		pthread_mutex_lock(&wp->mu);
-		wp->busy--;
-		pthread_mutex_unlock(&wp->mu);
-		/* After busy--, so the loop that hears of it finds a free thread. */
-		if (wp->done)
-			wp->done(wp->arg, &job);
-		pthread_mutex_lock(&wp->mu);
-	}
-	pthread_mutex_unlock(&wp->mu);
-	return NULL;
+static void worker_task_work(struct threadpool_job *pj)
+{
+	struct worker_task *t = (struct worker_task *)pj;
+	worker_process(&t->env, &t->job);
 }
 
-struct worker_pool *worker_pool_new(unsigned n, const struct worker_env *env, worker_done_fn done,
-                                    void *arg)
+static void worker_task_done(struct threadpool_job *pj)
+{
+	struct worker_task *t = (struct worker_task *)pj;
+	if (t->wp->done)
+		t->wp->done(t->wp->arg, &t->job);
+	free(t);
+}
+
+struct worker_pool *worker_pool_new(struct event_base *base, unsigned n,
+                                    const struct worker_env *env, worker_done_fn done, void *arg)
 {
 	struct worker_pool *wp = xcalloc(1, sizeof(*wp));
-	if (n == 0)
-		n = 1;
-	pthread_mutex_init(&wp->mu, NULL);
-	pthread_cond_init(&wp->cv, NULL);
 	wp->env = *env;
 	wp->done = done;
 	wp->arg = arg;
-	wp->threads = xcalloc(n, sizeof(*wp->threads));
-	wp->jobs = xcalloc(n, sizeof(*wp->jobs));
-	for (unsigned i = 0; i < n; i++) {
-		int rc = pthread_create(&wp->threads[i], NULL, worker_thread, wp);
-		if (rc != 0) {
-			if (i == 0)
-				fatalx("cannot start a scanner thread: %s", strerror(rc));
-			log_warnx("started %u scanner threads of %u: %s", i, n, strerror(rc));
-			break;
-		}
-		wp->n = i + 1;
-	}
+	wp->tp = threadpool_new(base, "scanner", n ? n : 1);
 	return wp;
 }
 
 void worker_pool_set_env(struct worker_pool *wp, const struct worker_env *env)
 {
-	pthread_mutex_lock(&wp->mu);
 	wp->env = *env;
-	pthread_mutex_unlock(&wp->mu);
+}
+
+unsigned worker_pool_threads(const struct worker_pool *wp)
+{
+	return threadpool_threads(wp->tp);
 }
 
 unsigned worker_pool_idle(struct worker_pool *wp)
 {
-	pthread_mutex_lock(&wp->mu);
-	unsigned idle = wp->n - wp->busy - (unsigned)wp->njobs;
-	pthread_mutex_unlock(&wp->mu);
-	return idle;
+	return threadpool_idle(wp->tp);
 }
 
 int worker_pool_submit(struct worker_pool *wp, const struct worker_job *job)
 {
-	pthread_mutex_lock(&wp->mu);
-	if (wp->stop || wp->busy + wp->njobs >= wp->n) {
-		pthread_mutex_unlock(&wp->mu);
+	if (threadpool_idle(wp->tp) == 0)
 		return -1;
-	}
-	wp->jobs[wp->njobs++] = *job;
-	pthread_cond_signal(&wp->cv);
-	pthread_mutex_unlock(&wp->mu);
+	struct worker_task *t = xcalloc(1, sizeof(*t));
+	t->pj.work = worker_task_work;
+	t->pj.done = worker_task_done;
+	t->wp = wp;
+	t->env = wp->env;
+	t->job = *job;
+	threadpool_submit(wp->tp, &t->pj);
 	return 0;
 }
 
@@ -412,15 +383,7 @@ void worker_pool_free(struct worker_pool *wp)
 {
 	if (wp == NULL)
 		return;
-	pthread_mutex_lock(&wp->mu);
-	wp->stop = 1;
-	pthread_cond_broadcast(&wp->cv);
-	pthread_mutex_unlock(&wp->mu);
-	for (unsigned i = 0; i < wp->n; i++)
-		pthread_join(wp->threads[i], NULL);
-	pthread_mutex_destroy(&wp->mu);
-	pthread_cond_destroy(&wp->cv);
-	free(wp->threads);
-	free(wp->jobs);
+	/* The jobs handed over finish; their completions are reported. */
+	threadpool_free(wp->tp);
 	free(wp);
 }

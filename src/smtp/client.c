@@ -9,7 +9,9 @@
  * libevent's OpenSSL filter (conn.c, tls.c), and EHLO again after
  * TLS (RFC 3207 4.2). Then the session idles until smtp_send() runs a
  * transaction: RSET first if the last one did not end, MAIL FROM with
- * SIZE= and BODY=8BITMIME when offered, one RCPT per recipient, then DATA
+ * SIZE=, BODY=8BITMIME, SMTPUTF8 and the DSN parameters (RFC 3461) when
+ * offered (a message that needs SMTPUTF8 is not sent where it is not:
+ * RFC 6531 3.2), one RCPT per recipient, then DATA
  * and the body (body.c), or for a probe RSET instead of DATA. With
  * PIPELINING (RFC 2920) the envelope goes in one write and the replies
  * are taken in order, else one command per reply. LMTP gets one reply
@@ -393,13 +395,20 @@ static void send_command(struct smtp_session *s, enum smtp_state st, size_t rcpt
 		if (s->caps.size && !m->probe)
 			snprintf(params, sizeof(params), " SIZE=%llu",
 			         (unsigned long long)(m->size + m->headlen));
-		if (s->caps.eightbit && m->eightbit)
+		/* UTF-8 headers are 8-bit data, and RFC 6531 3.1 has every
+		 * SMTPUTF8 server offer 8BITMIME. */
+		if (s->caps.eightbit && (m->eightbit || (m->smtputf8 && s->caps.smtputf8)))
 			strncat(params, " BODY=8BITMIME", sizeof(params) - strlen(params) - 1);
-		smtp_conn_printf(s->conn, "MAIL FROM:<%s>%s\r\n", m->sender, params);
+		if (s->caps.smtputf8 && (m->smtputf8 || m->needs_smtputf8))
+			strncat(params, " SMTPUTF8", sizeof(params) - strlen(params) - 1);
+		smtp_conn_printf(s->conn, "MAIL FROM:<%s>%s%s\r\n", m->sender, params,
+		                 s->caps.dsn && m->dsn_mail ? m->dsn_mail : "");
 		return;
-	case ST_RCPT:
-		smtp_conn_printf(s->conn, "RCPT TO:<%s>\r\n", m->rcpts[rcpt]);
+	case ST_RCPT: {
+		const char *dp = s->caps.dsn && m->dsn_rcpt ? m->dsn_rcpt[rcpt] : NULL;
+		smtp_conn_printf(s->conn, "RCPT TO:<%s>%s\r\n", m->rcpts[rcpt], dp ? dp : "");
 		return;
+	}
 	case ST_DATA:
 		smtp_conn_printf(s->conn, "DATA\r\n");
 		return;
@@ -726,6 +735,20 @@ void smtp_send(struct smtp_session *s, const struct smtp_opts *o, const struct s
 		notify(s, SMTP_FAILED); /* still usable: the caller may QUIT */
 		return;
 	}
+	if (!m->probe && m->needs_smtputf8 && !s->caps.smtputf8) {
+		/* RFC 6531 3.2 and 3.5: an internationalised message is never
+		 * sent to a server without SMTPUTF8; another host of the
+		 * destination may offer it, else it bounces with 5.6.7. */
+		char t[700];
+		smtp_local_reply(t, sizeof(t), 550, "5.6.7",
+		                 "%s: the message needs SMTPUTF8 (UTF-8 addresses or header) and "
+		                 "the server does not offer it",
+		                 s->relay);
+		s->fail_code = 550;
+		strlcpy_tmx(s->fail_text, t, sizeof(s->fail_text));
+		notify(s, SMTP_FAILED); /* still usable: the caller may QUIT */
+		return;
+	}
 	if (s->pipe)
 		send_envelope(s);
 	expect(s, s->dirty ? ST_RSET : ST_MAIL);
@@ -745,6 +768,11 @@ int smtp_usable(const struct smtp_session *s)
 const char *smtp_relay(const struct smtp_session *s)
 {
 	return s->relay;
+}
+
+int smtp_dsn(const struct smtp_session *s)
+{
+	return s->caps.dsn;
 }
 
 const char *smtp_tls(const struct smtp_session *s)

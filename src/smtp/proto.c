@@ -90,6 +90,10 @@ void smtp_caps_parse(const char *ext, struct smtp_caps *cp)
 				cp->eightbit = 1;
 			} else if (ascii_strcasecmp(kw, "STARTTLS") == 0) {
 				cp->starttls = 1;
+			} else if (ascii_strcasecmp(kw, "DSN") == 0) {
+				cp->dsn = 1; /* RFC 3461 */
+			} else if (ascii_strcasecmp(kw, "SMTPUTF8") == 0) {
+				cp->smtputf8 = 1; /* parameters ignored (RFC 6531 3.1) */
 			} else if (ascii_strcasecmp(kw, "SIZE") == 0) {
 				/* RFC 1870: "SIZE" or "SIZE <max>"; 0 or
 				 * junk means no fixed limit. */

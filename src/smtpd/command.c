@@ -6,9 +6,15 @@
  * session state or the configuration; the session applies the limits
  * (SIZE against message_size_limit, relay rules) to what is parsed here.
  *
+ * SMTPUTF8 (RFC 6531): the MAIL parameter, and UTF-8 in paths only in a
+ * transaction that gave it; a non-ASCII path without it gets the 5.6.7
+ * replies of RFC 6531 3.5 (550 for MAIL, 553 for RCPT).
+ *
  * Strictness follows RFC 5321 4.1.1 and 4.1.2 with two tolerances that
  * common clients need and that cannot be abused: blanks after "FROM:" and
- * "TO:", and trailing blanks at the end of the line.
+ * "TO:", and trailing blanks at the end of the line. The DSN parameters
+ * (RFC 3461: RET, ENVID, NOTIFY, ORCPT) are parsed by src/common/dsn.c,
+ * and MAIL and RCPT lines get the longer limits that RFC gives them.
  */
 #include <arpa/inet.h>
 #include <string.h>
@@ -132,15 +138,29 @@ static int is_foreign(const char *line, size_t len)
 	return 0;
 }
 
+/* The longest a line may be, from its first octets: RFC 3461 lets
+ * MAIL and RCPT carry the DSN parameters beyond RFC 5321's 512. */
+static size_t line_limit(const char *buf, size_t avail, int discarding)
+{
+	if (!discarding && avail >= 5 && buf[4] == ' ') {
+		if (ascii_strncasecmp(buf, "MAIL", 4) == 0)
+			return CMD_LINE_MAX_MAIL;
+		if (ascii_strncasecmp(buf, "RCPT", 4) == 0)
+			return CMD_LINE_MAX_RCPT;
+	}
+	return CMD_LINE_MAX;
+}
+
 enum cmd_frame_status cmd_frame(const char *buf, size_t avail, int discarding,
                                 struct cmd_frame *out)
 {
-	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	size_t limit = line_limit(buf, avail, discarding);
+	size_t window = avail < limit ? avail : limit;
 	const char *lf = memchr(buf, '\n', window);
 	memset(out, 0, sizeof(*out));
 	if (lf == NULL) {
-		/* 512 octets without LF: whatever comes, the line is too long. */
-		if (discarding || window == CMD_LINE_MAX) {
+		/* The limit without LF: whatever comes, the line is too long. */
+		if (discarding || window == limit) {
 			out->consumed = window;
 			return CMD_FRAME_DISCARD;
 		}
@@ -308,6 +328,26 @@ static int parse_size_value(const char *v, size_t len, uint64_t *out)
 	return 0;
 }
 
+/* The reply for a parameter dsn.c looked at (RFC 3461 section 4: a bad
+ * value is a syntax error, 501 5.5.4). 0 when it is not a DSN one. */
+static int dsn_reply(enum dsn_param_result d, enum reply_id *r)
+{
+	switch (d) {
+	case DSN_PARAM_OK:
+		*r = RPL_NONE;
+		return 1;
+	case DSN_PARAM_DUP:
+		*r = RPL_PARAM_DUP;
+		return 1;
+	case DSN_PARAM_BAD:
+		*r = RPL_PARAM_SYNTAX;
+		return 1;
+	case DSN_PARAM_NOT_OURS:
+		break;
+	}
+	return 0;
+}
+
 static enum reply_id mail_param(struct cmd_mail *out, const struct param *pm)
 {
 	if (word_caseeq(pm->key, pm->keylen, "SIZE")) {
@@ -333,9 +373,20 @@ static enum reply_id mail_param(struct cmd_mail *out, const struct param *pm)
 			return RPL_PARAM_SYNTAX;
 		return RPL_NONE;
 	}
-	/* SMTPUTF8 (RFC 6531), RET/ENVID (RFC 3461), AUTH (RFC 4954) and
-	 * everything else: not advertised, so not accepted (RFC 5321
-	 * 4.1.1.11: 555 for unrecognised parameters). */
+	if (word_caseeq(pm->key, pm->keylen, "SMTPUTF8")) {
+		/* RFC 6531 3.4: no value. */
+		if (out->smtputf8)
+			return RPL_PARAM_DUP;
+		if (pm->val != NULL)
+			return RPL_PARAM_SYNTAX;
+		out->smtputf8 = 1;
+		return RPL_NONE;
+	}
+	enum reply_id r;
+	if (dsn_reply(dsn_mail_param(&out->dsn, pm->key, pm->keylen, pm->val, pm->vallen), &r))
+		return r;
+	/* AUTH (RFC 4954) and everything else: not advertised, so not
+	 * accepted (RFC 5321 4.1.1.11: 555 for unrecognised parameters). */
 	return RPL_PARAM_UNKNOWN;
 }
 
@@ -391,6 +442,23 @@ static enum reply_id mail_param_cb(void *ctx, const struct param *pm)
 	return mail_param(ctx, pm);
 }
 
+/* Whether the word SMTPUTF8 (any case) stands on its own somewhere in
+ * p..e: the parameters of a path that could not be parsed cannot be
+ * found, so this is how a malformed 8-bit path tells whether the client
+ * meant SMTPUTF8. */
+static int mentions_smtputf8(const char *p, const char *e)
+{
+	static const char w[] = "SMTPUTF8";
+	size_t wl = sizeof(w) - 1;
+	for (const char *q = p; q + wl <= e; q++) {
+		if (q > p && q[-1] != ' ')
+			continue;
+		if ((q + wl == e || q[wl] == ' ') && word_caseeq(q, wl, w))
+			return 1;
+	}
+	return 0;
+}
+
 enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct cmd_mail *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -399,18 +467,39 @@ enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct
 	if (p == NULL || p >= e)
 		return RPL_MAIL_SYNTAX;
 	const char *end = NULL;
-	out->addr_err = addr_parse_path(
-	    p, (size_t)(e - p), addr_flags | ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE, &out->addr, &end);
-	if (out->addr_err != ADDR_OK)
+	int flags = addr_flags | ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE;
+	/* The SMTPUTF8 parameter comes after the path it allows UTF-8 in
+	 * (RFC 6531 3.4), so the path is parsed as UTF-8 first and judged
+	 * once the parameters are known. */
+	out->addr_err =
+	    addr_parse_path(p, (size_t)(e - p), flags | ADDR_ALLOW_UTF8, &out->addr, &end);
+	if (out->addr_err != ADDR_OK) {
+		struct mailaddr plain;
+		if (!(addr_flags & ADDR_ALLOW_UTF8) &&
+		    addr_parse_path(p, (size_t)(e - p), flags, &plain, NULL) == ADDR_ERR_8BIT &&
+		    !mentions_smtputf8(p, e)) {
+			out->addr_err = ADDR_ERR_8BIT;
+			return RPL_MAIL_NOT_ASCII;
+		}
 		return RPL_BAD_SENDER;
-	return walk_params(end, e, out->param, mail_param_cb, out);
+	}
+	enum reply_id r = walk_params(end, e, out->param, mail_param_cb, out);
+	if (r != RPL_NONE)
+		return r;
+	if (out->addr.is_utf8 && !out->smtputf8 && !(addr_flags & ADDR_ALLOW_UTF8)) {
+		/* RFC 6531 3.5: 550 5.6.7 for a non-ASCII reverse-path. */
+		out->addr_err = ADDR_ERR_8BIT;
+		return RPL_MAIL_NOT_ASCII;
+	}
+	return RPL_NONE;
 }
 
 static enum reply_id rcpt_param_cb(void *ctx, const struct param *pm)
 {
-	(void)ctx;
-	(void)pm;
-	/* NOTIFY/ORCPT need DSN (RFC 3461), which is not advertised. */
+	struct cmd_rcpt *out = ctx;
+	enum reply_id r;
+	if (dsn_reply(dsn_rcpt_param(&out->dsn, pm->key, pm->keylen, pm->val, pm->vallen), &r))
+		return r;
 	return RPL_PARAM_UNKNOWN;
 }
 
@@ -425,7 +514,9 @@ enum reply_id cmd_parse_rcpt(const char *arg, size_t len, int addr_flags, struct
 	out->addr_err = addr_parse_path(p, (size_t)(e - p),
 	                                addr_flags | ADDR_ALLOW_POSTMASTER | ADDR_ALLOW_ROUTE,
 	                                &out->addr, &end);
+	if (out->addr_err == ADDR_ERR_8BIT)
+		return RPL_RCPT_NOT_ASCII; /* RFC 6531 3.5: 553 5.6.7 */
 	if (out->addr_err != ADDR_OK)
 		return RPL_BAD_RCPT;
-	return walk_params(end, e, out->param, rcpt_param_cb, NULL);
+	return walk_params(end, e, out->param, rcpt_param_cb, out);
 }

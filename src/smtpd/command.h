@@ -14,18 +14,25 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "dsn.h"
 #include "reply.h"
 
-/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CR LF. */
+/* RFC 5321 4.5.3.1.4: a command line is at most 512 octets with CR LF.
+ * RFC 3461 (DSN) adds 100 to MAIL (RET, ENVID) and 500 to RCPT
+ * (NOTIFY, ORCPT); CMD_WINDOW_MAX is the longest line of all. */
 #define CMD_LINE_MAX 512
+#define CMD_LINE_MAX_MAIL (CMD_LINE_MAX + 100)
+#define CMD_LINE_MAX_RCPT (CMD_LINE_MAX + 500)
+#define CMD_WINDOW_MAX CMD_LINE_MAX_RCPT
 
 /* Framing of command lines in the input (RFC 5321 2.3.8, 4.5.3.1.4). The
- * session passes the first min(available, CMD_LINE_MAX) octets of its
- * input and whether it is inside an over-long line. */
+ * session passes the first min(available, CMD_WINDOW_MAX) octets of its
+ * input and whether it is inside an over-long line; a line that starts
+ * with "MAIL " or "RCPT " may have the longer limits above. */
 enum cmd_frame_status {
 	CMD_FRAME_MORE,     /* no line end yet: wait for input */
 	CMD_FRAME_LINE,     /* a command line: take consumed octets, len of text */
-	CMD_FRAME_DISCARD,  /* inside a line over 512 octets: drop consumed, go on */
+	CMD_FRAME_DISCARD,  /* inside a line over its limit: drop consumed, go on */
 	CMD_FRAME_TOO_LONG, /* the end of an over-long line: drop consumed, 500 */
 };
 
@@ -102,26 +109,34 @@ struct cmd_mail {
 	int has_size;
 	uint64_t size; /* SIZE=; UINT64_MAX when it overflows */
 	enum cmd_body body;
+	int smtputf8;                   /* SMTPUTF8 (RFC 6531 3.4) */
+	struct dsn_mail dsn;            /* RET=, ENVID= (RFC 3461) */
 	char param[CMD_PARAM_NAME_MAX]; /* the offending keyword, for replies */
 };
 
 struct cmd_rcpt {
 	struct mailaddr addr;
 	enum addr_error addr_err; /* when RPL_BAD_RCPT is returned */
+	struct dsn_rcpt dsn;      /* NOTIFY=, ORCPT= (RFC 3461) */
 	char param[CMD_PARAM_NAME_MAX];
 };
 
 /* "FROM:<path> [SP params]" (RFC 5321 4.1.1.2, RFC 1870 SIZE, RFC 6152
- * BODY). addr_flags are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE
- * (the session always adds ADDR_ALLOW_LITERAL: a literal is refused, if at
- * all, by policy). Returns RPL_NONE,
- * RPL_MAIL_SYNTAX, RPL_BAD_SENDER, RPL_PARAM_SYNTAX, RPL_PARAM_DUP or
- * RPL_PARAM_UNKNOWN (anything we do not advertise: SMTPUTF8, DSN, AUTH). */
+ * BODY, RFC 6531 SMTPUTF8, RFC 3461 RET and ENVID: dsn.c). addr_flags
+ * are added to ADDR_ALLOW_NULL | ADDR_ALLOW_ROUTE (the session always
+ * adds ADDR_ALLOW_LITERAL: a literal is refused, if at all, by policy);
+ * UTF-8 in the path is allowed when the SMTPUTF8 parameter is given.
+ * Returns RPL_NONE, RPL_MAIL_SYNTAX, RPL_BAD_SENDER, RPL_MAIL_NOT_ASCII
+ * (UTF-8 without SMTPUTF8; addr_err ADDR_ERR_8BIT), RPL_PARAM_SYNTAX,
+ * RPL_PARAM_DUP or RPL_PARAM_UNKNOWN (anything we do not advertise:
+ * AUTH). */
 enum reply_id cmd_parse_mail(const char *arg, size_t len, int addr_flags, struct cmd_mail *out);
 
 /* "TO:<path> [SP params]". addr_flags are added to ADDR_ALLOW_POSTMASTER
- * | ADDR_ALLOW_ROUTE. No RCPT parameter is advertised, so any parameter
- * is RPL_PARAM_UNKNOWN once its syntax is right. */
+ * | ADDR_ALLOW_ROUTE (the session adds ADDR_ALLOW_UTF8 in an SMTPUTF8
+ * transaction; without it a non-ASCII path is RPL_RCPT_NOT_ASCII). NOTIFY
+ * and ORCPT (RFC 3461, dsn.c) are the RCPT parameters; any other is
+ * RPL_PARAM_UNKNOWN once its syntax is right. */
 enum reply_id cmd_parse_rcpt(const char *arg, size_t len, int addr_flags, struct cmd_rcpt *out);
 
 #endif

@@ -29,6 +29,12 @@
  * continues our field for every later reader; it is header, counts against
  * header_size_limit, and the Received: fields after it are counted (the
  * header filter then removes it, hdrfilter.c).
+ *
+ * BDAT chunks (data_init_chunks) run through the same state machine with
+ * the dot rules switched off: a line start is only a line start, so
+ * "." CR LF is a line of content and a leading dot is kept; everything
+ * else (bare CR and LF, limits, header section) is shared. data_finish()
+ * settles what the state still holds when the last chunk is in.
  */
 #include <limits.h>
 #include <string.h>
@@ -283,7 +289,7 @@ size_t data_feed(struct data_parser *dp, const char *buf, size_t len, int *done)
 		c = *p++;
 		switch (dp->state) {
 		case S_START:
-			if (c == '.') {
+			if (c == '.' && !dp->chunks) {
 				dp->state = S_DOT;
 				break;
 			}
@@ -335,6 +341,44 @@ size_t data_feed(struct data_parser *dp, const char *buf, size_t len, int *done)
 	}
 	out_flush(&o);
 	return len;
+}
+
+void data_init_chunks(struct data_parser *dp, const struct data_limits *lim, data_sink_fn sink,
+                      void *arg)
+{
+	data_init(dp, lim, sink, arg);
+	dp->chunks = 1;
+}
+
+void data_finish(struct data_parser *dp)
+{
+	struct data_out o;
+
+	if (dp->state == S_DONE)
+		return;
+	o.dp = dp;
+	o.n = 0;
+	switch (dp->state) {
+	case S_CR:
+	case S_DOT_CR:
+		/* Nothing followed the CR: it is bare. */
+		out_break(&o, BRK_BARE_CR);
+		break;
+	case S_DOT:
+		/* A lone "." on an unterminated last line (DATA cannot get
+		 * here; BDAT never enters S_DOT). */
+		out_octet(&o, '.');
+		out_break(&o, BRK_CRLF);
+		break;
+	default:
+		/* S_MID: content since the last line end, or nothing after a
+		 * bare LF (already written as a line end). */
+		if (dp->line_len > 0)
+			out_break(&o, BRK_CRLF);
+		break;
+	}
+	dp->state = S_DONE;
+	out_flush(&o);
 }
 
 const char *data_strerror(enum data_error e)

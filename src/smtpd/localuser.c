@@ -6,7 +6,7 @@
  * local domain exists when its Maildir exists (maildir_create = no, the
  * default): an attacker can then neither harvest addresses by dictionary
  * nor make delivery create directories without bound. The path is the one
- * delivery writes to (maildir_expand, src/deliver/maildir.c), looked at
+ * delivery writes to (maildir_expand, src/common/maildir_path.c), looked at
  * with lstat(): a symbolic link is not a Maildir we made.
  *
  * Routing characters: "%" (the %-hack), "!" (UUCP bang paths) and an "@"
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../deliver/maildir.h"
 #include "localuser.h"
+#include "maildir_path.h"
 
 int localuser_has_maildir(const struct config *cf, const char *addr)
 {

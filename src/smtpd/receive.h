@@ -9,10 +9,12 @@
 #ifndef TEMPOMX_SMTPD_RECEIVE_H
 #define TEMPOMX_SMTPD_RECEIVE_H
 
+#include "command.h"
+
 struct evbuffer;
 struct session;
 
-/* start, input and release below. */
+/* start, input and release below, and BDAT's. */
 extern const struct session_message_ops receive_message_ops;
 
 /* DATA accepted by the state machine: spool file, Received:, 354. */
@@ -21,5 +23,11 @@ void session_data_start(struct session *s);
 int session_data_input(struct session *s, struct evbuffer *in);
 /* Drop a message being received; let a pending commit finish unseen. */
 void session_release_message(struct session *s);
+/* BDAT (RFC 3030): the command, its chunk's octets, the commands that
+ * cannot follow it, the end of its transaction (the ops above). */
+void session_bdat(struct session *s, const struct cmd_line *cmd);
+int session_chunk_input(struct session *s, struct evbuffer *in);
+int session_bdat_refused(struct session *s, enum cmd_verb verb);
+void session_bdat_reset(struct session *s);
 
 #endif

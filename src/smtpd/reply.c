@@ -18,16 +18,22 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_QUEUED] = {250, "2.0.0", "Ok: queued as %s", 0},
     [RPL_VRFY] = {252, "2.5.2",
                   "Cannot verify the address; send mail and delivery will be attempted", 0},
-    [RPL_HELP] = {214, "2.0.0",
-                  "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS (RFC 5321)",
-                  0},
+    [RPL_HELP] =
+        {214, "2.0.0",
+         "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS (RFC 5321)", 0},
     [RPL_BYE] = {221, "2.0.0", "Bye", REPLY_F_CLOSE},
     [RPL_TLS_READY] = {220, "2.0.0", "Ready to start TLS", 0},
+    [RPL_BDAT_OK] = {250, "2.0.0", "Ok: %s octets received", 0},
 
     [RPL_SHUTDOWN] = {421, "4.3.2", "Service shutting down", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TOO_MANY_CONN] = {421, "4.7.0", "Too many connections", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TIMEOUT] = {421, "4.4.2", "Timeout", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
     [RPL_TOO_MANY_ERRORS] = {421, "4.7.0", "Too many errors", REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
+    /* RFC 5321 3.8: only a 421 may announce the close; the client's
+     * octets after the command could not be told from commands. */
+    [RPL_BDAT_SIZE] = {421, "4.5.4",
+                       "Syntax: BDAT chunk-size [LAST]; unreadable chunk size, closing",
+                       REPLY_F_CLOSE},
     [RPL_TOO_MANY_JUNK] = {421, "4.7.0", "Too many commands without mail",
                            REPLY_F_CLOSE | REPLY_F_NOT_ERROR},
 
@@ -63,6 +69,7 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_RCPT_SYNTAX] = {501, "5.5.4", "Syntax: RCPT TO:<address> [parameters]", 0},
     [RPL_PARAM_SYNTAX] = {501, "5.5.4", "Bad parameter syntax: %s", 0},
     [RPL_PARAM_DUP] = {501, "5.5.4", "Parameter given twice: %s", 0},
+    [RPL_BDAT_SYNTAX] = {501, "5.5.4", "Syntax: BDAT chunk-size [LAST]; chunk discarded", 0},
     [RPL_BAD_SENDER] = {501, "5.1.7", "Bad sender address syntax: %s", 0},
     [RPL_BAD_RCPT] = {501, "5.1.3", "Bad recipient address syntax: %s", 0},
     [RPL_NOT_IMPL] = {502, "5.5.1", "Command not implemented", 0},
@@ -75,6 +82,8 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_TLS_ACTIVE] = {503, "5.5.1", "Bad sequence of commands: TLS already active", 0},
     [RPL_TLS_IN_MAIL] = {503, "5.5.1", "Bad sequence of commands: STARTTLS inside a transaction",
                          0},
+    [RPL_BDAT_MIXED] = {503, "5.5.1",
+                        "Bad sequence of commands: %s after BDAT; message discarded, send RSET", 0},
     [RPL_PARAM_UNKNOWN] = {555, "5.5.4", "Unsupported parameter: %s", 0},
 
     [RPL_SIZE_EXCEEDED] = {552, "5.3.4", "Message size exceeds fixed limit", 0},
@@ -90,6 +99,13 @@ static const struct reply reply_table[RPL_COUNT] = {
     [RPL_ROUTING_DENIED] = {550, "5.7.1",
                             "%s: Recipient address rejected: routing characters in the local part",
                             0},
+    /* RFC 6531 3.5: a non-ASCII address in a transaction without
+     * SMTPUTF8 ("mailbox unavailable" for MAIL, "mailbox name not
+     * allowed" for RCPT). */
+    [RPL_MAIL_NOT_ASCII] = {550, "5.6.7", "Non-ASCII sender address not permitted without SMTPUTF8",
+                            0},
+    [RPL_RCPT_NOT_ASCII] = {553, "5.6.7",
+                            "Non-ASCII recipient address not permitted without SMTPUTF8", 0},
     [RPL_POLICY_REJECT] = {554, "5.7.1", "Rejected: this client does not behave like a mail server",
                            0},
 };
@@ -102,12 +118,14 @@ const struct reply *reply_get(enum reply_id id)
 }
 
 /* Append s (len octets) to buf at *off, keeping room for the CR LF; the
- * argument is network input, so control octets are neutralised. */
+ * argument is network input, so control octets are neutralised, and so
+ * are octets >= 0x80: RFC 6531 3.7.4 allows UTF-8 in no reply we send
+ * (an address in a refusal shows its non-ASCII characters as '?'). */
 static void put(char *buf, size_t *off, size_t limit, const char *s, size_t len, int clean)
 {
 	for (size_t i = 0; i < len && *off < limit; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (clean && (c < 0x20 || c == 0x7f))
+		if (clean && (c < 0x20 || c >= 0x7f))
 			c = '?';
 		buf[(*off)++] = (char)c;
 	}

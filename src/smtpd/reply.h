@@ -28,12 +28,14 @@ enum reply_id {
 	RPL_HELP,      /* 214 2.0.0 */
 	RPL_BYE,       /* 221 2.0.0 */
 	RPL_TLS_READY, /* 220 2.0.0 Ready to start TLS */
+	RPL_BDAT_OK,   /* 250 2.0.0 a BDAT chunk that is not the last */
 
 	/* 421: the session ends after these */
 	RPL_SHUTDOWN,        /* 421 4.3.2 */
 	RPL_TOO_MANY_CONN,   /* 421 4.7.0 */
 	RPL_TIMEOUT,         /* 421 4.4.2 */
 	RPL_TOO_MANY_ERRORS, /* 421 4.7.0 */
+	RPL_BDAT_SIZE,       /* 421 4.5.4 BDAT size unreadable: the chunk cannot be skipped */
 
 	/* other 4xx */
 	RPL_LOCAL_ERROR,     /* 451 4.3.0 */
@@ -57,6 +59,7 @@ enum reply_id {
 	RPL_RCPT_SYNTAX,   /* 501 5.5.4 */
 	RPL_PARAM_SYNTAX,  /* 501 5.5.4 malformed ESMTP parameter */
 	RPL_PARAM_DUP,     /* 501 5.5.4 parameter given twice */
+	RPL_BDAT_SYNTAX,   /* 501 5.5.4 BDAT size then not LAST */
 	RPL_BAD_SENDER,    /* 501 5.1.7 */
 	RPL_BAD_RCPT,      /* 501 5.1.3 */
 	RPL_NOT_IMPL,      /* 502 5.5.1 */
@@ -68,6 +71,7 @@ enum reply_id {
 	RPL_NEED_RCPT,     /* 503 5.5.1 */
 	RPL_TLS_ACTIVE,    /* 503 5.5.1 */
 	RPL_TLS_IN_MAIL,   /* 503 5.5.1 */
+	RPL_BDAT_MIXED,    /* 503 5.5.1 DATA, MAIL or RCPT after BDAT (RFC 3030 2) */
 	RPL_PARAM_UNKNOWN, /* 555 5.5.4 */
 
 	/* 5xx: policy and message errors */
@@ -81,6 +85,8 @@ enum reply_id {
 	RPL_LITERAL_DENIED, /* 554 5.7.1 recipient at an address literal */
 	RPL_USER_UNKNOWN,   /* 550 5.1.1 not in the recipients table */
 	RPL_ROUTING_DENIED, /* 550 5.7.1 %, ! or quoted @ in the local part */
+	RPL_MAIL_NOT_ASCII, /* 550 5.6.7 UTF-8 reverse-path without SMTPUTF8 */
+	RPL_RCPT_NOT_ASCII, /* 553 5.6.7 UTF-8 forward-path without SMTPUTF8 */
 	RPL_TOO_MANY_JUNK,  /* 421 4.7.0 junk_command_limit */
 	RPL_POLICY_REJECT,  /* 554 5.7.1 pre-acceptance policy, at DATA */
 

@@ -11,32 +11,44 @@
  * lo/, tempfail or reject; admission control may shed load. At the end
  * the verdict is logged (with the queue ID, or the client when nothing
  * was accepted) and the history learns what happened, through the writer
- * thread below: history writes fsync and must never block the loop.
+ * below: history writes fsync and must never block the loop, so they run
+ * in one thread of the common pool (src/common/threadpool.c), a batch at a
+ * time, while the next batch gathers in the loop.
+ * With a shared history (history_store = redis://...), the prediction
+ * rests on Redis' answer when it comes within history_redis_timeout (the
+ * greeting waits for it through the observer's greet_wait), else on the
+ * local store; history_share.c asks and records.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
+#include <event2/event.h>
+
 #include "admission.h"
 #include "classify.h"
 #include "conf.h"
 #include "history.h"
+#include "history_share.h"
+#include "history_store.h"
 #include "log.h"
 #include "rdnsname.h"
 #include "screen.h"
 #include "stats.h"
+#include "threadpool.h"
 #include "util.h"
 
 /* Events waiting for the writer beyond this are dropped (and logged):
  * the history is advisory, mail never waits for it. */
 #define SCREEN_QUEUE_MAX 4096
+/* Session records written in one history transaction (one fsync). */
+#define SCREEN_BATCH_MAX 64
 /* The expiry sweep: this often, at most this many records a slice. */
-#define SCREEN_SWEEP_USEC (60 * 1000000LL)
+#define SCREEN_SWEEP_SEC 60
 #define SCREEN_SWEEP_RECORDS 20000
 /* TCP_INFO is read with each of the first commands of a session. */
 #define SCREEN_RTT_READS 16
@@ -67,22 +79,34 @@ struct screen_item {
 
 struct screen_server {
 	struct smtpd *srv;
-	struct history *hist;
+	struct history_store *hist;
+	struct history_share *share; /* history_store = redis: history_share.c */
 	struct whitelist wl;
-	/* history writer */
-	pthread_t thread;
-	int thread_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct screen_item *q;
+	/* History writer: one pool thread; the rest is the loop thread's. */
+	struct threadpool *writer;
+	struct screen_item *q; /* records waiting for the next batch */
 	size_t qlen;
-	int stop;
+	int writing;  /* a batch of records is with the writer */
+	int sweeping; /* an expiry slice is with the writer */
+	int stopping;
 	unsigned long dropped;
-	int64_t max_age; /* history_max_age, seconds (updated on SIGHUP) */
+	struct event *sweep_ev;
+};
+
+/* One job of the writer: records to store, or an expiry slice. */
+struct screen_batch {
+	struct threadpool_job pj; /* first */
+	struct screen_server *ss;
+	int sweep;
+	int64_t max_age; /* sweep: history_max_age when it was submitted */
+	size_t n;
+	struct screen_item items[SCREEN_BATCH_MAX];
 };
 
 struct screen {
 	struct screen_server *ss;
+	struct session *s;
+	struct share_lookup shared; /* the shared history's latest answer */
 	struct timing t;
 	int observe;              /* the evidence is gathered (not exempt) */
 	int probe;                /* the delays apply (not exempt, client not whitelisted) */
@@ -111,79 +135,132 @@ static const struct config *screen_cf(const struct screen *sc)
 	return sc->ss->srv->rt->cf;
 }
 
-/* ---- history writer thread ---- */
+/* ---- history writer ---- */
 
-static void *writer_main(void *arg)
+/* Writer thread. */
+static void batch_work(struct threadpool_job *pj)
+{
+	struct screen_batch *b = (struct screen_batch *)pj;
+	struct history_store *hist = b->ss->hist;
+	if (b->sweep) {
+		/* Expiry: smtpd is the one process that sweeps, a slice at a
+		 * time so a large store never holds the writer. */
+		size_t removed = 0;
+		if (history_store_expire(hist, wall_usec() / 1000000, b->max_age,
+		                         SCREEN_SWEEP_RECORDS, &removed) >= 0 &&
+		    removed > 0)
+			log_info("history: %zu expired records removed", removed);
+		return;
+	}
+	struct history_event evs[SCREEN_BATCH_MAX];
+	for (size_t i = 0; i < b->n; i++) {
+		evs[i].addr = (const struct sockaddr *)&b->items[i].ss;
+		evs[i].flags = b->items[i].flags;
+		evs[i].score = b->items[i].score;
+		evs[i].now = b->items[i].now;
+	}
+	/* One transaction, one fsync for the whole batch. */
+	if (history_store_record(hist, evs, b->n) != 0)
+		log_warnx("history: %zu session records not written", b->n);
+}
+
+static void writer_kick(struct screen_server *ss);
+
+/* Loop thread: the writer is done with b. */
+static void batch_done(struct threadpool_job *pj)
+{
+	struct screen_batch *b = (struct screen_batch *)pj;
+	struct screen_server *ss = b->ss;
+	if (b->sweep)
+		ss->sweeping = 0;
+	else
+		ss->writing = 0;
+	free(b);
+	if (!ss->stopping)
+		writer_kick(ss);
+}
+
+/* Hand the oldest waiting records (at most a batch) to the writer. */
+static void writer_submit(struct screen_server *ss)
+{
+	struct screen_batch *b = xcalloc(1, sizeof(*b));
+	b->pj.work = batch_work;
+	b->pj.done = batch_done;
+	b->ss = ss;
+	b->n = ss->qlen < SCREEN_BATCH_MAX ? ss->qlen : SCREEN_BATCH_MAX;
+	memcpy(b->items, ss->q, b->n * sizeof(b->items[0]));
+	memmove(ss->q, ss->q + b->n, (ss->qlen - b->n) * sizeof(ss->q[0]));
+	ss->qlen -= b->n;
+	ss->writing = 1;
+	threadpool_submit(ss->writer, &b->pj);
+}
+
+/* One batch at a time: what arrives meanwhile makes the next one. */
+static void writer_kick(struct screen_server *ss)
+{
+	if (!ss->writing && ss->qlen > 0)
+		writer_submit(ss);
+}
+
+static void writer_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct screen_server *ss = arg;
-	struct history_event evs[64];
-	struct screen_item items[64];
-	int64_t next_sweep = mono_usec() + SCREEN_SWEEP_USEC;
-	pthread_mutex_lock(&ss->mu);
-	for (;;) {
-		while (ss->qlen == 0 && !ss->stop && mono_usec() < next_sweep) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&ss->cv, &ss->mu, &ts);
-		}
-		if (ss->qlen == 0 && ss->stop)
-			break;
-		if (ss->qlen == 0) {
-			/* Expiry: smtpd is the one process that sweeps, a slice
-			 * at a time so a large store never holds the writer. */
-			next_sweep = mono_usec() + SCREEN_SWEEP_USEC;
-			int64_t max_age = ss->max_age;
-			pthread_mutex_unlock(&ss->mu);
-			size_t removed = 0;
-			if (max_age > 0 &&
-			    history_sweep(ss->hist, wall_usec() / 1000000, max_age,
-			                  SCREEN_SWEEP_RECORDS, &removed) >= 0 &&
-			    removed > 0)
-				log_info("history: %zu expired records removed", removed);
-			pthread_mutex_lock(&ss->mu);
-			continue;
-		}
-		size_t n = ss->qlen < 64 ? ss->qlen : 64;
-		memcpy(items, ss->q, n * sizeof(items[0]));
-		memmove(ss->q, ss->q + n, (ss->qlen - n) * sizeof(items[0]));
-		ss->qlen -= n;
-		pthread_mutex_unlock(&ss->mu);
-		for (size_t i = 0; i < n; i++) {
-			evs[i].addr = (const struct sockaddr *)&items[i].ss;
-			evs[i].flags = items[i].flags;
-			evs[i].score = items[i].score;
-			evs[i].now = items[i].now;
-		}
-		/* One transaction, one fsync for the whole batch. */
-		if (history_record_many(ss->hist, evs, n) != 0)
-			log_warnx("history: %zu session records not written", n);
-		pthread_mutex_lock(&ss->mu);
-	}
-	pthread_mutex_unlock(&ss->mu);
-	return NULL;
+	int64_t max_age = ss->srv->rt->cf->history_max_age;
+	(void)fd;
+	(void)what;
+	if (ss->sweeping || ss->stopping || max_age <= 0)
+		return;
+	struct screen_batch *b = xcalloc(1, sizeof(*b));
+	b->pj.work = batch_work;
+	b->pj.done = batch_done;
+	b->ss = ss;
+	b->sweep = 1;
+	b->max_age = max_age;
+	ss->sweeping = 1;
+	threadpool_submit(ss->writer, &b->pj);
 }
 
 static void writer_push(struct screen_server *ss, const struct sockaddr *sa, socklen_t len,
                         unsigned flags, double score)
 {
-	if (ss == NULL || ss->hist == NULL || !ss->thread_started)
+	if (ss == NULL || ss->writer == NULL || ss->stopping)
 		return;
-	pthread_mutex_lock(&ss->mu);
 	if (ss->qlen >= SCREEN_QUEUE_MAX) {
 		if (ss->dropped++ % 1000 == 0)
 			log_warnx("history: writer behind, %lu session records dropped",
 			          ss->dropped);
-	} else {
-		struct screen_item *it = &ss->q[ss->qlen++];
-		memset(it, 0, sizeof(*it));
-		memcpy(&it->ss, sa, len < sizeof(it->ss) ? len : sizeof(it->ss));
-		it->flags = flags;
-		it->score = score;
-		it->now = wall_usec() / 1000000;
-		pthread_cond_signal(&ss->cv);
+		return;
 	}
-	pthread_mutex_unlock(&ss->mu);
+	struct screen_item *it = &ss->q[ss->qlen++];
+	memset(it, 0, sizeof(*it));
+	memcpy(&it->ss, sa, len < sizeof(it->ss) ? len : sizeof(it->ss));
+	it->flags = flags;
+	it->score = score;
+	it->now = wall_usec() / 1000000;
+	writer_kick(ss);
+}
+
+static void writer_start(struct screen_server *ss)
+{
+	ss->q = xcalloc(SCREEN_QUEUE_MAX, sizeof(*ss->q));
+	ss->writer = threadpool_new(ss->srv->base, "history", 1);
+	struct timeval tv = {SCREEN_SWEEP_SEC, 0};
+	ss->sweep_ev = event_new(ss->srv->base, -1, EV_PERSIST, writer_sweep, ss);
+	if (ss->sweep_ev == NULL || event_add(ss->sweep_ev, &tv) < 0)
+		fatalx("history: cannot add the expiry timer");
+}
+
+/* Write what is still waiting, then stop the writer. */
+static void writer_stop(struct screen_server *ss)
+{
+	if (ss->writer == NULL)
+		return;
+	ss->stopping = 1;
+	event_free(ss->sweep_ev);
+	while (ss->qlen > 0)
+		writer_submit(ss); /* queued behind each other: one thread */
+	threadpool_free(ss->writer);
+	ss->writer = NULL;
 }
 
 /* ---- process level ---- */
@@ -197,22 +274,16 @@ void screen_server_init(struct smtpd *srv)
 	smtpd_set_observer(srv, &screen_observer, ss);
 	whitelist_from_config(cf, &ss->wl);
 	char path[4096], err[512];
-	snprintf(path, sizeof(path), "%s/db", cf->spool_directory);
-	ss->hist = history_open(path, (size_t)cf->history_map_size, err, sizeof(err));
+	struct history_store_settings st;
+	history_store_settings(cf, &st, path, sizeof(path));
+	st.local_only = 1; /* Redis through the event loop: history_share.c */
+	ss->hist = history_store_open(&st, err, sizeof(err));
 	if (ss->hist == NULL) {
 		log_warnx("history: %s; every client is treated as new", err);
 		return;
 	}
-	if (history_configure(ss->hist, (int)cf->history_v4_prefix, (int)cf->history_v6_prefix,
-	                      cf->history_max_age) != 0)
-		log_warnx("history: bad prefix or age; using the defaults");
-	ss->max_age = cf->history_max_age;
-	ss->q = xcalloc(SCREEN_QUEUE_MAX, sizeof(*ss->q));
-	if (pthread_mutex_init(&ss->mu, NULL) != 0 || pthread_cond_init(&ss->cv, NULL) != 0)
-		fatalx("history: cannot create the writer lock");
-	if (pthread_create(&ss->thread, NULL, writer_main, ss) != 0)
-		fatalx("history: cannot start the writer thread");
-	ss->thread_started = 1;
+	writer_start(ss);
+	ss->share = history_share_new(srv);
 }
 
 void screen_server_reload(struct smtpd *srv)
@@ -221,11 +292,6 @@ void screen_server_reload(struct smtpd *srv)
 		return;
 	whitelist_free(&srv->scr->wl);
 	whitelist_from_config(srv->rt->cf, &srv->scr->wl);
-	if (srv->scr->thread_started) {
-		pthread_mutex_lock(&srv->scr->mu);
-		srv->scr->max_age = srv->rt->cf->history_max_age;
-		pthread_mutex_unlock(&srv->scr->mu);
-	}
 	log_info("whitelists: %zu clients, %zu senders, %zu recipients", srv->scr->wl.nclients,
 	         srv->scr->wl.nsenders, srv->scr->wl.nrcpts);
 }
@@ -235,17 +301,10 @@ void screen_server_free(struct smtpd *srv)
 	struct screen_server *ss = srv->scr;
 	if (ss == NULL)
 		return;
-	if (ss->thread_started) {
-		pthread_mutex_lock(&ss->mu);
-		ss->stop = 1;
-		pthread_cond_signal(&ss->cv);
-		pthread_mutex_unlock(&ss->mu);
-		pthread_join(ss->thread, NULL);
-		pthread_mutex_destroy(&ss->mu);
-		pthread_cond_destroy(&ss->cv);
-	}
+	writer_stop(ss);
+	history_share_free(ss->share);
 	if (ss->hist)
-		history_close(ss->hist);
+		history_store_close(ss->hist);
 	whitelist_free(&ss->wl);
 	free(ss->q);
 	free(ss);
@@ -266,8 +325,9 @@ static void test_actions(const struct config *cf, enum test_action a[TT_NTESTS])
 
 /* What the history predicts for the client now. Called at connect (for
  * the delays) and again at each DATA: a connection kept open or reused by
- * its client must be judged by what the history learnt meanwhile. One
- * LMDB read transaction, a few microseconds. */
+ * its client must be judged by what the history learnt meanwhile. The
+ * shared history's latest answer when it came in time, else one LMDB read
+ * transaction, a few microseconds. */
 static void predict(struct session *s, struct screen *sc)
 {
 	const struct config *cf = screen_cf(sc);
@@ -277,7 +337,14 @@ static void predict(struct session *s, struct screen *sc)
 	if (ss && ss->hist) {
 		struct history_entry host, agg;
 		int64_t now = wall_usec() / 1000000;
-		if (history_lookup(ss->hist, session_peer(s), now, &host, &agg) == 0) {
+		int rc = 0;
+		if (sc->shared.ok) {
+			host = sc->shared.host;
+			agg = sc->shared.agg;
+		} else {
+			rc = history_store_lookup(ss->hist, session_peer(s), now, &host, &agg);
+		}
+		if (rc == 0) {
 			struct history_params hp;
 			history_params_from_config(cf, &hp);
 			struct history_prediction pred;
@@ -302,9 +369,28 @@ static void *scr_open(void *arg, struct session *s)
 	sc->observe = !sc->exempt;
 	sc->probe = !sc->exempt && !sc->wl_client;
 	predict(s, sc);
+	sc->s = s;
 	if (sc->observe)
 		timing_rtt(&sc->t, session_fd(s));
 	return sc;
+}
+
+/* The shared history answered (or did not in time): predict again. */
+static void shared_answer(void *arg)
+{
+	struct screen *sc = arg;
+	predict(sc->s, sc);
+	session_observer_ready(sc->s);
+}
+
+/* The greeting depends on the prediction: wait for the shared history,
+ * at most history_redis_timeout. */
+static int scr_greet_wait(void *ctx, struct session *s)
+{
+	struct screen *sc = ctx;
+	if (sc->ss == NULL || sc->exempt || sc->wl_client)
+		return 0;
+	return history_share_lookup(sc->ss->share, &sc->shared, session_peer(s), shared_answer, sc);
 }
 
 static int64_t scr_greet_pause(void *ctx, struct session *s)
@@ -364,6 +450,10 @@ static void scr_event(void *ctx, struct session *s, const struct session_event *
 		 * estimate settles over the first exchanges. */
 		if (!ev->early && sc->t.commands < SCREEN_RTT_READS)
 			timing_rtt(&sc->t, session_fd(s));
+		/* What the other MXes learnt since connect, for the decision
+		 * at DATA. */
+		if (ev->verb == CMD_MAIL && sc->ss != NULL)
+			history_share_refresh(sc->ss->share, &sc->shared, session_peer(s));
 		timing_note_command(&sc->t, ev->verb == CMD_NONE ? NULL : cmd_verb_name(ev->verb),
 		                    ev->early, ev->bare_lf, ev->pipelining,
 		                    ev->arrival > 0 ? ev->arrival : ev->usec);
@@ -499,8 +589,9 @@ static enum reply_id scr_decide(void *ctx, struct session *s)
 	struct screen *sc = ctx;
 	const struct config *cf = screen_cf(sc);
 	predict(s, sc);
-	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354. */
-	if (sc->observe && session_input_pending(s) > 0)
+	/* RFC 2920 3.1: DATA ends a group; the body may only follow the 354.
+	 * BDAT's chunk follows its command at once (RFC 3030). */
+	if (sc->observe && !session_chunking(s) && session_input_pending(s) > 0)
 		timing_note_early_body(&sc->t);
 	enum test_action act[TT_NTESTS];
 	test_actions(cf, act);
@@ -651,13 +742,20 @@ static void scr_close(void *ctx, struct session *s, int quit)
 			flags |= HISTORY_EV_JUNK;
 		writer_push(sc->ss, session_peer(s), session_peer_len(s), flags,
 		            verdict_score_sample(&v));
+		struct history_event ev = {.addr = session_peer(s),
+		                           .flags = flags,
+		                           .score = verdict_score_sample(&v),
+		                           .now = wall_usec() / 1000000};
+		history_share_record(sc->ss->share, &ev);
 	}
+	history_share_cancel(&sc->shared);
 	free(sc);
 }
 
 static const struct session_observer screen_observer = {
     .open = scr_open,
     .event = scr_event,
+    .greet_wait = scr_greet_wait,
     .greet_pause = scr_greet_pause,
     .patience = scr_patience,
     .decide = scr_decide,

@@ -1,6 +1,7 @@
 /*
  * session.c: the SMTP state machine of one client's session (RFC 5321
- * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES and STARTTLS).
+ * with PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, DSN, STARTTLS,
+ * CHUNKING (BDAT's chunks are read by receive.c) and SMTPUTF8).
  *
  * The dialogue is an explicit state machine (states in session.h): a
  * command table gives, for each verb, the states where it is allowed and
@@ -87,6 +88,11 @@ void session_reset_transaction(struct session *s)
 		free(s->rcpts[i]);
 	s->nrcpt = 0;
 	s->body = CMD_BODY_NONE;
+	free(s->rcpt_dsn);
+	s->rcpt_dsn = NULL;
+	memset(&s->dsn, 0, sizeof(s->dsn));
+	s->srv->msg_ops->bdat_reset(s);
+	s->smtputf8 = 0;
 	if (session_in(s, PH_CMD))
 		session_set_phase(s, s->helo ? PH_HELO : PH_INIT);
 }
@@ -213,6 +219,8 @@ void session_input(struct session *s)
 	case PH_HELO:
 	case PH_MAIL:
 	case PH_RCPT:
+		if (s->chunk_active)
+			session_arm(s); /* a BDAT chunk: the data timeout */
 		/* Talking while a reply is held back: the classifier decides
 		 * whether RFC 2920 allowed it at this point. */
 		if (s->held)
@@ -252,8 +260,13 @@ void session_timeout(struct session *s)
 	case PH_HELO:
 	case PH_MAIL:
 	case PH_RCPT:
-		log_info("timeout after %s from %s[%s]:%u", s->cur_what ? s->cur_what : "CONNECT",
-		         s->name, s->addr, s->port);
+		if (s->chunking)
+			/* A message being sent with BDAT: as for DATA. */
+			log_info("%s: timeout after BDAT (%" PRIu64 " octets) from %s[%s]:%u",
+			         s->id, s->dp.size, s->name, s->addr, s->port);
+		else
+			log_info("timeout after %s from %s[%s]:%u",
+			         s->cur_what ? s->cur_what : "CONNECT", s->name, s->addr, s->port);
 		session_reply(s, RPL_TIMEOUT, NULL);
 		break;
 	case PH_DATA:
@@ -371,6 +384,9 @@ void session_idle(struct session *s)
 
 const char *session_protocol(const struct session *s)
 {
+	/* RFC 6531 4.3: the WITH types of a transaction under SMTPUTF8. */
+	if (s->smtputf8)
+		return s->tls_active ? "UTF8SMTPS" : "UTF8SMTP";
 	return s->tls_active ? "ESMTPS" : s->esmtp ? "ESMTP" : "SMTP";
 }
 
@@ -397,13 +413,16 @@ static void proceed_helo(struct session *s, const struct cmd_line *cmd)
 	}
 	char size[40];
 	snprintf(size, sizeof(size), "SIZE %" PRIu64, cf->message_size_limit);
-	const char *lines[8];
+	const char *lines[12];
 	size_t k = 0;
 	lines[k++] = cf->hostname;
 	lines[k++] = "PIPELINING";
 	lines[k++] = size;
 	lines[k++] = "8BITMIME";
 	lines[k++] = "ENHANCEDSTATUSCODES";
+	lines[k++] = "DSN";
+	lines[k++] = "CHUNKING"; /* RFC 3030, BDAT: receive.c */
+	lines[k++] = "SMTPUTF8"; /* RFC 6531; 8BITMIME above, as 3.1 requires */
 	if (s->srv->tls_ctx && !s->tls_active)
 		lines[k++] = "STARTTLS";
 	size_t off = 0;
@@ -424,10 +443,21 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	/* An address literal is a valid reverse-path (RFC 5321 4.1.3);
 	 * allow_address_literals is about recipients only. */
 	enum reply_id r = cmd_parse_mail(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &m);
-	if (r == RPL_NONE && !s->esmtp && (m.has_size || m.body != CMD_BODY_NONE)) {
+	if (r == RPL_NONE && !s->esmtp && (m.has_size || m.body != CMD_BODY_NONE || m.smtputf8)) {
 		/* Service extensions exist only after EHLO (RFC 5321 4.1.1.1). */
 		r = RPL_PARAM_UNKNOWN;
-		snprintf(m.param, sizeof(m.param), "%s", m.has_size ? "SIZE" : "BODY");
+		snprintf(m.param, sizeof(m.param), "%s",
+		         m.has_size                ? "SIZE"
+		         : m.body != CMD_BODY_NONE ? "BODY"
+		                                   : "SMTPUTF8");
+	}
+	if (r == RPL_MAIL_NOT_ASCII) {
+		session_reply(s, r, NULL);
+		return;
+	}
+	if (r == RPL_NONE && !s->esmtp && dsn_mail_given(&m.dsn)) {
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(m.param, sizeof(m.param), "%s", dsn_mail_given(&m.dsn));
 	}
 	if (r == RPL_BAD_SENDER) {
 		session_reply(s, r, addr_strerror(m.addr_err));
@@ -445,6 +475,8 @@ static void proceed_mail(struct session *s, const struct cmd_line *cmd)
 	addr_format(&m.addr, buf, sizeof(buf));
 	s->sender = xstrdup(buf);
 	s->body = m.body;
+	s->dsn = m.dsn;
+	s->smtputf8 = m.smtputf8;
 	session_set_phase(s, PH_MAIL);
 	session_reply_patient(s, SCREEN_REPLY_MAIL, RPL_MAIL_OK);
 }
@@ -571,7 +603,17 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 	struct cmd_rcpt rc;
 	/* Literals are parsed always: refusing one is policy (5.7.1), not a
 	 * syntax error. */
-	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, ADDR_ALLOW_LITERAL, &rc);
+	int flags = ADDR_ALLOW_LITERAL | (s->smtputf8 ? ADDR_ALLOW_UTF8 : 0);
+	enum reply_id r = cmd_parse_rcpt(cmd->arg, cmd->arglen, flags, &rc);
+	if (r == RPL_RCPT_NOT_ASCII) {
+		session_reply(s, r, NULL);
+		return;
+	}
+	if (r == RPL_NONE && !s->esmtp && dsn_rcpt_given(&rc.dsn)) {
+		/* NOTIFY and ORCPT exist only after EHLO (RFC 5321 4.1.1.1). */
+		r = RPL_PARAM_UNKNOWN;
+		snprintf(rc.param, sizeof(rc.param), "%s", dsn_rcpt_given(&rc.dsn));
+	}
 	if (r == RPL_BAD_RCPT) {
 		session_reply(s, r, addr_strerror(rc.addr_err));
 		return;
@@ -627,6 +669,7 @@ static void proceed_rcpt(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	/* Last, as it may have to wait for the mail store (verify.c). */
+	s->cur_dsn = rc.dsn;
 	struct verify_asker who = {.name = s->name,
 	                           .addr = s->addr,
 	                           .port = s->port,
@@ -656,6 +699,8 @@ static void rcpt_verified(struct session *s, const char *buf, enum verify_result
 		s->rcptcap = s->rcptcap ? s->rcptcap * 2 : 4;
 		s->rcpts = xreallocarray(s->rcpts, s->rcptcap, sizeof(*s->rcpts));
 	}
+	s->rcpt_dsn = xreallocarray(s->rcpt_dsn, s->nrcpt + 1, sizeof(*s->rcpt_dsn));
+	s->rcpt_dsn[s->nrcpt] = s->cur_dsn;
 	s->rcpts[s->nrcpt++] = xstrdup(buf);
 	s->cur_rcpt = NULL;
 	session_set_phase(s, PH_RCPT);
@@ -689,6 +734,11 @@ static void proceed_data(struct session *s, const struct cmd_line *cmd)
 		return;
 	}
 	s->srv->msg_ops->start(s);
+}
+
+static void proceed_bdat(struct session *s, const struct cmd_line *cmd)
+{
+	s->srv->msg_ops->bdat(s, cmd);
 }
 
 static void proceed_rset(struct session *s, const struct cmd_line *cmd)
@@ -767,7 +817,7 @@ static const struct cmd_def cmd_table[] = {
     {CMD_HELP, PH_CMD, proceed_help},
     {CMD_STARTTLS, PH(PH_HELO), proceed_starttls},
     {CMD_EXPN, PH_CMD, proceed_not_implemented},
-    {CMD_BDAT, PH_CMD, proceed_not_implemented},
+    {CMD_BDAT, PH_CMD, proceed_bdat}, /* checks the phase itself: see receive.c */
     {CMD_AUTH, PH_CMD, proceed_not_implemented},
     {CMD_ETRN, PH_CMD, proceed_not_implemented},
     {CMD_TURN, PH_CMD, proceed_not_implemented},
@@ -781,7 +831,8 @@ static const unsigned phase_next[PH_NPHASES] = {
     [PH_INIT] = PH(PH_INIT) | PH(PH_HELO),
     [PH_HELO] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_MAIL),
     [PH_MAIL] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT),
-    [PH_RCPT] = PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT) | PH(PH_DATA),
+    [PH_RCPT] =
+        PH(PH_INIT) | PH(PH_HELO) | PH(PH_RCPT) | PH(PH_DATA) | PH(PH_COMMIT), /* BDAT LAST */
     [PH_DATA] = PH(PH_HELO) | PH(PH_COMMIT),
     [PH_COMMIT] = PH(PH_HELO),
 };
@@ -888,6 +939,8 @@ static void session_command(struct session *s, const char *line, size_t len, int
 		session_reply(s, r, NULL);
 		return;
 	}
+	if (s->srv->msg_ops->bdat_refused(s, cmd.verb))
+		return;
 	const struct cmd_def *d = NULL;
 	for (size_t i = 0; i < sizeof(cmd_table) / sizeof(cmd_table[0]); i++)
 		if (cmd_table[i].verb == cmd.verb)
@@ -920,7 +973,7 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 	size_t avail = evbuffer_get_length(in);
 	if (avail == 0)
 		return 0;
-	size_t window = avail < CMD_LINE_MAX ? avail : CMD_LINE_MAX;
+	size_t window = avail < CMD_WINDOW_MAX ? avail : CMD_WINDOW_MAX;
 	const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)window);
 	if (p == NULL)
 		fatalx("session: evbuffer_pullup failed");
@@ -930,7 +983,7 @@ static int session_next_line(struct session *s, struct evbuffer *in)
 		return 0;
 	}
 	struct cmd_frame f;
-	char line[CMD_LINE_MAX + 1];
+	char line[CMD_WINDOW_MAX + 1];
 	switch (cmd_frame(p, window, s->discarding, &f)) {
 	case CMD_FRAME_MORE:
 		return 0;
@@ -967,6 +1020,12 @@ void session_process(struct session *s)
 	struct evbuffer *in = bufferevent_get_input(s->conn.bev);
 	struct evbuffer *out = bufferevent_get_output(s->conn.bev);
 	for (;;) {
+		if (s->chunk_active && session_in(s, PH_CMD)) {
+			/* The octets of a BDAT chunk, not commands. */
+			if (!s->srv->msg_ops->chunk_input(s, in))
+				return;
+			continue;
+		}
 		if (session_in(s, PH(PH_DATA))) {
 			if (!s->srv->msg_ops->input(s, in))
 				return;
@@ -1081,6 +1140,11 @@ size_t session_input_pending(const struct session *s)
 	return s->conn.bev ? evbuffer_get_length(bufferevent_get_input(s->conn.bev)) : 0;
 }
 
+int session_chunking(const struct session *s)
+{
+	return s->chunking || s->chunk_active;
+}
+
 int session_holding(const struct session *s)
 {
 	return s->held != NULL;
@@ -1107,7 +1171,7 @@ void session_arm(struct session *s)
 	if (s->conn.io == IO_TLS)
 		t = cf->tls_handshake_timeout;
 	else if (s->conn.io == IO_STARTTLS || session_in(s, PH_CMD))
-		t = cf->command_timeout;
+		t = s->chunk_active ? cf->data_timeout : cf->command_timeout; /* BDAT */
 	else if (session_in(s, PH(PH_DATA)))
 		t = cf->data_timeout;
 	else {
@@ -1118,6 +1182,12 @@ void session_arm(struct session *s)
 	                            .in_data = session_in(s, PH(PH_DATA)),
 	                            .data_start_usec = s->data_start_usec,
 	                            .data_octets = s->dp.total};
+	if (s->chunk_active && session_in(s, PH_CMD)) {
+		/* A BDAT chunk: DATA's allowance, from its command line. */
+		clock.in_data = 1;
+		clock.data_start_usec = s->chunk_start_usec;
+		clock.data_octets = s->chunk_size - s->chunk_left;
+	}
 	connection_timer_usec(&s->conn, slots_wait_usec(s->srv, &clock, t));
 }
 
@@ -1327,9 +1397,25 @@ struct session *session_new(struct smtpd *srv, int fd, const struct sockaddr *pe
 		s->rdns_query = rdns_lookup(srv, session_peer(s), session_name_known, s);
 	else
 		session_log_connect(s);
+	/* The observer may need a moment (a remote lookup) before it knows
+	 * how to greet. */
+	if (s->obs && s->obs->greet_wait && s->obs->greet_wait(s->obs_ctx, s)) {
+		s->greet_waiting = 1;
+		return s;
+	}
 	/* Clients without a good history get the banner in two parts. */
 	session_greet(s, s->obs && s->obs->greet_pause ? s->obs->greet_pause(s->obs_ctx, s) : 0);
 	return s;
+}
+
+void session_observer_ready(struct session *s)
+{
+	if (!s->greet_waiting)
+		return;
+	s->greet_waiting = 0;
+	if (session_in(s, PH(PH_GREETING)))
+		session_greet(s, s->obs && s->obs->greet_pause ? s->obs->greet_pause(s->obs_ctx, s)
+		                                               : 0);
 }
 
 void session_shutdown_all(struct smtpd *srv)
@@ -1339,20 +1425,23 @@ void session_shutdown_all(struct smtpd *srv)
 		next = s->next;
 		if (session_in(s, PH(PH_GREETING)))
 			session_name_abandon(s);
-		if (session_in(s, PH(PH_GREETING) | PH_CMD)) {
+		/* The last chunk of a BDAT message is its DATA: it finishes. */
+		int last_chunk = s->chunk_active && s->chunk_store && s->chunk_last;
+		if (session_in(s, PH(PH_GREETING) | PH_CMD) && !last_chunk) {
 			s->cur_what = "SHUTDOWN";
 			session_reply(s, RPL_SHUTDOWN, NULL);
 		} else if (s->conn.io == IO_STARTTLS || s->conn.io == IO_TLS) {
 			session_kill(s);
 		}
-		/* DATA and COMMIT finish first (session_idle). */
+		/* DATA, BDAT LAST and COMMIT finish first (session_idle). */
 	}
 }
 
 void session_abort_all(struct smtpd *srv)
 {
 	for (struct session *s = srv->sessions; s; s = s->next) {
-		if (session_in(s, PH(PH_DATA) | PH(PH_COMMIT)))
+		if (session_in(s, PH(PH_DATA) | PH(PH_COMMIT)) ||
+		    (s->chunking && !session_ending(s)))
 			log_info("%s: shutdown: dropping the session of %s[%s]:%u in %s", s->id,
 			         s->name, s->addr, s->port,
 			         session_state_name(session_state_index(s)));

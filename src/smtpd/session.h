@@ -4,7 +4,7 @@
  * src/smtpd/.
  *
  *   receive.c     the message: envelope, Received: header, DATA stream
- *                 into the spool file, commit and its reply
+ *                 or BDAT chunks into the spool file, commit and its reply
  *   session.c     the SMTP state machine: command table, handlers,
  *                 replies, the greeting, line framing; the session's life
  *                 cycle and the client's name (asked of rdns.c at connect)
@@ -29,6 +29,7 @@
 #include "command.h"
 #include "connection.h"
 #include "data.h"
+#include "dsn.h"
 #include "hdrfilter.h"
 #include "rdnsname.h"
 #include "reply.h"
@@ -76,6 +77,7 @@ struct session {
 	enum session_rdns rdns;
 	struct rdns_query *rdns_query; /* under way; the final greeting waits */
 	int greet_pause_over;          /* the split banner's pause is over */
+	int greet_waiting;             /* the observer's greet_wait is not over */
 	int connect_logged;            /* "connect from" is in the log */
 
 	char *helo;
@@ -86,8 +88,15 @@ struct session {
 	/* transaction */
 	char *sender; /* "" for <>; NULL before MAIL */
 	enum cmd_body body;
+	int smtputf8; /* MAIL gave SMTPUTF8: UTF-8 addresses (RFC 6531) */
 	char **rcpts;
 	size_t nrcpt, rcptcap;
+	/* DSN (RFC 3461): MAIL's RET and ENVID; each recipient's NOTIFY and
+	 * ORCPT (rcpt_dsn[i] for rcpts[i]); those of the RCPT being
+	 * verified. */
+	struct dsn_mail dsn;
+	struct dsn_rcpt *rcpt_dsn;
+	struct dsn_rcpt cur_dsn;
 
 	/* message being received, then committed (receive.c) */
 	struct spool_file sf;
@@ -97,6 +106,18 @@ struct session {
 	struct hdr_filter hf; /* between dp and the spool file */
 	uint64_t hdrlen;      /* our Received: header */
 	char id[QUEUEID_SIZE];
+	/* BDAT (RFC 3030, receive.c). A transaction whose message comes in
+	 * chunks stays in PH_RCPT with chunking set until BDAT LAST. A
+	 * chunk is read in the command phase it was announced in, kept or
+	 * discarded, under the data timeout; no command is taken meanwhile. */
+	int chunking;             /* the spool file is open for BDAT chunks */
+	int chunk_active;         /* reading a chunk's octets */
+	int chunk_store;          /* they go to the message (else discarded) */
+	int chunk_last;           /* the chunk ends the message */
+	uint64_t chunk_size;      /* octets of the chunk */
+	uint64_t chunk_left;      /* of which still to read */
+	uint64_t chunk_total;     /* octets of the transaction's chunks so far */
+	int64_t chunk_start_usec; /* the BDAT line, for data_min_rate (slots.c) */
 
 	int discarding; /* inside a command line longer than 512 octets */
 	int stalled;    /* stopped taking commands until the output drains */
@@ -154,6 +175,17 @@ struct session_message_ops {
 	int (*input)(struct session *s, struct evbuffer *in);
 	/* Drop a message being received; let a pending commit finish unseen. */
 	void (*release)(struct session *s);
+	/* BDAT (RFC 3030), in any command phase: the chunk that follows is
+	 * read whatever the answer. */
+	void (*bdat)(struct session *s, const struct cmd_line *cmd);
+	/* Read the octets of the chunk in progress (s->chunk_active); 1 when
+	 * the chunk is complete and answered, 0 when more input is needed. */
+	int (*chunk_input)(struct session *s, struct evbuffer *in);
+	/* A command that cannot follow BDAT in its transaction (MAIL, RCPT,
+	 * DATA): answered 503 and the message dropped; returns 1 then. */
+	int (*bdat_refused)(struct session *s, enum cmd_verb verb);
+	/* The transaction ends: drop a message sent in chunks so far. */
+	void (*bdat_reset)(struct session *s);
 };
 
 /* session.c */

@@ -22,7 +22,7 @@ struct smtpd;
 /* A session's deadlines, as slots_wait_usec() needs them. */
 struct slots_clock {
 	int64_t connect_usec;    /* mono_usec() at the connect */
-	int in_data;             /* receiving the message (after the 354) */
+	int in_data;             /* receiving the message (after the 354, or a BDAT chunk) */
 	int64_t data_start_usec; /* the 354 (in_data) */
 	uint64_t data_octets;    /* octets of the message so far (in_data) */
 };

@@ -105,6 +105,10 @@ struct session_observer {
 	/* A session starts; the return value is passed back below. */
 	void *(*open)(void *arg, struct session *s);
 	void (*event)(void *ctx, struct session *s, const struct session_event *ev);
+	/* 1: the greeting (and greet_pause) must wait for something the
+	 * observer is finding out (the client's shared history); it then
+	 * calls session_observer_ready() once, from the loop. 0: go on. */
+	int (*greet_wait)(void *ctx, struct session *s);
 	/* Seconds of pause inside the split banner (0: whole banner). */
 	int64_t (*greet_pause)(void *ctx, struct session *s);
 	/* Seconds to hold the reply that is about to go out (0: none). */
@@ -169,6 +173,9 @@ void session_shutdown_all(struct smtpd *srv);
  * dropped, a pending commit still completes). */
 void session_abort_all(struct smtpd *srv);
 
+/* The observer's greet_wait is over: the greeting goes on (session.c). */
+void session_observer_ready(struct session *s);
+
 /* Read-only facts for observers. */
 const struct sockaddr *session_peer(const struct session *s);
 const char *session_client_addr(const struct session *s);
@@ -194,6 +201,10 @@ size_t session_nrcpt(const struct session *s);
 const char *session_rcpt(const struct session *s, size_t i);
 /* Octets received and not taken yet. */
 size_t session_input_pending(const struct session *s);
+/* The transaction's message is being sent with BDAT (RFC 3030): its
+ * octets follow each command at once, so input waiting at the decision
+ * is not a body sent too early. */
+int session_chunking(const struct session *s);
 /* A reply is being held back (patience test). */
 int session_holding(const struct session *s);
 /* The queue ID of the message being received or just committed. */

@@ -56,6 +56,7 @@
 #include "smtp.h"
 #include "smtp_cache.h"
 #include "smtpd.h"
+#include "utf8.h"
 #include "util.h"
 #include "verify.h"
 #include "verify_cache.h"
@@ -357,6 +358,9 @@ static void conn_ask(struct verify_conn *c, struct verify_probe *p)
 	c->msg.nrcpt = 1;
 	c->msg.probe = 1;
 	c->msg.fd = -1;
+	/* A UTF-8 address is asked under SMTPUTF8 where it is offered; a
+	 * server without it refuses it (5.6.7), which is its answer. */
+	c->msg.smtputf8 = utf8_has_8bit(p->addr);
 	smtp_set_cb(c->ss, conn_cb, c);
 	smtp_send(c->ss, &c->v->opts, &c->msg, &c->res);
 }

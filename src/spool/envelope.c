@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "envelope.h"
-#include "log.h"
+#include "strbuf.h"
 #include "util.h"
 
 #define ENVELOPE_MAGIC "tempomx-envelope"
@@ -45,7 +45,9 @@ enum ftype {
 	F_CLASS,   /* hi / lo */
 	F_RCPT,    /* one line per recipient */
 	F_ORCPT,   /* belongs to the rcpt line before it */
+	F_NOTIFY,  /* belongs to the rcpt line before it */
 	F_REPLY,   /* belongs to the rcpt line before it */
+	F_HOPS,    /* fixed width, line absent when negative */
 	F_SIZE,    /* fixed width */
 	F_END,
 };
@@ -88,7 +90,9 @@ static const struct field envelope_fields[] = {
     {"scan-class", F_STR, ENV_OFF(scan_class), 0, 0, 0, 2},
     {"rcpt", F_RCPT, 0, 0, 0, 0, 0},
     {"rcpt-orcpt", F_ORCPT, 0, 0, 0, 0, 0},
+    {"rcpt-notify", F_NOTIFY, 0, 0, 0, 0, 0},
     {"rcpt-reply", F_REPLY, 0, 0, 0, 0, 0},
+    {"hops", F_HOPS, 0, 0, 0, 0, 2}, /* right before size: see envelope.h */
     {"size", F_SIZE, 0, 0, 0, 1, 0},
     {"end", F_END, 0, 0, 0, 1, 0},
 };
@@ -117,6 +121,7 @@ void envelope_init(struct envelope *env)
 	env->version = ENVELOPE_VERSION;
 	env->class = CLASS_HI;
 	env->verdict = xstrdup("unclassified");
+	env->hops = -1;
 }
 
 static char **str_field(struct envelope *env, size_t off)
@@ -133,6 +138,7 @@ static void rcpt_free(struct rcpt *r)
 {
 	free(r->addr);
 	free(r->orcpt);
+	free(r->notify);
 	free(r->last_reply);
 }
 
@@ -190,6 +196,7 @@ void envelope_copy(struct envelope *dst, const struct envelope *src)
 			dst->rcpts[i] = src->rcpts[i];
 			dst->rcpts[i].addr = dup_or_null(src->rcpts[i].addr);
 			dst->rcpts[i].orcpt = dup_or_null(src->rcpts[i].orcpt);
+			dst->rcpts[i].notify = dup_or_null(src->rcpts[i].notify);
 			dst->rcpts[i].last_reply = dup_or_null(src->rcpts[i].last_reply);
 		}
 	}
@@ -223,73 +230,28 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
-struct ebuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void eb_reserve(struct ebuf *b, size_t n)
-{
-	if (b->cap - b->len >= n)
-		return;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap - b->len < n) {
-		if (cap > SIZE_MAX / 2)
-			fatalx("envelope: buffer size overflow");
-		cap *= 2;
-	}
-	b->p = xrealloc(b->p, cap);
-	b->cap = cap;
-}
-
-static void eb_add(struct ebuf *b, const void *s, size_t n)
-{
-	eb_reserve(b, n + 1);
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void eb_str(struct ebuf *b, const char *s)
-{
-	eb_add(b, s, strlen(s));
-}
-
-static void eb_printf(struct ebuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void eb_printf(struct ebuf *b, const char *fmt, ...)
-{
-	char tmp[128];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		fatalx("envelope: numeric field too long");
-	eb_add(b, tmp, (size_t)n);
-}
-
-static void eb_escaped(struct ebuf *b, const void *data, size_t len)
+/* Append the escaped form of len octets. */
+static void escaped_add(struct strbuf *b, const void *data, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *s = data;
-	eb_reserve(b, len + 1);
+	size_t run = 0; /* octets that need no escape, copied in one go */
 	for (size_t i = 0; i < len; i++) {
-		if (needs_escape(s[i])) {
-			char e[3] = {'%', hex[s[i] >> 4], hex[s[i] & 0xf]};
-			eb_add(b, e, 3);
-		} else {
-			eb_add(b, &s[i], 1);
-		}
+		if (!needs_escape(s[i]))
+			continue;
+		strbuf_add(b, s + run, i - run);
+		char e[3] = {'%', hex[s[i] >> 4], hex[s[i] & 0xf]};
+		strbuf_add(b, e, 3);
+		run = i + 1;
 	}
+	strbuf_add(b, s + run, len - run);
 }
 
 char *envelope_escape(const void *data, size_t len)
 {
-	struct ebuf b = {0};
-	eb_reserve(&b, 1);
-	b.p[0] = '\0';
-	eb_escaped(&b, data, len);
-	return b.p;
+	struct strbuf b = STRBUF_INIT;
+	escaped_add(&b, data, len);
+	return strbuf_detach(&b, NULL);
 }
 
 int envelope_unescape(const char *s, size_t len, char **out, size_t *outlen)
@@ -352,30 +314,41 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 	return v < lo ? lo : v > hi ? hi : v;
 }
 
-static void format_line_str(struct ebuf *b, const char *key, const char *val)
+static void format_line_str(struct strbuf *b, const char *key, const char *val)
 {
-	eb_str(b, key);
-	eb_add(b, " ", 1);
-	eb_escaped(b, val, strlen(val));
-	eb_add(b, "\n", 1);
+	strbuf_str(b, key);
+	strbuf_lit(b, " ");
+	escaped_add(b, val, strlen(val));
+	strbuf_lit(b, "\n");
 }
 
-static void format_rcpts(struct ebuf *b, const struct envelope *env)
+static void format_rcpts(struct strbuf *b, const struct envelope *env)
 {
 	for (size_t i = 0; i < env->nrcpt; i++) {
 		const struct rcpt *r = &env->rcpts[i];
 		unsigned st = (unsigned)r->status <= RCPT_BOUNCED ? (unsigned)r->status : 0;
-		eb_printf(b, "rcpt %s %d %" PRId64 " %" PRId64 " ", rcpt_status_names[st],
-		          (int)clamp64(r->attempts, 0, INT_MAX),
-		          clamp64(r->last_attempt, 0, INT64_MAX),
-		          clamp64(r->next_retry, 0, INT64_MAX));
+		strbuf_printf(b, "rcpt %s %d %" PRId64 " %" PRId64 " ", rcpt_status_names[st],
+		              (int)clamp64(r->attempts, 0, INT_MAX),
+		              clamp64(r->last_attempt, 0, INT64_MAX),
+		              clamp64(r->next_retry, 0, INT64_MAX));
 		const char *addr = r->addr ? r->addr : "";
-		eb_escaped(b, addr, strlen(addr));
-		eb_add(b, "\n", 1);
+		escaped_add(b, addr, strlen(addr));
+		strbuf_lit(b, "\n");
 		if (r->orcpt)
 			format_line_str(b, "rcpt-orcpt", r->orcpt);
+		if (r->notify)
+			format_line_str(b, "rcpt-notify", r->notify);
 		if (r->last_reply)
 			format_line_str(b, "rcpt-reply", r->last_reply);
+	}
+}
+
+void envelope_format_hops(char *buf, int hops)
+{
+	unsigned v = hops < 0 ? 0 : hops > ENVELOPE_HOPS_MAX ? ENVELOPE_HOPS_MAX : (unsigned)hops;
+	for (int i = ENVELOPE_HOPS_WIDTH - 1; i >= 0; i--) {
+		buf[i] = (char)('0' + v % 10);
+		v /= 10;
 	}
 }
 
@@ -389,11 +362,11 @@ void envelope_format_size(char *buf, uint64_t size)
 
 char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off)
 {
-	struct ebuf b = {0};
+	struct strbuf b = STRBUF_INIT;
 	int version = env->version >= ENVELOPE_VERSION_MIN && env->version <= ENVELOPE_VERSION
 	                  ? env->version
 	                  : ENVELOPE_VERSION;
-	eb_printf(&b, "%s %d\n", ENVELOPE_MAGIC, version);
+	strbuf_printf(&b, "%s %d\n", ENVELOPE_MAGIC, version);
 	for (size_t i = 0; i < NFIELDS; i++) {
 		const struct field *f = &envelope_fields[i];
 		if (f->since > version)
@@ -413,44 +386,54 @@ char *envelope_format(const struct envelope *env, size_t *lenp, size_t *size_off
 		case F_INT:
 		case F_UINT:
 		case F_I64:
-			eb_printf(&b, "%s %" PRId64 "\n", f->key,
-			          clamp64(num_get(env, f), f->min, f->max));
+			strbuf_printf(&b, "%s %" PRId64 "\n", f->key,
+			              clamp64(num_get(env, f), f->min, f->max));
 			break;
 		case F_ID:
 			format_line_str(&b, f->key, env->id);
 			break;
 		case F_ARRIVAL: {
 			int64_t t = env->arrival_usec < 0 ? 0 : env->arrival_usec;
-			eb_printf(&b, "arrival %" PRId64 ".%06" PRId64 "\n", t / 1000000,
-			          t % 1000000);
+			strbuf_printf(&b, "arrival %" PRId64 ".%06" PRId64 "\n", t / 1000000,
+			              t % 1000000);
 			break;
 		}
 		case F_CLASS:
-			eb_printf(&b, "class %s\n", msg_class_name(env->class));
+			strbuf_printf(&b, "class %s\n", msg_class_name(env->class));
 			break;
 		case F_RCPT:
 			format_rcpts(&b, env);
 			break;
 		case F_ORCPT:
+		case F_NOTIFY:
 		case F_REPLY:
 			break; /* written with their rcpt line */
+		case F_HOPS: {
+			if (env->hops < 0)
+				break;
+			char digits[ENVELOPE_HOPS_WIDTH];
+			envelope_format_hops(digits, env->hops);
+			strbuf_lit(&b, "hops ");
+			strbuf_add(&b, digits, sizeof(digits));
+			strbuf_lit(&b, "\n");
+			break;
+		}
 		case F_SIZE: {
 			char digits[ENVELOPE_SIZE_WIDTH];
 			envelope_format_size(digits, env->size);
-			eb_str(&b, "size ");
+			strbuf_lit(&b, "size ");
 			if (size_off)
 				*size_off = b.len;
-			eb_add(&b, digits, sizeof(digits));
-			eb_add(&b, "\n", 1);
+			strbuf_add(&b, digits, sizeof(digits));
+			strbuf_lit(&b, "\n");
 			break;
 		}
 		case F_END:
-			eb_str(&b, "end\n");
+			strbuf_lit(&b, "end\n");
 			break;
 		}
 	}
-	*lenp = b.len;
-	return b.p;
+	return strbuf_detach(&b, lenp);
 }
 
 /* ---- parsing ---- */
@@ -461,7 +444,7 @@ struct pstate {
 	size_t errlen;
 	size_t lineno;
 	int seen[NFIELDS];
-	int rcpt_orcpt_seen, rcpt_reply_seen;
+	int rcpt_orcpt_seen, rcpt_notify_seen, rcpt_reply_seen;
 };
 
 static int perr(struct pstate *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -575,7 +558,7 @@ static int parse_rcpt(struct pstate *ps, const char *val, size_t len)
 	r->attempts = (int)att;
 	r->last_attempt = last;
 	r->next_retry = next;
-	ps->rcpt_orcpt_seen = ps->rcpt_reply_seen = 0;
+	ps->rcpt_orcpt_seen = ps->rcpt_notify_seen = ps->rcpt_reply_seen = 0;
 	return 0;
 }
 
@@ -583,13 +566,20 @@ static int parse_rcpt_extra(struct pstate *ps, const struct field *f, const char
 {
 	if (ps->env->nrcpt == 0)
 		return perr(ps, "'%s' without a preceding 'rcpt'", f->key);
-	int *seen = f->type == F_ORCPT ? &ps->rcpt_orcpt_seen : &ps->rcpt_reply_seen;
+	struct rcpt *r = &ps->env->rcpts[ps->env->nrcpt - 1];
+	int *seen = &ps->rcpt_reply_seen;
+	char **dst = &r->last_reply;
+	if (f->type == F_ORCPT) {
+		seen = &ps->rcpt_orcpt_seen;
+		dst = &r->orcpt;
+	} else if (f->type == F_NOTIFY) {
+		seen = &ps->rcpt_notify_seen;
+		dst = &r->notify;
+	}
 	if (*seen)
 		return perr(ps, "duplicate key '%s' for one recipient", f->key);
 	*seen = 1;
-	struct rcpt *r = &ps->env->rcpts[ps->env->nrcpt - 1];
-	return unescape_value(ps, f->key, val, len,
-	                      f->type == F_ORCPT ? &r->orcpt : &r->last_reply);
+	return unescape_value(ps, f->key, val, len, dst);
 }
 
 static int parse_arrival(struct pstate *ps, const char *val, size_t len)
@@ -644,8 +634,16 @@ static int parse_field(struct pstate *ps, const struct field *f, const char *val
 	case F_RCPT:
 		return parse_rcpt(ps, val, len);
 	case F_ORCPT:
+	case F_NOTIFY:
 	case F_REPLY:
 		return parse_rcpt_extra(ps, f, val, len);
+	case F_HOPS: {
+		/* Fixed width, so that spool_commit() can patch it in place. */
+		if (len != ENVELOPE_HOPS_WIDTH || parse_num(val, len, 0, ENVELOPE_HOPS_MAX, &n) < 0)
+			return bad_value(ps, f->key, val, len);
+		env->hops = (int)n;
+		return 0;
+	}
 	case F_SIZE: {
 		if (len != ENVELOPE_SIZE_WIDTH)
 			return bad_value(ps, f->key, val, len);
@@ -707,7 +705,8 @@ static int parse_line(struct pstate *ps, const char *line, size_t len)
 		if (strlen(f->key) != klen || memcmp(f->key, line, klen) != 0 ||
 		    f->since > ps->env->version)
 			continue;
-		if (f->type != F_RCPT && f->type != F_ORCPT && f->type != F_REPLY) {
+		if (f->type != F_RCPT && f->type != F_ORCPT && f->type != F_NOTIFY &&
+		    f->type != F_REPLY) {
 			if (ps->seen[i])
 				return perr(ps, "duplicate key '%s'", f->key);
 		}

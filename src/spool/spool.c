@@ -429,11 +429,20 @@ int spool_create(struct spool *sp, struct envelope *env, struct spool_file *sf)
 		discard_keep_errno(sp, incfd, env->id);
 		return -1;
 	}
-	free(block);
 	sf->fd = fd;
 	memcpy(sf->id, env->id, QUEUEID_SIZE);
 	sf->size_off = (off_t)size_off;
+	sf->hops_off = 0;
+	sf->hops = env->hops;
+	if (env->hops >= 0 && env->version >= 2) {
+		/* The hops line is the one before size (envelope.h). */
+		if (size_off < ENVELOPE_HOPS_BEFORE_SIZE + 5 ||
+		    memcmp(block + size_off - ENVELOPE_HOPS_BEFORE_SIZE - 5, "hops ", 5) != 0)
+			fatalx("%s: envelope block without its hops line", env->id);
+		sf->hops_off = (off_t)(size_off - ENVELOPE_HOPS_BEFORE_SIZE);
+	}
 	sf->body_start = (off_t)len;
+	free(block);
 	return 0;
 }
 
@@ -452,9 +461,20 @@ int spool_commit(struct spool *sp, struct spool_file *sf, uint64_t size, enum sp
 		errno = EINVAL;
 		goto fail;
 	}
-	envelope_format_size(digits, size);
-	if (pwrite_all(sf->fd, digits, sizeof(digits), sf->size_off) < 0)
-		goto fail;
+	if (sf->hops_off > 0) {
+		/* "NNNNN\nsize DDDD...": both fields in one write. */
+		char both[ENVELOPE_HOPS_BEFORE_SIZE + ENVELOPE_SIZE_WIDTH];
+		envelope_format_hops(both, sf->hops);
+		memcpy(both + ENVELOPE_HOPS_WIDTH, "\nsize ",
+		       ENVELOPE_HOPS_BEFORE_SIZE - ENVELOPE_HOPS_WIDTH);
+		envelope_format_size(both + ENVELOPE_HOPS_BEFORE_SIZE, size);
+		if (pwrite_all(sf->fd, both, sizeof(both), sf->hops_off) < 0)
+			goto fail;
+	} else {
+		envelope_format_size(digits, size);
+		if (pwrite_all(sf->fd, digits, sizeof(digits), sf->size_off) < 0)
+			goto fail;
+	}
 	/* The caller counted what it wrote; if the file disagrees, something
 	 * is badly wrong and the file must not become visible. */
 	if (fstat(sf->fd, &st) < 0)

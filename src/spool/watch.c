@@ -15,7 +15,9 @@
  * scanned once at creation and again every interval seconds; a file
  * missed by inotify waits at most one interval. A callback may therefore
  * see the same ID more than once, and a file may be gone by the time it
- * looks: callers tolerate both.
+ * looks: callers tolerate both. After a configuration reload the stage
+ * calls spool_watch_reload(), which moves the period if
+ * queue_rescan_interval changed and rescans at once.
  */
 #include <errno.h>
 #include <event2/event.h>
@@ -160,6 +162,22 @@ static void watch_on_inotify(evutil_socket_t fd, short what, void *arg)
 	watch_leave(w);
 }
 
+/* Arm (or disarm, for 0) the periodic rescan. */
+static void watch_set_timer(struct spool_watch *w, int64_t interval)
+{
+	w->interval = interval;
+	if (interval <= 0) {
+		if (w->timer_ev)
+			event_del(w->timer_ev);
+		return;
+	}
+	struct timeval tv = {.tv_sec = (time_t)interval, .tv_usec = 0};
+	if (w->timer_ev == NULL)
+		w->timer_ev = event_new(w->base, -1, EV_PERSIST, watch_on_timer, w);
+	if (w->timer_ev == NULL || event_add(w->timer_ev, &tv) < 0)
+		fatalx("spool: cannot add the rescan timer");
+}
+
 struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, unsigned mask,
                                     int64_t interval, watch_fn fn, void *arg)
 {
@@ -167,7 +185,6 @@ struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, u
 	w->base = base;
 	w->sp = sp;
 	w->mask = mask & ((1u << Q_COUNT) - 1);
-	w->interval = interval;
 	w->fn = fn;
 	w->arg = arg;
 	w->ifd = -1;
@@ -198,12 +215,7 @@ struct spool_watch *spool_watch_new(struct event_base *base, struct spool *sp, u
 	w->rescan_ev = event_new(base, -1, 0, watch_on_rescan, w);
 	if (w->rescan_ev == NULL)
 		fatalx("spool: cannot create the rescan event");
-	if (interval > 0) {
-		struct timeval tv = {.tv_sec = (time_t)interval, .tv_usec = 0};
-		w->timer_ev = event_new(base, -1, EV_PERSIST, watch_on_timer, w);
-		if (w->timer_ev == NULL || event_add(w->timer_ev, &tv) < 0)
-			fatalx("spool: cannot add the rescan timer");
-	}
+	watch_set_timer(w, interval);
 	/* The start-up scan runs from the loop, like every other callback. */
 	event_active(w->rescan_ev, EV_TIMEOUT, 0);
 	return w;
@@ -214,6 +226,16 @@ void spool_watch_rescan(struct spool_watch *w)
 	/* Activating an already active event is a no-op: requests made
 	 * before the loop gets to it are merged into one scan. */
 	event_active(w->rescan_ev, EV_TIMEOUT, 0);
+}
+
+int spool_watch_reload(struct spool_watch *w, int64_t interval)
+{
+	int changed = interval != w->interval;
+	/* The watched directories stay; only the safety-net period moves. */
+	if (changed)
+		watch_set_timer(w, interval);
+	spool_watch_rescan(w);
+	return changed;
 }
 
 void spool_watch_free(struct spool_watch *w)

@@ -547,6 +547,13 @@ static void master_config(struct master *m, const char *file, int check)
 		exit(1);
 	}
 	m->rt.cf = &m->cf;
+	if (confcheck_errors(&m->cf, err, sizeof(err)) < 0) {
+		if (check)
+			fprintf(stderr, "%s\n", err);
+		else
+			log_warnx("%s", err);
+		exit(1);
+	}
 	confcheck_warn(&m->cf);
 	if (check)
 		return;

@@ -1,12 +1,18 @@
 /*
- * fuzz_addr.c: libFuzzer target for src/common/addr.c.
+ * fuzz_addr.c: libFuzzer target for src/common/addr.c and the UTF-8
+ * validator it uses (src/common/utf8.c, SMTPUTF8).
  *
  * The input is tried as an SMTP path (exact-length copy, so any read past
  * its end is caught) under several flag sets, and as a NUL-terminated
  * string for the CIDR, domain, split and listen-address parsers. Besides
  * "no crash", it checks what must hold for every accepted input: parts
  * within their limits, flags honoured, and text forms that parse back to
- * the same value.
+ * the same value. The validator is checked against a second,
+ * independent reading of RFC 3629's ABNF (the byte ranges of section 4),
+ * on the whole input and on every accepted UTF-8 path, so that the two
+ * ways of saying "well-formed" can never disagree; the seeds in
+ * t/fuzz/corpus/addr/ include overlong forms, surrogates, C1 controls and
+ * cut sequences.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -16,6 +22,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +43,59 @@ static const int flag_sets[] = {
     ADDR_ALLOW_NULL | ADDR_ALLOW_POSTMASTER | ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8 |
         ADDR_ALLOW_ROUTE | ADDR_ALLOW_NOBRACKETS,
 };
+
+/* RFC 3629 4, byte ranges as written there, minus the C1 controls
+ * (U+0080..U+009F: 0xc2 0x80..0x9f). Returns the sequence length or 0. */
+static size_t ref_seq(const unsigned char *p, size_t n)
+{
+	static const struct {
+		unsigned char lead_lo, lead_hi, second_lo, second_hi;
+		size_t len;
+	} rows[] = {
+	    {0xc2, 0xc2, 0xa0, 0xbf, 2}, {0xc3, 0xdf, 0x80, 0xbf, 2}, {0xe0, 0xe0, 0xa0, 0xbf, 3},
+	    {0xe1, 0xec, 0x80, 0xbf, 3}, {0xed, 0xed, 0x80, 0x9f, 3}, {0xee, 0xef, 0x80, 0xbf, 3},
+	    {0xf0, 0xf0, 0x90, 0xbf, 4}, {0xf1, 0xf3, 0x80, 0xbf, 4}, {0xf4, 0xf4, 0x80, 0x8f, 4},
+	};
+	if (n == 0)
+		return 0;
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		if (p[0] < rows[r].lead_lo || p[0] > rows[r].lead_hi)
+			continue;
+		if (n < rows[r].len || p[1] < rows[r].second_lo || p[1] > rows[r].second_hi)
+			return 0;
+		for (size_t i = 2; i < rows[r].len; i++)
+			if (p[i] < 0x80 || p[i] > 0xbf)
+				return 0;
+		return rows[r].len;
+	}
+	return 0;
+}
+
+static int ref_valid(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+	while (i < n) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		size_t k = ref_seq(p + i, n - i);
+		if (k == 0)
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
+static void check_utf8(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k = utf8_seq(p + i, p + n);
+		CHECK(k == (p[i] < 0x80 ? 0 : ref_seq(p + i, n - i)));
+		CHECK(k <= n - i);
+	}
+	CHECK(utf8_valid(p, n) == ref_valid(p, n));
+}
 
 static void check_path(const char *s, size_t len, int flags)
 {
@@ -71,6 +131,11 @@ static void check_path(const char *s, size_t len, int flags)
 	CHECK(n + 2 <= ADDR_PATH_MAX);
 	if (!a.is_utf8)
 		CHECK(addr_domain_valid(a.domain, a.is_literal));
+	/* SMTPUTF8: what is accepted is well-formed UTF-8, and is_utf8 says
+	 * exactly whether there is any. */
+	CHECK(ref_valid((const unsigned char *)a.local, strlen(a.local)));
+	CHECK(ref_valid((const unsigned char *)a.domain, strlen(a.domain)));
+	CHECK(a.is_utf8 == (utf8_has_8bit(a.local) || utf8_has_8bit(a.domain)));
 	/* The stored form is canonical: it parses back to itself. */
 	snprintf(path, sizeof(path), "<%s>", text);
 	CHECK(addr_parse_path(path, strlen(path), flags, &b, &end) == ADDR_OK);
@@ -189,6 +254,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++)
 		check_path(exact, size, flag_sets[i]);
+	check_utf8((const unsigned char *)exact, size);
 	check_cidr(str);
 	check_listen(str);
 	check_domain(str);

@@ -19,6 +19,7 @@
 #include "addr.h"
 #include "command.h"
 #include "reply.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -75,6 +76,11 @@ static void parse_line(const char *line, size_t len, int flags)
 				CHECK(!m.addr.is_literal);
 			if (m.has_size)
 				CHECK(memmem(cmd.arg, cmd.arglen, "=", 1) != NULL);
+			/* UTF-8 only with SMTPUTF8 (RFC 6531 3.4). */
+			if (m.addr.is_utf8 && !(flags & ADDR_ALLOW_UTF8))
+				CHECK(m.smtputf8);
+		} else if (r == RPL_MAIL_NOT_ASCII) {
+			CHECK(m.addr_err == ADDR_ERR_8BIT && !(flags & ADDR_ALLOW_UTF8));
 		} else if (r == RPL_BAD_SENDER) {
 			CHECK(m.addr_err != ADDR_OK);
 			CHECK(addr_strerror(m.addr_err) != NULL);
@@ -89,6 +95,9 @@ static void parse_line(const char *line, size_t len, int flags)
 		if (r == RPL_NONE) {
 			check_addr(&rc.addr);
 			CHECK(!rc.addr.is_null);
+			CHECK(!rc.addr.is_utf8 || (flags & ADDR_ALLOW_UTF8));
+		} else if (r == RPL_RCPT_NOT_ASCII) {
+			CHECK(rc.addr_err == ADDR_ERR_8BIT && !(flags & ADDR_ALLOW_UTF8));
 		} else if (r == RPL_BAD_RCPT) {
 			CHECK(rc.addr_err != ADDR_OK);
 		}
@@ -111,12 +120,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	while (off < avail) {
 		size_t rest = avail - off;
-		size_t window = rest < CMD_LINE_MAX ? rest : CMD_LINE_MAX;
+		size_t window = rest < CMD_WINDOW_MAX ? rest : CMD_WINDOW_MAX;
 		struct cmd_frame f;
 		enum cmd_frame_status st = cmd_frame(in + off, window, discarding, &f);
 		if (st == CMD_FRAME_MORE) {
 			/* An unterminated last line is still worth parsing. */
-			CHECK(window < CMD_LINE_MAX);
+			CHECK(window < CMD_WINDOW_MAX);
 			char *copy = malloc(window ? window : 1);
 			CHECK(copy != NULL);
 			memcpy(copy, in + off, window);
@@ -132,7 +141,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			CHECK(st == CMD_FRAME_LINE);
 			CHECK(!discarding);
-			CHECK(f.len < f.consumed && f.consumed <= CMD_LINE_MAX);
+			CHECK(f.len < f.consumed && f.consumed <= CMD_WINDOW_MAX);
+			CHECK(f.consumed <= CMD_LINE_MAX ||
+			      ascii_strncasecmp(in + off, "MAIL ", 5) == 0 ||
+			      ascii_strncasecmp(in + off, "RCPT ", 5) == 0);
 			CHECK(f.consumed - f.len == (f.bare_lf ? 1u : 2u));
 			char *copy = malloc(f.len ? f.len : 1);
 			CHECK(copy != NULL);

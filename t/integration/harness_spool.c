@@ -188,7 +188,8 @@ int h_maildir_list(const char *maildir, char ***paths)
 			n++;
 		}
 		closedir(dir);
-		qsort(v + first, (size_t)(n - first), sizeof(*v), cmp_str);
+		if (n > first) /* v is still NULL when both are empty */
+			qsort(v + first, (size_t)(n - first), sizeof(*v), cmp_str);
 	}
 	*paths = v;
 	return n;

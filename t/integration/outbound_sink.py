@@ -4,7 +4,11 @@
 # transaction becomes DIR/N.env (helo, sender, recipients, whether the
 # envelope came pipelined and how many command lines were already buffered
 # behind MAIL, the connection number, the most connections seen at once,
-# RSETs on the connection, MAIL's SIZE= value or -1) and DIR/N.data (the message, dot-unstuffed, byte for byte).
+# RSETs on the connection, MAIL's SIZE= value or -1, MAIL's parameters as
+# "params", and what followed the address in MAIL and in each accepted
+# RCPT as "mail-params" and "rcpt-params" lines) and DIR/N.data (the
+# message, dot-unstuffed, byte for byte). Addresses are stored octet for
+# octet (UTF-8 included).
 #
 # Behaviour switches: --tempfail N answers 451 to the first N transactions'
 # MAIL; recipients whose local part starts with "unknown" get 550 5.1.1;
@@ -13,9 +17,12 @@
 # --tls CERT KEY offers STARTTLS; --stall S waits S seconds before the
 # reply to the first transaction's final dot, --delay S before every one;
 # --stall-data S stops reading for S seconds after the first 354;
-# --no-pipelining leaves PIPELINING out of the EHLO reply; --hang-up
+# --no-pipelining leaves PIPELINING out of the EHLO reply; --dsn offers
+# DSN (RFC 3461) in it; --hang-up
 # closes the connection after each reply to the final dot; --unix PATH
-# listens on a unix socket instead of --addr/--port.
+# listens on a unix socket instead of --addr/--port; --smtputf8 offers
+# SMTPUTF8 (RFC 6531), without which a non-ASCII MAIL or RCPT address gets
+# 550/553 5.6.7 as from a server that does not know the extension.
 import argparse
 import asyncio
 import os
@@ -33,18 +40,22 @@ class Sink:
         self.tempfails = args.tempfail
         self.data_stalls = 1 if args.stall_data > 0 else 0
 
-    def store(self, helo, sender, rcpts, data, pipelined, tls, conn, batch, rsets, size):
+    def store(self, helo, sender, rcpts, data, pipelined, tls, conn, batch, rsets, size,
+              params="", mail_params="", rcpt_params=()):
         self.count += 1
         base = os.path.join(self.args.dir, "%d" % self.count)
         with open(base + ".data.tmp", "wb") as f:
             f.write(data)
-        with open(base + ".env.tmp", "w") as f:
+        with open(base + ".env.tmp", "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write("helo %s\nfrom %s\npipelined %d\nbatch %d\ntls %d\nconn %d\n"
-                    "maxconc %d\nrset %d\nsize %d\n"
+                    "maxconc %d\nrset %d\nsize %d\nparams %s\n"
                     % (helo, sender, pipelined, batch, tls, conn, self.max_active, rsets,
-                       size))
+                       size, params))
             for r in rcpts:
                 f.write("rcpt %s\n" % r)
+            f.write("mail-params %s\n" % mail_params)
+            for r in rcpt_params:
+                f.write("rcpt-params %s\n" % r)
         os.rename(base + ".data.tmp", base + ".data")
         os.rename(base + ".env.tmp", base + ".env")
 
@@ -55,6 +66,8 @@ class Sink:
         batch = 0
         rsets = 0
         size = -1
+        params = ""
+        mail_params, rcpt_params = "", []
         self.conns += 1
         conn = self.conns
         self.active += 1
@@ -70,7 +83,7 @@ class Sink:
                 line = await asyncio.wait_for(reader.readline(), 60)
                 if not line:
                     return
-                cmd = line.decode("latin-1").rstrip("\r\n")
+                cmd = line.decode("utf-8", "surrogateescape").rstrip("\r\n")
                 verb = cmd[:4].upper()
                 if verb in ("EHLO", "LHLO"):
                     if args.no_ehlo or (verb == "LHLO") != args.lmtp:
@@ -78,6 +91,10 @@ class Sink:
                         continue
                     helo = cmd[5:]
                     ext = ["SIZE 10000000", "8BITMIME"]
+                    if args.dsn:
+                        ext.append("DSN")
+                    if args.smtputf8:
+                        ext.append("SMTPUTF8")
                     if not args.no_pipelining:
                         ext.insert(0, "PIPELINING")
                     if args.tls and not tls:
@@ -102,7 +119,14 @@ class Sink:
                         await reply("451 4.3.0 try again later")
                         continue
                     sender = cmd[cmd.index("<") + 1:cmd.index(">")]
+                    params = " ".join(cmd[cmd.index(">") + 1:].split())
+                    if not args.smtputf8 and not line.isascii():
+                        sender = None
+                        await reply("550 5.6.7 non-ASCII address without SMTPUTF8")
+                        continue
                     size = -1
+                    mail_params = cmd[cmd.index(">") + 1:].strip()
+                    rcpt_params = []
                     for param in cmd[cmd.index(">") + 1:].split():
                         if param.upper().startswith("SIZE="):
                             size = int(param[5:])
@@ -113,10 +137,14 @@ class Sink:
                         await reply("503 5.5.1 need MAIL")
                         continue
                     r = cmd[cmd.index("<") + 1:cmd.index(">")]
+                    if not args.smtputf8 and not line.isascii():
+                        await reply("553 5.6.7 non-ASCII address without SMTPUTF8")
+                        continue
                     if r.startswith("unknown"):
                         await reply("550 5.1.1 <%s>: no such user" % r)
                         continue
                     rcpts.append(r)
+                    rcpt_params.append(cmd[cmd.index(">") + 1:].strip())
                     await reply("250 2.1.5 ok")
                 elif verb == "DATA":
                     if sender is None or not rcpts:
@@ -139,7 +167,7 @@ class Sink:
                             l = l[1:]
                         data += l
                     self.store(helo, sender, rcpts, bytes(data), pipelined, tls, conn, batch,
-                               rsets, size)
+                               rsets, size, params, mail_params, rcpt_params)
                     if self.args.delay > 0:
                         await asyncio.sleep(self.args.delay)
                     if self.args.stall > 0 and self.count == 1:
@@ -189,6 +217,8 @@ async def main():
     p.add_argument("--stall-data", type=float, default=0)
     p.add_argument("--no-pipelining", action="store_true")
     p.add_argument("--hang-up", action="store_true")
+    p.add_argument("--dsn", action="store_true")
+    p.add_argument("--smtputf8", action="store_true")
     args = p.parse_args()
     sink = Sink(args)
     if args.unix:

@@ -231,32 +231,58 @@ static const struct step battery[] = {
     {"MAIL FROM:<a@example.net>", 503, "5.5.1"},
     {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
     {"DATA", 503, "5.5.1"},
+    /* BDAT (RFC 3030) out of sequence; its chunk (none here) is read
+     * all the same. A size then anything but LAST is a syntax error. */
+    {"BDAT 0", 503, "5.5.1"},
+    {"BDAT 0 LAST", 503, "5.5.1"},
+    {"BDAT 0 LAST now", 501, "5.5.4"},
     {"", 500, "5.5.1"},
     {"XYZZY", 500, "5.5.1"},
     {"RSET now", 501, "5.5.4"},
     {"VRFY", 501, "5.5.4"},
     {"ehlo mta.example.net", 250, NULL},
+    {"BDAT 0 LAST", 503, "5.5.1"},
     /* MAIL syntax and parameters (RFC 5321 4.1.1.2, RFC 1870, 6152). */
     {"MAIL FROM<a@example.net>", 501, "5.5.4"},
     {"MAIL FROM:a@example.net", 501, "5.1.7"},
     {"MAIL FROM:<a@example.net> FOO=BAR", 555, "5.5.4"},
-    {"MAIL FROM:<a@example.net> SMTPUTF8", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> SMTPUTF8=yes", 501, "5.5.4"},
+    {"MAIL FROM:<j\xc3\xb6rg@example.net>", 550, "5.6.7"},
     {"MAIL FROM:<a@example.net> SIZE=99999999999", 552, "5.3.4"},
     {"MAIL FROM:<a@example.net> SIZE=12k", 501, "5.5.4"},
     {"MAIL FROM:<a@example.net> SIZE=1 SIZE=1", 501, "5.5.4"},
     {"MAIL FROM:<a@example.net> BODY=9BIT", 501, "5.5.4"},
     {"MAIL FROM:<a@example.net> BODY=7BIT BODY=7BIT", 501, "5.5.4"},
+    /* DSN (RFC 3461 4.3, 4.4): bad values and repeats are syntax errors. */
+    {"MAIL FROM:<a@example.net> RET=BODY", 501, "5.5.4"},
+    {"MAIL FROM:<a@example.net> RET=FULL RET=FULL", 501, "5.5.4"},
+    {"MAIL FROM:<a@example.net> ENVID=a+2z", 501, "5.5.4"},
     {"mail from: <a@example.net>   ", 250, "2.1.0"},
     {"MAIL FROM:<a@example.net>", 503, "5.5.1"},
     {"DATA", 503, "5.5.1"},
     /* RCPT (RFC 5321 4.1.1.3, 4.5.1). */
     {"RCPT TO:<>", 501, "5.1.3"},
-    {"RCPT TO:<bob@localhost> NOTIFY=NEVER", 555, "5.5.4"},
+    /* DSN (RFC 3461 4.1, 4.2). */
+    {"RCPT TO:<bob@localhost> NOTIFY=NEVER,DELAY", 501, "5.5.4"},
+    {"RCPT TO:<bob@localhost> NOTIFY=NEVER NOTIFY=NEVER", 501, "5.5.4"},
+    {"RCPT TO:<bob@localhost> ORCPT=bob@localhost", 501, "5.5.4"},
     {"RCPT TO:<bob@other.example>", 554, "5.7.1"},
     {"RCPT TO:<postmaster>", 250, "2.1.5"},
     {"rcpt to: <Bob@LocalHost.>", 250, "2.1.5"},
     {"STARTTLS", 503, "5.5.1"},
     {"NOOP", 250, "2.0.0"},
+    /* A chunk of the message; then DATA in the same transaction is 503
+     * (RFC 3030 2) and the message is dropped, so BDAT LAST finds no
+     * transaction. */
+    {"BDAT 0", 250, "2.0.0"},
+    {"DATA", 503, "5.5.1"},
+    {"BDAT 0 LAST", 503, "5.5.1"},
+    {"MAIL FROM:<a@example.net>", 250, "2.1.0"},
+    {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
+    {"BDAT 0", 250, "2.0.0"},
+    {"RCPT TO:<postmaster>", 503, "5.5.1"},
+    {"MAIL FROM:<a@example.net>", 250, "2.1.0"},
+    {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
     /* A second EHLO ends the transaction (RFC 5321 4.1.4). */
     {"EHLO mta.example.net", 250, NULL},
     {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
@@ -264,9 +290,16 @@ static const struct step battery[] = {
     /* Extensions exist only after EHLO (RFC 5321 4.1.1.1). */
     {"MAIL FROM:<a@example.net> SIZE=10", 555, "5.5.4"},
     {"MAIL FROM:<a@example.net> BODY=8BITMIME", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> RET=HDRS", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> ENVID=x", 555, "5.5.4"},
+    {"MAIL FROM:<a@example.net> SMTPUTF8", 555, "5.5.4"},
     {"STARTTLS", 503, "5.5.1"},
     {"MAIL FROM:<>", 250, "2.1.0"},
+    {"RCPT TO:<bob@localhost> NOTIFY=SUCCESS", 555, "5.5.4"},
     {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
+    /* CHUNKING is offered after EHLO only. */
+    {"BDAT 0 LAST", 503, "5.5.1"},
+    {"RCPT TO:<bob@localhost>", 503, "5.5.1"},
     {"QUIT now", 501, "5.5.4"},
     {"QUIT", 221, "2.0.0"},
 };
@@ -284,6 +317,110 @@ Test(conformance, command_battery)
 	cr_expect(h_log_has(&D, "reject: MAIL from unknown[127.0.0.2]"), "MAIL refusal not logged");
 	cr_expect(h_log_has(&D, "555 5.5.4 Unsupported parameter: FOO"), "555 not logged");
 	cr_expect(h_log_has(&D, "to=<bob@other.example>"), "relay refusal not logged");
+	cr_expect(h_log_has(&D, "reject: BDAT from unknown[127.0.0.2]"), "BDAT refusal not logged");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* SMTPUTF8 (RFC 6531), the way a conformance battery probes it: the
+ * keyword, the parameter (no value, once, after EHLO only), UTF-8 in
+ * paths only inside an SMTPUTF8 transaction (550 5.6.7 for MAIL, 553 5.6.7
+ * for RCPT, 3.5), malformed UTF-8 as an address syntax error, VRFY with
+ * the SMTPUTF8 argument (3.7.4.2) answered as VRFY is, and a transaction
+ * that ends with the flag gone (RSET, a new MAIL). */
+static const struct step smtputf8_battery[] = {
+    {"EHLO mta.example.net", 250, NULL},
+    {"MAIL FROM:<j\xc3\xb6rg@example.net> BODY=8BITMIME", 550, "5.6.7"},
+    {"MAIL FROM:<a@b\xc3\xbc"
+     "cher.example>",
+     550, "5.6.7"},
+    {"MAIL FROM:<a@example.net> SMTPUTF8 SMTPUTF8", 501, "5.5.4"},
+    {"MAIL FROM:<a\xc0\xaf@example.net> SMTPUTF8", 501, "5.1.7"},
+    {"MAIL FROM:<a\xed\xa0\x80@example.net> SMTPUTF8", 501, "5.1.7"},
+    {"MAIL FROM:<a\xc2\x9b@example.net> SMTPUTF8", 501, "5.1.7"},
+    {"MAIL FROM:<a\xf4\x90\x80\x80@example.net> SMTPUTF8", 501, "5.1.7"},
+    {"MAIL FROM:<a@example.net>", 250, "2.1.0"},
+    {"RCPT TO:<j\xc3\xb6rg@localhost>", 553, "5.6.7"},
+    {"RCPT TO:<bob@localhost>", 250, "2.1.5"},
+    {"RSET", 250, "2.0.0"},
+    {"mail from:<j\xc3\xb6rg@example.net> smtputf8 body=8bitmime", 250, "2.1.0"},
+    {"RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@localhost>", 250, "2.1.5"},
+    {"RCPT TO:<\"j\xc3\xb6rg x\"@localhost>", 250, "2.1.5"},
+    {"RCPT TO:<bad\xe0\x80\xaf@localhost>", 501, "5.1.3"},
+    {"RCPT TO:<bad\xc3@localhost>", 501, "5.1.3"},
+    {"RCPT TO:<x@\xe4\xbe\x8b\xe5\xad\x90.example>", 554, "5.7.1"},
+    {"RSET", 250, "2.0.0"},
+    /* The flag belonged to that transaction. */
+    {"MAIL FROM:<a@example.net>", 250, "2.1.0"},
+    {"RCPT TO:<\xe7\x94\xa8\xe6\x88\xb7@localhost>", 553, "5.6.7"},
+    {"RSET", 250, "2.0.0"},
+    {"VRFY j\xc3\xb6rg SMTPUTF8", 252, "2.5.2"},
+    {"VRFY j\xc3\xb6rg", 252, "2.5.2"},
+    {"QUIT", 221, "2.0.0"},
+};
+
+Test(conformance, smtputf8_battery)
+{
+	h_daemon_init(&D);
+	h_set(&D, "max_errors", "100");
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	int got = h_cmd(&C1, "EHLO mta.example.net");
+	cr_expect_eq(got, 250);
+	cr_expect(h_last_has(&C1, "-SMTPUTF8\r\n") || h_last_has(&C1, " SMTPUTF8\r\n"),
+	          "SMTPUTF8 not offered: %s", C1.last);
+	run_steps(&C1, smtputf8_battery, sizeof(smtputf8_battery) / sizeof(smtputf8_battery[0]));
+	cr_expect(h_wait_closed(&C1, 5000), "no close after QUIT");
+	h_close(&C1);
+	/* Each refusal is logged with its reply; no reply had UTF-8. */
+	cr_expect(h_log_has(&D, "550 5.6.7 Non-ASCII sender address"), "550 5.6.7 not logged");
+	cr_expect(h_log_has(&D, "553 5.6.7 Non-ASCII recipient address"), "553 5.6.7 not logged");
+	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* DSN (RFC 3461): offered after EHLO; every parameter in its valid
+ * forms is accepted, in any case, with the longer RCPT line it allows
+ * (500 more octets), and the message is taken. */
+Test(conformance, dsn_parameters)
+{
+	h_daemon_init(&D);
+	h_daemon_start(&D);
+	h_open(&C1, "127.0.0.2", D.port);
+	h_expect(&C1, 250, "EHLO mta.example.net");
+	cr_expect(h_last_has(&C1, "\r\n250-DSN\r\n") || h_last_has(&C1, "\r\n250 DSN\r\n"),
+	          "DSN not in the EHLO reply: %s", C1.last);
+	char envid[101], orcpt[501], line[1100];
+	memset(envid, 'e', 100);
+	envid[100] = '\0';
+	memcpy(orcpt, "rfc822;", 7);
+	memset(orcpt + 7, 'o', 493);
+	orcpt[500] = '\0';
+	/* The longest ENVID, RET in lower case, with SIZE. */
+	snprintf(line, sizeof(line), "MAIL FROM:<a@example.net> ret=FULL ENVID=%s SIZE=100", envid);
+	expect_enh(&C1, 250, "2.1.0", line);
+	expect_enh(&C1, 250, "2.1.5", "RCPT TO:<bob@localhost> NOTIFY=success,failure,delay");
+	expect_enh(&C1, 250, "2.1.5", "RCPT TO:<carol@localhost> NOTIFY=NEVER ORCPT=rfc822;c+2B1");
+	snprintf(line, sizeof(line), "RCPT TO:<dave@localhost> NOTIFY=DELAY ORCPT=%s", orcpt);
+	cr_expect_gt(strlen(line) + 2, 512);
+	expect_enh(&C1, 250, "2.1.5", line);
+	size_t len;
+	char *msg = h_make_message("dsn conformance", "dsn-conf-1", &len);
+	size_t dl;
+	char *d = h_dotstuff(msg, len, &dl);
+	h_expect(&C1, 354, "DATA");
+	h_send(&C1, d, dl);
+	h_expect_reply(&C1, 250, "end of data");
+	/* Over the limits: the RCPT line past 1012 octets is too long. */
+	snprintf(line, sizeof(line), "RCPT TO:<dave@localhost> ORCPT=%s%0500d", orcpt, 0);
+	expect_enh(&C1, 500, "5.5.2", line);
+	h_expect(&C1, 221, "QUIT");
+	h_close(&C1);
+	char md[H_PATH];
+	h_maildir(&D, "localhost", "dave", md, sizeof(md));
+	cr_expect_eq(h_maildir_wait(md, 1, 20000), 1, "the message was not delivered");
+	free(d);
+	free(msg);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
 }

@@ -498,6 +498,36 @@ Test(daemon, backscatter_warning)
 	h_daemon_free(&D);
 }
 
+/* A history_store the history module cannot read is a configuration
+ * error: tempomxd -n says so and exits 1, and the daemon does not start
+ * (rather than running on its local store only, unnoticed). */
+Test(daemon, bad_history_store_refused)
+{
+	char *out = NULL;
+	int st;
+
+	h_daemon_init(&D);
+	h_write_conf(&D);
+	st = run_daemon(&D, "-n", "history_store=redis://127.0.0.1", 10000, &out);
+	cr_expect_eq(st, 1, "tempomxd -n exit %d with a port-less redis:// store:\n%s", st, out);
+	cr_expect(strstr(out, "history_store") != NULL, "no reason given:\n%s", out);
+	free(out);
+	out = NULL;
+	st = run_daemon(&D, "-n", "history_store=memcache://127.0.0.1:11211", 10000, &out);
+	cr_expect_eq(st, 1, "tempomxd -n exit %d with an unknown scheme:\n%s", st, out);
+	free(out);
+	out = NULL;
+	st = run_daemon(&D, "-n", "history_store=redis://127.0.0.1:6379/1", 10000, &out);
+	cr_expect_eq(st, 0, "tempomxd -n exit %d with a good redis:// store:\n%s", st, out);
+	free(out);
+	out = NULL;
+	h_set(&D, "history_store", "unix:relative/path");
+	cr_expect_neq(h_daemon_try_start(&D, 5000), 0, "the daemon started with a bad store");
+	cr_expect(h_log_has(&D, "history_store"), "the log does not say why");
+	h_daemon_kill(&D);
+	h_daemon_free(&D);
+}
+
 /* RLIMIT_NOFILE: the soft limit is raised to what max_connections needs,
  * up to the hard limit; below that, max_connections is lowered with a
  * warning. */

@@ -10,16 +10,20 @@
  * line ends (the harness sets maildir_crlf = yes to compare octets) and
  * dots unstuffed. With the default (maildir_crlf = no) the same message
  * is stored with LF line ends, and every file has one X-Tempomx-Class.
+ * Loop detection at delivery uses the Received: count smtpd keeps in the
+ * envelope, and reads the header only for files without one.
  */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 
 #include <ctype.h>
+#include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "harness.h"
 
@@ -632,5 +636,120 @@ Test(delivery, lf_line_ends_by_default)
 	free(f);
 	h_free_list(files, n);
 	h_daemon_stop(&D);
+	h_daemon_free(&D);
+}
+
+/* ---- loop detection (RFC 5321 6.3) by the count in the envelope ---- */
+
+/* smtpd counts the Received: fields while it receives the message and
+ * the envelope carries the count (ours included): here 2 + ours, kept in
+ * deferred/ by a destination that does not answer. */
+Test(delivery, received_fields_counted_into_the_envelope)
+{
+	static const char *const rcpts[] = {"u@remote.test", NULL};
+	static const char msg[] = "Received: from a by b; Thu, 3 Dec 2026 10:00:00 +0000\r\n"
+	                          "Received: from c\r\n\tby d; Thu, 3 Dec 2026 09:00:00 +0000\r\n"
+	                          "Subject: counted\r\n\r\nReceived: in the body, not counted\r\n";
+	h_daemon_init(&D);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", h_free_port());
+	h_set(&D, "retry_min", "1h");
+	h_daemon_start(&D);
+	cr_assert_eq(h_send_mail(D.port, NULL, "sender@localhost", rcpts, msg, sizeof(msg) - 1),
+	             250);
+	long long until = h_now_ms() + DELIVERY_WAIT_MS;
+	while (h_spool_count(&D, "deferred") < 1 && h_now_ms() < until)
+		h_sleep_ms(100);
+	int n = 0;
+	char *text = h_spool_slurp(&D, "deferred", &n);
+	cr_assert_eq(n, 1, "deferred/ holds %d files", n);
+	cr_expect(strstr(text, "\nhops 00003\nsize ") != NULL, "no count of 3 in:\n%.1500s", text);
+	free(text);
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
+	h_daemon_free(&D);
+}
+
+/* A version 2 spool file in out/, as a stage hands one on: an envelope
+ * with hops (when not NULL) over a message with nrecv Received: fields,
+ * from bob@localhost to u@remote.test. */
+static void put_out_file(const char *id, const char *hops, int nrecv)
+{
+	char *body = NULL, *text = NULL, tmp[H_PATH + 32], dst[H_PATH + 64];
+	size_t blen = 0;
+	FILE *f = open_memstream(&body, &blen);
+	cr_assert_not_null(f);
+	for (int i = 0; i < nrecv; i++)
+		fprintf(f, "Received: from hop%d.example.test by hop%d.example.test\r\n", i, i + 1);
+	fprintf(f, "Subject: loop %s\r\n\r\nround and round\r\n", id);
+	cr_assert_eq(fclose(f), 0);
+	int tlen =
+	    asprintf(&text,
+	             "tempomx-envelope 2\nid %s\narrival %lld.000000\nclient-addr 192.0.2.1\n"
+	             "client-port 25\nclient-name unknown\nhelo loop.example.test\n"
+	             "protocol ESMTP\nsender bob@localhost\nsmtputf8 0\nclass hi\n"
+	             "verdict good\nscore 0\nattempts 0\nnext-retry 0\nscan-result clean\n"
+	             "rcpt pending 0 0 0 u@remote.test\n%s%s%ssize %020zu\nend\n%s",
+	             id, (long long)time(NULL), hops ? "hops " : "", hops ? hops : "",
+	             hops ? "\n" : "", blen, body);
+	cr_assert_gt(tlen, 0);
+	snprintf(tmp, sizeof(tmp), "%s/test.tmp", D.spool);
+	snprintf(dst, sizeof(dst), "%s/out/%s", D.spool, id);
+	cr_assert_eq(h_write_file(tmp, text, (size_t)tlen, 0600), 0);
+	h_chown_run_user(tmp);
+	cr_assert_eq(rename(tmp, dst), 0, "rename to %s: %s", dst, strerror(errno));
+	free(text);
+	free(body);
+}
+
+/* The bounce in bob's Maildir about the message with the token. */
+static int loop_bounced(const char *md, const char *id)
+{
+	char **files;
+	int n = h_maildir_list(md, &files), found = 0;
+	for (int i = 0; i < n; i++) {
+		size_t len;
+		char *f = h_read_file(files[i], &len);
+		if (f && h_contains(f, len, id) && h_contains(f, len, "5.4.6"))
+			found = 1;
+		free(f);
+	}
+	h_free_list(files, n);
+	return found;
+}
+
+/* Delivery takes the count from the envelope (60 > max_hops 50 over a
+ * message that has only one Received: field) and, for a file whose
+ * envelope has none (written before it did), counts the message's own
+ * fields. Either way the loop bounces with 5.4.6 and nothing is sent. */
+Test(delivery, loop_detected_by_the_envelope_count)
+{
+	static const char id_env[] = "065A0B1C0000000000B001";
+	static const char id_old[] = "065A0B1C0000000000B002";
+	static const char id_low[] = "065A0B1C0000000000B003";
+	char md[H_PATH];
+	h_daemon_init(&D);
+	h_set(&D, "default_transport", "smtp:[127.0.0.1]:%d", h_free_port());
+	h_set(&D, "retry_min", "1h");
+	h_daemon_start(&D);
+	put_out_file(id_env, "00060", 1);
+	put_out_file(id_old, NULL, 60);
+	/* The envelope's count wins over the message's: not a loop. */
+	put_out_file(id_low, "00002", 60);
+	h_maildir(&D, "localhost", "bob", md, sizeof(md));
+	int n = h_maildir_wait(md, 2, DELIVERY_WAIT_MS);
+	if (n != 2)
+		h_dump_log(&D, 40);
+	cr_assert_eq(n, 2, "bob has %d reports, expected 2", n);
+	cr_expect(loop_bounced(md, id_env), "no 5.4.6 report about %s", id_env);
+	cr_expect(loop_bounced(md, id_old), "no 5.4.6 report about %s", id_old);
+	cr_expect(h_log_wait(&D, "too many hops (60 Received: headers)", 5000));
+	cr_expect(h_log_wait(&D, id_low, 5000));
+	long long until = h_now_ms() + DELIVERY_WAIT_MS;
+	while (h_spool_count(&D, "deferred") < 1 && h_now_ms() < until)
+		h_sleep_ms(100);
+	cr_expect_eq(h_spool_count(&D, "deferred"), 1, "%s was not tried and deferred", id_low);
+	cr_expect(!loop_bounced(md, id_low), "%s bounced as a loop", id_low);
+	h_daemon_stop(&D);
+	h_check_sanitizers(&D);
 	h_daemon_free(&D);
 }

@@ -390,14 +390,28 @@ static int read_picks(struct h_daemon *d, struct picked *out, int max)
 	return n;
 }
 
+/* The scanner child's pid, from the master's last complete "child scanner
+ * started, pid N" line (a line still being written when the log is read
+ * would give a truncated pid: wait, bounded, for its end). */
 static pid_t scanner_pid(struct h_daemon *d)
 {
-	size_t len;
-	char *log = h_read_file(d->log, &len);
+	const char *needle = "child scanner started, pid ";
+	long long end = h_now_ms() + 10000;
 	pid_t pid = 0;
-	for (char *p = log; p && (p = strstr(p, "child scanner started, pid ")) != NULL; p++)
-		pid = (pid_t)atoi(p + 27);
-	free(log);
+	do {
+		size_t len;
+		char *log = h_read_file(d->log, &len);
+		for (char *p = log; p && (p = strstr(p, needle)) != NULL; p++) {
+			char *q = p + strlen(needle), *e;
+			long v = strtol(q, &e, 10);
+			if (e > q && *e == '\n')
+				pid = (pid_t)v;
+		}
+		free(log);
+		if (pid > 0)
+			break;
+		h_sleep_ms(20);
+	} while (h_now_ms() < end);
 	return pid;
 }
 

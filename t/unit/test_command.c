@@ -88,6 +88,33 @@ Test(command, frame_table)
 	}
 }
 
+/* RFC 3461 4: MAIL may be 100 octets longer, RCPT 500 (DSN). */
+Test(command, frame_dsn_lengths)
+{
+	static const struct {
+		const char *verb;
+		size_t total; /* octets with CR LF */
+		enum cmd_frame_status want;
+	} cases[] = {
+	    {"MAIL ", 612, CMD_FRAME_LINE},    {"MAIL ", 613, CMD_FRAME_DISCARD},
+	    {"rcpt ", 1012, CMD_FRAME_LINE},   {"RCPT ", 1013, CMD_FRAME_DISCARD},
+	    {"NOOP ", 513, CMD_FRAME_DISCARD}, {"MAILX", 513, CMD_FRAME_DISCARD},
+	};
+	for (size_t i = 0; i < N(cases); i++) {
+		char buf[2048];
+		size_t n = cases[i].total;
+		memset(buf, 'a', n);
+		memcpy(buf, cases[i].verb, 5);
+		memcpy(buf + n - 2, "\r\n", 2);
+		size_t window = n < CMD_WINDOW_MAX ? n : CMD_WINDOW_MAX;
+		struct cmd_frame f;
+		enum cmd_frame_status st = cmd_frame(buf, window, 0, &f);
+		cr_expect_eq(st, cases[i].want, "%s%zu: %d", cases[i].verb, n, st);
+		if (st == CMD_FRAME_LINE)
+			cr_expect_eq(f.len, n - 2);
+	}
+}
+
 Test(command, frame_pipelined_lines)
 {
 	const char *in = "MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\nDATA\r\n";
@@ -304,6 +331,7 @@ static const struct mail_case mail_cases[] = {
      ADDR_OK},
     {"FROM:<\"a b\"@b.example>", 0, RPL_NONE, "\"a b\"@b.example", 0, 0, CMD_BODY_NONE, "",
      ADDR_OK},
+    {"FROM:<> SMTPUTF8", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
     /* syntax of the command */
     {"FROM <a@b.example>", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
     {"FROM:", 0, RPL_MAIL_SYNTAX, NULL, 0, 0, 0, "", ADDR_OK},
@@ -316,7 +344,8 @@ static const struct mail_case mail_cases[] = {
     {"FROM:<a@[192.0.2.1]>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_LITERAL},
     {"FROM:<a@b.example>SIZE=1", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_SYNTAX},
     {"FROM:<postmaster>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_DOMAIN},
-    {"FROM:<a\xc3\xa9@b.example>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_8BIT},
+    /* RFC 6531 3.5: UTF-8 without SMTPUTF8 is 550 5.6.7, not a syntax error */
+    {"FROM:<a\xc3\xa9@b.example>", 0, RPL_MAIL_NOT_ASCII, NULL, 0, 0, 0, "", ADDR_ERR_8BIT},
     {"FROM:<a..b@b.example>", 0, RPL_BAD_SENDER, NULL, 0, 0, 0, "", ADDR_ERR_LOCAL},
     /* parameters: malformed -> 501 */
     {"FROM:<> SIZE=abc", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "SIZE", ADDR_OK},
@@ -332,10 +361,14 @@ static const struct mail_case mail_cases[] = {
     {"FROM:<> SIZE=1 SIZE=2", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "SIZE", ADDR_OK},
     {"FROM:<> BODY=7BIT body=8bitmime", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "body", ADDR_OK},
     /* parameters we do not advertise -> 555 */
-    {"FROM:<> SMTPUTF8", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "SMTPUTF8", ADDR_OK},
     {"FROM:<> BODY=BINARYMIME", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "BODY", ADDR_OK},
-    {"FROM:<> RET=HDRS", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "RET", ADDR_OK},
-    {"FROM:<> ENVID=abc", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    /* DSN (RFC 3461): accepted; bad values -> 501 (their parsing: test_dsn.c) */
+    {"FROM:<> RET=HDRS", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> ENVID=abc", 0, RPL_NONE, "", 0, 0, CMD_BODY_NONE, "", ADDR_OK},
+    {"FROM:<> RET=ALL", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "RET", ADDR_OK},
+    {"FROM:<> ENVID=a+2", 0, RPL_PARAM_SYNTAX, NULL, 0, 0, 0, "ENVID", ADDR_OK},
+    {"FROM:<> RET=FULL ret=hdrs", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "ret", ADDR_OK},
+    {"FROM:<> ENVID=a ENVID=b", 0, RPL_PARAM_DUP, NULL, 0, 0, 0, "ENVID", ADDR_OK},
     {"FROM:<> AUTH=<>", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "AUTH", ADDR_OK},
     {"FROM:<> X-UNKNOWN=1", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "X-UNKNOWN", ADDR_OK},
     {"FROM:<> SIZE=10 XYZ", 0, RPL_PARAM_UNKNOWN, NULL, 0, 0, 0, "XYZ", ADDR_OK},
@@ -397,8 +430,11 @@ static const struct rcpt_case rcpt_cases[] = {
     {"TO:", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
     {"TO", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
     {"FROM:<u@example.test>", 0, RPL_RCPT_SYNTAX, NULL, 0, ""},
-    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_PARAM_UNKNOWN, NULL, 0, "NOTIFY"},
-    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_PARAM_UNKNOWN, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> NOTIFY=NEVER", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@example.test> ORCPT=rfc822;u@example.test", 0, RPL_NONE, "u@example.test", 0, ""},
+    {"TO:<u@example.test> NOTIFY=NEVER,DELAY", 0, RPL_PARAM_SYNTAX, NULL, 0, "NOTIFY"},
+    {"TO:<u@example.test> ORCPT=u@example.test", 0, RPL_PARAM_SYNTAX, NULL, 0, "ORCPT"},
+    {"TO:<u@example.test> NOTIFY=DELAY NOTIFY=DELAY", 0, RPL_PARAM_DUP, NULL, 0, "NOTIFY"},
     {"TO:<u@example.test> FOO", 0, RPL_PARAM_UNKNOWN, NULL, 0, "FOO"},
     {"TO:<u@example.test> =x", 0, RPL_PARAM_SYNTAX, NULL, 0, "=x"},
 };
@@ -421,6 +457,57 @@ Test(command, rcpt_table)
 			cr_expect_str_eq(rc.param, c->param, "RCPT %s: param", c->arg);
 		}
 	}
+}
+
+/* The DSN values reach the parsed command (RFC 3461). */
+Test(command, dsn_parameters_are_kept)
+{
+	struct cmd_mail m;
+	const char *ma = "FROM:<a@b.example> RET=hdrs ENVID=QQ+2B1 SIZE=10";
+	cr_assert_eq(cmd_parse_mail(ma, strlen(ma), 0, &m), RPL_NONE);
+	cr_expect_eq(m.dsn.ret, DSN_RET_HDRS);
+	cr_expect(m.dsn.has_envid);
+	cr_expect_str_eq(m.dsn.envid, "QQ+1");
+	cr_expect_eq(m.size, 10);
+	struct cmd_rcpt rc;
+	const char *ra = "TO:<u@example.test> NOTIFY=success,Delay ORCPT=rfc822;x+2By@example.test";
+	cr_assert_eq(cmd_parse_rcpt(ra, strlen(ra), 0, &rc), RPL_NONE);
+	cr_expect_eq(rc.dsn.notify, DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY);
+	cr_expect(rc.dsn.has_orcpt);
+	cr_expect_str_eq(rc.dsn.orcpt, "rfc822;x+y@example.test");
+	const char *plain = "TO:<u@example.test>";
+	cr_assert_eq(cmd_parse_rcpt(plain, strlen(plain), 0, &rc), RPL_NONE);
+	cr_expect_eq(rc.dsn.notify, 0);
+	cr_expect(!rc.dsn.has_orcpt);
+}
+
+/* Every MAIL parameter we offer in one line, with a UTF-8 path: SIZE,
+ * BODY, SMTPUTF8 (RFC 6531) and RET/ENVID (RFC 3461) are each kept; a
+ * UTF-8 RCPT in that transaction takes NOTIFY and ORCPT. */
+Test(command, dsn_and_smtputf8_together)
+{
+	struct cmd_mail m;
+	const char *ma = "FROM:<j\xc3\xb6rg@b\xc3\xbc.example> SIZE=10 BODY=8BITMIME SMTPUTF8 "
+	                 "RET=FULL ENVID=u8+2B1";
+	cr_assert_eq(cmd_parse_mail(ma, strlen(ma), ADDR_ALLOW_LITERAL, &m), RPL_NONE);
+	cr_expect_eq(m.size, 10);
+	cr_expect_eq(m.body, CMD_BODY_8BITMIME);
+	cr_expect(m.smtputf8);
+	cr_expect_eq(m.dsn.ret, DSN_RET_FULL);
+	cr_expect_str_eq(m.dsn.envid, "u8+1");
+	struct cmd_rcpt rc;
+	const char *ra = "TO:<\xe7\x94\xa8\xe6\x88\xb7@example.test> NOTIFY=FAILURE "
+	                 "ORCPT=rfc822;u@example.test";
+	cr_assert_eq(cmd_parse_rcpt(ra, strlen(ra), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_NONE);
+	cr_expect(rc.addr.is_utf8);
+	cr_expect_eq(rc.dsn.notify, DSN_NOTIFY_FAILURE);
+	cr_expect_str_eq(rc.dsn.orcpt, "rfc822;u@example.test");
+	/* The ORCPT address itself stays printable US-ASCII xtext: a raw
+	 * UTF-8 octet in it is refused. */
+	const char *ru = "TO:<u@example.test> ORCPT=utf-8;j\xc3\xb6rg@example.test";
+	cr_expect_eq(cmd_parse_rcpt(ru, strlen(ru), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_PARAM_SYNTAX);
 }
 
 Test(command, parameter_name_is_cut)
@@ -505,4 +592,101 @@ Test(reply, format_substitutes_and_cleans)
 	n = reply_format(RPL_RELAY_DENIED, big, buf, sizeof(buf));
 	cr_expect_eq(n, REPLY_LINE_MAX, "long argument cut to one reply line");
 	cr_expect(memcmp(buf + n - 23, ": Relay access denied\r\n", 23) == 0, "fixed text kept");
+}
+
+/* SMTPUTF8 (RFC 6531 3.4): a MAIL parameter without a value, which allows
+ * UTF-8 in the reverse-path before it and in the forward-paths after it. */
+
+struct utf8_mail_case {
+	const char *arg;
+	enum reply_id want;
+	int smtputf8;
+	const char *addr;
+	enum addr_error addr_err;
+};
+
+static const struct utf8_mail_case utf8_mail_cases[] = {
+    {"FROM:<j\xc3\xb6rg@b.example> SMTPUTF8", RPL_NONE, 1, "j\xc3\xb6rg@b.example", ADDR_OK},
+    {"FROM:<j\xc3\xb6rg@b.example> smtputf8 BODY=8BITMIME", RPL_NONE, 1, "j\xc3\xb6rg@b.example",
+     ADDR_OK},
+    {"FROM:<a@b.example> BODY=8BITMIME SmtpUtf8", RPL_NONE, 1, "a@b.example", ADDR_OK},
+    {"FROM:<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a> SMTPUTF8",
+     RPL_NONE, 1, "\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a",
+     ADDR_OK},
+    {"FROM:<a@b.example>", RPL_NONE, 0, "a@b.example", ADDR_OK},
+    /* no value, once */
+    {"FROM:<a@b.example> SMTPUTF8=yes", RPL_PARAM_SYNTAX, 0, NULL, ADDR_OK},
+    {"FROM:<a@b.example> SMTPUTF8 SMTPUTF8", RPL_PARAM_DUP, 0, NULL, ADDR_OK},
+    /* non-ASCII without SMTPUTF8: 550 5.6.7, in the local part, the
+     * domain, a quoted string; also when the UTF-8 itself is malformed */
+    {"FROM:<j\xc3\xb6rg@b.example>", RPL_MAIL_NOT_ASCII, 0, NULL, ADDR_ERR_8BIT},
+    {"FROM:<a@b\xc3\xbc.example> BODY=8BITMIME", RPL_MAIL_NOT_ASCII, 0, NULL, ADDR_ERR_8BIT},
+    {"FROM:<\"\xc3\xb6 x\"@b.example>", RPL_MAIL_NOT_ASCII, 0, NULL, ADDR_ERR_8BIT},
+    {"FROM:<a\xc0\xaf@b.example>", RPL_MAIL_NOT_ASCII, 0, NULL, ADDR_ERR_8BIT},
+    /* malformed UTF-8 with SMTPUTF8: an address syntax error (501 5.1.7) */
+    {"FROM:<a\xc0\xaf@b.example> SMTPUTF8", RPL_BAD_SENDER, 0, NULL, ADDR_ERR_LOCAL},
+    {"FROM:<a\xed\xa0\x80@b.example> SMTPUTF8", RPL_BAD_SENDER, 0, NULL, ADDR_ERR_LOCAL},
+    {"FROM:<a\xc2\x85@b.example> SMTPUTF8", RPL_BAD_SENDER, 0, NULL, ADDR_ERR_LOCAL},
+    {"FROM:<a\xc3@b.example> SMTPUTF8", RPL_BAD_SENDER, 0, NULL, ADDR_ERR_LOCAL},
+    {"FROM:<a@b\xf4\x90\x80\x80.example> SMTPUTF8", RPL_BAD_SENDER, 0, NULL, ADDR_ERR_DOMAIN},
+};
+
+Test(command, smtputf8_mail)
+{
+	for (size_t i = 0; i < N(utf8_mail_cases); i++) {
+		const struct utf8_mail_case *c = &utf8_mail_cases[i];
+		struct cmd_mail m;
+		enum reply_id r = cmd_parse_mail(c->arg, strlen(c->arg), ADDR_ALLOW_LITERAL, &m);
+		EXPECT_REPLY(r, c->want, "MAIL %s", c->arg);
+		if (r != c->want)
+			continue;
+		if (r == RPL_NONE) {
+			char buf[ADDR_PATH_MAX * 2 + 8];
+			addr_format(&m.addr, buf, sizeof(buf));
+			cr_expect_str_eq(buf, c->addr, "MAIL %s: address", c->arg);
+			cr_expect_eq(m.smtputf8, c->smtputf8, "MAIL %s: smtputf8", c->arg);
+		} else if (r == RPL_BAD_SENDER || r == RPL_MAIL_NOT_ASCII) {
+			cr_expect_eq(m.addr_err, c->addr_err, "MAIL %s: %s", c->arg,
+			             addr_strerror(m.addr_err));
+		}
+	}
+}
+
+Test(command, smtputf8_rcpt)
+{
+	struct cmd_rcpt rc;
+	/* Without SMTPUTF8 on MAIL: 553 5.6.7. */
+	const char *a = "TO:<j\xc3\xb6rg@b\xc3\xbc.example>";
+	cr_expect_eq(cmd_parse_rcpt(a, strlen(a), ADDR_ALLOW_LITERAL, &rc), RPL_RCPT_NOT_ASCII);
+	cr_expect_eq(rc.addr_err, ADDR_ERR_8BIT);
+	/* With it: the address as sent. */
+	cr_expect_eq(cmd_parse_rcpt(a, strlen(a), ADDR_ALLOW_LITERAL | ADDR_ALLOW_UTF8, &rc),
+	             RPL_NONE);
+	cr_expect_str_eq(rc.addr.local, "j\xc3\xb6rg");
+	cr_expect_str_eq(rc.addr.domain, "b\xc3\xbc.example");
+	cr_expect(rc.addr.is_utf8);
+	/* Malformed UTF-8 stays a syntax error under SMTPUTF8 (501 5.1.3). */
+	const char *bad = "TO:<j\xe0\x80\xafrg@b.example>";
+	cr_expect_eq(cmd_parse_rcpt(bad, strlen(bad), ADDR_ALLOW_UTF8, &rc), RPL_BAD_RCPT);
+	cr_expect_eq(rc.addr_err, ADDR_ERR_LOCAL);
+}
+
+Test(command, smtputf8_replies)
+{
+	const struct reply *r = reply_get(RPL_MAIL_NOT_ASCII);
+	cr_assert_not_null(r);
+	cr_expect_eq(r->code, 550);
+	cr_expect_str_eq(r->enh, "5.6.7");
+	r = reply_get(RPL_RCPT_NOT_ASCII);
+	cr_assert_not_null(r);
+	cr_expect_eq(r->code, 553);
+	cr_expect_str_eq(r->enh, "5.6.7");
+	/* No reply carries UTF-8 (RFC 6531 3.7.4): an address argument's
+	 * non-ASCII octets are neutralised. */
+	char buf[REPLY_LINE_MAX];
+	size_t n = reply_format(RPL_USER_UNKNOWN, "<j\xc3\xb6rg@example.test>", buf, sizeof(buf));
+	cr_assert_gt(n, 0);
+	for (size_t i = 0; i < n; i++)
+		cr_expect_lt((unsigned char)buf[i], 0x80, "octet %zu of %.*s", i, (int)n, buf);
+	cr_expect(memmem(buf, n, "<j??rg@example.test>", 20) != NULL, "%.*s", (int)n, buf);
 }

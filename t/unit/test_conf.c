@@ -117,6 +117,10 @@ static const struct good_case good_cases[] = {
      "local_domains = example.org .sub.example.net\n"},
     {"local_domains =\n", "local_domains = \"\"\n"},
     {"relay_domains = backup.example\n", "relay_domains = backup.example\n"},
+    /* U-labels are kept (and shown) as A-labels (RFC 5890) */
+    {"local_domains = B\xc3\xbc"
+     "cher.example .\xe4\xbe\x8b\xe5\xad\x90.example\n",
+     "local_domains = xn--bcher-kva.example .xn--fsqu00a.example\n"},
     {"listen = 127.0.0.1:25\nlisten = [::1]:25 timing=off\nlisten = 127.0.0.1:587, "
      "timing=no\n",
      "listen = 127.0.0.1:25 [::1]:25 timing=off 127.0.0.1:587 timing=off\n"},
@@ -249,6 +253,8 @@ static const struct bad_case bad_cases[] = {
     {"local_domains = ok.example bad..example\n",
      "t.conf:1: bad domain 'bad..example' in local_domains"},
     {"relay_domains = .\n", "t.conf:1: bad domain '.' in relay_domains"},
+    {"local_domains = b\xc3\xbc\xc3.example\n",
+     "t.conf:1: bad domain 'b\xc3\xbc\xc3.example' in local_domains"},
     {"listen = 127.0.0.1\n", "t.conf:1: bad listen address '127.0.0.1' (expected ADDR:PORT "
                              "such as 127.0.0.1:25 or [::1]:25)"},
     {"listen = ::1:25\n", "t.conf:1: bad listen address '::1:25' (expected ADDR:PORT such as "
@@ -821,4 +827,28 @@ Test(runtime, reload, .init = quiet_log)
 	free(rt.cf);
 	unlink(path);
 	free(path);
+}
+
+/* SMTPUTF8: a configured domain matches its U-label and A-label forms,
+ * whichever way it was written. */
+Test(conf, idn_local_domains)
+{
+	struct config cf;
+	char err[512];
+	const char *text = "local_domains = b\xc3\xbc"
+	                   "cher.example xn--fsqu00a.example\n"
+	                   "relay_domains = .r\xc3\xa9seau.example\n";
+	cr_assert_eq(parse(text, &cf, err, sizeof(err)), 0, "%s", err);
+	cr_expect(conf_is_local_domain(&cf, "b\xc3\xbc"
+	                                    "cher.example"));
+	cr_expect(conf_is_local_domain(&cf, "xn--bcher-kva.example"));
+	cr_expect(conf_is_local_domain(&cf, "B\xc3\x9c"
+	                                    "CHER.example"));
+	cr_expect(conf_is_local_domain(&cf, "\xe4\xbe\x8b\xe5\xad\x90.example"));
+	cr_expect(conf_is_local_domain(&cf, "xn--fsqu00a.example"));
+	cr_expect(!conf_is_local_domain(&cf, "bucher.example"));
+	cr_expect(!conf_is_local_domain(&cf, "b\xc3\xbc\xc3.example"));
+	cr_expect(conf_is_relay_domain(&cf, "mx.r\xc3\xa9seau.example"));
+	cr_expect(conf_is_relay_domain(&cf, "xn--rseau-bsa.example"));
+	conf_free(&cf);
 }

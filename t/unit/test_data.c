@@ -833,3 +833,95 @@ Test(data, random_inputs_match_model)
 		check_against_model(in, len + 5, iter < 300);
 	}
 }
+
+/* BDAT (data_init_chunks): feed in pieces ending at cuts, then finish. */
+static void run_chunks(const char *in, size_t len, const struct data_limits *lim,
+                       const size_t *cuts, size_t ncuts, struct result *r)
+{
+	struct sinkbuf s = {NULL, 0, 0, 0, 0};
+	size_t pos = 0, stop;
+	int done = 0;
+
+	memset(r, 0, sizeof(*r));
+	data_init_chunks(&r->dp, lim, sink_collect, &s);
+	for (size_t i = 0; i <= ncuts; i++) {
+		stop = i < ncuts ? cuts[i] : len;
+		cr_assert_eq(data_feed(&r->dp, in + pos, stop - pos, &done), stop - pos,
+		             "a chunk was not taken whole");
+		cr_assert_eq(done, 0, "the chunk parser reported an end of data");
+		pos = stop;
+	}
+	data_finish(&r->dp);
+	data_finish(&r->dp); /* a second call changes nothing */
+	r->consumed = pos;
+	r->out = s.buf;
+	r->outlen = s.len;
+	cr_assert_eq(r->dp.size, (uint64_t)s.len);
+}
+
+/* Whole, at every cut and at every pair of cuts: all the same; the
+ * output in normalize mode is expect. */
+static void check_chunks(const char *in, const char *expect, unsigned bare_lf, unsigned bare_cr)
+{
+	struct result whole, r, rj;
+	size_t len = strlen(in), cuts[2];
+
+	run_chunks(in, len, &NORMALIZE, NULL, 0, &whole);
+	assert_output(&whole, expect);
+	cr_assert_eq(whole.dp.error, DATA_OK);
+	cr_assert_eq(whole.dp.bare_lf, bare_lf, "bare LF %u", whole.dp.bare_lf);
+	cr_assert_eq(whole.dp.bare_cr, bare_cr, "bare CR %u", whole.dp.bare_cr);
+	for (size_t i = 0; i <= len; i++) {
+		for (size_t j = i; j <= len; j++) {
+			cuts[0] = i;
+			cuts[1] = j;
+			run_chunks(in, len, &NORMALIZE, cuts, 2, &r);
+			assert_same(&whole, &r, "chunk cuts");
+			free_result(&r);
+		}
+	}
+	run_chunks(in, len, &REJECT, NULL, 0, &rj);
+	cr_assert_eq(rj.dp.error, bare_lf + bare_cr ? DATA_ERR_BARE : DATA_OK);
+	free_result(&rj);
+	free_result(&whole);
+}
+
+Test(data, chunks_keep_dots_and_never_end)
+{
+	check_chunks(".\r\n..two\r\n.one\r\n\r\n.\r\nafter\r\n",
+	             ".\r\n..two\r\n.one\r\n\r\n.\r\nafter\r\n", 0, 0);
+}
+
+Test(data, chunks_end_the_last_line)
+{
+	check_chunks("Subject: x\r\n\r\nno newline", "Subject: x\r\n\r\nno newline\r\n", 0, 0);
+	check_chunks("", "", 0, 0);
+	check_chunks("line\r\n", "line\r\n", 0, 0);
+	/* A bare LF at the end already ended the line. */
+	check_chunks("line\n", "line\r\n", 1, 0);
+	/* A CR at the end is bare. */
+	check_chunks("line\r", "line\r\n", 0, 1);
+	check_chunks(".", ".\r\n", 0, 0);
+}
+
+Test(data, chunks_bare_line_ends_as_data)
+{
+	check_chunks("a\n.\nMAIL FROM:<x@y>\r\nb\r.\rc\r\n",
+	             "a\r\n.\r\nMAIL FROM:<x@y>\r\nb\r\n.\r\nc\r\n", 2, 2);
+}
+
+Test(data, chunks_limits_and_received)
+{
+	static const char msg[] = "Received: a\r\nreceived: b\r\n\r\nReceived: body\r\n";
+	const struct data_limits small = {20, 0, 0, 1};
+	struct result r;
+	size_t cut = 15;
+
+	run_chunks(msg, sizeof(msg) - 1, &NORMALIZE, &cut, 1, &r);
+	cr_assert_eq(r.dp.received, 2, "Received: counted %u", r.dp.received);
+	free_result(&r);
+	run_chunks(msg, sizeof(msg) - 1, &small, &cut, 1, &r);
+	cr_assert_eq(r.dp.error, DATA_ERR_SIZE);
+	cr_assert_leq(r.outlen, 20);
+	free_result(&r);
+}

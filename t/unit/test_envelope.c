@@ -66,6 +66,7 @@ static void expect_same(const struct envelope *a, const struct envelope *b)
 		const struct rcpt *x = &a->rcpts[i], *y = &b->rcpts[i];
 		cr_expect(str_same(x->addr, y->addr), "rcpt %zu addr", i);
 		cr_expect(str_same(x->orcpt, y->orcpt), "rcpt %zu orcpt", i);
+		cr_expect(str_same(x->notify, y->notify), "rcpt %zu notify", i);
 		cr_expect(str_same(x->last_reply, y->last_reply), "rcpt %zu reply", i);
 		cr_expect_eq(x->status, y->status, "rcpt %zu status", i);
 		cr_expect_eq(x->attempts, y->attempts, "rcpt %zu attempts", i);
@@ -120,6 +121,7 @@ Test(envelope, init_defaults)
 	cr_expect_eq(env.class, CLASS_HI);
 	cr_expect_str_eq(env.verdict, "unclassified");
 	cr_expect_eq(env.nrcpt, 0);
+	cr_expect_eq(env.hops, -1);
 	envelope_free(&env);
 	envelope_free(&env); /* safe twice */
 }
@@ -161,6 +163,7 @@ Test(envelope, round_trip_full)
 	set(&env.scan_class, "lo (promoted)");
 	envelope_add_rcpt(&env, "alice@example.test", NULL);
 	size_t i = envelope_add_rcpt(&env, "carol@example.test", "rfc822;carol@example.test");
+	set(&env.rcpts[i].notify, "SUCCESS,FAILURE");
 	env.rcpts[i].status = RCPT_DEFERRED;
 	env.rcpts[i].attempts = 3;
 	env.rcpts[i].last_attempt = 1795673999;
@@ -244,10 +247,70 @@ Test(envelope, round_trip_hostile)
 			set(fields[f], v);
 		size_t i = envelope_add_rcpt(&env, v, v);
 		set(&env.rcpts[i].last_reply, v);
+		set(&env.rcpts[i].notify, v);
 		envelope_add_rcpt(&env, "second@example.test", NULL);
 		round_trip(&env);
 		envelope_free(&env);
 	}
+}
+
+/* The DSN values (RFC 3461) survive an update record (what the scanner
+ * and delivery append), and a block written before rcpt-notify existed
+ * reads with no NOTIFY. */
+Test(envelope, dsn_fields_survive_records_and_old_blocks_read)
+{
+	struct envelope env;
+	base_env(&env);
+	set(&env.envid, "QQ+1 x");
+	set(&env.ret, "FULL");
+	size_t i = envelope_add_rcpt(&env, "carol@example.test", "rfc822;Carol@example.test");
+	set(&env.rcpts[i].notify, "NEVER");
+	i = envelope_add_rcpt(&env, "dave@example.test", NULL);
+	set(&env.rcpts[i].notify, "SUCCESS,DELAY");
+	env.rcpts[i].status = RCPT_SENT;
+	size_t rlen, valid;
+	char *rec = envelope_record(&env, &rlen);
+	struct envelope back;
+	base_env(&back);
+	char err[256];
+	cr_assert_eq(envelope_apply_records(rec, rlen, &back, &valid, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_expect_str_eq(back.envid, "QQ+1 x");
+	cr_expect_str_eq(back.ret, "FULL");
+	cr_assert_eq(back.nrcpt, 2);
+	cr_expect_str_eq(back.rcpts[0].orcpt, "rfc822;Carol@example.test");
+	cr_expect_str_eq(back.rcpts[0].notify, "NEVER");
+	cr_expect_null(back.rcpts[1].orcpt);
+	cr_expect_str_eq(back.rcpts[1].notify, "SUCCESS,DELAY");
+	cr_expect_eq(back.rcpts[1].status, RCPT_SENT);
+	free(rec);
+	envelope_free(&back);
+	envelope_free(&env);
+
+	static const char old[] = "tempomx-envelope 2\n"
+	                          "id 06B07CF6A1E2400012F000\n"
+	                          "arrival 1795673962.123456\n"
+	                          "client-port 52311\n"
+	                          "sender bob@example.test\n"
+	                          "smtputf8 0\n"
+	                          "envid QQ1\n"
+	                          "class hi\n"
+	                          "score 0\n"
+	                          "attempts 0\n"
+	                          "next-retry 0\n"
+	                          "rcpt pending 0 0 0 alice@example.test\n"
+	                          "rcpt-orcpt rfc822;alice@example.test\n"
+	                          "size 00000000000000000000\n"
+	                          "end\n";
+	size_t off;
+	cr_assert_eq(envelope_parse(old, sizeof(old) - 1, &env, &off, err, sizeof(err)), 0, "%s",
+	             err);
+	cr_expect_str_eq(env.envid, "QQ1");
+	cr_expect_null(env.ret);
+	cr_assert_eq(env.nrcpt, 1);
+	cr_expect_null(env.rcpts[0].notify);
+	cr_expect_str_eq(env.rcpts[0].orcpt, "rfc822;alice@example.test");
+	envelope_free(&env);
 }
 
 Test(envelope, null_sender_written_empty)
@@ -311,6 +374,52 @@ Test(envelope, size_patch_in_place)
 	cr_expect_eq(back.size, 2048);
 	free(b);
 	envelope_free(&back);
+	envelope_free(&env);
+}
+
+/* The Received: count: fixed width right before size, clamped; absent
+ * when not counted and from version 1 blocks. */
+Test(envelope, hops_before_size)
+{
+	struct envelope env, back;
+	base_env(&env);
+	size_t len, off;
+	char err[200];
+	char *b = envelope_format(&env, &len, &off);
+	cr_expect_null(strstr(b, "\nhops "), "%s", b);
+	cr_assert_eq(envelope_parse(b, len, &back, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(back.hops, -1);
+	envelope_free(&back);
+	free(b);
+
+	static const struct {
+		int hops;
+		const char *digits;
+		int back;
+	} cases[] = {
+	    {0, "00000", 0}, {4, "00004", 4}, {99999, "99999", 99999}, {123456, "99999", 99999}};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		env.hops = cases[i].hops;
+		b = envelope_format(&env, &len, &off);
+		cr_assert_gt(off, ENVELOPE_HOPS_BEFORE_SIZE + 5);
+		const char *h = b + off - ENVELOPE_HOPS_BEFORE_SIZE;
+		cr_expect(memcmp(h - 5, "hops ", 5) == 0, "%s", b);
+		cr_expect(memcmp(h, cases[i].digits, ENVELOPE_HOPS_WIDTH) == 0, "%s", b);
+		/* Patched in place, as spool_commit() does. */
+		envelope_format_hops((char *)h, 12);
+		cr_assert_eq(envelope_parse(b, len, &back, NULL, err, sizeof(err)), 0, "%s", err);
+		cr_expect_eq(back.hops, 12);
+		envelope_free(&back);
+		free(b);
+	}
+	env.hops = 3;
+	env.version = 1;
+	b = envelope_format(&env, &len, NULL);
+	cr_expect_null(strstr(b, "hops"), "%s", b);
+	cr_assert_eq(envelope_parse(b, len, &back, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(back.hops, -1);
+	envelope_free(&back);
+	free(b);
 	envelope_free(&env);
 }
 
@@ -383,6 +492,12 @@ static const struct {
     {"tempomx-envelope 0\n" MIDDLE SIZE END, "line 1: unsupported envelope version 0"},
     /* Keys of version 2 are unknown in a version 1 block. */
     {HEAD MIDDLE "scan-info x\n" SIZE END, "line 11: unknown key 'scan-info'"},
+    {HEAD MIDDLE "hops 00003\n" SIZE END, "line 11: unknown key 'hops'"},
+    /* hops has a fixed width (it is patched in place), like size. */
+    {"tempomx-envelope 2\nhops 3\n", "line 2: bad value for 'hops': '3'"},
+    {"tempomx-envelope 2\nhops 000003\n", "line 2: bad value for 'hops': '000003'"},
+    {"tempomx-envelope 2\nhops -0003\n", "line 2: bad value for 'hops': '-0003'"},
+    {"tempomx-envelope 2\nhops 0000x\n", "line 2: bad value for 'hops': '0000x'"},
     {"tempomx-envelope x\n", "line 1: bad value for 'version': 'x'"},
     {HEAD MIDDLE "foo bar\n" SIZE END, "line 11: unknown key 'foo'"},
     {HEAD MIDDLE "\n" SIZE END, "line 11: empty line"},
@@ -414,6 +529,9 @@ static const struct {
     {"tempomx-envelope 1\nsize 0000000000000000000x\n", "line 2: bad value for 'size'"},
     {"tempomx-envelope 1\nrcpt-reply 250 ok\n", "line 2: 'rcpt-reply' without a preceding 'rcpt'"},
     {"tempomx-envelope 1\nrcpt-orcpt x\n", "line 2: 'rcpt-orcpt' without a preceding 'rcpt'"},
+    {"tempomx-envelope 2\nrcpt-notify NEVER\n", "line 2: 'rcpt-notify' without a preceding 'rcpt'"},
+    {"tempomx-envelope 2\nrcpt sent 0 0 0 a@b\nrcpt-notify NEVER\nrcpt-notify DELAY\n",
+     "line 4: duplicate key 'rcpt-notify' for one recipient"},
     {"tempomx-envelope 1\nrcpt pending 0 0 a@b\n", "line 2: malformed rcpt line"},
     {"tempomx-envelope 1\nrcpt lost 0 0 0 a@b\n", "line 2: bad value for 'rcpt status': 'lost'"},
     {"tempomx-envelope 1\nrcpt sent x 0 0 a@b\n", "line 2: bad value for 'rcpt attempts'"},

@@ -1,6 +1,7 @@
 /*
- * test_maildir.c: unit tests for the Maildir writer (src/deliver/maildir.c):
- * path template expansion and sanitising, unique names, the tmp/ -> new/
+ * test_maildir.c: unit tests for the Maildir writer (src/deliver/maildir.c)
+ * and the path template (src/common/maildir_path.c): expansion and
+ * sanitising, unique names, the tmp/ -> new/
  * hand-off, byte-exact copies and the CRLF to LF conversion.
  */
 #include <criterion/criterion.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include "maildir.h"
+#include "maildir_path.h"
 
 struct expand_case {
 	const char *tmpl;
@@ -47,6 +49,18 @@ static const struct expand_case expand_cases[] = {
     {"/m/../%u", "a@x.test", NULL},
     {"/m/./%u", "a@x.test", NULL},
     {"/", "a@x.test", "/"},
+    /* SMTPUTF8: the local part octet for octet (ASCII lower-cased only),
+     * the domain as its A-label, whichever form the address used. */
+    {"/m/%d/%u",
+     "J\xc3\x96rg@B\xc3\xbc"
+     "cher.example",
+     "/m/xn--bcher-kva.example/j\xc3\x96rg"},
+    {"/m/%d/%u", "j\xc3\xb6rg@xn--bcher-kva.example", "/m/xn--bcher-kva.example/j\xc3\xb6rg"},
+    {"/m/%a",
+     "\xe7\x94\xa8\xe6\x88\xb7@b\xc3\xbc"
+     "cher.example",
+     "/m/\xe7\x94\xa8\xe6\x88\xb7@xn--bcher-kva.example"},
+    {"/m/%d/%u", ".\xc3\xa9t\xc3\xa9/x@x.test", "/m/x.test/_\xc3\xa9t\xc3\xa9_x"},
 };
 
 Test(maildir, expand_table)

@@ -67,3 +67,44 @@ Test(recipients, file_is_reread_when_it_changes)
 	             "a missing table must tempfail, not accept");
 	recipients_flush();
 }
+
+/* SMTPUTF8: the domain of an entry and of an address is compared as its
+ * A-label, whichever form each is written in; UTF-8 local parts octet for
+ * octet, only ASCII case ignored. */
+Test(recipients, idn_domains)
+{
+	static const char text[] = "j\xc3\xb6rg@b\xc3\xbc"
+	                           "cher.example\n"
+	                           "Anna@xn--bcher-kva.example\n"
+	                           "@\xe4\xbe\x8b\xe5\xad\x90.test\n";
+	char err[200];
+	struct recipients_table *t = recipients_parse(text, sizeof(text) - 1, err, sizeof(err));
+	cr_assert_not_null(t, "%s", err);
+	static const struct {
+		const char *addr;
+		int known;
+	} cases[] = {
+	    {"j\xc3\xb6rg@b\xc3\xbc"
+	     "cher.example",
+	     1},
+	    {"j\xc3\xb6rg@xn--bcher-kva.example", 1},
+	    {"J\xc3\xb6RG@B\xc3\x9c"
+	     "CHER.example",
+	     1},
+	    {"anna@b\xc3\xbc"
+	     "cher.example",
+	     1},
+	    {"j\xc3\x96rg@b\xc3\xbc"
+	     "cher.example",
+	     0}, /* no Unicode case folding of local parts */
+	    {"jorg@b\xc3\xbc"
+	     "cher.example",
+	     0},
+	    {"anyone@xn--fsqu00a.test", 1},
+	    {"anyone@\xe4\xbe\x8b\xe5\xad\x90.test", 1},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_expect_eq(recipients_lookup(t, cases[i].addr), cases[i].known, "%s",
+		             cases[i].addr);
+	recipients_free(t);
+}

@@ -133,6 +133,21 @@ Test(smtp_reply, ehlo_extensions)
 	cr_assert_eq(parse(lhlo, sizeof(lhlo) - 1, &rp, &used), DONE);
 	smtp_caps_parse(rp.ext, &c);
 	cr_expect(!c.pipelining && c.eightbit && !c.starttls && !c.size);
+	cr_expect(!c.dsn);
+	/* DSN (RFC 3461), in any case, among others. */
+	static const char dsn[] = "250-mx.example\r\n250-dsn\r\n250 8BITMIME\r\n";
+	cr_assert_eq(parse(dsn, sizeof(dsn) - 1, &rp, &used), DONE);
+	smtp_caps_parse(rp.ext, &c);
+	cr_expect(c.dsn && c.eightbit);
+	cr_expect(!c.smtputf8);
+	/* RFC 6531 3.1: SMTPUTF8, any case, parameters ignored. */
+	static const char u8[] = "250-mx.example\r\n250-8BITMIME\r\n250-smtputf8 x\r\n"
+	                         "250 HELP\r\n";
+	cr_assert_eq(parse(u8, sizeof(u8) - 1, &rp, &used), DONE);
+	smtp_caps_parse(rp.ext, &c);
+	cr_expect(c.smtputf8 && c.eightbit);
+	smtp_caps_parse("SMTPUTF8X\n8BITMIME\n", &c);
+	cr_expect(!c.smtputf8);
 }
 
 /* Who gets which answer (src/smtp/rcpts.c): RCPT replies in order, then

@@ -299,6 +299,66 @@ Test(spool, create_write_commit)
 	cr_expect_eq(st.st_mode & 0777, 0600);
 }
 
+/* The whole file q/id. */
+static char *read_file(enum spool_queue q, const char *id, size_t *lenp)
+{
+	int fd = openat(sp.dirfd[q], id, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s/%s", spool_queue_name(q), id);
+	char *text = read_all(fd, 0, lenp);
+	close(fd);
+	return text;
+}
+
+/* The Received: count: reserved at create, written by the commit with the
+ * size, carried by the update records; absent when the creator did not
+ * count. */
+Test(spool, hops_written_at_commit)
+{
+	struct envelope env;
+	struct spool_file sf;
+	make_env(&env, "hops.example.test");
+	env.hops = 0;
+	cr_assert_eq(spool_create(&sp, &env, &sf), 0);
+	char body[300];
+	fill_body(body, sizeof(body), sf.id);
+	cr_assert_eq(spool_write(&sf, body, sizeof(body)), 0);
+	char id[QUEUEID_SIZE];
+	memcpy(id, sf.id, QUEUEID_SIZE);
+	sf.hops = 7;
+	cr_assert_eq(spool_commit(&sp, &sf, sizeof(body), Q_HI), 0);
+	envelope_free(&env);
+
+	size_t flen;
+	char *text = read_file(Q_HI, id, &flen);
+	cr_expect_not_null(memmem(text, flen, "\nhops 00007\nsize 00000000000000000300\n", 38),
+	                   "hops and size not patched together");
+	free(text);
+
+	int fd;
+	size_t off;
+	cr_assert_eq(spool_take(&sp, Q_HI, id, &env, &off, &fd), 0);
+	cr_expect_eq(env.hops, 7);
+	/* An update record keeps it. */
+	env.attempts = 3;
+	cr_assert_eq(spool_note(fd, &env, 0), 0);
+	close(fd);
+	envelope_free(&env);
+	cr_assert_eq(spool_read(&sp, Q_HI, id, &env, NULL), 0);
+	cr_expect_eq(env.attempts, 3);
+	cr_expect_eq(env.hops, 7);
+	envelope_free(&env);
+
+	/* Not counted: no line, read back as -1, the commit patches the size. */
+	commit_message(100, Q_LO, id);
+	text = read_file(Q_LO, id, &flen);
+	cr_expect_null(memmem(text, flen, "\nhops ", 6));
+	free(text);
+	cr_assert_eq(spool_read(&sp, Q_LO, id, &env, NULL), 0);
+	cr_expect_eq(env.hops, -1);
+	cr_expect_eq(env.size, 100);
+	envelope_free(&env);
+}
+
 Test(spool, commit_refuses_wrong_size)
 {
 	char id[QUEUEID_SIZE];
@@ -1030,6 +1090,56 @@ Test(spool, watch_timer_rescans)
 	run_until(base, &s.found, 5);
 	cr_expect(s.found, "timer rescan missed a file");
 	cr_expect(mono_usec() - t0 < 2500000);
+	spool_watch_free(w);
+	event_base_free(base);
+}
+
+/* A reload moves the periodic rescan in place (the watch stays), and
+ * rescans at once either way. */
+Test(spool, watch_reload_moves_the_interval)
+{
+	struct event_base *base = event_base_new();
+	static struct seen s;
+	struct spool_watch *w = spool_watch_new(base, &sp, 1u << Q_DEFERRED, 3600, on_seen, &s);
+	run_for(base, 100);
+	char id[QUEUEID_SIZE];
+	commit_message(10, Q_HOLD, id);
+	memcpy(s.want, id, QUEUEID_SIZE);
+	s.want_q = Q_DEFERRED;
+
+	/* Same interval: only the rescan it asks for, which finds the file
+	 * linked in (no inotify event). */
+	cr_expect_eq(spool_watch_reload(w, 3600), 0);
+	cr_assert_eq(linkat(sp.dirfd[Q_HOLD], id, sp.dirfd[Q_DEFERRED], id, 0), 0);
+	run_until(base, &s.found, 5);
+	cr_expect(s.found, "the reload did not rescan");
+
+	/* 3600 s -> 1 s: a file linked in after the reload's own rescan is
+	 * found by the new timer within about a second. */
+	cr_expect_eq(spool_watch_reload(w, 1), 1);
+	run_for(base, 200);
+	char id2[QUEUEID_SIZE];
+	commit_message(10, Q_HOLD, id2);
+	memset(&s, 0, sizeof(s));
+	memcpy(s.want, id2, QUEUEID_SIZE);
+	s.want_q = Q_DEFERRED;
+	cr_assert_eq(linkat(sp.dirfd[Q_HOLD], id2, sp.dirfd[Q_DEFERRED], id2, 0), 0);
+	int64_t t0 = mono_usec();
+	run_until(base, &s.found, 5);
+	cr_expect(s.found, "the new interval did not take");
+	cr_expect(mono_usec() - t0 < 2500000);
+
+	/* 1 s -> 0: no periodic rescan any more. */
+	cr_expect_eq(spool_watch_reload(w, 0), 1);
+	run_for(base, 200);
+	char id3[QUEUEID_SIZE];
+	commit_message(10, Q_HOLD, id3);
+	memset(&s, 0, sizeof(s));
+	memcpy(s.want, id3, QUEUEID_SIZE);
+	s.want_q = Q_DEFERRED;
+	cr_assert_eq(linkat(sp.dirfd[Q_HOLD], id3, sp.dirfd[Q_DEFERRED], id3, 0), 0);
+	run_for(base, 2500);
+	cr_expect(!s.found, "a rescan ran with the interval at 0");
 	spool_watch_free(w);
 	event_base_free(base);
 }
