@@ -8,6 +8,8 @@
  *   session.c     the SMTP state machine: command table, handlers,
  *                 replies, the greeting, line framing; the session's life
  *                 cycle and the client's name (asked of rdns.c at connect)
+ *   session_facts.c  the read-only facts observers and log lines ask
+ *                 for (smtpd.h's getters); calls nothing
  *   connection.c  the transport: bufferevents, timers, STARTTLS switch,
  *                 closing and lingering (connection.h)
  *
