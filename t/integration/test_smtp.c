@@ -926,26 +926,34 @@ Test(smtp, data_min_rate)
 	h_daemon_free(&D);
 }
 
-Test(smtp, per_network_connection_limit)
+/* With max_connections_per_client = 2 (started daemon): two addresses of
+ * one network are held, a third of the same network gets 421, an address
+ * of another network is another client. */
+static void expect_network_limit(const char *a, const char *b, const char *c, const char *other,
+                                 const char *net)
 {
-	start();
-	h_set(&D, "max_connections_per_client", "2");
-	h_set(&D, "connection_limit_v4_prefix", "24");
-	h_daemon_start(&D);
-	h_open(&C1, "127.0.0.2", D.port);
-	h_open(&C2, "127.0.0.3", D.port);
-	cr_assert_eq(h_connect(&C3, "127.0.0.4", D.port), 0);
+	h_open(&C1, a, D.port);
+	h_open(&C2, b, D.port);
+	cr_assert_eq(h_connect(&C3, c, D.port), 0, "connect from %s: %s", c, strerror(errno));
 	int code = h_reply(&C3, 5000);
-	cr_expect_eq(code, 421, "a third address of the /24: %d %s", code, C3.last);
+	cr_expect_eq(code, 421, "a third address of the %s: %d %s", net, code, C3.last);
 	h_close(&C3);
-	/* Another network is another client. */
-	h_open(&C4, "127.0.1.2", D.port);
+	h_open(&C4, other, D.port);
 	h_expect(&C4, 221, "QUIT");
 	h_close(&C4);
 	h_close(&C1);
 	h_close(&C2);
 	h_daemon_stop(&D);
 	h_daemon_free(&D);
+}
+
+Test(smtp, per_network_connection_limit)
+{
+	start();
+	h_set(&D, "max_connections_per_client", "2");
+	h_set(&D, "connection_limit_v4_prefix", "24");
+	h_daemon_start(&D);
+	expect_network_limit("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.1.2", "/24");
 }
 
 /* IPv6: a host gets a whole /64, so the /64 is one client
@@ -963,20 +971,7 @@ Test(smtp, per_network_connection_limit_ipv6)
 	h_set(&D, "max_connections_per_client", "2");
 	h_set(&D, "listen", "127.0.0.1:%d [::1]:%d", D.port, D.port);
 	h_daemon_start(&D);
-	h_open(&C1, "2001:db8::2", D.port);
-	h_open(&C2, "2001:db8::3", D.port);
-	cr_assert_eq(h_connect(&C3, "2001:db8::4", D.port), 0, "connect: %s", strerror(errno));
-	int code = h_reply(&C3, 5000);
-	cr_expect_eq(code, 421, "a third address of the /64: %d %s", code, C3.last);
-	h_close(&C3);
-	/* Another /64 is another client. */
-	h_open(&C4, "2001:db8:0:1::2", D.port);
-	h_expect(&C4, 221, "QUIT");
-	h_close(&C4);
-	h_close(&C1);
-	h_close(&C2);
-	h_daemon_stop(&D);
-	h_daemon_free(&D);
+	expect_network_limit("2001:db8::2", "2001:db8::3", "2001:db8::4", "2001:db8:0:1::2", "/64");
 }
 
 Test(smtp, tls_handshake_timeout)
